@@ -1,0 +1,73 @@
+# mote build. `make` builds the library, the guest SDK, the CLI, examples and
+# test guests; `make test` runs every test; `make SAN=1 test` runs them under
+# ASan + UBSan (in build-san/). Parts of the tree add themselves through mk/*.mk.
+
+CC       ?= gcc
+PREFIX   ?= /usr/local
+VERSION  := 0.1.0
+
+ifeq ($(SAN),1)
+BUILD    ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+OPT      ?= -O2 -g
+HOST_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SANFLAGS) -fPIC -pthread \
+	       -Iinclude -Isrc -DMOTE_VERSION=\"$(VERSION)\"
+HOST_LDFLAGS := $(SANFLAGS) -pthread
+HOST_LIBS := -lcrypto -lpthread -lm
+
+# Guest code: freestanding, static, non-PIE, no red zone assumptions needed
+# (exceptions switch stacks), SSE2 only (CPUID hides AVX from the guest).
+GUEST_CC     ?= gcc
+GUEST_CFLAGS := -std=c11 $(WARN) -O2 -g -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+		-fno-asynchronous-unwind-tables -mno-avx -mno-avx2 -fcf-protection=none \
+		-fno-builtin-malloc -Iinclude -Isrc
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
+		 -Wl,-z,noexecstack -T src/guest/guest.ld
+
+all:
+
+TESTS     :=
+TEST_GUESTS :=
+FUZZERS   :=
+BENCHES   :=
+ALL_TARGETS :=
+
+include $(sort $(wildcard mk/*.mk))
+
+all: $(ALL_TARGETS)
+
+# The README's two commands. Both first install missing Debian packages.
+demo:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh $(BUILD)
+
+test:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@sh tests/run.sh $(TESTS)
+
+# Every libFuzzer target, each for FUZZ_SECONDS (default 600).
+FUZZ_SECONDS ?= 600
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+		mkdir -p build-fuzz/corpus/$$(basename $$f); \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$(basename $$f) \
+			$$(test -d fuzz/seeds/$$(basename $$f) && echo fuzz/seeds/$$(basename $$f)) || exit 1; \
+	done
+
+bench: all
+	$(BUILD)/bin/mote bench
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all demo test fuzz bench clean
+.DELETE_ON_ERROR:

@@ -1,0 +1,299 @@
+/* `mote bench`: measures mote against the bare-KVM floor in the same run and
+ * prints ratios to it. Speed targets are checked here, never in tests. */
+#include "bench/bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/floor.h"
+#include "mote.h"
+
+/* The bench guest, embedded at build time (see mk/bench.mk). */
+extern const unsigned char mote_bench_guest[];
+extern const unsigned char mote_bench_guest_end[];
+__asm__(".section .rodata\n"
+	".balign 16\n"
+	".globl mote_bench_guest\n"
+	"mote_bench_guest:\n"
+	".incbin \"" MOTE_BENCH_GUEST "\"\n"
+	".globl mote_bench_guest_end\n"
+	"mote_bench_guest_end:\n"
+	".previous\n");
+
+struct stats {
+	double median, min, max;
+	int runs;
+};
+
+struct bench_opts {
+	bool json;
+	int runs;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static struct stats summarize(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	struct stats s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1], n};
+	return s;
+}
+
+static const char *human_size(uint64_t b, char *buf, size_t n)
+{
+	if (b >= (1ull << 30))
+		snprintf(buf, n, "%llu GiB", (unsigned long long)(b >> 30));
+	else if (b >= (1ull << 20))
+		snprintf(buf, n, "%llu MiB", (unsigned long long)(b >> 20));
+	else
+		snprintf(buf, n, "%llu KiB", (unsigned long long)(b >> 10));
+	return buf;
+}
+
+static void report(const struct bench_opts *o, const char *name, uint64_t heap,
+		   struct stats s, const char *note)
+{
+	if (o->json)
+		printf("{\"case\": \"%s\", \"heap\": %llu, \"median_us\": %.2f, \"min_us\": %.2f, "
+		       "\"max_us\": %.2f, \"runs\": %d}\n",
+		       name, (unsigned long long)heap, s.median, s.min, s.max, s.runs);
+	else {
+		char hs[32] = "";
+		if (heap)
+			human_size(heap, hs, sizeof(hs));
+		printf("  %-16s %8s %10.1f us  (min %.1f, max %.1f, %d runs)%s%s\n", name, hs,
+		       s.median, s.min, s.max, s.runs, note ? "  " : "", note ? note : "");
+	}
+	fflush(stdout);
+}
+
+
+static int bench_host(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+		      mote_value *result)
+{
+	(void)user;
+	(void)sb;
+	(void)nargs;
+	result->v.i32 = args[0].v.i32 + 1;
+	return 0;
+}
+
+static mote_host_functions *bench_host_functions(void)
+{
+	mote_host_functions *fns;
+	const mote_type i32[1] = {MOTE_I32};
+	if (mote_host_functions_new(&fns))
+		return NULL;
+	if (mote_host_functions_add(fns, "bench_host", MOTE_I32, i32, 1, bench_host, NULL)) {
+		mote_host_functions_free(fns);
+		return NULL;
+	}
+	return fns;
+}
+
+static int new_bench_sandbox(uint64_t heap, const mote_host_functions *fns, mote_sandbox **out)
+{
+	mote_config *cfg;
+	int rc = mote_config_new(&cfg);
+	if (rc)
+		return rc;
+	rc = mote_config_set_heap_size(cfg, heap);
+	if (!rc)
+		rc = mote_sandbox_new_from_buffer(mote_bench_guest,
+						  (size_t)(mote_bench_guest_end - mote_bench_guest),
+						  cfg, fns, out);
+	mote_config_free(cfg);
+	if (rc)
+		fprintf(stderr, "mote bench: cannot create the bench sandbox: %s: %s\n",
+			mote_strerror(rc), mote_last_error());
+	return rc;
+}
+
+struct floors {
+	struct stats coldstart, exit;
+};
+
+static int run_floors(const struct bench_opts *o, struct floors *f)
+{
+	double *v = calloc((size_t)o->runs, sizeof(double));
+	if (!v)
+		return 1;
+	for (int i = 0; i < o->runs; i++) {
+		if (bench_floor_coldstart(&v[i])) {
+			fprintf(stderr, "mote bench: floor-coldstart failed\n");
+			free(v);
+			return 1;
+		}
+	}
+	f->coldstart = summarize(v, o->runs);
+	for (int i = 0; i < o->runs; i++) {
+		if (bench_floor_exit(100, &v[i])) {
+			fprintf(stderr, "mote bench: floor-exit failed\n");
+			free(v);
+			return 1;
+		}
+	}
+	f->exit = summarize(v, o->runs);
+	free(v);
+	report(o, "floor-coldstart", 0, f->coldstart, "VM + vCPU + memory + long mode, first exit");
+	report(o, "floor-exit", 0, f->exit, "one guest -> host -> guest exit at CPL 3");
+	return 0;
+}
+
+static const uint64_t evolve_heaps[] = {128ull << 10, 8ull << 20, 64ull << 20, 256ull << 20};
+#define NHEAPS (sizeof(evolve_heaps) / sizeof(evolve_heaps[0]))
+
+static int run_evolve(const struct bench_opts *o, const struct floors *f, double *medians)
+{
+	double *v = calloc((size_t)o->runs, sizeof(double));
+	if (!v)
+		return 1;
+	for (size_t h = 0; h < NHEAPS; h++) {
+		for (int i = 0; i < o->runs; i++) {
+			mote_sandbox *sb;
+			double t0 = bench_now_us();
+			if (new_bench_sandbox(evolve_heaps[h], NULL, &sb)) {
+				free(v);
+				return 1;
+			}
+			int rc = mote_sandbox_call(sb, "noop", NULL, 0, NULL);
+			v[i] = bench_now_us() - t0;
+			mote_sandbox_free(sb);
+			if (rc) {
+				fprintf(stderr, "mote bench: noop: %s\n", mote_strerror(rc));
+				free(v);
+				return 1;
+			}
+		}
+		struct stats s = summarize(v, o->runs);
+		medians[h] = s.median;
+		char note[96], hs[32];
+		snprintf(note, sizeof(note), "heap %s: %.2f x floor-coldstart",
+			 human_size(evolve_heaps[h], hs, sizeof(hs)),
+			 s.median / f->coldstart.median);
+		report(o, "evolve", evolve_heaps[h], s, note);
+	}
+	free(v);
+	return 0;
+}
+
+static int run_calls(const struct bench_opts *o, const struct floors *f, double *call,
+		     double *hostcall)
+{
+	mote_host_functions *fns = bench_host_functions();
+	mote_sandbox *sb;
+	if (!fns || new_bench_sandbox(128 << 10, fns, &sb)) {
+		mote_host_functions_free(fns);
+		return 1;
+	}
+	int n = o->runs * 50;
+	double *v = calloc((size_t)n, sizeof(double));
+	int rc = v ? 0 : 1;
+	for (int i = 0; !rc && i < n; i++) {
+		double t0 = bench_now_us();
+		rc = mote_sandbox_call(sb, "noop", NULL, 0, NULL);
+		v[i] = bench_now_us() - t0;
+	}
+	if (!rc) {
+		struct stats s = summarize(v, n);
+		*call = s.median;
+		char note[64];
+		snprintf(note, sizeof(note), "%.2f x floor-exit", s.median / f->exit.median);
+		report(o, "call", 0, s, note);
+	}
+	for (int i = 0; !rc && i < n; i++) {
+		mote_value arg = mote_i32(i), r;
+		double t0 = bench_now_us();
+		rc = mote_sandbox_call(sb, "hostcall", &arg, 1, &r);
+		v[i] = bench_now_us() - t0;
+		if (!rc && r.v.i32 != i + 1)
+			rc = -MOTE_EPROTOCOL;
+	}
+	if (!rc) {
+		struct stats s = summarize(v, n);
+		*hostcall = s.median;
+		char note[64];
+		snprintf(note, sizeof(note), "%.2f x floor-exit", s.median / f->exit.median);
+		report(o, "hostcall", 0, s, note);
+	} else {
+		fprintf(stderr, "mote bench: call: %s: %s\n", mote_strerror(rc),
+			mote_sandbox_last_error(sb));
+	}
+	free(v);
+	mote_sandbox_free(sb);
+	mote_host_functions_free(fns);
+	return rc ? 1 : 0;
+}
+
+static void target(const struct bench_opts *o, const char *what, double value, double limit)
+{
+	if (o->json)
+		return;
+	printf("  %-52s %6.2f <= %.2f  %s\n", what, value, limit, value <= limit ? "ok" : "MISSED");
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mote bench [--json] [--runs N] [SUITE...]\n"
+		   "suites: floor, evolve, call (call + hostcall); default: all\n");
+}
+
+int mote_bench_main(int argc, char **argv)
+{
+	struct bench_opts o = {false, 21};
+	bool want_evolve = false, want_call = false, any = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			o.json = true;
+		else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+			o.runs = atoi(argv[++i]);
+			if (o.runs < 1 || o.runs > 100000) {
+				fprintf(stderr, "mote bench: --runs takes 1..100000\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "floor") == 0)
+			any = true;
+		else if (strcmp(argv[i], "evolve") == 0)
+			any = want_evolve = true;
+		else if (strcmp(argv[i], "call") == 0 || strcmp(argv[i], "hostcall") == 0)
+			any = want_call = true;
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "mote bench: unknown suite or option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!any)
+		want_evolve = want_call = true;
+	if (!o.json)
+		printf("mote bench (%d runs per case; medians; floors measured in this run)\n",
+		       o.runs);
+	struct floors f;
+	if (run_floors(&o, &f))
+		return 1;
+	double evolve[NHEAPS] = {0}, call = 0, hostcall = 0;
+	if (want_evolve && run_evolve(&o, &f, evolve))
+		return 1;
+	if (want_call && run_calls(&o, &f, &call, &hostcall))
+		return 1;
+	if (!o.json)
+		printf("targets:\n");
+	if (want_evolve) {
+		target(&o, "evolve 256 MiB / evolve 128 KiB", evolve[3] / evolve[0], 1.2);
+		target(&o, "evolve 128 KiB / floor-coldstart", evolve[0] / f.coldstart.median, 2.0);
+	}
+	if (want_call) {
+		target(&o, "call / floor-exit", call / f.exit.median, 1.5);
+		target(&o, "hostcall / floor-exit", hostcall / f.exit.median, 2.5);
+	}
+	return 0;
+}

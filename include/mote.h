@@ -1,0 +1,210 @@
+/* mote: micro-VM sandboxes on KVM.
+ *
+ * A sandbox is a tiny virtual machine with no guest OS, running one guest
+ * binary built with the mote guest SDK. The host calls guest functions by name
+ * with typed arguments; the guest may call back only the host functions the
+ * host registered. Every function returns 0 or a negative MOTE_E* code;
+ * mote_strerror() names the code and mote_sandbox_last_error() gives the
+ * detail of a sandbox's last failure.
+ *
+ * Threads: a sandbox is used by one thread at a time. mote_sandbox_interrupt()
+ * may be called from any thread. Different sandboxes are independent.
+ */
+#ifndef MOTE_H
+#define MOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mote/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MOTE_API __attribute__((visibility("default")))
+#else
+#define MOTE_API
+#endif
+
+#define MOTE_VERSION_MAJOR 0
+#define MOTE_VERSION_MINOR 1
+#define MOTE_VERSION_PATCH 0
+
+/* Error codes: MOTE_ERRNO_MAP and enum mote_errno live in mote/types.h. */
+
+/* Text for a code, given positive or negative. Never NULL. */
+MOTE_API const char *mote_strerror(int err);
+/* Symbolic name ("MOTE_EFAULT") for a code, given positive or negative. */
+MOTE_API const char *mote_errname(int err);
+
+MOTE_API const char *mote_version(void);
+
+/* Detail of the last failure on the calling thread, including failures that
+ * leave no sandbox to ask (e.g. "segment 1 lies outside the file"). */
+MOTE_API const char *mote_last_error(void);
+
+/* ---- Allocator ---- */
+/* Replace the library's allocator (before any other call). Passing NULLs
+ * restores malloc/realloc/free. Guest memory is never allocated through it. */
+typedef struct mote_allocator {
+	void *(*malloc)(size_t size);
+	void *(*realloc)(void *ptr, size_t size);
+	void (*free)(void *ptr);
+} mote_allocator;
+MOTE_API int mote_set_allocator(const mote_allocator *allocator);
+
+/* ---- Output from the guest ---- */
+typedef enum mote_log_level {
+	MOTE_LOG_PRINT = 0, /* mote_print(): plain output */
+	MOTE_LOG_ERROR = 1,
+	MOTE_LOG_WARN = 2,
+	MOTE_LOG_INFO = 3,
+	MOTE_LOG_DEBUG = 4,
+} mote_log_level;
+
+/* Receives guest output; `text` is not NUL-terminated. Default: stderr. */
+typedef void (*mote_output_fn)(void *user, mote_log_level level, const char *text, size_t len);
+
+/* ---- Configuration ---- */
+typedef struct mote_config mote_config;
+
+MOTE_API int mote_config_new(mote_config **out);
+MOTE_API void mote_config_free(mote_config *config);
+/* Guest heap: 128 KiB (default) .. 16 GiB, rounded up to 4 KiB. */
+MOTE_API int mote_config_set_heap_size(mote_config *config, uint64_t bytes);
+/* Guest stack: 16 KiB .. 64 MiB, default 64 KiB. */
+MOTE_API int mote_config_set_stack_size(mote_config *config, uint64_t bytes);
+/* Call buffers (arguments in, results out): 4 KiB .. 256 MiB, default 64 KiB each. */
+MOTE_API int mote_config_set_input_size(mote_config *config, uint64_t bytes);
+MOTE_API int mote_config_set_output_size(mote_config *config, uint64_t bytes);
+/* Per-call wall-clock limit in microseconds; 0 (default) means none. */
+MOTE_API int mote_config_set_timeout_us(mote_config *config, uint64_t microseconds);
+MOTE_API int mote_config_set_output(mote_config *config, mote_output_fn fn, void *user);
+
+/* ---- Host functions ---- */
+typedef struct mote_sandbox mote_sandbox;
+typedef struct mote_host_functions mote_host_functions;
+
+/* A host function callable by the guest. `args` match the registered
+ * signature. Set *result (its type is preset to the registered result type)
+ * and return 0, or return a negative MOTE_E* code (the guest sees it).
+ * String/bytes results must stay valid until the callback returns to mote;
+ * mote_hostcall_scratch() gives memory for that. */
+typedef int (*mote_host_fn)(void *user, mote_sandbox *sandbox, const mote_value *args,
+			    size_t nargs, mote_value *result);
+
+MOTE_API int mote_host_functions_new(mote_host_functions **out);
+MOTE_API void mote_host_functions_free(mote_host_functions *fns);
+/* Register `name` with result type `ret` and argument types. The set is
+ * copied into each sandbox created from it; later changes do not affect
+ * existing sandboxes. */
+MOTE_API int mote_host_functions_add(mote_host_functions *fns, const char *name, mote_type ret,
+			    const mote_type *arg_types, size_t nargs, mote_host_fn fn, void *user);
+/* Memory that stays valid until the current host function returns to mote. */
+MOTE_API void *mote_hostcall_scratch(mote_sandbox *sandbox, size_t size);
+
+/* ---- Sandboxes ---- */
+/* Create a sandbox from a guest ELF (path or buffer), run the guest's init.
+ * `config` and `host_functions` may be NULL for defaults / none. */
+MOTE_API int mote_sandbox_new(const char *guest_path, const mote_config *config,
+		     const mote_host_functions *host_functions, mote_sandbox **out);
+MOTE_API int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config *config,
+				 const mote_host_functions *host_functions, mote_sandbox **out);
+MOTE_API void mote_sandbox_free(mote_sandbox *sandbox);
+
+/* Call guest function `name`. `args` are checked against the guest's
+ * declared signature before the guest runs. On success *result holds the
+ * typed result; string/bytes results point into memory owned by the sandbox,
+ * valid until the next call on it (or copy them). `result` may be NULL. */
+MOTE_API int mote_sandbox_call(mote_sandbox *sandbox, const char *name, const mote_value *args,
+		      size_t nargs, mote_value *result);
+
+/* Stop the running call (from any thread): it returns MOTE_ECANCELLED. A
+ * no-op when no call runs. The sandbox is poisoned afterwards.
+ * Interrupts and timeouts kick the vCPU thread with the real-time signal
+ * SIGRTMIN + 4; mote installs a no-op handler for it unless the application
+ * already has one (which then works as well). */
+MOTE_API int mote_sandbox_interrupt(mote_sandbox *sandbox);
+
+/* Detail of the sandbox's last failure ("" if none); valid until the next
+ * call on the sandbox. */
+MOTE_API const char *mote_sandbox_last_error(const mote_sandbox *sandbox);
+/* True after a guest fault, abort, timeout or cancellation. */
+MOTE_API bool mote_sandbox_poisoned(const mote_sandbox *sandbox);
+
+/* The guest's functions, in declaration order. */
+typedef struct mote_function_info {
+	const char *name;
+	mote_type ret;
+	size_t nargs;
+	const mote_type *args;
+} mote_function_info;
+MOTE_API size_t mote_sandbox_function_count(const mote_sandbox *sandbox);
+MOTE_API int mote_sandbox_function(const mote_sandbox *sandbox, size_t index, mote_function_info *out);
+
+/* Sizes of the sandbox's guest memory. */
+typedef struct mote_memory_info {
+	uint64_t mem_size;
+	uint64_t image_size;
+	uint64_t heap_size;
+	uint64_t stack_size;
+	uint64_t input_size;
+	uint64_t output_size;
+	uint32_t abi_version;
+} mote_memory_info;
+MOTE_API int mote_sandbox_memory_info(const mote_sandbox *sandbox, mote_memory_info *out);
+
+/* ---- Helpers for values ---- */
+MOTE_API const char *mote_type_name(mote_type type);
+/* Parse "i32", "string", ... Returns 0 or -MOTE_EINVAL. */
+MOTE_API int mote_type_parse(const char *name, mote_type *out);
+
+static inline mote_value mote_i32(int32_t x)
+{
+	mote_value v = {MOTE_I32, {.i32 = x}};
+	return v;
+}
+static inline mote_value mote_u32(uint32_t x)
+{
+	mote_value v = {MOTE_U32, {.u32 = x}};
+	return v;
+}
+static inline mote_value mote_i64(int64_t x)
+{
+	mote_value v = {MOTE_I64, {.i64 = x}};
+	return v;
+}
+static inline mote_value mote_u64(uint64_t x)
+{
+	mote_value v = {MOTE_U64, {.u64 = x}};
+	return v;
+}
+static inline mote_value mote_f32(float x)
+{
+	mote_value v = {MOTE_F32, {.f32 = x}};
+	return v;
+}
+static inline mote_value mote_f64(double x)
+{
+	mote_value v = {MOTE_F64, {.f64 = x}};
+	return v;
+}
+static inline mote_value mote_bool(bool x)
+{
+	mote_value v = {MOTE_BOOL, {.b = x}};
+	return v;
+}
+MOTE_API mote_value mote_string(const char *s); /* strlen(s) bytes */
+static inline mote_value mote_bytes(const void *p, size_t len)
+{
+	mote_value v = {MOTE_BYTES, {.buf = {p, len}}};
+	return v;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,65 @@
+# libmote (host library), the guest SDK, the CLI and test guests.
+
+LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm.c \
+	    src/host/layout.c src/host/sandbox.c
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)
+
+GUEST_SRCS := src/guest/runtime.c src/guest/malloc.c src/guest/libc.c
+GUEST_OBJS := $(GUEST_SRCS:src/%.c=$(BUILD)/guest-obj/%.o)
+
+LIBMOTE_A  := $(BUILD)/lib/libmote.a
+LIBMOTE_SO := $(BUILD)/lib/libmote.so
+LIBGUEST   := $(BUILD)/lib/libmote_guest.a
+MOTE_CC    := $(BUILD)/bin/mote-cc
+MOTE_BIN   := $(BUILD)/bin/mote
+
+ALL_TARGETS += $(LIBMOTE_A) $(LIBMOTE_SO) $(LIBGUEST) $(MOTE_CC) $(MOTE_BIN)
+
+HEADERS := $(wildcard include/*.h include/mote/*.h src/common/*.h src/host/*.h src/guest/*.h)
+
+$(BUILD)/host/%.o: src/host/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -fvisibility=hidden -c $< -o $@
+
+
+$(LIBMOTE_A): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBMOTE_SO): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libmote.so.0 $(HOST_LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+$(BUILD)/guest-obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(LIBGUEST): $(GUEST_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# In-tree mote-cc: points at this tree's headers, library and linker script.
+$(MOTE_CC): tools/mote-cc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@INCLUDE@|$(CURDIR)/include|' -e 's|@LIB@|$(CURDIR)/$(BUILD)/lib|' \
+	    -e 's|@LDSCRIPT@|$(CURDIR)/src/guest/guest.ld|' -e 's|@CC@|$(GUEST_CC)|' $< > $@
+	chmod +x $@
+
+# Test guests: tests/guests/NAME/*.c -> $(BUILD)/guests/NAME.elf
+GUEST_DIRS := $(sort $(dir $(wildcard tests/guests/*/*.c)))
+TEST_GUESTS += $(foreach d,$(GUEST_DIRS),$(BUILD)/guests/$(notdir $(patsubst %/,%,$(d))).elf)
+ALL_TARGETS += $(TEST_GUESTS)
+
+.SECONDEXPANSION:
+$(BUILD)/guests/%.elf: $$(wildcard tests/guests/%/*.c) $(LIBGUEST) src/guest/guest.ld $(HEADERS)
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(filter %.c,$^) $(LIBGUEST) -lgcc
+
+# Host tests: tests/test_*.c linked with libmote.a (test_elf has its own rule).
+CORE_TESTS := $(filter-out tests/test_elf.c,$(wildcard tests/test_*.c))
+TESTS += $(CORE_TESTS:tests/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/test_%: tests/test_%.c tests/test.h $(LIBMOTE_A) $(TEST_GUESTS)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -DMOTE_BUILD_DIR=\"$(BUILD)\" -o $@ $< $(LIBMOTE_A) \
+		$(HOST_LDFLAGS) $(HOST_LIBS)

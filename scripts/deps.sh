@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages mote needs, only those that are missing.
+# Run by `make` (through build/.deps) so a fresh Debian 12 machine needs no
+# manual step. Needs root (or sudo) only when something is missing.
+set -e
+need="gcc make libc6-dev libssl-dev pkg-config clang lld libclang-rt-14-dev wabt wasi-libc"
+missing=""
+for p in $need; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "mote: installing Debian packages:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "mote: warning: /dev/kvm is not accessible; sandboxes need KVM" >&2
+fi

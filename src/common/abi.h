@@ -1,0 +1,154 @@
+/* The one host/guest contract of mote: guest memory layout, exit ports, the
+ * call message encoding and the ELF ABI note. Included by the host library
+ * and by the guest runtime; freestanding. Every size and offset the other
+ * side depends on is pinned by a _Static_assert below: changing one is an ABI
+ * change and must bump MOTE_ABI_VERSION.
+ *
+ * Guest physical address == guest virtual address (identity map built by the
+ * host). Guest code runs at CPL 3; CPL 0 exists only for the exception stubs.
+ */
+#ifndef MOTE_ABI_H
+#define MOTE_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mote/types.h"
+
+#define MOTE_ABI_VERSION 1u
+
+#define MOTE_PAGE_SIZE 4096ull
+#define MOTE_LARGE_PAGE_SIZE (2ull << 20)
+
+/* ---- Fixed low memory (the "system area", below MOTE_IMAGE_BASE) ---- */
+#define MOTE_GDT_ADDR 0x1000ull      /* GDT + TSS, supervisor read-only */
+#define MOTE_TSS_OFFSET 0x800ull     /* TSS inside the GDT page */
+#define MOTE_IDT_ADDR 0x2000ull      /* 256 gates, supervisor read-only */
+#define MOTE_STUBS_ADDR 0x3000ull    /* exception entry stubs, supervisor exec */
+#define MOTE_KSTACK_ADDR 0x4000ull   /* exception stack (IST1), supervisor rw */
+#define MOTE_KSTACK_TOP 0x6000ull
+#define MOTE_BOOTINFO_ADDR 0x6000ull /* struct mote_boot_info, user read-only */
+#define MOTE_PGTABLE_ADDR 0x7000ull  /* page tables, not mapped at all */
+#define MOTE_STUB_SIZE 16u           /* bytes per exception stub */
+
+/* The guest image is linked at MOTE_IMAGE_BASE and must end below
+ * MOTE_IMAGE_LIMIT. Everything else follows the image (see mote_boot_info). */
+#define MOTE_IMAGE_BASE 0x200000ull
+#define MOTE_IMAGE_LIMIT 0x40000000ull
+
+/* Largest guest physical address mote builds page tables for. */
+#define MOTE_MEM_LIMIT (64ull << 30)
+
+/* GDT selectors. User selectors carry RPL 3. */
+#define MOTE_SEL_KCODE 0x08u
+#define MOTE_SEL_KDATA 0x10u
+#define MOTE_SEL_UDATA 0x1bu
+#define MOTE_SEL_UCODE 0x23u
+#define MOTE_SEL_TSS 0x28u
+
+/* ---- Exits: the guest executes `out %al, $port` (RFLAGS.IOPL = 3) ---- */
+#define MOTE_PORT_DONE 0x10u     /* init or call finished: RESULT/INIT in out buffer */
+#define MOTE_PORT_HOSTCALL 0x11u /* HOSTCALL in out buffer; reply in in buffer */
+#define MOTE_PORT_LOG 0x12u      /* log buffer full: host drains it */
+#define MOTE_PORT_ABORT 0x13u    /* ABORT in out buffer */
+#define MOTE_PORT_EXC_BASE 0x80u /* + vector (0..31): CPU exception */
+
+/* ---- Boot info: written by the host at MOTE_BOOTINFO_ADDR ---- */
+#define MOTE_BOOT_MAGIC 0x544f4f4245544f4dull /* "MOTEBOOT" */
+
+struct mote_boot_info {
+	uint64_t magic;
+	uint32_t abi_version;
+	uint32_t flags;
+	uint64_t mem_size;   /* bytes of guest physical memory, from 0 */
+	uint64_t image_end;  /* first byte past the loaded image */
+	uint64_t stack_base; /* lowest stack byte; a guard page lies below */
+	uint64_t stack_size;
+	uint64_t in_buf; /* host -> guest messages, user read-only */
+	uint64_t in_size;
+	uint64_t out_buf; /* guest -> host messages, user read-write */
+	uint64_t out_size;
+	uint64_t log_buf; /* struct mote_log_hdr + records, user read-write */
+	uint64_t log_size;
+	uint64_t heap_base;
+	uint64_t heap_size;
+	uint64_t reserved[4];
+};
+
+/* ---- Messages in the in/out buffers ---- */
+#define MOTE_MSG_MAGIC 0x4753454du /* "MESG" */
+
+enum mote_msg_kind {
+	MOTE_MSG_INIT = 1,       /* guest -> host: function directory after init */
+	MOTE_MSG_CALL = 2,       /* host -> guest: call function `index` */
+	MOTE_MSG_RESULT = 3,     /* guest -> host: status + one value */
+	MOTE_MSG_HOSTCALL = 4,   /* guest -> host: call host function `name` */
+	MOTE_MSG_HOSTRESULT = 5, /* host -> guest: status + one value */
+	MOTE_MSG_ABORT = 6,      /* guest -> host: code in status, message in name */
+};
+
+/* One value on the wire. Scalars live in `bits` (f32/f64 as their bit
+ * patterns, bool as 0/1); strings and bytes live in the message's data area:
+ * `bits` is their offset from the start of the message and `len` their
+ * length. The host NUL-terminates strings it sends (the NUL is not counted). */
+struct mote_wire_value {
+	uint32_t type;
+	uint32_t len;
+	uint64_t bits;
+};
+
+struct mote_msg {
+	uint32_t magic;
+	uint32_t kind;
+	uint32_t size;  /* bytes of the whole message, header included */
+	uint32_t nvals; /* entries in vals[] (INIT: entries in fns[]) */
+	int32_t status; /* 0 or -MOTE_E*; ABORT: the guest's code */
+	uint32_t index; /* CALL: function index; HOSTCALL: expected result type */
+	uint32_t name_off;
+	uint32_t name_len; /* HOSTCALL: function name; ABORT: message */
+	/* followed by struct mote_wire_value vals[nvals] (or mote_wire_fn fns[]) */
+};
+
+/* INIT: one entry per guest function; names in the data area. */
+struct mote_wire_fn {
+	uint32_t name_off;
+	uint32_t name_len;
+	uint8_t ret;
+	uint8_t nargs;
+	uint8_t args[MOTE_MAX_ARGS];
+	uint8_t pad[6];
+};
+
+/* ---- Log buffer ---- */
+struct mote_log_hdr {
+	uint32_t used;    /* bytes of records after this header */
+	uint32_t dropped; /* records the guest could not fit */
+};
+struct mote_log_rec {
+	uint8_t level;
+	uint8_t pad;
+	uint16_t len; /* text bytes following; records are not padded */
+};
+#define MOTE_LOG_MAX_MSG 4096u
+
+/* ---- ELF note carrying the ABI version (PT_NOTE, name "mote") ---- */
+#define MOTE_NOTE_NAME "mote"
+#define MOTE_NOTE_TYPE_ABI 0x4d4f5445u /* "MOTE" */
+
+/* ---- Tripwires ---- */
+_Static_assert(sizeof(struct mote_boot_info) == 144, "boot info size is ABI");
+_Static_assert(offsetof(struct mote_boot_info, in_buf) == 48, "boot info layout is ABI");
+_Static_assert(offsetof(struct mote_boot_info, heap_base) == 96, "boot info layout is ABI");
+_Static_assert(sizeof(struct mote_wire_value) == 16, "wire value size is ABI");
+_Static_assert(sizeof(struct mote_msg) == 32, "message header size is ABI");
+_Static_assert(offsetof(struct mote_msg, name_off) == 24, "message layout is ABI");
+_Static_assert(sizeof(struct mote_wire_fn) == 32, "function entry size is ABI");
+_Static_assert(offsetof(struct mote_wire_fn, args) == 10, "function entry layout is ABI");
+_Static_assert(sizeof(struct mote_log_hdr) == 8, "log header size is ABI");
+_Static_assert(sizeof(struct mote_log_rec) == 4, "log record size is ABI");
+_Static_assert(MOTE_KSTACK_TOP <= MOTE_BOOTINFO_ADDR, "kernel stack below boot info");
+_Static_assert(MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE <= MOTE_PGTABLE_ADDR, "layout order");
+_Static_assert(32 * MOTE_STUB_SIZE <= MOTE_PAGE_SIZE, "stubs fit one page");
+_Static_assert(MOTE_TYPE_COUNT_ == 10, "value type numbering is ABI");
+
+#endif

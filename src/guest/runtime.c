@@ -1,0 +1,383 @@
+/* Guest runtime: entry, the call loop, host calls, output and abort. Runs at
+ * CPL 3; every exit to the host is a single `out` (RFLAGS.IOPL = 3). */
+#include "common/abi.h"
+#include "guest/guest_internal.h"
+#include "mote/guest.h"
+
+/* The ABI note the host checks before loading the image. */
+__attribute__((used, section(".note.mote"), aligned(4))) static const struct {
+	uint32_t namesz, descsz, type;
+	char name[8];
+	uint32_t version;
+} mote_abi_note = {5, 4, MOTE_NOTE_TYPE_ABI, MOTE_NOTE_NAME, MOTE_ABI_VERSION};
+
+extern const struct mote_fn_desc __mote_fns_start[], __mote_fns_end[];
+__attribute__((weak)) void mote_init(void);
+
+const struct mote_boot_info *mote__boot;
+static const char *call_failure;
+static uint32_t hostresult_off; /* where the host puts host-call results */
+
+static inline void exit_to_host(uint16_t port)
+{
+	/* "memory": the host reads what we just wrote to the buffers. */
+	__asm__ volatile("outb %%al, %w0" : : "Nd"(port), "a"(0) : "memory");
+}
+
+static size_t fn_count(void)
+{
+	return (size_t)(__mote_fns_end - __mote_fns_start);
+}
+
+/* ---- Output ---- */
+void mote__log_write(int level, const char *text, size_t len)
+{
+	struct mote_log_hdr *h = (struct mote_log_hdr *)mote__boot->log_buf;
+	uint64_t cap = mote__boot->log_size - sizeof(*h);
+	if (len > MOTE_LOG_MAX_MSG)
+		len = MOTE_LOG_MAX_MSG;
+	uint64_t need = sizeof(struct mote_log_rec) + len;
+	if (need > cap) {
+		h->dropped++;
+		return;
+	}
+	if (h->used + need > cap)
+		exit_to_host(MOTE_PORT_LOG); /* the host drains and resets `used` */
+	uint8_t *p = (uint8_t *)(h + 1) + h->used;
+	struct mote_log_rec rec = {(uint8_t)level, 0, (uint16_t)len};
+	memcpy(p, &rec, sizeof(rec));
+	memcpy(p + sizeof(rec), text, len);
+	h->used += (uint32_t)need;
+}
+
+void mote_write(const char *text, size_t len)
+{
+	mote__log_write(0, text, len);
+}
+
+void mote_print(const char *text)
+{
+	mote__log_write(0, text, strlen(text));
+}
+
+void mote_printf(const char *fmt, ...)
+{
+	char buf[1024];
+	__builtin_va_list ap;
+	__builtin_va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	__builtin_va_end(ap);
+	if (n > (int)sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	if (n > 0)
+		mote__log_write(0, buf, (size_t)n);
+}
+
+void mote_log(int level, const char *fmt, ...)
+{
+	char buf[1024];
+	__builtin_va_list ap;
+	__builtin_va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	__builtin_va_end(ap);
+	if (n > (int)sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	if (level < MOTE_LOG_ERROR || level > MOTE_LOG_DEBUG)
+		level = MOTE_LOG_INFO;
+	if (n > 0)
+		mote__log_write(level, buf, (size_t)n);
+}
+
+/* ---- Messages ---- */
+static struct mote_msg *out_msg(void)
+{
+	return (struct mote_msg *)mote__boot->out_buf;
+}
+
+/* Append bytes to the data area of the message being built; 0 if full. */
+static uint32_t put_data(uint32_t *size, const void *p, size_t len, bool nul)
+{
+	uint64_t need = (uint64_t)*size + len + (nul ? 1 : 0);
+	if (need > mote__boot->out_size)
+		return 0;
+	uint32_t off = *size;
+	uint8_t *dst = (uint8_t *)mote__boot->out_buf + off;
+	memcpy(dst, p, len);
+	if (nul)
+		dst[len] = 0;
+	*size = (uint32_t)need;
+	return off;
+}
+
+static int put_value(struct mote_wire_value *w, uint32_t *size, const mote_value *v)
+{
+	w->type = v->type;
+	w->len = 0;
+	w->bits = 0;
+	switch (v->type) {
+	case MOTE_I32:
+	case MOTE_U32:
+		w->bits = v->v.u32;
+		return 0;
+	case MOTE_I64:
+	case MOTE_U64:
+		w->bits = v->v.u64;
+		return 0;
+	case MOTE_F32: {
+		uint32_t b;
+		memcpy(&b, &v->v.f32, 4);
+		w->bits = b;
+		return 0;
+	}
+	case MOTE_F64:
+		memcpy(&w->bits, &v->v.f64, 8);
+		return 0;
+	case MOTE_BOOL:
+		w->bits = v->v.b ? 1 : 0;
+		return 0;
+	case MOTE_STRING:
+	case MOTE_BYTES:
+		if (v->v.buf.len > 0xffffffffu)
+			return -MOTE_ETOOBIG;
+		w->len = (uint32_t)v->v.buf.len;
+		w->bits = put_data(size, v->v.buf.ptr, v->v.buf.len, false);
+		return w->bits || !v->v.buf.len ? 0 : -MOTE_ETOOBIG;
+	default:
+		return -MOTE_EINVAL;
+	}
+}
+
+/* Decode a value the host sent; `base` is the message start. */
+static void get_value(const struct mote_wire_value *w, const uint8_t *base, mote_value *v)
+{
+	v->type = (mote_type)w->type;
+	switch (w->type) {
+	case MOTE_F32: {
+		uint32_t b = (uint32_t)w->bits;
+		memcpy(&v->v.f32, &b, 4);
+		break;
+	}
+	case MOTE_F64:
+		memcpy(&v->v.f64, &w->bits, 8);
+		break;
+	case MOTE_BOOL:
+		v->v.b = w->bits != 0;
+		break;
+	case MOTE_STRING:
+	case MOTE_BYTES:
+		v->v.buf.ptr = base + w->bits;
+		v->v.buf.len = w->len;
+		break;
+	default:
+		v->v.u64 = w->bits;
+		break;
+	}
+}
+
+static void send_init(void)
+{
+	struct mote_msg *m = out_msg();
+	size_t n = fn_count();
+	uint32_t size = (uint32_t)(sizeof(*m) + n * sizeof(struct mote_wire_fn));
+	struct mote_wire_fn *fns = (struct mote_wire_fn *)(m + 1);
+	if (size > mote__boot->out_size)
+		mote_abort(1, "function directory does not fit the output buffer");
+	for (size_t i = 0; i < n; i++) {
+		const struct mote_fn_desc *d = &__mote_fns_start[i];
+		struct mote_wire_fn *f = &fns[i];
+		memset(f, 0, sizeof(*f));
+		size_t len = strlen(d->name);
+		f->name_len = (uint32_t)len;
+		f->name_off = put_data(&size, d->name, len, false);
+		if (!f->name_off)
+			mote_abort(1, "function directory does not fit the output buffer");
+		f->ret = d->ret;
+		f->nargs = d->nargs;
+		memcpy(f->args, d->args, d->nargs);
+	}
+	m->magic = MOTE_MSG_MAGIC;
+	m->kind = MOTE_MSG_INIT;
+	m->size = size;
+	m->nvals = (uint32_t)n;
+	m->status = 0;
+}
+
+/* ---- Per-call allocations ---- */
+struct call_alloc {
+	struct call_alloc *next;
+	uint64_t pad;
+};
+static struct call_alloc *call_allocs;
+
+void *mote_call_alloc(size_t size)
+{
+	struct call_alloc *a = malloc(sizeof(*a) + size);
+	if (!a)
+		return 0;
+	a->next = call_allocs;
+	call_allocs = a;
+	return a + 1;
+}
+
+static void free_call_allocs(void)
+{
+	while (call_allocs) {
+		struct call_alloc *next = call_allocs->next;
+		free(call_allocs);
+		call_allocs = next;
+	}
+}
+
+void mote_fail(const char *message)
+{
+	call_failure = message ? message : "guest function failed";
+}
+
+/* Run the CALL in the input buffer and leave a RESULT in the output one. */
+static void handle_call(void)
+{
+	const struct mote_msg *in = (const struct mote_msg *)mote__boot->in_buf;
+	struct mote_msg *out = out_msg();
+	uint32_t size = sizeof(*out) + sizeof(struct mote_wire_value);
+	int status = 0;
+	mote_value result = {MOTE_VOID, {.u64 = 0}};
+	const char *failure = 0;
+
+	/* The host validated the call; these checks guard against a host bug. */
+	if (in->magic != MOTE_MSG_MAGIC || in->kind != MOTE_MSG_CALL || in->index >= fn_count() ||
+	    in->nvals != __mote_fns_start[in->index].nargs || in->size > mote__boot->in_size) {
+		status = -MOTE_EPROTOCOL;
+		failure = "malformed call message";
+	} else {
+		const struct mote_fn_desc *d = &__mote_fns_start[in->index];
+		const struct mote_wire_value *w = (const struct mote_wire_value *)(in + 1);
+		mote_value args[MOTE_MAX_ARGS];
+		for (uint32_t i = 0; i < in->nvals; i++)
+			get_value(&w[i], (const uint8_t *)in, &args[i]);
+		hostresult_off = (in->size + 15) & ~15u;
+		result.type = (mote_type)d->ret;
+		call_failure = 0;
+		d->wrapper(args, &result);
+		if (call_failure) {
+			status = -MOTE_EGUEST;
+			failure = call_failure;
+			result.type = MOTE_VOID;
+		}
+	}
+
+	struct mote_wire_value *rv = (struct mote_wire_value *)(out + 1);
+	out->nvals = result.type == MOTE_VOID ? 0 : 1;
+	if (out->nvals && put_value(rv, &size, &result)) {
+		status = -MOTE_ETOOBIG;
+		failure = "result does not fit the output buffer";
+		out->nvals = 0;
+	}
+	out->name_off = out->name_len = 0;
+	if (failure) {
+		size_t len = strnlen(failure, 1024);
+		uint32_t off = put_data(&size, failure, len, false);
+		if (off) {
+			out->name_off = off;
+			out->name_len = (uint32_t)len;
+		}
+	}
+	free_call_allocs();
+	out->magic = MOTE_MSG_MAGIC;
+	out->kind = MOTE_MSG_RESULT;
+	out->size = size;
+	out->status = status;
+	out->index = 0;
+}
+
+int mote_host_call(const char *name, mote_type ret, mote_value *result, const mote_value *args,
+		   size_t nargs)
+{
+	struct mote_msg *m = out_msg();
+	if (nargs > MOTE_MAX_ARGS || !name)
+		return -MOTE_EINVAL;
+	uint32_t size = (uint32_t)(sizeof(*m) + nargs * sizeof(struct mote_wire_value));
+	struct mote_wire_value *w = (struct mote_wire_value *)(m + 1);
+	size_t name_len = strnlen(name, MOTE_MAX_NAME + 1);
+	if (name_len > MOTE_MAX_NAME)
+		return -MOTE_EINVAL;
+	uint32_t name_off = put_data(&size, name, name_len, false);
+	if (!name_off)
+		return -MOTE_ETOOBIG;
+	for (size_t i = 0; i < nargs; i++) {
+		int rc = put_value(&w[i], &size, &args[i]);
+		if (rc)
+			return rc;
+	}
+	m->magic = MOTE_MSG_MAGIC;
+	m->kind = MOTE_MSG_HOSTCALL;
+	m->size = size;
+	m->nvals = (uint32_t)nargs;
+	m->status = 0;
+	m->index = ret;
+	m->name_off = name_off;
+	m->name_len = (uint32_t)name_len;
+	exit_to_host(MOTE_PORT_HOSTCALL);
+
+	const uint8_t *base = (const uint8_t *)mote__boot->in_buf + hostresult_off;
+	const struct mote_msg *r = (const struct mote_msg *)base;
+	if (r->magic != MOTE_MSG_MAGIC || r->kind != MOTE_MSG_HOSTRESULT)
+		return -MOTE_EPROTOCOL;
+	if (r->status < 0)
+		return r->status;
+	if (result) {
+		result->type = MOTE_VOID;
+		result->v.u64 = 0;
+		if (r->nvals == 1)
+			get_value((const struct mote_wire_value *)(r + 1), base, result);
+	}
+	return 0;
+}
+
+void mote_abort(int code, const char *message)
+{
+	struct mote_msg *m = out_msg();
+	uint32_t size = sizeof(*m);
+	if (!message)
+		message = "";
+	size_t len = strnlen(message, 1024);
+	uint32_t off = put_data(&size, message, len, false);
+	m->magic = MOTE_MSG_MAGIC;
+	m->kind = MOTE_MSG_ABORT;
+	m->size = size;
+	m->nvals = 0;
+	m->status = code;
+	m->name_off = off;
+	m->name_len = off ? (uint32_t)len : 0;
+	for (;;)
+		exit_to_host(MOTE_PORT_ABORT); /* the host never resumes an abort */
+}
+
+mote_value mote_val_str(const char *s)
+{
+	mote_value v = {MOTE_STRING, {.buf = {s, strlen(s)}}};
+	return v;
+}
+
+__attribute__((noreturn, used)) void mote__main(const struct mote_boot_info *boot);
+void mote__main(const struct mote_boot_info *boot)
+{
+	mote__boot = boot;
+	mote__heap_init((void *)boot->heap_base, boot->heap_size);
+	if (mote_init)
+		mote_init();
+	send_init();
+	for (;;) {
+		exit_to_host(MOTE_PORT_DONE);
+		handle_call();
+	}
+}
+
+/* Entry: the host starts us here at CPL 3 with rsp at the stack top and rdi
+ * pointing at the boot info. */
+__asm__(".section .text.mote_start, \"ax\"\n"
+	".globl _start\n"
+	"_start:\n"
+	"	xor %ebp, %ebp\n"
+	"	call mote__main\n"
+	"	ud2\n"
+	".previous\n");

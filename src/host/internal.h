@@ -1,0 +1,145 @@
+/* Host-side internals shared by the files of libmote. Not installed. */
+#ifndef MOTE_HOST_INTERNAL_H
+#define MOTE_HOST_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/abi.h"
+#include "host/kvm.h"
+#include "mote.h"
+
+/* Kicks a vCPU out of KVM_RUN; see mote.h. */
+#define MOTE_INTERRUPT_SIGNAL (SIGRTMIN + 4)
+
+/* ---- Allocation through the replaceable allocator ---- */
+void *mote_malloc(size_t size);
+void *mote_calloc(size_t n, size_t size);
+void *mote_realloc(void *ptr, size_t size);
+void mote_free(void *ptr);
+char *mote_strdup(const char *s);
+
+/* snprintf into an error buffer that may be NULL. */
+__attribute__((format(printf, 3, 4))) void mote_errf(char *err, size_t errlen, const char *fmt,
+						     ...);
+
+/* ---- Signatures ---- */
+struct mote_sig {
+	char *name;
+	mote_type ret;
+	uint8_t nargs;
+	mote_type args[MOTE_MAX_ARGS];
+};
+/* "i32 add(i32, i32)" */
+void mote_sig_format(const struct mote_sig *sig, char *buf, size_t len);
+bool mote_sig_equal(const struct mote_sig *a, const struct mote_sig *b);
+
+struct mote_host_fn_entry {
+	struct mote_sig sig;
+	mote_host_fn fn;
+	void *user;
+};
+
+struct mote_host_functions {
+	struct mote_host_fn_entry *v;
+	size_t n, cap;
+};
+int mote_host_functions_copy(const mote_host_functions *src, mote_host_functions *dst);
+void mote_host_functions_clear(mote_host_functions *fns);
+const struct mote_host_fn_entry *mote_host_functions_find(const mote_host_functions *fns,
+							  const char *name, size_t len);
+
+struct mote_config {
+	uint64_t heap_size, stack_size, input_size, output_size, log_size;
+	uint64_t timeout_us;
+	mote_output_fn output;
+	void *output_user;
+};
+void mote_config_defaults(struct mote_config *cfg);
+
+/* ---- Guest memory layout ---- */
+struct mote_layout {
+	uint64_t mem_size;
+	uint64_t image_end;
+	uint64_t stack_base, stack_size;
+	uint64_t in_buf, in_size;
+	uint64_t out_buf, out_size;
+	uint64_t log_buf, log_size;
+	uint64_t heap_base, heap_size;
+};
+
+struct mote_elf_image;
+
+/* Place everything after the image. Fails if sizes overflow the limits. */
+int mote_layout_compute(const struct mote_config *cfg, uint64_t image_end,
+			struct mote_layout *out, char *err, size_t errlen);
+/* Write GDT, TSS, IDT, stubs, boot info and page tables into guest memory
+ * (zeroed), with page permissions from the image's segments. */
+int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
+			     const struct mote_elf_image *img, char *err, size_t errlen);
+/* Initial vCPU state: long mode, CPL 3 at `entry`. */
+void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
+			       struct mote_vcpu_state *st);
+
+/* ---- Sandboxes ---- */
+struct mote_sandbox {
+	struct mote_vm vm;
+	uint8_t *mem; /* host view of guest physical memory */
+	uint64_t mem_size;
+	struct mote_layout layout;
+	struct mote_config cfg;
+	mote_host_functions host_fns;
+	struct mote_sig *fns; /* guest functions */
+	size_t nfns;
+	uint64_t image_size;
+	uint32_t abi_version;
+
+	bool poisoned;
+	char err[512];
+
+	/* Interruption: guarded by run_lock. */
+	pthread_mutex_t run_lock;
+	bool running;
+	pthread_t run_thread;
+	int cancel;
+	bool timer_armed;
+	timer_t timer;
+	pid_t timer_tid;
+	bool have_timer;
+
+	/* Error a host call returned to the guest because of a bad name or
+	 * signature; reported to the caller when the guest function returns. */
+	int hostcall_error;
+	uint64_t hostresult_off; /* where host-call results go in the input buffer */
+	char hostcall_error_text[256];
+
+	/* Copy of the last call's string/bytes result. */
+	uint8_t *result_buf;
+	size_t result_cap;
+
+	/* Scratch for host functions, freed after each host call. */
+	void **scratch;
+	size_t nscratch, scratch_cap;
+};
+
+/* Checked view of guest memory: NULL unless [gpa, gpa+len) lies inside. */
+static inline void *mote_guest_ptr(const struct mote_sandbox *sb, uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+	if (__builtin_add_overflow(gpa, len, &end) || end > sb->mem_size)
+		return NULL;
+	return sb->mem + gpa;
+}
+
+__attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
+							    const char *fmt, ...);
+
+/* Internal entry for tests and tools: raw guest memory. */
+void *mote__sandbox_guest_memory(mote_sandbox *sb, uint64_t *size);
+
+#endif

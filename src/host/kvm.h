@@ -1,0 +1,96 @@
+/* The KVM backend: the only part of mote that issues KVM ioctls. The rest of
+ * the host sees a VM with one vCPU, one guest memory range starting at guest
+ * physical 0, and exits reduced to struct mote_exit. */
+#ifndef MOTE_HOST_KVM_H
+#define MOTE_HOST_KVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvm_run;
+
+struct mote_vm {
+	int vm_fd;
+	int vcpu_fd;
+	struct kvm_run *run;
+	size_t run_size;
+	void *mem; /* host mapping of guest physical [0, mem_size) */
+	uint64_t mem_size;
+	bool dirty_log;
+};
+
+enum mote_exit_kind {
+	MOTE_EXIT_IO,        /* OUT to `port`, one byte in `value` */
+	MOTE_EXIT_INTR,      /* KVM_RUN interrupted by a signal or immediate_exit */
+	MOTE_EXIT_SHUTDOWN,  /* triple fault */
+	MOTE_EXIT_MMIO,      /* access to guest physical memory that does not exist */
+	MOTE_EXIT_HLT,
+	MOTE_EXIT_OTHER,     /* anything else: `reason` holds KVM's exit reason */
+};
+
+struct mote_exit {
+	enum mote_exit_kind kind;
+	uint32_t reason;
+	uint16_t port;
+	bool io_in;       /* an IN rather than an OUT */
+	uint8_t io_size;
+	uint64_t value;   /* OUT data, or MMIO address */
+};
+
+/* Architectural vCPU state mote saves and restores (snapshots). */
+struct mote_segment {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t selector;
+	uint8_t type, present, dpl, db, s, l, g, avl, unusable;
+};
+
+struct mote_vcpu_state {
+	uint64_t gpr[16]; /* rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
+	uint64_t rip, rflags;
+	struct mote_segment cs, ds, es, fs, gs, ss, tr, ldt;
+	uint64_t gdt_base, idt_base;
+	uint16_t gdt_limit, idt_limit;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer, apic_base;
+	uint8_t xsave[4096]; /* the XSAVE area (legacy x87/SSE region first) */
+	uint32_t nmsrs;
+	struct {
+		uint32_t index;
+		uint64_t value;
+	} msrs[8];
+};
+
+/* Process-wide setup (opens /dev/kvm once). Returns 0 or -MOTE_EKVM. */
+int mote_kvm_init(char *err, size_t errlen);
+
+/* Create a VM with one vCPU over `mem` (page-aligned, mem_size bytes) at
+ * guest physical 0. `cpuid` trims the guest's CPUID to mote's set. */
+int mote_vm_create(struct mote_vm *vm, void *mem, uint64_t mem_size, bool trim_cpuid,
+		   bool dirty_log, char *err, size_t errlen);
+void mote_vm_destroy(struct mote_vm *vm);
+
+/* Replace the memory behind the VM (same size), e.g. after remapping. */
+int mote_vm_set_memory(struct mote_vm *vm, void *mem, char *err, size_t errlen);
+
+int mote_vm_get_state(struct mote_vm *vm, struct mote_vcpu_state *state);
+int mote_vm_set_state(struct mote_vm *vm, const struct mote_vcpu_state *state);
+
+/* Enter the guest until the next exit. */
+int mote_vm_run(struct mote_vm *vm, struct mote_exit *exit);
+
+/* Request that the current or next mote_vm_run on this VM returns
+ * MOTE_EXIT_INTR. Async-signal-safe. */
+void mote_vm_kick(struct mote_vm *vm);
+void mote_vm_clear_kick(struct mote_vm *vm);
+
+/* Fetch and clear the dirty-page bitmap (one bit per 4 KiB page). */
+int mote_vm_get_dirty_log(struct mote_vm *vm, uint64_t *bitmap);
+
+/* Registers needed to describe a fault. */
+struct mote_fault_regs {
+	uint64_t rip, rsp, cr2;
+};
+int mote_vm_fault_regs(struct mote_vm *vm, struct mote_fault_regs *out);
+
+#endif

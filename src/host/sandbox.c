@@ -1,0 +1,989 @@
+/* Sandbox lifecycle and calls: create from an ELF, run the guest's init,
+ * call guest functions, serve host calls, forward output, report faults.
+ * Everything the guest wrote is untrusted: it is read only through
+ * mote_guest_ptr() and validated before use. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "host/elf.h"
+#include "host/internal.h"
+
+/* ---- Per-thread error detail for failures that have no sandbox ---- */
+static __thread char thread_error[512];
+
+const char *mote_last_error(void)
+{
+	return thread_error;
+}
+
+static void set_thread_error(const char *text)
+{
+	snprintf(thread_error, sizeof(thread_error), "%s", text);
+}
+
+int mote_sandbox_fail(struct mote_sandbox *sb, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sb->err, sizeof(sb->err), fmt, ap);
+	va_end(ap);
+	set_thread_error(sb->err);
+	return code;
+}
+
+/* Fail and poison: the guest's state can no longer be trusted. */
+#define POISON(sb, code, ...) (((sb)->poisoned = true), mote_sandbox_fail(sb, code, __VA_ARGS__))
+
+/* ---- Interruption: a signal kicks the vCPU out of KVM_RUN ---- */
+static __thread struct mote_vm *thread_vm;
+static pthread_once_t signal_once = PTHREAD_ONCE_INIT;
+static int interrupt_signal;
+
+static void on_interrupt_signal(int sig)
+{
+	(void)sig;
+	struct mote_vm *vm = thread_vm;
+	if (vm)
+		mote_vm_kick(vm);
+}
+
+static void install_signal_handler(void)
+{
+	interrupt_signal = MOTE_INTERRUPT_SIGNAL;
+	struct sigaction old;
+	if (sigaction(interrupt_signal, NULL, &old) == 0 && old.sa_handler != SIG_DFL &&
+	    old.sa_handler != SIG_IGN)
+		return; /* the application handles it; its handler still interrupts KVM_RUN */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(interrupt_signal, &sa, NULL);
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int arm_timeout(struct mote_sandbox *sb)
+{
+	if (!sb->cfg.timeout_us)
+		return 0;
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	if (!sb->have_timer || sb->timer_tid != tid) {
+		if (sb->have_timer)
+			timer_delete(sb->timer);
+		sb->have_timer = false;
+		struct sigevent sev;
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_THREAD_ID;
+		sev.sigev_signo = interrupt_signal;
+		sev._sigev_un._tid = tid;
+		if (timer_create(CLOCK_MONOTONIC, &sev, &sb->timer) < 0)
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "timer_create: %s",
+						 strerror(errno));
+		sb->have_timer = true;
+		sb->timer_tid = tid;
+	}
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(sb->cfg.timeout_us / 1000000u);
+	its.it_value.tv_nsec = (long)(sb->cfg.timeout_us % 1000000u) * 1000;
+	timer_settime(sb->timer, 0, &its, NULL);
+	sb->timer_armed = true;
+	return 0;
+}
+
+static void disarm_timeout(struct mote_sandbox *sb)
+{
+	if (!sb->timer_armed)
+		return;
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	timer_settime(sb->timer, 0, &its, NULL);
+	sb->timer_armed = false;
+}
+
+static int begin_run(struct mote_sandbox *sb, uint64_t *deadline)
+{
+	pthread_mutex_lock(&sb->run_lock);
+	sb->running = true;
+	sb->run_thread = pthread_self();
+	__atomic_store_n(&sb->cancel, 0, __ATOMIC_SEQ_CST);
+	mote_vm_clear_kick(&sb->vm);
+	pthread_mutex_unlock(&sb->run_lock);
+	thread_vm = &sb->vm;
+	*deadline = sb->cfg.timeout_us ? now_us() + sb->cfg.timeout_us : 0;
+	return arm_timeout(sb);
+}
+
+static void end_run(struct mote_sandbox *sb)
+{
+	disarm_timeout(sb);
+	pthread_mutex_lock(&sb->run_lock);
+	sb->running = false;
+	pthread_mutex_unlock(&sb->run_lock);
+	thread_vm = NULL;
+}
+
+int mote_sandbox_interrupt(mote_sandbox *sb)
+{
+	if (!sb)
+		return -MOTE_EINVAL;
+	pthread_mutex_lock(&sb->run_lock);
+	if (sb->running) {
+		/* Order matters: cancel before the kick, so a runner that clears
+		 * a kick always sees the cancel when it re-checks. */
+		__atomic_store_n(&sb->cancel, 1, __ATOMIC_SEQ_CST);
+		mote_vm_kick(&sb->vm);
+		pthread_kill(sb->run_thread, interrupt_signal);
+	}
+	pthread_mutex_unlock(&sb->run_lock);
+	return 0;
+}
+
+/* ---- Output ---- */
+static void default_output(void *user, mote_log_level level, const char *text, size_t len)
+{
+	(void)user;
+	static const char *const names[] = {"", "error", "warn", "info", "debug"};
+	if (level == MOTE_LOG_PRINT)
+		fprintf(stderr, "%.*s", (int)len, text);
+	else
+		fprintf(stderr, "[guest %s] %.*s\n", names[level], (int)len, text);
+}
+
+static void drain_log(struct mote_sandbox *sb)
+{
+	struct mote_log_hdr *h = mote_guest_ptr(sb, sb->layout.log_buf, sizeof(*h));
+	if (!h || (!h->used && !h->dropped))
+		return;
+	uint64_t cap = sb->layout.log_size - sizeof(*h);
+	uint64_t used = h->used < cap ? h->used : cap;
+	const uint8_t *p = (const uint8_t *)(h + 1);
+	uint64_t off = 0;
+	while (off + sizeof(struct mote_log_rec) <= used) {
+		struct mote_log_rec rec;
+		memcpy(&rec, p + off, sizeof(rec));
+		off += sizeof(rec);
+		if (rec.len > used - off)
+			break; /* torn or forged record: stop, the guest only hurts itself */
+		mote_log_level level = rec.level <= MOTE_LOG_DEBUG ? rec.level : MOTE_LOG_INFO;
+		sb->cfg.output(sb->cfg.output_user, level, (const char *)p + off, rec.len);
+		off += rec.len;
+	}
+	if (h->dropped) {
+		char note[64];
+		int n = snprintf(note, sizeof(note), "%u guest log messages dropped", h->dropped);
+		sb->cfg.output(sb->cfg.output_user, MOTE_LOG_WARN, note, (size_t)n);
+	}
+	h->used = 0;
+	h->dropped = 0;
+}
+
+/* ---- Messages ---- */
+struct msg_view {
+	const uint8_t *base;
+	const struct mote_msg *hdr;
+	const struct mote_wire_value *vals;
+	uint32_t size;
+};
+
+/* Validate a message the guest left in the output buffer. */
+static int read_guest_msg(struct mote_sandbox *sb, uint32_t kind, struct msg_view *v,
+			  const char **why)
+{
+	const struct mote_msg *m = mote_guest_ptr(sb, sb->layout.out_buf, sizeof(*m));
+	*why = NULL;
+	if (!m || m->magic != MOTE_MSG_MAGIC)
+		*why = "bad message magic";
+	else if (m->kind != kind)
+		*why = "unexpected message kind";
+	else if (m->size < sizeof(*m) || m->size > sb->layout.out_size)
+		*why = "message size outside the output buffer";
+	else if (kind != MOTE_MSG_INIT &&
+		 (m->nvals > MOTE_MAX_ARGS ||
+		  sizeof(*m) + (uint64_t)m->nvals * sizeof(struct mote_wire_value) > m->size))
+		*why = "value count does not fit the message";
+	else if ((uint64_t)m->name_off + m->name_len > m->size ||
+		 (m->name_len && m->name_off < sizeof(*m)))
+		*why = "name outside the message";
+	if (*why)
+		return -MOTE_EPROTOCOL;
+	v->base = (const uint8_t *)m;
+	v->hdr = m;
+	v->vals = (const struct mote_wire_value *)(m + 1);
+	v->size = m->size;
+	if (kind == MOTE_MSG_INIT)
+		return 0;
+	for (uint32_t i = 0; i < m->nvals; i++) {
+		const struct mote_wire_value *w = &v->vals[i];
+		if (w->type == MOTE_VOID || w->type >= MOTE_TYPE_COUNT_) {
+			*why = "invalid value type";
+			return -MOTE_EPROTOCOL;
+		}
+		if ((w->type == MOTE_STRING || w->type == MOTE_BYTES) &&
+		    (w->bits > m->size || w->len > m->size - w->bits)) {
+			*why = "string or bytes outside the message";
+			return -MOTE_EPROTOCOL;
+		}
+	}
+	return 0;
+}
+
+static void wire_to_value(const struct mote_wire_value *w, const uint8_t *base, mote_value *v)
+{
+	v->type = (mote_type)w->type;
+	switch (v->type) {
+	case MOTE_I32:
+	case MOTE_U32:
+		v->v.u32 = (uint32_t)w->bits;
+		break;
+	case MOTE_F32: {
+		uint32_t b = (uint32_t)w->bits;
+		memcpy(&v->v.f32, &b, 4);
+		break;
+	}
+	case MOTE_F64:
+		memcpy(&v->v.f64, &w->bits, 8);
+		break;
+	case MOTE_BOOL:
+		v->v.b = w->bits != 0;
+		break;
+	case MOTE_STRING:
+	case MOTE_BYTES:
+		v->v.buf.ptr = base + w->bits;
+		v->v.buf.len = w->len;
+		break;
+	default:
+		v->v.u64 = w->bits;
+		break;
+	}
+}
+
+/* Build a host->guest message at `dst` (capacity `cap`). Strings are sent
+ * NUL-terminated. Returns the size, or -MOTE_ETOOBIG. */
+static int64_t write_host_msg(uint8_t *dst, uint64_t cap, uint32_t kind, int32_t status,
+			      uint32_t index, const mote_value *vals, size_t n)
+{
+	uint64_t size = sizeof(struct mote_msg) + n * sizeof(struct mote_wire_value);
+	if (size > cap)
+		return -MOTE_ETOOBIG;
+	struct mote_msg *m = (struct mote_msg *)dst;
+	struct mote_wire_value *w = (struct mote_wire_value *)(m + 1);
+	for (size_t i = 0; i < n; i++) {
+		const mote_value *v = &vals[i];
+		w[i].type = v->type;
+		w[i].len = 0;
+		switch (v->type) {
+		case MOTE_I32:
+		case MOTE_U32:
+			w[i].bits = v->v.u32;
+			break;
+		case MOTE_F32: {
+			uint32_t b;
+			memcpy(&b, &v->v.f32, 4);
+			w[i].bits = b;
+			break;
+		}
+		case MOTE_F64:
+			memcpy(&w[i].bits, &v->v.f64, 8);
+			break;
+		case MOTE_BOOL:
+			w[i].bits = v->v.b ? 1 : 0;
+			break;
+		case MOTE_STRING:
+		case MOTE_BYTES: {
+			uint64_t len = v->v.buf.len;
+			uint64_t need = len + (v->type == MOTE_STRING);
+			if (len > UINT32_MAX || need > cap - size)
+				return -MOTE_ETOOBIG;
+			if (len)
+				memcpy(dst + size, v->v.buf.ptr, len);
+			if (v->type == MOTE_STRING)
+				dst[size + len] = 0;
+			w[i].bits = size;
+			w[i].len = (uint32_t)len;
+			size += need;
+			break;
+		}
+		default:
+			w[i].bits = v->v.u64;
+			break;
+		}
+	}
+	m->magic = MOTE_MSG_MAGIC;
+	m->kind = kind;
+	m->size = (uint32_t)size;
+	m->nvals = (uint32_t)n;
+	m->status = status;
+	m->index = index;
+	m->name_off = m->name_len = 0;
+	return (int64_t)size;
+}
+
+/* ---- Host calls ---- */
+void *mote_hostcall_scratch(mote_sandbox *sb, size_t size)
+{
+	if (!sb)
+		return NULL;
+	if (sb->nscratch == sb->scratch_cap) {
+		size_t cap = sb->scratch_cap ? sb->scratch_cap * 2 : 8;
+		void **v = mote_realloc(sb->scratch, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		sb->scratch = v;
+		sb->scratch_cap = cap;
+	}
+	void *p = mote_malloc(size);
+	if (p)
+		sb->scratch[sb->nscratch++] = p;
+	return p;
+}
+
+static void free_scratch(struct mote_sandbox *sb)
+{
+	for (size_t i = 0; i < sb->nscratch; i++)
+		mote_free(sb->scratch[i]);
+	sb->nscratch = 0;
+}
+
+static void sig_from_wire(const struct msg_view *v, struct mote_sig *sig, char *name, size_t cap)
+{
+	size_t len = v->hdr->name_len < cap - 1 ? v->hdr->name_len : cap - 1;
+	memcpy(name, v->base + v->hdr->name_off, len);
+	name[len] = 0;
+	sig->name = name;
+	sig->ret = v->hdr->index < MOTE_TYPE_COUNT_ ? (mote_type)v->hdr->index : MOTE_TYPE_COUNT_;
+	sig->nargs = (uint8_t)v->hdr->nvals;
+	for (uint32_t i = 0; i < v->hdr->nvals; i++)
+		sig->args[i] = (mote_type)v->vals[i].type;
+}
+
+static int reply_hostcall(struct mote_sandbox *sb, int32_t status, const mote_value *result)
+{
+	uint64_t off = sb->hostresult_off;
+	uint8_t *dst = mote_guest_ptr(sb, sb->layout.in_buf + off, sb->layout.in_size - off);
+	int64_t n = write_host_msg(dst, sb->layout.in_size - off, MOTE_MSG_HOSTRESULT, status, 0,
+				   result, result ? 1 : 0);
+	if (n < 0 && result) /* result too large: tell the guest so */
+		n = write_host_msg(dst, sb->layout.in_size - off, MOTE_MSG_HOSTRESULT,
+				   -MOTE_ETOOBIG, 0, NULL, 0);
+	return n < 0 ? (int)n : 0;
+}
+
+static void note_hostcall_error(struct mote_sandbox *sb, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note_hostcall_error(struct mote_sandbox *sb, int code, const char *fmt, ...)
+{
+	if (sb->hostcall_error)
+		return; /* report the first one */
+	sb->hostcall_error = code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sb->hostcall_error_text, sizeof(sb->hostcall_error_text), fmt, ap);
+	va_end(ap);
+}
+
+static int handle_hostcall(struct mote_sandbox *sb)
+{
+	struct msg_view v;
+	const char *why;
+	if (read_guest_msg(sb, MOTE_MSG_HOSTCALL, &v, &why))
+		return POISON(sb, -MOTE_EPROTOCOL, "guest broke the call protocol: host call: %s",
+			      why);
+	char name[MOTE_MAX_NAME + 1];
+	struct mote_sig called;
+	if (v.hdr->name_len == 0 || v.hdr->name_len > MOTE_MAX_NAME)
+		return POISON(sb, -MOTE_EPROTOCOL,
+			      "guest broke the call protocol: host call: bad name length %u",
+			      v.hdr->name_len);
+	sig_from_wire(&v, &called, name, sizeof(name));
+
+	const struct mote_host_fn_entry *e =
+		mote_host_functions_find(&sb->host_fns, name, v.hdr->name_len);
+	if (!e) {
+		note_hostcall_error(sb, -MOTE_ENOFUNC, "guest called unknown host function '%s'",
+				    name);
+		return reply_hostcall(sb, -MOTE_ENOFUNC, NULL);
+	}
+	if (!mote_sig_equal(&e->sig, &called)) {
+		char want[256], got[256];
+		mote_sig_format(&e->sig, want, sizeof(want));
+		mote_sig_format(&called, got, sizeof(got));
+		note_hostcall_error(sb, -MOTE_ESIGNATURE,
+				    "guest called host function '%s' as '%s'", want, got);
+		return reply_hostcall(sb, -MOTE_ESIGNATURE, NULL);
+	}
+
+	mote_value args[MOTE_MAX_ARGS];
+	for (uint32_t i = 0; i < v.hdr->nvals; i++) {
+		wire_to_value(&v.vals[i], v.base, &args[i]);
+		if (args[i].type == MOTE_STRING) {
+			/* Callbacks get C strings; the guest's copy is not terminated. */
+			char *s = mote_hostcall_scratch(sb, args[i].v.buf.len + 1);
+			if (!s) {
+				free_scratch(sb);
+				return reply_hostcall(sb, -MOTE_ENOMEM, NULL);
+			}
+			memcpy(s, args[i].v.buf.ptr, args[i].v.buf.len);
+			s[args[i].v.buf.len] = 0;
+			args[i].v.buf.ptr = s;
+		}
+	}
+	mote_value result;
+	memset(&result, 0, sizeof(result));
+	result.type = e->sig.ret;
+	int rc = e->fn(e->user, sb, args, v.hdr->nvals, &result);
+	if (rc > 0)
+		rc = -MOTE_EHOSTFUNC;
+	if (rc == 0 && result.type != e->sig.ret) {
+		note_hostcall_error(sb, -MOTE_EHOSTFUNC,
+				    "host function '%s' returned %s, declared %s", e->sig.name,
+				    mote_type_name(result.type), mote_type_name(e->sig.ret));
+		rc = -MOTE_EHOSTFUNC;
+	}
+	rc = reply_hostcall(sb, rc, rc == 0 && result.type != MOTE_VOID ? &result : NULL);
+	free_scratch(sb);
+	return rc;
+}
+
+/* ---- Faults ---- */
+static const char *const exception_names[32] = {
+	[0] = "#DE (divide error)",
+	[1] = "#DB (debug)",
+	[2] = "NMI",
+	[3] = "#BP (breakpoint)",
+	[4] = "#OF (overflow)",
+	[5] = "#BR (bound range)",
+	[6] = "#UD (invalid opcode)",
+	[7] = "#NM (device not available)",
+	[8] = "#DF (double fault)",
+	[10] = "#TS (invalid TSS)",
+	[11] = "#NP (segment not present)",
+	[12] = "#SS (stack fault)",
+	[13] = "#GP (general protection)",
+	[14] = "#PF (page fault)",
+	[16] = "#MF (x87 floating point)",
+	[17] = "#AC (alignment check)",
+	[18] = "#MC (machine check)",
+	[19] = "#XM (SIMD floating point)",
+	[20] = "#VE (virtualization)",
+	[21] = "#CP (control protection)",
+};
+
+static int report_exception(struct mote_sandbox *sb, unsigned vector)
+{
+	/* The stub left the CPU's frame at the top of the IST stack:
+	 * error code, rip, cs, rflags, rsp, ss. */
+	const uint64_t *f = mote_guest_ptr(sb, MOTE_KSTACK_TOP - 48, 48);
+	uint64_t error = f[0], rip = f[1], rsp = f[4];
+	if (getenv("MOTE_DEBUG")) fprintf(stderr, "frame: err %llx rip %llx cs %llx rflags %llx rsp %llx ss %llx\n", (unsigned long long)f[0], (unsigned long long)f[1], (unsigned long long)f[2], (unsigned long long)f[3], (unsigned long long)f[4], (unsigned long long)f[5]);
+	struct mote_fault_regs regs;
+	uint64_t cr2 = mote_vm_fault_regs(&sb->vm, &regs) == 0 ? regs.cr2 : 0;
+	const char *name = exception_names[vector] ? exception_names[vector] : "reserved";
+
+	if (vector == 14) {
+		const struct mote_layout *l = &sb->layout;
+		if (cr2 >= l->stack_base - MOTE_PAGE_SIZE && cr2 < l->stack_base)
+			return POISON(sb, -MOTE_EFAULT,
+				      "stack overflow: access to guard page at 0x%llx (rip 0x%llx, "
+				      "rsp 0x%llx)",
+				      (unsigned long long)cr2, (unsigned long long)rip,
+				      (unsigned long long)rsp);
+		const char *access = (error & 0x10) ? "execute" : (error & 2) ? "write" : "read";
+		const char *cause = !(error & 1)         ? "page not mapped"
+				    : (error & 0x10)     ? "page not executable"
+				    : (error & 2)        ? "page is read-only"
+				    : (error & 4)        ? "page is not user-accessible"
+							 : "protection violation";
+		return POISON(sb, -MOTE_EFAULT,
+			      "memory access violation: %s at 0x%llx (%s; rip 0x%llx)", access,
+			      (unsigned long long)cr2, cause, (unsigned long long)rip);
+	}
+	bool has_error = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17;
+	if (has_error)
+		return POISON(sb, -MOTE_EEXCEPTION,
+			      "guest exception %s at rip 0x%llx (error code 0x%llx)", name,
+			      (unsigned long long)rip, (unsigned long long)error);
+	return POISON(sb, -MOTE_EEXCEPTION, "guest exception %s at rip 0x%llx", name,
+		      (unsigned long long)rip);
+}
+
+static int report_abort(struct mote_sandbox *sb)
+{
+	struct msg_view v;
+	const char *why;
+	if (read_guest_msg(sb, MOTE_MSG_ABORT, &v, &why))
+		return POISON(sb, -MOTE_EABORT, "guest aborted (malformed abort message: %s)",
+			      why);
+	return POISON(sb, -MOTE_EABORT, "guest aborted: code %d: %.*s", v.hdr->status,
+		      (int)(v.hdr->name_len > 400 ? 400 : v.hdr->name_len),
+		      (const char *)v.base + v.hdr->name_off);
+}
+
+/* Run the guest until it reports DONE (0) or fails (negative, detail set). */
+static int run_guest(struct mote_sandbox *sb)
+{
+	uint64_t deadline;
+	int rc = begin_run(sb, &deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		struct mote_exit ex;
+		if (mote_vm_run(&sb->vm, &ex)) {
+			rc = POISON(sb, -MOTE_EKVM, "KVM_RUN failed: %s", strerror(errno));
+			break;
+		}
+		drain_log(sb);
+		if (ex.kind == MOTE_EXIT_IO && !ex.io_in) {
+			if (ex.port == MOTE_PORT_DONE) {
+				rc = 0;
+				break;
+			}
+			if (ex.port == MOTE_PORT_HOSTCALL) {
+				rc = handle_hostcall(sb);
+				if (rc && sb->poisoned)
+					break;
+				continue;
+			}
+			if (ex.port == MOTE_PORT_LOG)
+				continue;
+			if (ex.port == MOTE_PORT_ABORT) {
+				rc = report_abort(sb);
+				break;
+			}
+			if (ex.port >= MOTE_PORT_EXC_BASE && ex.port < MOTE_PORT_EXC_BASE + 32) {
+				rc = report_exception(sb, ex.port - MOTE_PORT_EXC_BASE);
+				break;
+			}
+			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: OUT to port 0x%x",
+				    ex.port);
+			break;
+		}
+		if (ex.kind == MOTE_EXIT_INTR) {
+			if (__atomic_load_n(&sb->cancel, __ATOMIC_SEQ_CST)) {
+				rc = POISON(sb, -MOTE_ECANCELLED, "call cancelled by interrupt");
+				break;
+			}
+			if (deadline && now_us() >= deadline) {
+				rc = POISON(sb, -MOTE_ETIMEDOUT, "call exceeded its timeout of %llu us",
+					    (unsigned long long)sb->cfg.timeout_us);
+				break;
+			}
+			/* Spurious: clear, then re-check what an interrupter may have set. */
+			mote_vm_clear_kick(&sb->vm);
+			if (__atomic_load_n(&sb->cancel, __ATOMIC_SEQ_CST))
+				mote_vm_kick(&sb->vm);
+			continue;
+		}
+		switch (ex.kind) {
+		case MOTE_EXIT_IO:
+			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: IN from port 0x%x",
+				    ex.port);
+			break;
+		case MOTE_EXIT_SHUTDOWN:
+			rc = POISON(sb, -MOTE_EEXCEPTION, "guest triple fault (CPU shutdown)");
+			break;
+		case MOTE_EXIT_MMIO:
+			rc = POISON(sb, -MOTE_EFAULT, "memory access violation: 0x%llx is not memory",
+				    (unsigned long long)ex.value);
+			break;
+		case MOTE_EXIT_HLT:
+			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: HLT");
+			break;
+		default:
+			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: KVM exit reason %u",
+				    ex.reason);
+			break;
+		}
+		break;
+	}
+	end_run(sb);
+	return rc;
+}
+
+/* ---- Creation ---- */
+static int read_directory(struct mote_sandbox *sb)
+{
+	struct msg_view v;
+	const char *why;
+	if (read_guest_msg(sb, MOTE_MSG_INIT, &v, &why))
+		return POISON(sb, -MOTE_EPROTOCOL, "guest init: malformed function directory: %s",
+			      why);
+	uint32_t n = v.hdr->nvals;
+	if (n > 65536 || sizeof(struct mote_msg) + (uint64_t)n * sizeof(struct mote_wire_fn) > v.size)
+		return POISON(sb, -MOTE_EPROTOCOL,
+			      "guest init: function directory of %u entries does not fit", n);
+	sb->fns = mote_calloc(n ? n : 1, sizeof(sb->fns[0]));
+	if (!sb->fns)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	const struct mote_wire_fn *w = (const struct mote_wire_fn *)(v.hdr + 1);
+	for (uint32_t i = 0; i < n; i++) {
+		struct mote_wire_fn f;
+		memcpy(&f, &w[i], sizeof(f));
+		if (f.name_len == 0 || f.name_len > MOTE_MAX_NAME ||
+		    (uint64_t)f.name_off + f.name_len > v.size || f.nargs > MOTE_MAX_ARGS ||
+		    f.ret >= MOTE_TYPE_COUNT_)
+			return POISON(sb, -MOTE_EPROTOCOL,
+				      "guest init: function directory entry %u is malformed", i);
+		struct mote_sig *s = &sb->fns[i];
+		s->name = mote_malloc(f.name_len + 1);
+		if (!s->name)
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+		memcpy(s->name, v.base + f.name_off, f.name_len);
+		s->name[f.name_len] = 0;
+		sb->nfns = i + 1;
+		if (strlen(s->name) != f.name_len)
+			return POISON(sb, -MOTE_EPROTOCOL,
+				      "guest init: function name %u contains NUL", i);
+		s->ret = (mote_type)f.ret;
+		s->nargs = f.nargs;
+		for (unsigned a = 0; a < f.nargs; a++) {
+			if (f.args[a] == MOTE_VOID || f.args[a] >= MOTE_TYPE_COUNT_)
+				return POISON(sb, -MOTE_EPROTOCOL,
+					      "guest init: function '%s' has an invalid argument type",
+					      s->name);
+			s->args[a] = (mote_type)f.args[a];
+		}
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(sb->fns[j].name, s->name) == 0)
+				return POISON(sb, -MOTE_EPROTOCOL,
+					      "guest init: function '%s' is declared twice",
+					      s->name);
+	}
+	return 0;
+}
+
+static struct mote_sandbox *sandbox_alloc(const mote_config *config,
+					  const mote_host_functions *host_functions, int *rc)
+{
+	struct mote_sandbox *sb = mote_calloc(1, sizeof(*sb));
+	if (!sb) {
+		*rc = -MOTE_ENOMEM;
+		return NULL;
+	}
+	sb->vm.vm_fd = sb->vm.vcpu_fd = -1;
+	pthread_mutex_init(&sb->run_lock, NULL);
+	if (config)
+		sb->cfg = *config;
+	else
+		mote_config_defaults(&sb->cfg);
+	if (!sb->cfg.output)
+		sb->cfg.output = default_output;
+	*rc = mote_host_functions_copy(host_functions, &sb->host_fns);
+	if (*rc) {
+		pthread_mutex_destroy(&sb->run_lock);
+		mote_free(sb);
+		return NULL;
+	}
+	pthread_once(&signal_once, install_signal_handler);
+	return sb;
+}
+
+int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config *config,
+				 const mote_host_functions *host_functions, mote_sandbox **out)
+{
+	if (!out || !elf) {
+		set_thread_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	*out = NULL;
+	int rc;
+	struct mote_sandbox *sb = sandbox_alloc(config, host_functions, &rc);
+	if (!sb) {
+		set_thread_error(mote_strerror(rc));
+		return rc;
+	}
+	struct mote_elf_image img;
+	rc = mote_elf_parse(elf, len, &img, sb->err, sizeof(sb->err));
+	if (rc) {
+		set_thread_error(sb->err);
+		goto fail;
+	}
+	sb->abi_version = img.abi_version;
+	sb->image_size = img.image_end - MOTE_IMAGE_BASE;
+	rc = mote_layout_compute(&sb->cfg, img.image_end, &sb->layout, sb->err, sizeof(sb->err));
+	if (rc) {
+		set_thread_error(sb->err);
+		goto fail;
+	}
+	sb->mem_size = sb->layout.mem_size;
+	/* MAP_NORESERVE: untouched guest memory costs nothing. */
+	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %llu bytes of guest memory: %s",
+				       (unsigned long long)sb->mem_size, strerror(errno));
+		goto fail;
+	}
+	sb->mem = mem;
+	for (unsigned i = 0; i < img.nsegments; i++) {
+		const struct mote_elf_segment *s = &img.segments[i];
+		memcpy(sb->mem + s->vaddr, (const uint8_t *)elf + s->offset, s->filesz);
+	}
+	rc = mote_layout_write_system(sb->mem, &sb->layout, &img, sb->err, sizeof(sb->err));
+	if (rc) {
+		set_thread_error(sb->err);
+		goto fail;
+	}
+	rc = mote_vm_create(&sb->vm, sb->mem, sb->mem_size, true, false, sb->err, sizeof(sb->err));
+	if (rc) {
+		set_thread_error(sb->err);
+		goto fail;
+	}
+	struct mote_vcpu_state st;
+	mote_layout_initial_state(&sb->layout, img.entry, &st);
+	if (mote_vm_set_state(&sb->vm, &st)) {
+		rc = mote_sandbox_fail(sb, -MOTE_EKVM, "cannot set the initial vCPU state: %s",
+				       strerror(errno));
+		goto fail;
+	}
+	sb->hostresult_off = 0;
+	rc = run_guest(sb);
+	if (rc == 0)
+		rc = read_directory(sb);
+	if (rc) {
+		char detail[sizeof(sb->err)];
+		snprintf(detail, sizeof(detail), "%s", sb->err);
+		rc = mote_sandbox_fail(sb, rc, "guest init failed: %.480s", detail);
+		goto fail;
+	}
+	sb->poisoned = false;
+	sb->err[0] = 0;
+	*out = sb;
+	return 0;
+fail:
+	mote_sandbox_free(sb);
+	return rc;
+}
+
+int mote_sandbox_new(const char *path, const mote_config *config,
+		     const mote_host_functions *host_functions, mote_sandbox **out)
+{
+	if (!path || !out) {
+		set_thread_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(thread_error, sizeof(thread_error), "cannot open %s: %s", path,
+			 strerror(errno));
+		return errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(thread_error, sizeof(thread_error), "%s is not a regular file", path);
+		close(fd);
+		return -MOTE_EIO;
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		snprintf(thread_error, sizeof(thread_error), "%s: empty file, not an ELF", path);
+		return -MOTE_EBADELF;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(thread_error, sizeof(thread_error), "cannot map %s: %s", path,
+			 strerror(errno));
+		return -MOTE_EIO;
+	}
+	int rc = mote_sandbox_new_from_buffer(p, (size_t)st.st_size, config, host_functions, out);
+	munmap(p, (size_t)st.st_size);
+	return rc;
+}
+
+void mote_sandbox_free(mote_sandbox *sb)
+{
+	if (!sb)
+		return;
+	mote_vm_destroy(&sb->vm);
+	if (sb->mem)
+		munmap(sb->mem, sb->mem_size);
+	if (sb->have_timer)
+		timer_delete(sb->timer);
+	for (size_t i = 0; i < sb->nfns; i++)
+		mote_free(sb->fns[i].name);
+	mote_free(sb->fns);
+	mote_host_functions_clear(&sb->host_fns);
+	free_scratch(sb);
+	mote_free(sb->scratch);
+	mote_free(sb->result_buf);
+	pthread_mutex_destroy(&sb->run_lock);
+	mote_free(sb);
+}
+
+/* ---- Calls ---- */
+static const struct mote_sig *find_function(const struct mote_sandbox *sb, const char *name,
+					    uint32_t *index)
+{
+	for (size_t i = 0; i < sb->nfns; i++) {
+		if (strcmp(sb->fns[i].name, name) == 0) {
+			*index = (uint32_t)i;
+			return &sb->fns[i];
+		}
+	}
+	return NULL;
+}
+
+static int check_args(struct mote_sandbox *sb, const struct mote_sig *sig, const mote_value *args,
+		      size_t nargs)
+{
+	bool ok = nargs == sig->nargs;
+	for (size_t i = 0; ok && i < nargs; i++)
+		ok = args[i].type == sig->args[i];
+	if (ok)
+		return 0;
+	char want[256], got[256] = "(";
+	mote_sig_format(sig, want, sizeof(want));
+	size_t n = 1;
+	for (size_t i = 0; i < nargs && n < sizeof(got); i++)
+		n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", i ? ", " : "",
+				      mote_type_name(args[i].type));
+	if (n < sizeof(got))
+		snprintf(got + n, sizeof(got) - n, ")");
+	return mote_sandbox_fail(sb, -MOTE_ESIGNATURE, "function '%s' called with %s", want, got);
+}
+
+static int take_result(struct mote_sandbox *sb, const struct mote_sig *sig, mote_value *result)
+{
+	struct msg_view v;
+	const char *why;
+	if (read_guest_msg(sb, MOTE_MSG_RESULT, &v, &why))
+		return POISON(sb, -MOTE_EPROTOCOL, "guest broke the call protocol: result: %s",
+			      why);
+	int32_t status = v.hdr->status;
+	if (status == -MOTE_EGUEST)
+		return mote_sandbox_fail(sb, -MOTE_EGUEST, "guest function '%s' failed: %.*s",
+					 sig->name, (int)(v.hdr->name_len > 400 ? 400 : v.hdr->name_len),
+					 (const char *)v.base + v.hdr->name_off);
+	if (status == -MOTE_ETOOBIG)
+		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
+					 "result of '%s' does not fit the %llu-byte output buffer",
+					 sig->name, (unsigned long long)sb->layout.out_size);
+	if (status != 0)
+		return POISON(sb, -MOTE_EPROTOCOL,
+			      "guest broke the call protocol: result status %d", status);
+	if (sb->hostcall_error)
+		return mote_sandbox_fail(sb, sb->hostcall_error, "%s", sb->hostcall_error_text);
+	uint32_t want = sig->ret == MOTE_VOID ? 0 : 1;
+	if (v.hdr->nvals != want || (want && v.vals[0].type != (uint32_t)sig->ret))
+		return POISON(sb, -MOTE_EPROTOCOL,
+			      "guest broke the call protocol: result is not a %s",
+			      mote_type_name(sig->ret));
+	if (!result)
+		return 0;
+	memset(result, 0, sizeof(*result));
+	result->type = sig->ret;
+	if (!want)
+		return 0;
+	wire_to_value(&v.vals[0], v.base, result);
+	if (result->type == MOTE_STRING || result->type == MOTE_BYTES) {
+		/* Copy out: the guest may reuse its buffer on the next call. */
+		size_t len = result->v.buf.len;
+		if (len + 1 > sb->result_cap) {
+			uint8_t *p = mote_realloc(sb->result_buf, len + 1);
+			if (!p)
+				return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+			sb->result_buf = p;
+			sb->result_cap = len + 1;
+		}
+		memcpy(sb->result_buf, result->v.buf.ptr, len);
+		sb->result_buf[len] = 0;
+		result->v.buf.ptr = sb->result_buf;
+	}
+	return 0;
+}
+
+int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args, size_t nargs,
+		      mote_value *result)
+{
+	if (!sb || !name || (nargs && !args))
+		return -MOTE_EINVAL;
+	if (sb->poisoned)
+		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
+					 "sandbox is poisoned by an earlier guest failure");
+	sb->err[0] = 0;
+	uint32_t index;
+	const struct mote_sig *sig = find_function(sb, name, &index);
+	if (!sig)
+		return mote_sandbox_fail(sb, -MOTE_ENOFUNC, "no guest function '%s'", name);
+	int rc = check_args(sb, sig, args, nargs);
+	if (rc)
+		return rc;
+	uint8_t *in = mote_guest_ptr(sb, sb->layout.in_buf, sb->layout.in_size);
+	int64_t size =
+		write_host_msg(in, sb->layout.in_size, MOTE_MSG_CALL, 0, index, args, nargs);
+	if (size < 0)
+		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
+					 "arguments of '%s' do not fit the %llu-byte input buffer",
+					 name, (unsigned long long)sb->layout.in_size);
+	sb->hostresult_off = ((uint64_t)size + 15) & ~15ull;
+	sb->hostcall_error = 0;
+	rc = run_guest(sb);
+	if (rc)
+		return rc;
+	return take_result(sb, sig, result);
+}
+
+/* ---- Introspection ---- */
+const char *mote_sandbox_last_error(const mote_sandbox *sb)
+{
+	return sb ? sb->err : "";
+}
+
+bool mote_sandbox_poisoned(const mote_sandbox *sb)
+{
+	return sb && sb->poisoned;
+}
+
+size_t mote_sandbox_function_count(const mote_sandbox *sb)
+{
+	return sb ? sb->nfns : 0;
+}
+
+int mote_sandbox_function(const mote_sandbox *sb, size_t index, mote_function_info *out)
+{
+	if (!sb || !out || index >= sb->nfns)
+		return -MOTE_EINVAL;
+	const struct mote_sig *s = &sb->fns[index];
+	out->name = s->name;
+	out->ret = s->ret;
+	out->nargs = s->nargs;
+	out->args = s->args;
+	return 0;
+}
+
+int mote_sandbox_memory_info(const mote_sandbox *sb, mote_memory_info *out)
+{
+	if (!sb || !out)
+		return -MOTE_EINVAL;
+	out->mem_size = sb->mem_size;
+	out->image_size = sb->image_size;
+	out->heap_size = sb->layout.heap_size;
+	out->stack_size = sb->layout.stack_size;
+	out->input_size = sb->layout.in_size;
+	out->output_size = sb->layout.out_size;
+	out->abi_version = sb->abi_version;
+	return 0;
+}
+
+void *mote__sandbox_guest_memory(mote_sandbox *sb, uint64_t *size)
+{
+	*size = sb->mem_size;
+	return sb->mem;
+}

@@ -1,0 +1,506 @@
+/* mote: the command line tool. One table of subcommands; each parses its own
+ * arguments. Exit codes are documented in usage() and docs/cli.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "mote.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_CALL = 1,   /* the guest call failed (fault, timeout, guest error) */
+	EXIT_USAGE = 2,  /* bad command line or arguments */
+	EXIT_CREATE = 3, /* the sandbox could not be created (bad file, no KVM) */
+};
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *args;
+	const char *help;
+};
+
+static int cmd_run(int argc, char **argv);
+static int cmd_inspect(int argc, char **argv);
+static int cmd_bench(int argc, char **argv);
+
+static const struct command commands[] = {
+	{"run", cmd_run, "[OPTIONS] GUEST FUNCTION [ARGS...]",
+	 "create a sandbox from GUEST, call FUNCTION with ARGS parsed by its signature, "
+	 "print the result"},
+	{"inspect", cmd_inspect, "[--json] GUEST", "list a guest's functions, ABI version and sizes"},
+	{"bench", cmd_bench, "[--json] [--runs N] [SUITE...]",
+	 "measure creation and call costs against the bare-KVM floor"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mote COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-8s %s\n           %s\n", commands[i].name, commands[i].args,
+			commands[i].help);
+	fprintf(f,
+		"  help     this text;  --version  the version\n"
+		"\nrun options:\n"
+		"  --heap SIZE        guest heap (128K default, up to 16G; suffixes K, M, G)\n"
+		"  --stack SIZE       guest stack (64K default)\n"
+		"  --input-size SIZE  argument buffer (64K default)\n"
+		"  --output-size SIZE result buffer (64K default)\n"
+		"  --timeout MS       stop the call after MS milliseconds\n"
+		"\narguments: i32/u32/i64/u64 in decimal or 0x hex; f32/f64 as decimal, inf, nan;\n"
+		"bool as true/false/1/0; string as given; bytes as hex digits (\"0a0b\") or\n"
+		"@FILE for a file's contents. Results print the same way (bytes as hex).\n"
+		"\nexit status: 0 success; 1 the call failed (guest fault, abort, timeout,\n"
+		"guest error); 2 usage error or arguments that do not match the signature;\n"
+		"3 the sandbox could not be created (bad guest file, no KVM).\n"
+		"Errors print as \"mote: MOTE_Exxx: detail\" on stderr.\n");
+}
+
+static int fail(int code, int err, const char *detail)
+{
+	fprintf(stderr, "mote: %s: %s\n", mote_errname(err),
+		detail && *detail ? detail : mote_strerror(err));
+	return code;
+}
+
+/* "64K", "8M", "1G", or plain bytes. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	uint64_t mul = 1;
+	if (*end == 'K' || *end == 'k')
+		mul = 1ull << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ull << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ull << 30;
+	else if (*end)
+		return -1;
+	if (mul > 1 && end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	unsigned char *buf = malloc(cap);
+	while (buf) {
+		size_t got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (n < cap)
+			break;
+		unsigned char *bigger = realloc(buf, cap * 2);
+		if (!bigger) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		buf = bigger;
+		cap *= 2;
+	}
+	fclose(f);
+	*len = n;
+	return buf;
+}
+
+/* Parse one command-line argument as `type`. Bytes storage is malloc'd into
+ * *owned. Returns 0 or prints why and returns -1. */
+static int parse_value(const char *s, mote_type type, mote_value *v, void **owned)
+{
+	char *end = NULL;
+	errno = 0;
+	v->type = type;
+	switch (type) {
+	case MOTE_I32:
+	case MOTE_I64: {
+		long long x = strtoll(s, &end, 0);
+		if (errno || *end || end == s ||
+		    (type == MOTE_I32 && (x < INT32_MIN || x > INT32_MAX)))
+			break;
+		if (type == MOTE_I32)
+			v->v.i32 = (int32_t)x;
+		else
+			v->v.i64 = x;
+		return 0;
+	}
+	case MOTE_U32:
+	case MOTE_U64: {
+		if (*s == '-')
+			break;
+		unsigned long long x = strtoull(s, &end, 0);
+		if (errno || *end || end == s || (type == MOTE_U32 && x > UINT32_MAX))
+			break;
+		if (type == MOTE_U32)
+			v->v.u32 = (uint32_t)x;
+		else
+			v->v.u64 = x;
+		return 0;
+	}
+	case MOTE_F32:
+	case MOTE_F64: {
+		double x = strtod(s, &end);
+		if (*end || end == s)
+			break;
+		if (type == MOTE_F32)
+			v->v.f32 = (float)x;
+		else
+			v->v.f64 = x;
+		return 0;
+	}
+	case MOTE_BOOL:
+		if (!strcmp(s, "true") || !strcmp(s, "1"))
+			v->v.b = true;
+		else if (!strcmp(s, "false") || !strcmp(s, "0"))
+			v->v.b = false;
+		else
+			break;
+		return 0;
+	case MOTE_STRING:
+		v->v.buf.ptr = s;
+		v->v.buf.len = strlen(s);
+		return 0;
+	case MOTE_BYTES: {
+		if (*s == '@') {
+			size_t len;
+			void *data = read_file(s + 1, &len);
+			if (!data) {
+				fprintf(stderr, "mote: cannot read %s: %s\n", s + 1, strerror(errno));
+				return -1;
+			}
+			*owned = data;
+			v->v.buf.ptr = data;
+			v->v.buf.len = len;
+			return 0;
+		}
+		size_t n = strlen(s);
+		if (n % 2)
+			break;
+		unsigned char *data = malloc(n / 2 + 1);
+		if (!data)
+			return -1;
+		for (size_t i = 0; i < n / 2; i++) {
+			int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+			if (hi < 0 || lo < 0) {
+				free(data);
+				goto bad;
+			}
+			data[i] = (unsigned char)(hi << 4 | lo);
+		}
+		*owned = data;
+		v->v.buf.ptr = data;
+		v->v.buf.len = n / 2;
+		return 0;
+	}
+	default:
+		break;
+	}
+bad:
+	fprintf(stderr, "mote: MOTE_ESIGNATURE: '%s' is not a valid %s\n", s, mote_type_name(type));
+	return -1;
+}
+
+static void print_value(const mote_value *v)
+{
+	switch (v->type) {
+	case MOTE_VOID:
+		break;
+	case MOTE_I32:
+		printf("%" PRId32 "\n", v->v.i32);
+		break;
+	case MOTE_U32:
+		printf("%" PRIu32 "\n", v->v.u32);
+		break;
+	case MOTE_I64:
+		printf("%" PRId64 "\n", v->v.i64);
+		break;
+	case MOTE_U64:
+		printf("%" PRIu64 "\n", v->v.u64);
+		break;
+	case MOTE_F32:
+		printf("%.9g\n", (double)v->v.f32);
+		break;
+	case MOTE_F64:
+		printf("%.17g\n", v->v.f64);
+		break;
+	case MOTE_BOOL:
+		printf("%s\n", v->v.b ? "true" : "false");
+		break;
+	case MOTE_STRING:
+		fwrite(v->v.buf.ptr, 1, v->v.buf.len, stdout);
+		putchar('\n');
+		break;
+	case MOTE_BYTES: {
+		const unsigned char *p = v->v.buf.ptr;
+		for (size_t i = 0; i < v->v.buf.len; i++)
+			printf("%02x", p[i]);
+		putchar('\n');
+		break;
+	}
+	default:
+		printf("?\n");
+	}
+}
+
+/* Options shared by commands that create sandboxes; consumes argv entries. */
+/* Guest prints go to stdout (they are the program's output), logs to stderr. */
+static void cli_output(void *user, mote_log_level level, const char *text, size_t len)
+{
+	(void)user;
+	static const char *const names[] = {"", "error", "warn", "info", "debug"};
+	if (level == MOTE_LOG_PRINT) {
+		fwrite(text, 1, len, stdout);
+		return;
+	}
+	fflush(stdout);
+	fprintf(stderr, "[guest %s] %.*s\n", names[level <= MOTE_LOG_DEBUG ? level : 3], (int)len,
+		text);
+}
+
+static int parse_config(int *argc, char ***argv, mote_config *cfg)
+{
+	mote_config_set_output(cfg, cli_output, NULL);
+	while (*argc > 0 && strncmp((*argv)[0], "--", 2) == 0) {
+		const char *opt = (*argv)[0];
+		if (!strcmp(opt, "--")) {
+			(*argc)--;
+			(*argv)++;
+			break;
+		}
+		if (*argc < 2) {
+			fprintf(stderr, "mote: option %s needs a value\n", opt);
+			return -1;
+		}
+		const char *val = (*argv)[1];
+		uint64_t n;
+		int rc;
+		if (!strcmp(opt, "--timeout")) {
+			char *end;
+			unsigned long long ms = strtoull(val, &end, 10);
+			if (*end || end == val) {
+				fprintf(stderr, "mote: --timeout takes milliseconds, not '%s'\n", val);
+				return -1;
+			}
+			rc = mote_config_set_timeout_us(cfg, ms * 1000);
+		} else if (parse_size(val, &n)) {
+			fprintf(stderr, "mote: %s: '%s' is not a size\n", opt, val);
+			return -1;
+		} else if (!strcmp(opt, "--heap"))
+			rc = mote_config_set_heap_size(cfg, n);
+		else if (!strcmp(opt, "--stack"))
+			rc = mote_config_set_stack_size(cfg, n);
+		else if (!strcmp(opt, "--input-size"))
+			rc = mote_config_set_input_size(cfg, n);
+		else if (!strcmp(opt, "--output-size"))
+			rc = mote_config_set_output_size(cfg, n);
+		else {
+			fprintf(stderr, "mote: unknown option %s\n", opt);
+			return -1;
+		}
+		if (rc) {
+			fprintf(stderr, "mote: %s %s: out of range\n", opt, val);
+			return -1;
+		}
+		*argc -= 2;
+		*argv += 2;
+	}
+	return 0;
+}
+
+static const char *sig_text(const mote_function_info *fi, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "%s %s(", mote_type_name(fi->ret), fi->name);
+	for (size_t i = 0; i < fi->nargs && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+				      mote_type_name(fi->args[i]));
+	if (n < len)
+		snprintf(buf + n, len - n, ")");
+	return buf;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	mote_config *cfg;
+	if (mote_config_new(&cfg))
+		return fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
+	int code = EXIT_USAGE;
+	if (parse_config(&argc, &argv, cfg))
+		goto out_cfg;
+	if (argc < 2) {
+		fprintf(stderr, "usage: mote run [OPTIONS] GUEST FUNCTION [ARGS...]\n");
+		goto out_cfg;
+	}
+	mote_sandbox *sb;
+	int rc = mote_sandbox_new(argv[0], cfg, NULL, &sb);
+	if (rc) {
+		code = fail(EXIT_CREATE, rc, mote_last_error());
+		goto out_cfg;
+	}
+	const char *fname = argv[1];
+	size_t nargs = (size_t)argc - 2;
+	mote_function_info fi = {0};
+	bool found = false;
+	for (size_t i = 0; i < mote_sandbox_function_count(sb) && !found; i++)
+		found = mote_sandbox_function(sb, i, &fi) == 0 && !strcmp(fi.name, fname);
+	if (!found) {
+		char detail[256];
+		snprintf(detail, sizeof(detail), "no guest function '%s' (see mote inspect %s)",
+			 fname, argv[0]);
+		code = fail(EXIT_USAGE, -MOTE_ENOFUNC, detail);
+		goto out_sb;
+	}
+	if (nargs != fi.nargs) {
+		char sig[256], detail[320];
+		snprintf(detail, sizeof(detail), "%s takes %zu argument%s, %zu given",
+			 sig_text(&fi, sig, sizeof(sig)), fi.nargs, fi.nargs == 1 ? "" : "s", nargs);
+		code = fail(EXIT_USAGE, -MOTE_ESIGNATURE, detail);
+		goto out_sb;
+	}
+	mote_value args[MOTE_MAX_ARGS];
+	void *owned[MOTE_MAX_ARGS] = {0};
+	bool ok = true;
+	for (size_t i = 0; i < nargs && ok; i++)
+		ok = parse_value(argv[2 + i], fi.args[i], &args[i], &owned[i]) == 0;
+	if (ok) {
+		mote_value result;
+		rc = mote_sandbox_call(sb, fname, args, nargs, &result);
+		if (rc)
+			code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+		else {
+			print_value(&result);
+			code = EXIT_OK;
+		}
+	}
+	for (size_t i = 0; i < nargs; i++)
+		free(owned[i]);
+out_sb:
+	mote_sandbox_free(sb);
+out_cfg:
+	mote_config_free(cfg);
+	return code;
+}
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	bool json = false;
+	if (argc > 0 && !strcmp(argv[0], "--json")) {
+		json = true;
+		argc--;
+		argv++;
+	}
+	if (argc != 1) {
+		fprintf(stderr, "usage: mote inspect [--json] GUEST\n");
+		return EXIT_USAGE;
+	}
+	mote_sandbox *sb;
+	int rc = mote_sandbox_new(argv[0], NULL, NULL, &sb);
+	if (rc)
+		return fail(EXIT_CREATE, rc, mote_last_error());
+	mote_memory_info mi;
+	mote_sandbox_memory_info(sb, &mi);
+	size_t n = mote_sandbox_function_count(sb);
+	if (json) {
+		printf("{\"kind\": \"elf\", \"path\": ");
+		json_string(argv[0]);
+		printf(", \"abi_version\": %u, \"image_size\": %" PRIu64 ", \"memory_size\": %" PRIu64
+		       ", \"heap_size\": %" PRIu64 ", \"stack_size\": %" PRIu64
+		       ", \"input_size\": %" PRIu64 ", \"output_size\": %" PRIu64
+		       ", \"functions\": [",
+		       mi.abi_version, mi.image_size, mi.mem_size, mi.heap_size, mi.stack_size,
+		       mi.input_size, mi.output_size);
+		for (size_t i = 0; i < n; i++) {
+			mote_function_info fi;
+			mote_sandbox_function(sb, i, &fi);
+			printf("%s{\"name\": ", i ? ", " : "");
+			json_string(fi.name);
+			printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fi.ret));
+			for (size_t a = 0; a < fi.nargs; a++)
+				printf("%s\"%s\"", a ? ", " : "", mote_type_name(fi.args[a]));
+			printf("]}");
+		}
+		printf("]}\n");
+	} else {
+		printf("guest:        %s (ELF)\n", argv[0]);
+		printf("ABI version:  %u\n", mi.abi_version);
+		printf("image:        %" PRIu64 " bytes\n", mi.image_size);
+		printf("memory:       %" PRIu64 " bytes (heap %" PRIu64 ", stack %" PRIu64
+		       ", input %" PRIu64 ", output %" PRIu64 ") with default settings\n",
+		       mi.mem_size, mi.heap_size, mi.stack_size, mi.input_size, mi.output_size);
+		printf("functions:    %zu\n", n);
+		for (size_t i = 0; i < n; i++) {
+			mote_function_info fi;
+			char sig[256];
+			mote_sandbox_function(sb, i, &fi);
+			printf("  %s\n", sig_text(&fi, sig, sizeof(sig)));
+		}
+	}
+	mote_sandbox_free(sb);
+	return EXIT_OK;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+	return mote_bench_main(argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("mote %s (guest ABI %d)\n", mote_version(), 1);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].run(argc - 2, argv + 2);
+	fprintf(stderr, "mote: unknown command '%s' (see mote --help)\n", cmd);
+	return EXIT_USAGE;
+}
