@@ -180,7 +180,9 @@ static void write_cpl0(uint8_t *mem)
 		memcpy(g, &lo, 2);
 		memcpy(g + 2, &sel, 2);
 		g[4] = 1;    /* IST1 */
-		g[5] = 0x8e; /* present, DPL 0, 64-bit interrupt gate */
+		/* Present 64-bit interrupt gate, DPL 0; DPL 3 for #BP so that int3
+		 * at CPL 3 reports #BP rather than #GP(0x1a) (as Linux does). */
+		g[5] = v == 3 ? 0xee : 0x8e;
 		memcpy(g + 6, &mid, 2);
 		memcpy(g + 8, &hi, 4);
 	}

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -484,13 +483,28 @@ static const char *const exception_names[32] = {
 	[21] = "#CP (control protection)",
 };
 
+/* The leaf entry mapping `va` in the host-built page tables (0 if none). */
+static uint64_t leaf_pte(const struct mote_sandbox *sb, uint64_t va)
+{
+	uint64_t table = MOTE_PGTABLE_ADDR;
+	for (int level = 3; level >= 0; level--) {
+		unsigned idx = (unsigned)(va >> (12 + 9 * level)) & 511;
+		const uint64_t *e = mote_guest_ptr(sb, table + idx * 8ull, 8);
+		if (!e || !(*e & 1))
+			return 0;
+		if (level == 0 || (level <= 2 && (*e & 0x80))) /* 4 KiB, or a 2 MiB/1 GiB page */
+			return *e;
+		table = *e & 0x000ffffffffff000ull;
+	}
+	return 0;
+}
+
 static int report_exception(struct mote_sandbox *sb, unsigned vector)
 {
 	/* The stub left the CPU's frame at the top of the IST stack:
 	 * error code, rip, cs, rflags, rsp, ss. */
 	const uint64_t *f = mote_guest_ptr(sb, MOTE_KSTACK_TOP - 48, 48);
 	uint64_t error = f[0], rip = f[1], rsp = f[4];
-	if (getenv("MOTE_DEBUG")) fprintf(stderr, "frame: err %llx rip %llx cs %llx rflags %llx rsp %llx ss %llx\n", (unsigned long long)f[0], (unsigned long long)f[1], (unsigned long long)f[2], (unsigned long long)f[3], (unsigned long long)f[4], (unsigned long long)f[5]);
 	struct mote_fault_regs regs;
 	uint64_t cr2 = mote_vm_fault_regs(&sb->vm, &regs) == 0 ? regs.cr2 : 0;
 	const char *name = exception_names[vector] ? exception_names[vector] : "reserved";
@@ -504,11 +518,15 @@ static int report_exception(struct mote_sandbox *sb, unsigned vector)
 				      (unsigned long long)cr2, (unsigned long long)rip,
 				      (unsigned long long)rsp);
 		const char *access = (error & 0x10) ? "execute" : (error & 2) ? "write" : "read";
-		const char *cause = !(error & 1)         ? "page not mapped"
-				    : (error & 0x10)     ? "page not executable"
-				    : (error & 2)        ? "page is read-only"
-				    : (error & 4)        ? "page is not user-accessible"
-							 : "protection violation";
+		/* The error code does not say which permission failed: a CPL 3
+		 * write to a writable supervisor page sets the same bits as one
+		 * to a read-only user page. The page's own flags do. */
+		uint64_t pte = leaf_pte(sb, cr2);
+		const char *cause = !(error & 1)              ? "page not mapped"
+				    : (error & 4) && !(pte & 4) ? "page is not user-accessible"
+				    : (error & 0x10)            ? "page not executable"
+				    : (error & 2)               ? "page is read-only"
+								: "protection violation";
 		return POISON(sb, -MOTE_EFAULT,
 			      "memory access violation: %s at 0x%llx (%s; rip 0x%llx)", access,
 			      (unsigned long long)cr2, cause, (unsigned long long)rip);
