@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_int.h"
 #include "bench/floor.h"
-#include "mote.h"
 
 /* The bench guest, embedded at build time (see mk/bench.mk). */
 extern const unsigned char mote_bench_guest[];
@@ -22,23 +22,13 @@ __asm__(".section .rodata\n"
 	"mote_bench_guest_end:\n"
 	".previous\n");
 
-struct stats {
-	double median, min, max;
-	int runs;
-};
-
-struct bench_opts {
-	bool json;
-	int runs;
-};
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
 }
 
-static struct stats summarize(double *v, int n)
+struct stats bench_summarize(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	struct stats s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1], n};
@@ -56,8 +46,8 @@ static const char *human_size(uint64_t b, char *buf, size_t n)
 	return buf;
 }
 
-static void report(const struct bench_opts *o, const char *name, uint64_t heap,
-		   struct stats s, const char *note)
+void bench_report(const struct bench_opts *o, const char *name, uint64_t heap, struct stats s,
+		  const char *note)
 {
 	if (o->json)
 		printf("{\"case\": \"%s\", \"heap\": %llu, \"median_us\": %.2f, \"min_us\": %.2f, "
@@ -97,7 +87,7 @@ static mote_host_functions *bench_host_functions(void)
 	return fns;
 }
 
-static int new_bench_sandbox(uint64_t heap, const mote_host_functions *fns, mote_sandbox **out)
+int bench_new_sandbox(uint64_t heap, const mote_host_functions *fns, mote_sandbox **out)
 {
 	mote_config *cfg;
 	int rc = mote_config_new(&cfg);
@@ -115,10 +105,6 @@ static int new_bench_sandbox(uint64_t heap, const mote_host_functions *fns, mote
 	return rc;
 }
 
-struct floors {
-	struct stats coldstart, exit;
-};
-
 static int run_floors(const struct bench_opts *o, struct floors *f)
 {
 	double *v = calloc((size_t)o->runs, sizeof(double));
@@ -131,7 +117,7 @@ static int run_floors(const struct bench_opts *o, struct floors *f)
 			return 1;
 		}
 	}
-	f->coldstart = summarize(v, o->runs);
+	f->coldstart = bench_summarize(v, o->runs);
 	for (int i = 0; i < o->runs; i++) {
 		if (bench_floor_exit(100, &v[i])) {
 			fprintf(stderr, "mote bench: floor-exit failed\n");
@@ -139,10 +125,10 @@ static int run_floors(const struct bench_opts *o, struct floors *f)
 			return 1;
 		}
 	}
-	f->exit = summarize(v, o->runs);
+	f->exit = bench_summarize(v, o->runs);
 	free(v);
-	report(o, "floor-coldstart", 0, f->coldstart, "VM + vCPU + memory + long mode, first exit");
-	report(o, "floor-exit", 0, f->exit, "one guest -> host -> guest exit at CPL 3");
+	bench_report(o, "floor-coldstart", 0, f->coldstart, "VM + vCPU + memory + long mode, first exit");
+	bench_report(o, "floor-exit", 0, f->exit, "one guest -> host -> guest exit at CPL 3");
 	return 0;
 }
 
@@ -158,7 +144,7 @@ static int run_evolve(const struct bench_opts *o, const struct floors *f, double
 		for (int i = 0; i < o->runs; i++) {
 			mote_sandbox *sb;
 			double t0 = bench_now_us();
-			if (new_bench_sandbox(evolve_heaps[h], NULL, &sb)) {
+			if (bench_new_sandbox(evolve_heaps[h], NULL, &sb)) {
 				free(v);
 				return 1;
 			}
@@ -171,13 +157,13 @@ static int run_evolve(const struct bench_opts *o, const struct floors *f, double
 				return 1;
 			}
 		}
-		struct stats s = summarize(v, o->runs);
+		struct stats s = bench_summarize(v, o->runs);
 		medians[h] = s.median;
 		char note[96], hs[32];
 		snprintf(note, sizeof(note), "heap %s: %.2f x floor-coldstart",
 			 human_size(evolve_heaps[h], hs, sizeof(hs)),
 			 s.median / f->coldstart.median);
-		report(o, "evolve", evolve_heaps[h], s, note);
+		bench_report(o, "evolve", evolve_heaps[h], s, note);
 	}
 	free(v);
 	return 0;
@@ -188,7 +174,7 @@ static int run_calls(const struct bench_opts *o, const struct floors *f, double 
 {
 	mote_host_functions *fns = bench_host_functions();
 	mote_sandbox *sb;
-	if (!fns || new_bench_sandbox(128 << 10, fns, &sb)) {
+	if (!fns || bench_new_sandbox(128 << 10, fns, &sb)) {
 		mote_host_functions_free(fns);
 		return 1;
 	}
@@ -201,11 +187,11 @@ static int run_calls(const struct bench_opts *o, const struct floors *f, double 
 		v[i] = bench_now_us() - t0;
 	}
 	if (!rc) {
-		struct stats s = summarize(v, n);
+		struct stats s = bench_summarize(v, n);
 		*call = s.median;
 		char note[64];
 		snprintf(note, sizeof(note), "%.2f x floor-exit", s.median / f->exit.median);
-		report(o, "call", 0, s, note);
+		bench_report(o, "call", 0, s, note);
 	}
 	for (int i = 0; !rc && i < n; i++) {
 		mote_value arg = mote_i32(i), r;
@@ -216,11 +202,11 @@ static int run_calls(const struct bench_opts *o, const struct floors *f, double 
 			rc = -MOTE_EPROTOCOL;
 	}
 	if (!rc) {
-		struct stats s = summarize(v, n);
+		struct stats s = bench_summarize(v, n);
 		*hostcall = s.median;
 		char note[64];
 		snprintf(note, sizeof(note), "%.2f x floor-exit", s.median / f->exit.median);
-		report(o, "hostcall", 0, s, note);
+		bench_report(o, "hostcall", 0, s, note);
 	} else {
 		fprintf(stderr, "mote bench: call: %s: %s\n", mote_strerror(rc),
 			mote_sandbox_last_error(sb));
@@ -241,14 +227,52 @@ static void target(const struct bench_opts *o, const char *what, double value, d
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mote bench [--json] [--runs N] [SUITE...]\n"
-		   "suites: floor, evolve, call (call + hostcall); default: all\n");
+		   "suites: floor, evolve, call (call + hostcall), coldstart, restore, density,\n"
+		   "        save (save + full verification); default: all\n"
+		   "The floors are measured in every run; ratios are to them.\n");
+}
+
+enum { S_EVOLVE, S_CALL, S_COLD, S_RESTORE, S_DENSITY, S_SAVE, S_COUNT };
+static const char *const suite_names[S_COUNT] = {"evolve",  "call",    "coldstart",
+						 "restore", "density", "save"};
+
+static const char *heap_label(int h)
+{
+	static const char *const labels[BENCH_NCOLD] = {"128 KiB", "8 MiB", "64 MiB", "256 MiB",
+							"1 GiB"};
+	return labels[h];
+}
+
+static void cold_table(const struct bench_opts *o, const struct floors *f,
+		       const struct cold_results *r)
+{
+	if (o->json)
+		return;
+	printf("\ncold start to the first completed call (medians, us):\n");
+	printf("  %-8s %12s %16s %18s %18s %9s\n", "heap", "from ELF", "snapshot (full)",
+	       "snapshot (header)", "snapshot (cached)", "speed-up");
+	for (int h = 0; h < BENCH_NCOLD; h++)
+		printf("  %-8s %12.0f %16.0f %18.0f %18.0f %8.1fx\n", heap_label(h), r->evolve[h],
+		       r->full[h], r->header[h], r->cached[h], r->evolve[h] / r->header[h]);
+	printf("  floor-coldstart (bare KVM, same run): %.0f us\n", f->coldstart.median);
 }
 
 int mote_bench_main(int argc, char **argv)
 {
 	struct bench_opts o = {false, 21};
-	bool want_evolve = false, want_call = false, any = false;
+	bool want[S_COUNT] = {false};
+	bool any = false;
 	for (int i = 0; i < argc; i++) {
+		bool matched = false;
+		for (int k = 0; k < S_COUNT; k++)
+			if (!strcmp(argv[i], suite_names[k]))
+				matched = want[k] = any = true;
+		if (!strcmp(argv[i], "hostcall"))
+			matched = want[S_CALL] = any = true;
+		if (!strcmp(argv[i], "floor"))
+			matched = any = true;
+		if (matched)
+			continue;
 		if (strcmp(argv[i], "--json") == 0)
 			o.json = true;
 		else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
@@ -257,13 +281,7 @@ int mote_bench_main(int argc, char **argv)
 				fprintf(stderr, "mote bench: --runs takes 1..100000\n");
 				return 2;
 			}
-		} else if (strcmp(argv[i], "floor") == 0)
-			any = true;
-		else if (strcmp(argv[i], "evolve") == 0)
-			any = want_evolve = true;
-		else if (strcmp(argv[i], "call") == 0 || strcmp(argv[i], "hostcall") == 0)
-			any = want_call = true;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
 		} else {
@@ -273,27 +291,61 @@ int mote_bench_main(int argc, char **argv)
 		}
 	}
 	if (!any)
-		want_evolve = want_call = true;
+		for (int k = 0; k < S_COUNT; k++)
+			want[k] = true;
 	if (!o.json)
 		printf("mote bench (%d runs per case; medians; floors measured in this run)\n",
 		       o.runs);
 	struct floors f;
 	if (run_floors(&o, &f))
 		return 1;
-	double evolve[NHEAPS] = {0}, call = 0, hostcall = 0;
-	if (want_evolve && run_evolve(&o, &f, evolve))
+	double evolve[NHEAPS] = {0}, call = 0, hostcall = 0, gbps = 0, save8 = 0, save256 = 0;
+	double restore16[2] = {0}, density = 0;
+	struct cold_results cold;
+	memset(&cold, 0, sizeof(cold));
+	int rc = 0;
+	if (want[S_EVOLVE] && run_evolve(&o, &f, evolve))
+		rc = 1;
+	if (!rc && want[S_CALL] && run_calls(&o, &f, &call, &hostcall))
+		rc = 1;
+	if (!rc && want[S_COLD] && bench_coldstart(&o, &f, &cold))
+		rc = 1;
+	if (!rc && want[S_RESTORE] && bench_restore(&o, restore16))
+		rc = 1;
+	if (!rc && want[S_SAVE] && bench_verify(&o, &gbps, &save8, &save256))
+		rc = 1;
+	if (!rc && want[S_DENSITY] && bench_density(&o, &density))
+		rc = 1;
+	bench_cleanup_files();
+	if (rc)
 		return 1;
-	if (want_call && run_calls(&o, &f, &call, &hostcall))
-		return 1;
+	if (want[S_COLD])
+		cold_table(&o, &f, &cold);
 	if (!o.json)
-		printf("targets:\n");
-	if (want_evolve) {
+		printf("\ntargets:\n");
+	if (want[S_EVOLVE]) {
 		target(&o, "evolve 256 MiB / evolve 128 KiB", evolve[3] / evolve[0], 1.2);
 		target(&o, "evolve 128 KiB / floor-coldstart", evolve[0] / f.coldstart.median, 2.0);
 	}
-	if (want_call) {
+	if (want[S_CALL]) {
 		target(&o, "call / floor-exit", call / f.exit.median, 1.5);
 		target(&o, "hostcall / floor-exit", hostcall / f.exit.median, 2.5);
 	}
+	if (want[S_COLD]) {
+		target(&o, "snapshot-header 1 GiB / 128 KiB", cold.header[4] / cold.header[0], 1.2);
+		target(&o, "snapshot-cached 1 GiB / 128 KiB", cold.cached[4] / cold.cached[0], 1.2);
+		target(&o, "snapshot-header 1 GiB / floor-coldstart",
+		       cold.header[4] / f.coldstart.median, 1.5);
+		target(&o, "snapshot-cached 1 GiB / floor-coldstart",
+		       cold.cached[4] / f.coldstart.median, 1.5);
+	}
+	if (want[S_RESTORE]) {
+		target(&o, "restore-16 256 MiB / 128 KiB", restore16[1] / restore16[0], 1.2);
+		target(&o, "restore-16 at 256 MiB (us)", restore16[1], 100);
+	}
+	if (want[S_SAVE])
+		target(&o, "full verification, 1/(GB/s) (>= 3 GB/s)", 1 / gbps, 1 / 3.0);
+	if (want[S_DENSITY])
+		target(&o, "density, MiB per sandbox", density / 1024, 1.5);
 	return 0;
 }

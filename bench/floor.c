@@ -35,8 +35,9 @@ static int floor_boot(struct floor_vm *f)
 	cfg.input_size = cfg.output_size = cfg.log_size = 4096;
 	cfg.heap_size = 4096;
 	struct mote_layout lay;
+	uint64_t end;
 	if (mote_layout_compute(&cfg, MOTE_IMAGE_BASE + 4096, &lay, NULL, 0) ||
-	    lay.mem_size > FLOOR_MEM || mote_layout_write_system(f->mem, &lay, &img, NULL, 0))
+	    lay.mem_size > FLOOR_MEM || mote_layout_write_system(f->mem, &lay, &img, &end, NULL, 0))
 		return -MOTE_EINVAL;
 	int rc = mote_vm_create(&f->vm, f->mem, FLOOR_MEM, false, false, NULL, 0);
 	if (rc)

@@ -157,6 +157,75 @@ typedef struct mote_memory_info {
 } mote_memory_info;
 MOTE_API int mote_sandbox_memory_info(const mote_sandbox *sandbox, mote_memory_info *out);
 
+
+/* ---- Snapshots ----
+ * A snapshot holds a sandbox's memory, vCPU state and function tables.
+ * Restoring costs time proportional to the pages written since, not to the
+ * memory size. Snapshots are immutable and reference-counted: sandboxes
+ * started from one keep it alive, and many share its unwritten pages. */
+typedef struct mote_snapshot mote_snapshot;
+
+/* Capture `sandbox` (not while a call runs). Cheap when nothing changed
+ * since its last snapshot or restore: the same snapshot is returned. */
+MOTE_API int mote_sandbox_snapshot(mote_sandbox *sandbox, mote_snapshot **out);
+/* Return `sandbox` to `snapshot` exactly (memory and vCPU state); clears a
+ * poisoned state. The snapshot must have the sandbox's memory layout. */
+MOTE_API int mote_sandbox_restore(mote_sandbox *sandbox, const mote_snapshot *snapshot);
+/* Drop the caller's reference. */
+MOTE_API void mote_snapshot_free(mote_snapshot *snapshot);
+
+/* Write a snapshot to one self-describing file, atomically (a temporary
+ * file, fsync, rename, fsync of the directory): an existing file at `path`
+ * is replaced only when the new one is complete. */
+MOTE_API int mote_snapshot_save(const mote_snapshot *snapshot, const char *path);
+
+/* Open flags. Default (0): verify every byte of the memory blob (SHA-256 on
+ * two threads) unless this process already fully verified this exact file
+ * (same device, inode, size, mtime and header hash). The header hash, which
+ * covers everything before the blob, is always checked. The file must not
+ * be changed while open: its memory is mapped copy-on-write from it. */
+#define MOTE_SNAPSHOT_VERIFY_HEADER 1u /* skip the blob: constant time */
+#define MOTE_SNAPSHOT_NO_CACHE 2u      /* verify fully even if cached */
+MOTE_API int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out);
+/* Forget which files were fully verified (benchmarks, tests). */
+MOTE_API void mote_snapshot_cache_clear(void);
+
+/* Start a sandbox from a snapshot: no ELF parsing and no guest init; the
+ * memory is mapped copy-on-write. `host_functions` must provide every host
+ * function the snapshot requires, with the same signature (the error names
+ * each missing or mismatched one). From `config` only the runtime settings
+ * apply (timeout, output); sizes come from the snapshot. */
+MOTE_API int mote_sandbox_from_snapshot(const mote_snapshot *snapshot,
+					const mote_host_functions *host_functions,
+					const mote_config *config, mote_sandbox **out);
+
+/* What a snapshot file holds, read without mapping its memory. */
+typedef struct mote_snapshot_info {
+	uint32_t format_version;
+	uint32_t abi_version;
+	const char *arch;       /* "x86_64" */
+	const char *hypervisor; /* "kvm" */
+	char cpu_vendor[16];
+	uint64_t created_unix_ns;
+	uint64_t file_size;
+	uint64_t mem_size, image_size, heap_size, stack_size, input_size, output_size;
+	uint64_t blob_size; /* stored memory bytes */
+	size_t nregions;
+	char header_hash[65]; /* hex SHA-256 */
+	char blob_hash[65];
+	size_t nhost_functions; /* required host functions */
+	mote_function_info *host_functions;
+	size_t nguest_functions;
+	mote_function_info *guest_functions;
+	void *priv_; /* owned by the library */
+} mote_snapshot_info;
+MOTE_API int mote_snapshot_info_read(const char *path, mote_snapshot_info *out);
+MOTE_API void mote_snapshot_info_free(mote_snapshot_info *info);
+/* Details of a snapshot in memory (from mote_snapshot_open or a sandbox). */
+MOTE_API size_t mote_snapshot_function_count(const mote_snapshot *snapshot);
+MOTE_API int mote_snapshot_function(const mote_snapshot *snapshot, size_t index,
+				    mote_function_info *out);
+
 /* ---- Helpers for values ---- */
 MOTE_API const char *mote_type_name(mote_type type);
 /* Parse "i32", "string", ... Returns 0 or -MOTE_EINVAL. */

@@ -2,13 +2,13 @@
 # embedded with .incbin so an installed mote needs no extra files.
 
 BENCH_GUEST := $(BUILD)/guests-bench/bench_guest.elf
-BENCH_SRCS  := bench/bench.c bench/floor.c
+BENCH_SRCS  := bench/bench.c bench/bench_snap.c bench/floor.c
 BENCH_OBJS  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%.o)
 
 $(BENCH_GUEST): bench/guest/bench_guest.c $(LIBGUEST) src/guest/guest.ld $(HEADERS)
 	@mkdir -p $(@D)
 	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(LIBGUEST) -lgcc
 
-$(BUILD)/bench/%.o: bench/%.c bench/bench.h bench/floor.h $(HEADERS) $(BENCH_GUEST)
+$(BUILD)/bench/%.o: bench/%.c bench/bench.h bench/bench_int.h bench/floor.h $(HEADERS) $(BENCH_GUEST)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -I. -DMOTE_BENCH_GUEST=\"$(BENCH_GUEST)\" -c $< -o $@

@@ -1,14 +1,32 @@
 #!/bin/sh
-# The main job behind `make demo`: build a guest with mote-cc, run it, embed
-# libmote in a host program, and measure mote against the bare-KVM floor.
+# The main job behind `make demo`: build a guest with mote-cc, start it from
+# its ELF, save a snapshot, start again from the snapshot file, and measure
+# cold starts across heap sizes against the bare-KVM floor.
 set -e
 B=${1:-build}
-echo "== A guest built with mote-cc, called from the mote command"
-echo "\$ mote run hello.elf hello world"
-"$B/bin/mote" run "$B/examples/hello.elf" hello world
-echo
-echo "== A host program embedding libmote, giving the guest one host function"
-"$B/examples/embed" "$B/examples/hostcall.elf"
-echo
-echo "== What it costs (bare-KVM floor measured in the same run)"
-"$B/bin/mote" bench --runs 11
+MOTE="$B/bin/mote"
+DIR=$(mktemp -d /tmp/mote-demo-XXXXXX)
+trap 'rm -rf "$DIR"' EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+step "1. Build a guest with mote-cc (examples/hello/hello.c)"
+show "$B/bin/mote-cc" -o "$DIR/hello.elf" examples/hello/hello.c
+
+step "2. Start it from the ELF and call a function"
+show "$MOTE" run "$DIR/hello.elf" hello world
+
+step "3. Boot it with a 1 GiB heap, warm it up with one call, save a snapshot"
+show "$MOTE" snapshot "$DIR/hello.elf" --heap 1G -o "$DIR/hello.snap" --call hello warm-up
+ls -l "$DIR/hello.snap" | awk '{print "   file size: " $5 " bytes (only written pages are stored)"}'
+show "$MOTE" inspect "$DIR/hello.snap"
+
+step "4. Start from the snapshot file: no ELF parsing, no init, memory mapped copy-on-write"
+show "$MOTE" run "$DIR/hello.snap" hello snapshot
+
+step "5. A host program embedding libmote, giving the guest one host function"
+show "$B/examples/embed" "$B/examples/hostcall.elf"
+
+step "6. Cold start across heap sizes, against bare KVM measured in the same run"
+"$MOTE" bench coldstart restore --runs 11

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench/bench.h"
 #include "mote.h"
@@ -26,13 +27,19 @@ struct command {
 
 static int cmd_run(int argc, char **argv);
 static int cmd_inspect(int argc, char **argv);
+static int cmd_snapshot(int argc, char **argv);
+static int cmd_verify(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
 
 static const struct command commands[] = {
-	{"run", cmd_run, "[OPTIONS] GUEST FUNCTION [ARGS...]",
-	 "create a sandbox from GUEST, call FUNCTION with ARGS parsed by its signature, "
-	 "print the result"},
-	{"inspect", cmd_inspect, "[--json] GUEST", "list a guest's functions, ABI version and sizes"},
+	{"run", cmd_run, "[OPTIONS] GUEST|SNAPSHOT FUNCTION [ARGS...]",
+	 "start a sandbox from a guest ELF or a snapshot file, call FUNCTION with ARGS\n"
+	 "           parsed by its signature, print the result"},
+	{"inspect", cmd_inspect, "[--json] GUEST|SNAPSHOT",
+	 "show a guest's or snapshot's functions, versions, sizes (and hashes)"},
+	{"snapshot", cmd_snapshot, "[OPTIONS] GUEST -o FILE [--call FUNCTION ARGS...]",
+	 "boot GUEST, optionally run a warm-up call, save a snapshot file"},
+	{"verify", cmd_verify, "FILE", "check every hash of a snapshot file"},
 	{"bench", cmd_bench, "[--json] [--runs N] [SUITE...]",
 	 "measure creation and call costs against the bare-KVM floor"},
 };
@@ -52,12 +59,16 @@ static void usage(FILE *f)
 		"  --input-size SIZE  argument buffer (64K default)\n"
 		"  --output-size SIZE result buffer (64K default)\n"
 		"  --timeout MS       stop the call after MS milliseconds\n"
+		"  --header-only      (snapshot files) verify the header hash only\n"
 		"\narguments: i32/u32/i64/u64 in decimal or 0x hex; f32/f64 as decimal, inf, nan;\n"
 		"bool as true/false/1/0; string as given; bytes as hex digits (\"0a0b\") or\n"
 		"@FILE for a file's contents. Results print the same way (bytes as hex).\n"
+		"\nA snapshot file is recognised by its magic. Opening one verifies every hash\n"
+		"(SHA-256) unless --header-only is given (run, inspect always reads headers only).\n"
 		"\nexit status: 0 success; 1 the call failed (guest fault, abort, timeout,\n"
-		"guest error); 2 usage error or arguments that do not match the signature;\n"
-		"3 the sandbox could not be created (bad guest file, no KVM).\n"
+		"guest error) or verify found the file invalid; 2 usage error or arguments\n"
+		"that do not match the signature; 3 the sandbox or snapshot could not be\n"
+		"created or opened (bad file, ABI mismatch, no KVM).\n"
 		"Errors print as \"mote: MOTE_Exxx: detail\" on stderr.\n");
 }
 
@@ -268,7 +279,6 @@ static void print_value(const mote_value *v)
 	}
 }
 
-/* Options shared by commands that create sandboxes; consumes argv entries. */
 /* Guest prints go to stdout (they are the program's output), logs to stderr. */
 static void cli_output(void *user, mote_log_level level, const char *text, size_t len)
 {
@@ -283,6 +293,9 @@ static void cli_output(void *user, mote_log_level level, const char *text, size_
 		text);
 }
 
+static unsigned open_flags; /* --header-only */
+
+/* Options shared by commands that create sandboxes; consumes argv entries. */
 static int parse_config(int *argc, char ***argv, mote_config *cfg)
 {
 	mote_config_set_output(cfg, cli_output, NULL);
@@ -292,6 +305,12 @@ static int parse_config(int *argc, char ***argv, mote_config *cfg)
 			(*argc)--;
 			(*argv)++;
 			break;
+		}
+		if (!strcmp(opt, "--header-only")) {
+			open_flags |= MOTE_SNAPSHOT_VERIFY_HEADER;
+			(*argc)--;
+			(*argv)++;
+			continue;
 		}
 		if (*argc < 2) {
 			fprintf(stderr, "mote: option %s needs a value\n", opt);
@@ -333,6 +352,32 @@ static int parse_config(int *argc, char ***argv, mote_config *cfg)
 	return 0;
 }
 
+static bool is_snapshot_file(const char *path)
+{
+	char magic[8];
+	FILE *f = fopen(path, "rb");
+	bool yes = f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, "MOTESNAP", 8);
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+/* A sandbox from a guest ELF or a snapshot file. Prints the error. */
+static int open_sandbox(const char *path, const mote_config *cfg, mote_sandbox **sb)
+{
+	if (!is_snapshot_file(path)) {
+		int rc = mote_sandbox_new(path, cfg, NULL, sb);
+		return rc ? fail(EXIT_CREATE, rc, mote_last_error()) : 0;
+	}
+	mote_snapshot *snap;
+	int rc = mote_snapshot_open(path, open_flags, &snap);
+	if (rc)
+		return fail(EXIT_CREATE, rc, mote_last_error());
+	rc = mote_sandbox_from_snapshot(snap, NULL, cfg, sb);
+	mote_snapshot_free(snap);
+	return rc ? fail(EXIT_CREATE, rc, mote_last_error()) : 0;
+}
+
 static const char *sig_text(const mote_function_info *fi, char *buf, size_t len)
 {
 	size_t n = (size_t)snprintf(buf, len, "%s %s(", mote_type_name(fi->ret), fi->name);
@@ -342,6 +387,48 @@ static const char *sig_text(const mote_function_info *fi, char *buf, size_t len)
 	if (n < len)
 		snprintf(buf + n, len - n, ")");
 	return buf;
+}
+
+/* Look FUNCTION up, parse ARGS by its signature, call, print the result. */
+static int call_and_print(mote_sandbox *sb, const char *fname, size_t nargs, char **argv,
+			  const char *what, bool print)
+{
+	int code = EXIT_USAGE, rc;
+	mote_function_info fi = {0};
+	bool found = false;
+	for (size_t i = 0; i < mote_sandbox_function_count(sb) && !found; i++)
+		found = mote_sandbox_function(sb, i, &fi) == 0 && !strcmp(fi.name, fname);
+	if (!found) {
+		char detail[256];
+		snprintf(detail, sizeof(detail), "no guest function '%s' (see mote inspect %s)",
+			 fname, what);
+		return fail(EXIT_USAGE, -MOTE_ENOFUNC, detail);
+	}
+	if (nargs != fi.nargs) {
+		char sig[256], detail[320];
+		snprintf(detail, sizeof(detail), "%s takes %zu argument%s, %zu given",
+			 sig_text(&fi, sig, sizeof(sig)), fi.nargs, fi.nargs == 1 ? "" : "s", nargs);
+		return fail(EXIT_USAGE, -MOTE_ESIGNATURE, detail);
+	}
+	mote_value args[MOTE_MAX_ARGS];
+	void *owned[MOTE_MAX_ARGS] = {0};
+	bool ok = true;
+	for (size_t i = 0; i < nargs && ok; i++)
+		ok = parse_value(argv[i], fi.args[i], &args[i], &owned[i]) == 0;
+	if (ok) {
+		mote_value result;
+		rc = mote_sandbox_call(sb, fname, args, nargs, &result);
+		if (rc)
+			code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+		else {
+			if (print)
+				print_value(&result);
+			code = EXIT_OK;
+		}
+	}
+	for (size_t i = 0; i < nargs; i++)
+		free(owned[i]);
+	return code;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -357,49 +444,10 @@ static int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	}
 	mote_sandbox *sb;
-	int rc = mote_sandbox_new(argv[0], cfg, NULL, &sb);
-	if (rc) {
-		code = fail(EXIT_CREATE, rc, mote_last_error());
+	code = open_sandbox(argv[0], cfg, &sb);
+	if (code)
 		goto out_cfg;
-	}
-	const char *fname = argv[1];
-	size_t nargs = (size_t)argc - 2;
-	mote_function_info fi = {0};
-	bool found = false;
-	for (size_t i = 0; i < mote_sandbox_function_count(sb) && !found; i++)
-		found = mote_sandbox_function(sb, i, &fi) == 0 && !strcmp(fi.name, fname);
-	if (!found) {
-		char detail[256];
-		snprintf(detail, sizeof(detail), "no guest function '%s' (see mote inspect %s)",
-			 fname, argv[0]);
-		code = fail(EXIT_USAGE, -MOTE_ENOFUNC, detail);
-		goto out_sb;
-	}
-	if (nargs != fi.nargs) {
-		char sig[256], detail[320];
-		snprintf(detail, sizeof(detail), "%s takes %zu argument%s, %zu given",
-			 sig_text(&fi, sig, sizeof(sig)), fi.nargs, fi.nargs == 1 ? "" : "s", nargs);
-		code = fail(EXIT_USAGE, -MOTE_ESIGNATURE, detail);
-		goto out_sb;
-	}
-	mote_value args[MOTE_MAX_ARGS];
-	void *owned[MOTE_MAX_ARGS] = {0};
-	bool ok = true;
-	for (size_t i = 0; i < nargs && ok; i++)
-		ok = parse_value(argv[2 + i], fi.args[i], &args[i], &owned[i]) == 0;
-	if (ok) {
-		mote_value result;
-		rc = mote_sandbox_call(sb, fname, args, nargs, &result);
-		if (rc)
-			code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
-		else {
-			print_value(&result);
-			code = EXIT_OK;
-		}
-	}
-	for (size_t i = 0; i < nargs; i++)
-		free(owned[i]);
-out_sb:
+	code = call_and_print(sb, argv[1], (size_t)argc - 2, argv + 2, argv[0], true);
 	mote_sandbox_free(sb);
 out_cfg:
 	mote_config_free(cfg);
@@ -420,6 +468,74 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
+static void json_functions(const mote_function_info *fns, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		printf("%s{\"name\": ", i ? ", " : "");
+		json_string(fns[i].name);
+		printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fns[i].ret));
+		for (size_t a = 0; a < fns[i].nargs; a++)
+			printf("%s\"%s\"", a ? ", " : "", mote_type_name(fns[i].args[a]));
+		printf("]}");
+	}
+	printf("]");
+}
+
+static int inspect_snapshot(const char *path, bool json)
+{
+	mote_snapshot_info in;
+	int rc = mote_snapshot_info_read(path, &in);
+	if (rc)
+		return fail(EXIT_CREATE, rc, mote_last_error());
+	time_t secs = (time_t)(in.created_unix_ns / 1000000000u);
+	char when[64];
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&secs));
+	if (json) {
+		printf("{\"kind\": \"snapshot\", \"path\": ");
+		json_string(path);
+		printf(", \"format_version\": %u, \"abi_version\": %u, \"arch\": \"%s\", "
+		       "\"hypervisor\": \"%s\", \"cpu_vendor\": ",
+		       in.format_version, in.abi_version, in.arch, in.hypervisor);
+		json_string(in.cpu_vendor);
+		printf(", \"created\": \"%s\", \"file_size\": %" PRIu64 ", \"memory_size\": %" PRIu64
+		       ", \"image_size\": %" PRIu64 ", \"heap_size\": %" PRIu64
+		       ", \"stack_size\": %" PRIu64 ", \"input_size\": %" PRIu64
+		       ", \"output_size\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
+		       ", \"regions\": %zu, \"header_hash\": \"%s\", \"blob_hash\": \"%s\", "
+		       "\"host_functions\": ",
+		       when, in.file_size, in.mem_size, in.image_size, in.heap_size, in.stack_size,
+		       in.input_size, in.output_size, in.blob_size, in.nregions, in.header_hash,
+		       in.blob_hash);
+		json_functions(in.host_functions, in.nhost_functions);
+		printf(", \"guest_functions\": ");
+		json_functions(in.guest_functions, in.nguest_functions);
+		printf("}\n");
+	} else {
+		char sig[256];
+		printf("snapshot:       %s\n", path);
+		printf("format:         version %u, guest ABI %u, %s, %s, %s CPU\n", in.format_version,
+		       in.abi_version, in.arch, in.hypervisor, in.cpu_vendor);
+		printf("created:        %s\n", when);
+		printf("file:           %" PRIu64 " bytes, %" PRIu64 " bytes of memory stored in %zu "
+		       "regions\n",
+		       in.file_size, in.blob_size, in.nregions);
+		printf("memory:         %" PRIu64 " bytes (heap %" PRIu64 ", stack %" PRIu64
+		       ", input %" PRIu64 ", output %" PRIu64 ", image %" PRIu64 ")\n",
+		       in.mem_size, in.heap_size, in.stack_size, in.input_size, in.output_size,
+		       in.image_size);
+		printf("header hash:    %s\nblob hash:      %s\n", in.header_hash, in.blob_hash);
+		printf("host functions: %zu required\n", in.nhost_functions);
+		for (size_t i = 0; i < in.nhost_functions; i++)
+			printf("  %s\n", sig_text(&in.host_functions[i], sig, sizeof(sig)));
+		printf("functions:      %zu\n", in.nguest_functions);
+		for (size_t i = 0; i < in.nguest_functions; i++)
+			printf("  %s\n", sig_text(&in.guest_functions[i], sig, sizeof(sig)));
+	}
+	mote_snapshot_info_free(&in);
+	return EXIT_OK;
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
 	bool json = false;
@@ -429,9 +545,11 @@ static int cmd_inspect(int argc, char **argv)
 		argv++;
 	}
 	if (argc != 1) {
-		fprintf(stderr, "usage: mote inspect [--json] GUEST\n");
+		fprintf(stderr, "usage: mote inspect [--json] GUEST|SNAPSHOT\n");
 		return EXIT_USAGE;
 	}
+	if (is_snapshot_file(argv[0]))
+		return inspect_snapshot(argv[0], json);
 	mote_sandbox *sb;
 	int rc = mote_sandbox_new(argv[0], NULL, NULL, &sb);
 	if (rc)
@@ -475,6 +593,85 @@ static int cmd_inspect(int argc, char **argv)
 		}
 	}
 	mote_sandbox_free(sb);
+	return EXIT_OK;
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+	mote_config *cfg;
+	if (mote_config_new(&cfg))
+		return fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
+	int code = EXIT_USAGE;
+	const char *out = NULL, *guest = NULL;
+	mote_sandbox *sb = NULL;
+	mote_snapshot *snap = NULL;
+	/* Options may come before or after GUEST; --call ends them. */
+	while (argc > 0 && strcmp(argv[0], "--call") != 0) {
+		if (!strcmp(argv[0], "-o") && argc > 1) {
+			out = argv[1];
+			argc -= 2;
+			argv += 2;
+		} else if (!strncmp(argv[0], "--", 2)) {
+			if (parse_config(&argc, &argv, cfg) || (argc > 0 && !strncmp(argv[0], "--", 2) &&
+							      strcmp(argv[0], "--call")))
+				goto out;
+		} else if (!guest) {
+			guest = argv[0];
+			argc--;
+			argv++;
+		} else {
+			fprintf(stderr, "mote snapshot: unexpected argument '%s'\n", argv[0]);
+			goto out;
+		}
+	}
+	if (!guest || !out) {
+		fprintf(stderr, "usage: mote snapshot [OPTIONS] GUEST -o FILE [--call FUNCTION ARGS...]\n");
+		goto out;
+	}
+	code = open_sandbox(guest, cfg, &sb);
+	if (code)
+		goto out;
+	if (argc > 0) { /* --call FUNCTION ARGS... */
+		if (argc < 2) { /* argv[0] is "--call" */
+			fprintf(stderr, "mote snapshot: --call needs a FUNCTION\n");
+			code = EXIT_USAGE;
+			goto out;
+		}
+		code = call_and_print(sb, argv[1], (size_t)argc - 2, argv + 2, guest, false);
+		if (code)
+			goto out;
+	}
+	int rc = mote_sandbox_snapshot(sb, &snap);
+	if (rc) {
+		code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+		goto out;
+	}
+	rc = mote_snapshot_save(snap, out);
+	if (rc) {
+		code = fail(EXIT_CREATE, rc, mote_last_error());
+		goto out;
+	}
+	fprintf(stderr, "mote: saved %s\n", out);
+	code = EXIT_OK;
+out:
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+	mote_config_free(cfg);
+	return code;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	if (argc != 1) {
+		fprintf(stderr, "usage: mote verify FILE\n");
+		return EXIT_USAGE;
+	}
+	mote_snapshot *snap;
+	int rc = mote_snapshot_open(argv[0], MOTE_SNAPSHOT_NO_CACHE, &snap);
+	if (rc)
+		return fail(rc == -MOTE_EIO ? EXIT_CREATE : EXIT_CALL, rc, mote_last_error());
+	mote_snapshot_free(snap);
+	printf("%s: ok (every hash matches)\n", argv[0]);
 	return EXIT_OK;
 }
 

@@ -39,6 +39,10 @@ typedef struct mote_buf {
 	size_t len;
 } mote_buf;
 
+/* Optional one-time initialisation, run when the sandbox is created (and
+ * never again for sandboxes started from a snapshot of it). */
+void mote_init(void);
+
 /* ---- Output ---- */
 void mote_print(const char *text);
 void mote_write(const char *text, size_t len);

@@ -5,7 +5,7 @@
 
 #include "mote/guest.h"
 
-void *memcpy(void *dst, const void *src, size_t n)
+__attribute__((section(".text.mote_hot"))) void *memcpy(void *dst, const void *src, size_t n)
 {
 	void *d = dst;
 	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
@@ -48,7 +48,7 @@ size_t strlen(const char *s)
 	return (size_t)(p - s);
 }
 
-size_t strnlen(const char *s, size_t max)
+__attribute__((section(".text.mote_hot"))) size_t strnlen(const char *s, size_t max)
 {
 	size_t n = 0;
 	while (n < max && s[n])

@@ -236,5 +236,7 @@ size_t mote_heap_used(void)
 
 size_t mote_heap_size(void)
 {
+	if (!heap_lo)
+		heap_setup();
 	return heap_total;
 }

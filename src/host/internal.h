@@ -24,6 +24,9 @@ void *mote_realloc(void *ptr, size_t size);
 void mote_free(void *ptr);
 char *mote_strdup(const char *s);
 
+/* The calling thread's detail for mote_last_error(). */
+__attribute__((format(printf, 1, 2))) void mote_set_last_error(const char *fmt, ...);
+
 /* snprintf into an error buffer that may be NULL. */
 __attribute__((format(printf, 3, 4))) void mote_errf(char *err, size_t errlen, const char *fmt,
 						     ...);
@@ -74,14 +77,17 @@ struct mote_layout {
 };
 
 struct mote_elf_image;
+struct mote_snapshot;
 
 /* Place everything after the image. Fails if sizes overflow the limits. */
 int mote_layout_compute(const struct mote_config *cfg, uint64_t image_end,
 			struct mote_layout *out, char *err, size_t errlen);
 /* Write GDT, TSS, IDT, stubs, boot info and page tables into guest memory
- * (zeroed), with page permissions from the image's segments. */
+ * (zeroed), with page permissions from the image's segments. *system_end is
+ * the end of what was written (the last page-table page). */
 int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
-			     const struct mote_elf_image *img, char *err, size_t errlen);
+			     const struct mote_elf_image *img, uint64_t *system_end, char *err,
+			     size_t errlen);
 /* Initial vCPU state: long mode, CPL 3 at `entry`. */
 void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
 			       struct mote_vcpu_state *st);
@@ -125,7 +131,45 @@ struct mote_sandbox {
 	/* Scratch for host functions, freed after each host call. */
 	void **scratch;
 	size_t nscratch, scratch_cap;
+
+	/* Snapshots. Bitmaps have one bit per 4 KiB guest page. */
+	struct mote_snapshot *base; /* what restore returns to cheaply */
+	uint64_t *touched;          /* pages that may differ from zero */
+	uint64_t *dirty;            /* pages written since `base` was set */
+	uint64_t *dirty_log;        /* scratch for KVM_GET_DIRTY_LOG */
+	size_t bitmap_words;
+	bool io_pending; /* the last exit was an OUT KVM has not completed */
 };
+
+static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t count)
+{
+	for (uint64_t p = first; p < first + count; p++)
+		bm[p / 64] |= 1ull << (p % 64);
+}
+
+static inline bool mote_bitmap_test(const uint64_t *bm, uint64_t page)
+{
+	return (bm[page / 64] >> (page % 64)) & 1;
+}
+
+/* The host wrote guest memory: restores and snapshots must know. */
+static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t gpa, uint64_t len)
+{
+	if (!len || !sb->dirty)
+		return;
+	uint64_t first = gpa / MOTE_PAGE_SIZE, last = (gpa + len - 1) / MOTE_PAGE_SIZE;
+	mote_bitmap_set_range(sb->dirty, first, last - first + 1);
+	mote_bitmap_set_range(sb->touched, first, last - first + 1);
+}
+
+/* Shared by creation from an ELF and from a snapshot (sandbox.c). */
+struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
+					const mote_host_functions *host_functions, int *rc);
+int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb);
+/* Complete an OUT the guest is parked on, without running guest code, so
+ * the vCPU state is consistent (snapshot, restore). */
+int mote_sandbox_settle(struct mote_sandbox *sb);
+void mote_snapshot_release(struct mote_snapshot *snap);
 
 /* Checked view of guest memory: NULL unless [gpa, gpa+len) lies inside. */
 static inline void *mote_guest_ptr(const struct mote_sandbox *sb, uint64_t gpa, uint64_t len)

@@ -193,7 +193,8 @@ struct page_map {
 };
 
 int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
-			     const struct mote_elf_image *img, char *err, size_t errlen)
+			     const struct mote_elf_image *img, uint64_t *system_end, char *err,
+			     size_t errlen)
 {
 	write_cpl0(mem);
 
@@ -247,6 +248,7 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 			return -MOTE_ENOMEM;
 		}
 	}
+	*system_end = b.next;
 	return 0;
 }
 

@@ -29,6 +29,14 @@ static void set_thread_error(const char *text)
 	snprintf(thread_error, sizeof(thread_error), "%s", text);
 }
 
+void mote_set_last_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(thread_error, sizeof(thread_error), fmt, ap);
+	va_end(ap);
+}
+
 int mote_sandbox_fail(struct mote_sandbox *sb, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -190,6 +198,7 @@ static void drain_log(struct mote_sandbox *sb)
 	}
 	h->used = 0;
 	h->dropped = 0;
+	mote_sandbox_mark_written(sb, sb->layout.log_buf, sizeof(*h));
 }
 
 /* ---- Messages ---- */
@@ -380,6 +389,8 @@ static int reply_hostcall(struct mote_sandbox *sb, int32_t status, const mote_va
 	if (n < 0 && result) /* result too large: tell the guest so */
 		n = write_host_msg(dst, sb->layout.in_size - off, MOTE_MSG_HOSTRESULT,
 				   -MOTE_ETOOBIG, 0, NULL, 0);
+	if (n > 0)
+		mote_sandbox_mark_written(sb, sb->layout.in_buf + off, (uint64_t)n);
 	return n < 0 ? (int)n : 0;
 }
 
@@ -565,6 +576,7 @@ static int run_guest(struct mote_sandbox *sb)
 			rc = POISON(sb, -MOTE_EKVM, "KVM_RUN failed: %s", strerror(errno));
 			break;
 		}
+		sb->io_pending = ex.kind == MOTE_EXIT_IO;
 		drain_log(sb);
 		if (ex.kind == MOTE_EXIT_IO && !ex.io_in) {
 			if (ex.port == MOTE_PORT_DONE) {
@@ -685,8 +697,8 @@ static int read_directory(struct mote_sandbox *sb)
 	return 0;
 }
 
-static struct mote_sandbox *sandbox_alloc(const mote_config *config,
-					  const mote_host_functions *host_functions, int *rc)
+struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
+					const mote_host_functions *host_functions, int *rc)
 {
 	struct mote_sandbox *sb = mote_calloc(1, sizeof(*sb));
 	if (!sb) {
@@ -711,8 +723,63 @@ static struct mote_sandbox *sandbox_alloc(const mote_config *config,
 	return sb;
 }
 
+int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb)
+{
+	uint64_t pages = sb->mem_size / MOTE_PAGE_SIZE;
+	sb->bitmap_words = (size_t)((pages + 63) / 64);
+	sb->touched = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
+	sb->dirty = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
+	sb->dirty_log = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
+	if (!sb->touched || !sb->dirty || !sb->dirty_log)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	return 0;
+}
+
+int mote_sandbox_settle(struct mote_sandbox *sb)
+{
+	if (!sb->io_pending)
+		return 0;
+	struct mote_exit ex;
+	mote_vm_kick(&sb->vm);
+	int rc = mote_vm_run(&sb->vm, &ex);
+	mote_vm_clear_kick(&sb->vm);
+	if (rc || ex.kind != MOTE_EXIT_INTR)
+		return POISON(sb, -MOTE_EKVM, "cannot complete the guest's pending exit");
+	sb->io_pending = false;
+	return 0;
+}
+
+/* Map the whole pages of a read-only segment straight from the guest file
+ * (zero copy, shared by every sandbox of this guest); copy the rest. */
+static int load_segment(struct mote_sandbox *sb, const void *elf, int fd,
+			const struct mote_elf_segment *s)
+{
+	uint64_t mapped = 0;
+	if (fd >= 0 && !(s->flags & MOTE_SEG_W) && s->vaddr % MOTE_PAGE_SIZE == 0 &&
+	    s->offset % MOTE_PAGE_SIZE == 0) {
+		mapped = s->filesz & ~(MOTE_PAGE_SIZE - 1);
+		if (mapped && mmap(sb->mem + s->vaddr, mapped, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_FIXED, fd, (off_t)s->offset) == MAP_FAILED)
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map guest segment: %s",
+						 strerror(errno));
+	}
+	memcpy(sb->mem + s->vaddr + mapped, (const uint8_t *)elf + s->offset + mapped,
+	       s->filesz - mapped);
+	mote_sandbox_mark_written(sb, s->vaddr, s->memsz);
+	return 0;
+}
+
+static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
+			  const mote_host_functions *host_functions, mote_sandbox **out);
+
 int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config *config,
 				 const mote_host_functions *host_functions, mote_sandbox **out)
+{
+	return sandbox_create(elf, len, -1, config, host_functions, out);
+}
+
+static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
+			  const mote_host_functions *host_functions, mote_sandbox **out)
 {
 	if (!out || !elf) {
 		set_thread_error("invalid argument");
@@ -720,7 +787,7 @@ int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config 
 	}
 	*out = NULL;
 	int rc;
-	struct mote_sandbox *sb = sandbox_alloc(config, host_functions, &rc);
+	struct mote_sandbox *sb = mote_sandbox_alloc(config, host_functions, &rc);
 	if (!sb) {
 		set_thread_error(mote_strerror(rc));
 		return rc;
@@ -748,16 +815,26 @@ int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config 
 		goto fail;
 	}
 	sb->mem = mem;
+	rc = mote_sandbox_alloc_bitmaps(sb);
+	if (rc)
+		goto fail;
 	for (unsigned i = 0; i < img.nsegments; i++) {
-		const struct mote_elf_segment *s = &img.segments[i];
-		memcpy(sb->mem + s->vaddr, (const uint8_t *)elf + s->offset, s->filesz);
+		rc = load_segment(sb, elf, fd, &img.segments[i]);
+		if (rc) {
+			set_thread_error(sb->err);
+			goto fail;
+		}
 	}
-	rc = mote_layout_write_system(sb->mem, &sb->layout, &img, sb->err, sizeof(sb->err));
+	uint64_t system_end;
+	rc = mote_layout_write_system(sb->mem, &sb->layout, &img, &system_end, sb->err,
+				      sizeof(sb->err));
 	if (rc) {
 		set_thread_error(sb->err);
 		goto fail;
 	}
-	rc = mote_vm_create(&sb->vm, sb->mem, sb->mem_size, true, false, sb->err, sizeof(sb->err));
+	mote_sandbox_mark_written(sb, MOTE_GDT_ADDR, system_end - MOTE_GDT_ADDR);
+	/* Dirty logging from the start: restore copies back only written pages. */
+	rc = mote_vm_create(&sb->vm, sb->mem, sb->mem_size, true, true, sb->err, sizeof(sb->err));
 	if (rc) {
 		set_thread_error(sb->err);
 		goto fail;
@@ -814,14 +891,15 @@ int mote_sandbox_new(const char *path, const mote_config *config,
 		return -MOTE_EBADELF;
 	}
 	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
 	if (p == MAP_FAILED) {
 		snprintf(thread_error, sizeof(thread_error), "cannot map %s: %s", path,
 			 strerror(errno));
+		close(fd);
 		return -MOTE_EIO;
 	}
-	int rc = mote_sandbox_new_from_buffer(p, (size_t)st.st_size, config, host_functions, out);
+	int rc = sandbox_create(p, (size_t)st.st_size, fd, config, host_functions, out);
 	munmap(p, (size_t)st.st_size);
+	close(fd);
 	return rc;
 }
 
@@ -841,6 +919,10 @@ void mote_sandbox_free(mote_sandbox *sb)
 	free_scratch(sb);
 	mote_free(sb->scratch);
 	mote_free(sb->result_buf);
+	mote_free(sb->touched);
+	mote_free(sb->dirty);
+	mote_free(sb->dirty_log);
+	mote_snapshot_release(sb->base);
 	pthread_mutex_destroy(&sb->run_lock);
 	mote_free(sb);
 }
@@ -950,6 +1032,7 @@ int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args
 		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
 					 "arguments of '%s' do not fit the %llu-byte input buffer",
 					 name, (unsigned long long)sb->layout.in_size);
+	mote_sandbox_mark_written(sb, sb->layout.in_buf, (uint64_t)size);
 	sb->hostresult_off = ((uint64_t)size + 15) & ~15ull;
 	sb->hostcall_error = 0;
 	rc = run_guest(sb);

@@ -1,0 +1,329 @@
+/* Snapshot benchmarks: cold start from a file, restore, density, save. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench/bench_int.h"
+#include "bench/floor.h"
+
+static char bench_dir[64];
+
+static const char *bench_path(const char *name, uint64_t heap)
+{
+	static char path[160];
+	if (!bench_dir[0]) {
+		strcpy(bench_dir, "/tmp/mote-bench-XXXXXX");
+		if (!mkdtemp(bench_dir))
+			return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/%s-%llu.snap", bench_dir, name, (unsigned long long)heap);
+	return path;
+}
+
+void bench_cleanup_files(void)
+{
+	if (!bench_dir[0])
+		return;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", bench_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "mote bench: could not remove %s\n", bench_dir);
+	bench_dir[0] = 0;
+}
+
+/* Boot the bench guest, optionally write `fill` heap pages, snapshot and
+ * save. The file stays in the page cache for the cold starts. */
+static int make_snapshot_file(uint64_t heap, uint32_t fill, const char *path, double *save_us)
+{
+	mote_sandbox *sb;
+	int rc = bench_new_sandbox(heap, NULL, &sb);
+	if (rc)
+		return rc;
+	rc = mote_sandbox_call(sb, "noop", NULL, 0, NULL);
+	if (!rc && fill) {
+		mote_value args[2] = {mote_u32(0), mote_u32(fill)};
+		rc = mote_sandbox_call(sb, "touch_pages", args, 2, NULL);
+	}
+	mote_snapshot *snap = NULL;
+	if (!rc)
+		rc = mote_sandbox_snapshot(sb, &snap);
+	if (!rc) {
+		double t0 = bench_now_us();
+		rc = mote_snapshot_save(snap, path);
+		if (save_us)
+			*save_us = bench_now_us() - t0;
+	}
+	if (rc)
+		fprintf(stderr, "mote bench: cannot make %s: %s: %s\n", path, mote_strerror(rc),
+			mote_last_error());
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+	return rc;
+}
+
+/* Open (with flags), start a sandbox, first call: the cold start. */
+static int cold_start(const char *path, unsigned flags, double *us)
+{
+	double t0 = bench_now_us();
+	mote_snapshot *snap;
+	int rc = mote_snapshot_open(path, flags, &snap);
+	if (rc) {
+		fprintf(stderr, "mote bench: open %s: %s\n", path, mote_last_error());
+		return rc;
+	}
+	mote_sandbox *sb;
+	rc = mote_sandbox_from_snapshot(snap, NULL, NULL, &sb);
+	if (!rc)
+		rc = mote_sandbox_call(sb, "noop", NULL, 0, NULL);
+	*us = bench_now_us() - t0;
+	if (rc)
+		fprintf(stderr, "mote bench: cold start: %s\n", mote_strerror(rc));
+	else
+		mote_sandbox_free(sb);
+	mote_snapshot_free(snap);
+	return rc;
+}
+
+static const uint64_t cold_heaps[] = {128ull << 10, 8ull << 20, 64ull << 20, 256ull << 20,
+				      1ull << 30};
+#define NCOLD (sizeof(cold_heaps) / sizeof(cold_heaps[0]))
+
+int bench_coldstart(const struct bench_opts *o, const struct floors *f, struct cold_results *res)
+{
+	double *v = calloc((size_t)o->runs, sizeof(double));
+	if (!v)
+		return 1;
+	if (!o->json)
+		printf("cold start: open a snapshot file (in the page cache), start, first call\n");
+	for (size_t h = 0; h < NCOLD; h++) {
+		uint64_t heap = cold_heaps[h];
+		const char *path = bench_path("cold", heap);
+		if (!path || make_snapshot_file(heap, 0, path, NULL)) {
+			free(v);
+			return 1;
+		}
+		struct {
+			const char *name;
+			unsigned flags;
+			bool clear;
+			double *out;
+		} cases[] = {
+			{"snapshot-full", MOTE_SNAPSHOT_NO_CACHE, true, &res->full[h]},
+			{"snapshot-header", MOTE_SNAPSHOT_VERIFY_HEADER, false, &res->header[h]},
+			{"snapshot-cached", 0, false, &res->cached[h]},
+		};
+		/* From the ELF, for comparison. */
+		for (int i = 0; i < o->runs; i++) {
+			mote_sandbox *sb;
+			double t0 = bench_now_us();
+			if (bench_new_sandbox(heap, NULL, &sb)) {
+				free(v);
+				return 1;
+			}
+			int rc = mote_sandbox_call(sb, "noop", NULL, 0, NULL);
+			v[i] = bench_now_us() - t0;
+			mote_sandbox_free(sb);
+			if (rc) {
+				free(v);
+				return 1;
+			}
+		}
+		struct stats s = bench_summarize(v, o->runs);
+		res->evolve[h] = s.median;
+		bench_report(o, "evolve", heap, s, NULL);
+		/* Prime the verification cache for snapshot-cached. */
+		mote_snapshot *prime;
+		if (mote_snapshot_open(path, 0, &prime) == 0)
+			mote_snapshot_free(prime);
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			for (int i = 0; i < o->runs; i++) {
+				if (cold_start(path, cases[c].flags, &v[i])) {
+					free(v);
+					return 1;
+				}
+			}
+			s = bench_summarize(v, o->runs);
+			*cases[c].out = s.median;
+			char note[96];
+			snprintf(note, sizeof(note), "%.2f x floor-coldstart, %.1f x faster than ELF",
+				 s.median / f->coldstart.median, res->evolve[h] / s.median);
+			bench_report(o, cases[c].name, heap, s, note);
+		}
+		unlink(path);
+	}
+	free(v);
+	return 0;
+}
+
+int bench_verify(const struct bench_opts *o, double *gbps, double *save_8m, double *save_256m)
+{
+	/* Save cost and full-verification speed on snapshots whose whole heap
+	 * was written, so the blob really is 8 MiB / 256 MiB. */
+	const uint64_t heaps[2] = {8ull << 20, 256ull << 20};
+	double *saves[2] = {save_8m, save_256m};
+	int runs = o->runs < 5 ? o->runs : 5;
+	double *v = calloc((size_t)o->runs + 5, sizeof(double));
+	if (!v)
+		return 1;
+	for (int h = 0; h < 2; h++) {
+		const char *path = bench_path("full", heaps[h]);
+		uint32_t pages = (uint32_t)(heaps[h] / 4096) - 4;
+		for (int i = 0; i < runs; i++)
+			if (!path || make_snapshot_file(heaps[h], pages, path, &v[i])) {
+				free(v);
+				return 1;
+			}
+		struct stats s = bench_summarize(v, runs);
+		*saves[h] = s.median;
+		char note[96];
+		snprintf(note, sizeof(note), "heap fully written: %.2f GB/s", heaps[h] / s.median / 1e3);
+		bench_report(o, "save", heaps[h], s, note);
+		if (h == 1) {
+			struct stat st;
+			stat(path, &st);
+			for (int i = 0; i < o->runs; i++) {
+				mote_snapshot *snap;
+				double t0 = bench_now_us();
+				int rc = mote_snapshot_open(path, MOTE_SNAPSHOT_NO_CACHE, &snap);
+				v[i] = bench_now_us() - t0;
+				if (rc) {
+					free(v);
+					return 1;
+				}
+				mote_snapshot_free(snap);
+			}
+			s = bench_summarize(v, o->runs);
+			*gbps = (double)st.st_size / s.median / 1e3;
+			snprintf(note, sizeof(note), "open + SHA-256 of a %.0f MiB file: %.2f GB/s",
+				 st.st_size / 1048576.0, *gbps);
+			bench_report(o, "verify-full", heaps[h], s, note);
+		}
+		unlink(path);
+	}
+	free(v);
+	return 0;
+}
+
+int bench_restore(const struct bench_opts *o, double restore16[2])
+{
+	const uint64_t heaps[2] = {128ull << 10, 256ull << 20};
+	const uint32_t counts[3] = {1, 16, 256};
+	int n = o->runs * 5;
+	double *v = calloc((size_t)n, sizeof(double));
+	if (!v)
+		return 1;
+	for (int h = 0; h < 2; h++) {
+		mote_sandbox *sb;
+		mote_snapshot *snap;
+		if (bench_new_sandbox(heaps[h], NULL, &sb))
+			goto fail;
+		if (mote_sandbox_call(sb, "noop", NULL, 0, NULL) ||
+		    mote_sandbox_snapshot(sb, &snap)) {
+			mote_sandbox_free(sb);
+			goto fail;
+		}
+		for (int c = 0; c < 3; c++) {
+			for (int i = 0; i < n; i++) {
+				mote_value args[2] = {mote_u32((uint32_t)i * 7), mote_u32(counts[c])};
+				if (mote_sandbox_call(sb, "touch_pages", args, 2, NULL))
+					break;
+				double t0 = bench_now_us();
+				int rc = mote_sandbox_restore(sb, snap);
+				v[i] = bench_now_us() - t0;
+				if (rc)
+					break;
+			}
+			struct stats s = bench_summarize(v, n);
+			char name[32], note[96];
+			snprintf(name, sizeof(name), "restore-%u", counts[c]);
+			snprintf(note, sizeof(note), "after a call that wrote %u heap page%s", counts[c],
+				 counts[c] == 1 ? "" : "s");
+			if (counts[c] == 16)
+				restore16[h] = s.median;
+			bench_report(o, name, heaps[h], s, note);
+		}
+		mote_snapshot_free(snap);
+		mote_sandbox_free(sb);
+	}
+	free(v);
+	return 0;
+fail:
+	free(v);
+	return 1;
+}
+
+static long meminfo_kib(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long v = -1;
+	size_t klen = strlen(key);
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			v = strtol(line + klen + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static long pss_kib(void)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Pss:", 4))
+			v = strtol(line + 4, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+int bench_density(const struct bench_opts *o, double *kib_per_sandbox)
+{
+	enum { N = 100 };
+	const uint64_t heap = 64ull << 20;
+	const char *path = bench_path("density", heap);
+	if (!path || make_snapshot_file(heap, 0, path, NULL))
+		return 1;
+	mote_snapshot *snap;
+	if (mote_snapshot_open(path, 0, &snap))
+		return 1;
+	mote_sandbox **sbs = calloc(N, sizeof(*sbs));
+	if (!sbs)
+		return 1;
+	/* Let the kernel settle freed memory from earlier cases first. */
+	usleep(200000);
+	long avail0 = meminfo_kib("MemAvailable"), pss0 = pss_kib();
+	int made = 0, rc = 0;
+	for (; made < N && !rc; made++) {
+		rc = mote_sandbox_from_snapshot(snap, NULL, NULL, &sbs[made]);
+		if (rc)
+			break;
+		mote_value args[2] = {mote_u32((uint32_t)made * 16), mote_u32(16)};
+		rc = mote_sandbox_call(sbs[made], "touch_pages", args, 2, NULL);
+	}
+	long avail1 = meminfo_kib("MemAvailable"), pss1 = pss_kib();
+	for (int i = 0; i < N; i++)
+		mote_sandbox_free(sbs[i]);
+	free(sbs);
+	mote_snapshot_free(snap);
+	unlink(path);
+	if (rc) {
+		fprintf(stderr, "mote bench: density: %s\n", mote_strerror(rc));
+		return 1;
+	}
+	double per = (double)(avail0 - avail1) / N;
+	*kib_per_sandbox = per;
+	struct stats s = {per, per, per, 1};
+	char note[128];
+	snprintf(note, sizeof(note),
+		 "KiB of MemAvailable per sandbox (100 from one 64 MiB snapshot, 16 pages "
+		 "written each; Pss %.0f KiB)",
+		 (double)(pss1 - pss0) / N);
+	bench_report(o, "density-kib", heap, s, note);
+	return 0;
+}

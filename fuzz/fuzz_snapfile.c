@@ -1,0 +1,98 @@
+/* libFuzzer target for the snapshot file parser. Each input is parsed as a
+ * whole file, then again with its blob and header hashes recomputed, so that
+ * mutations reach the structural checks behind the hash check. ASan/UBSan
+ * catch memory and arithmetic errors; this file checks that whatever the
+ * parser accepts keeps the promises of src/host/snapfile.h, and traps if not. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/abi.h"
+#include "host/snapfile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define PAGE_MASK_ (MOTE_PAGE_SIZE - 1)
+
+static void require(int cond)
+{
+	if (!cond)
+		__builtin_trap();
+}
+
+static void check_fns(const struct mote_sig *fns, size_t n)
+{
+	require(n <= MOTE_SNAP_MAX_FUNCTIONS && (n == 0) == (fns == NULL));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(fns[i].name);
+		require(len >= 1 && len <= MOTE_MAX_NAME);
+		require((unsigned)fns[i].ret < MOTE_TYPE_COUNT_ && fns[i].nargs <= MOTE_MAX_ARGS);
+		for (unsigned a = 0; a < MOTE_MAX_ARGS; a++) {
+			unsigned t = (unsigned)fns[i].args[a];
+			require(a < fns[i].nargs ? t != MOTE_VOID && t < MOTE_TYPE_COUNT_
+						 : t == MOTE_VOID);
+		}
+		for (size_t j = 0; j < i; j++)
+			require(strcmp(fns[i].name, fns[j].name) != 0);
+	}
+}
+
+static void check_file(const struct mote_snapfile *f, size_t size)
+{
+	const struct mote_layout *l = &f->meta.layout;
+	require(f->fd == -1 && f->file_size == size);
+	require(f->format_version == MOTE_SNAP_FORMAT_VERSION);
+	require(f->meta.abi_version == MOTE_ABI_VERSION);
+	require(l->mem_size && l->mem_size <= MOTE_MEM_LIMIT && !(l->mem_size & PAGE_MASK_));
+	require(l->image_end <= l->stack_base && l->stack_base < l->in_buf);
+	require(l->in_buf < l->out_buf && l->out_buf < l->log_buf && l->log_buf < l->heap_base);
+	require(l->heap_base + l->heap_size <= l->mem_size);
+	require(f->meta.image_size && MOTE_IMAGE_BASE + f->meta.image_size <= l->image_end);
+	require(f->meta.vcpu.rip < l->mem_size && f->meta.vcpu.nmsrs <= 8);
+	require(memchr(f->meta.cpu_vendor, 0, sizeof(f->meta.cpu_vendor)) != NULL);
+	check_fns(f->meta.host_fns, f->meta.nhost_fns);
+	check_fns(f->meta.guest_fns, f->meta.nguest_fns);
+	require(!(f->blob_offset & PAGE_MASK_) && !(f->blob_size & PAGE_MASK_));
+	require(f->blob_offset + f->blob_size + MOTE_PAGE_SIZE == size);
+	require(f->chunk_size && !(f->chunk_size & PAGE_MASK_));
+	require((uint64_t)f->nchunks * f->chunk_size >= f->blob_size);
+	require(!f->nchunks || (uint64_t)(f->nchunks - 1) * f->chunk_size < f->blob_size);
+	require(f->nregions <= MOTE_SNAP_MAX_REGIONS);
+	uint64_t next = f->blob_offset, prev_end = 0;
+	for (size_t i = 0; i < f->nregions; i++) {
+		const struct mote_snap_region *r = &f->regions[i];
+		require(r->size && !((r->guest_addr | r->size | r->file_offset) & PAGE_MASK_));
+		require(r->guest_addr >= prev_end && r->size <= l->mem_size - r->guest_addr);
+		require(r->file_offset == next);
+		next += r->size;
+		prev_end = r->guest_addr + r->size;
+	}
+	require(next == f->blob_offset + f->blob_size);
+}
+
+static void parse_one(const uint8_t *data, size_t size)
+{
+	struct mote_snapfile f;
+	char err[256] = "";
+	int rc = mote_snapfile_parse(data, size, size, &f, err, sizeof(err));
+	if (rc == 0)
+		check_file(&f, size);
+	else
+		require((rc == -MOTE_EBADSNAP || rc == -MOTE_EHASH || rc == -MOTE_ENOMEM) &&
+			err[0] != 0 && f.fd == -1 && f.regions == NULL);
+	mote_snapfile_close(&f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	parse_one(data, size);
+	uint8_t *copy = malloc(size ? size : 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, data, size);
+	if (mote_snapfile__rehash(copy, size) == 0)
+		parse_one(copy, size);
+	free(copy);
+	return 0;
+}

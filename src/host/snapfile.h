@@ -1,0 +1,120 @@
+/* The snapshot file: one self-describing file holding a sandbox's layout,
+ * vCPU state, function tables, region table, hashes and the page-aligned
+ * memory blob. The format is specified in docs/snapshot-format.md. Files are
+ * untrusted input: every field is validated before use. */
+#ifndef MOTE_HOST_SNAPFILE_H
+#define MOTE_HOST_SNAPFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "host/internal.h"
+
+#define MOTE_SNAP_FORMAT_VERSION 1u
+#define MOTE_SNAP_ARCH_X86_64 1u
+#define MOTE_SNAP_HYPERVISOR_KVM 1u
+#define MOTE_SNAP_HASH_SIZE 32u /* SHA-256 */
+/* Bounds a reader enforces (a writer never exceeds them). */
+#define MOTE_SNAP_MAX_FUNCTIONS 4096u
+#define MOTE_SNAP_MAX_REGIONS 65536u
+
+/* Everything in a snapshot except the memory contents. */
+struct mote_snap_meta {
+	uint32_t abi_version;
+	uint64_t created_unix_ns;
+	char cpu_vendor[16]; /* CPUID vendor string, NUL-terminated */
+	struct mote_layout layout;
+	struct mote_vcpu_state vcpu;
+	uint64_t image_size;
+	struct mote_sig *host_fns; /* host functions the guest may call */
+	size_t nhost_fns;
+	struct mote_sig *guest_fns;
+	size_t nguest_fns;
+};
+
+/* A run of guest pages stored in the blob. Guest memory outside every
+ * region is zero. */
+struct mote_snap_region {
+	uint64_t guest_addr;  /* page-aligned */
+	uint64_t size;        /* page-aligned, > 0 */
+	uint64_t file_offset; /* page-aligned, absolute offset in the file */
+};
+
+struct mote_snapfile {
+	int fd; /* open read-only; -1 when parsed from a buffer */
+	struct stat st;
+	uint32_t format_version;
+	uint32_t arch, hypervisor;
+	uint64_t file_size;
+	uint64_t blob_offset, blob_size;
+	uint64_t chunk_size; /* blob bytes per chunk hash */
+	uint32_t nchunks;
+	uint8_t (*chunk_hashes)[MOTE_SNAP_HASH_SIZE];
+	uint8_t blob_hash[MOTE_SNAP_HASH_SIZE];   /* SHA-256 of the chunk hashes */
+	uint8_t header_hash[MOTE_SNAP_HASH_SIZE]; /* covers [0, blob_offset) */
+	struct mote_snap_meta meta;
+	struct mote_snap_region *regions;
+	size_t nregions;
+};
+
+/* Open flags (the public MOTE_SNAPSHOT_* values in mote.h are the same). */
+#define MOTE_SNAPFILE_VERIFY_HEADER 1u /* header hash only: constant time */
+#define MOTE_SNAPFILE_NO_CACHE 2u      /* verify fully even if cached */
+
+/* Write `meta` and the pages of `mem` whose bit is set in `present` (one
+ * bit per 4 KiB page of meta->layout.mem_size: page i is bit i % 64 of
+ * present[i / 64]) to `path`, atomically: a temporary file in the same
+ * directory (".NAME.tmp.PID.N", mode 0600), fsync, rename over `path`, fsync
+ * of the directory. An existing file at `path` is replaced only when the new
+ * one is complete, and a file that sandboxes have mapped is never written.
+ * Runs of present pages separated by a few absent pages are stored as one
+ * region; the absent pages in it are stored as zeros (never read from mem).
+ * Blob chunks are hashed on two threads. A created_unix_ns of 0 means "now",
+ * an empty cpu_vendor means this host's CPUID vendor. The metadata is
+ * validated exactly as the reader would (-MOTE_EINVAL if it would not pass).
+ * A writer killed mid-save leaves its temporary file behind (the file at
+ * `path` is intact); such leftovers may be deleted. */
+int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, const uint8_t *mem,
+			const uint64_t *present, char *err, size_t errlen);
+
+/* Parse and validate everything before the blob from `buf` (the first `len`
+ * bytes of a file of `file_size` bytes) and check the header hash. Does not
+ * read the blob. Used by mote_snapfile_open and by the fuzzer. Returns 0,
+ * -MOTE_EBADSNAP (the reason in err), -MOTE_EHASH or -MOTE_ENOMEM. */
+int mote_snapfile_parse(const uint8_t *buf, size_t len, uint64_t file_size,
+			struct mote_snapfile *out, char *err, size_t errlen);
+
+/* Open `path`, parse it, and verify the blob according to flags: by default
+ * every chunk (two threads, through a read-only mapping) and the guard page,
+ * unless a process-wide cache says this exact file (device, inode, size,
+ * mtime, ctime, header hash) was fully verified before; with
+ * MOTE_SNAPFILE_VERIFY_HEADER only the metadata and its hash. Errors:
+ * -MOTE_EIO (open/read), -MOTE_EBADSNAP, -MOTE_EHASH, -MOTE_ENOMEM. */
+int mote_snapfile_open(const char *path, unsigned flags, struct mote_snapfile *out, char *err,
+		       size_t errlen);
+
+/* Hash every blob chunk and compare; records success in the cache. */
+int mote_snapfile_verify_blob(struct mote_snapfile *f, char *err, size_t errlen);
+
+/* Forget every cached verification (benchmarks, tests). */
+void mote_snapfile_cache_clear(void);
+
+/* Free what parse/open allocated and close the fd (an fd is owned only when
+ * `st` describes a regular file, i.e. after open). Safe on a zeroed struct. */
+void mote_snapfile_close(struct mote_snapfile *f);
+
+/* Free the arrays inside a meta. */
+void mote_snap_meta_clear(struct mote_snap_meta *meta);
+
+/* ---- For tests and the fuzzer only ---- */
+/* Recompute the blob hash (when the chunk-hash section lies inside buf) and
+ * the header hash of the snapshot bytes buf[0, len), so a test can corrupt a
+ * field and still reach the structural check. 0, or -MOTE_EINVAL when the
+ * header or its blob offset does not fit in buf. */
+int mote_snapfile__rehash(uint8_t *buf, size_t len);
+/* Opens satisfied by the verification cache since the process started. */
+uint64_t mote_snapfile__cache_hits(void);
+
+#endif

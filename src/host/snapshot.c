@@ -1,0 +1,639 @@
+/* Snapshots: capture, restore, save, open, and sandboxes started from them.
+ *
+ * A snapshot's memory lives in a file: a memfd for snapshots taken in this
+ * process, the snapshot file itself for opened ones. Sandboxes started from
+ * it map its regions MAP_PRIVATE, so unwritten pages stay shared in the page
+ * cache. Restore uses KVM's dirty log: only pages written since the sandbox's
+ * base snapshot are copied back (see docs/snapshots.md for the measurements
+ * behind this choice). */
+#include <cpuid.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/snapshot.h"
+
+_Static_assert(MOTE_SNAPSHOT_VERIFY_HEADER == MOTE_SNAPFILE_VERIFY_HEADER, "flag values");
+_Static_assert(MOTE_SNAPSHOT_NO_CACHE == MOTE_SNAPFILE_NO_CACHE, "flag values");
+
+static void host_cpu_vendor(char out[16])
+{
+	unsigned a, b, c, d;
+	memset(out, 0, 16);
+	if (!__get_cpuid(0, &a, &b, &c, &d))
+		return;
+	memcpy(out, &b, 4);
+	memcpy(out + 4, &d, 4);
+	memcpy(out + 8, &c, 4);
+}
+
+static void snapshot_retain(struct mote_snapshot *snap)
+{
+	__atomic_add_fetch(&snap->refs, 1, __ATOMIC_RELAXED);
+}
+
+void mote_snapshot_release(struct mote_snapshot *snap)
+{
+	if (!snap || __atomic_sub_fetch(&snap->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (snap->map)
+		munmap(snap->map, snap->meta.layout.mem_size);
+	if (snap->fd >= 0)
+		close(snap->fd);
+	mote_free(snap->regions);
+	mote_free(snap->present);
+	mote_snap_meta_clear(&snap->meta);
+	mote_free(snap);
+}
+
+void mote_snapshot_free(mote_snapshot *snap)
+{
+	mote_snapshot_release(snap);
+}
+
+static struct mote_snapshot *snapshot_alloc(void)
+{
+	struct mote_snapshot *snap = mote_calloc(1, sizeof(*snap));
+	if (snap) {
+		snap->refs = 1;
+		snap->fd = -1;
+	}
+	return snap;
+}
+
+static int copy_sigs(struct mote_sig **dst, size_t *ndst, const struct mote_sig *src, size_t n)
+{
+	*dst = NULL;
+	*ndst = 0;
+	if (!n)
+		return 0;
+	*dst = mote_calloc(n, sizeof(**dst));
+	if (!*dst)
+		return -MOTE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		(*dst)[i] = src[i];
+		(*dst)[i].name = mote_strdup(src[i].name);
+		if (!(*dst)[i].name)
+			return -MOTE_ENOMEM; /* the caller frees the partial array */
+		*ndst = i + 1;
+	}
+	return 0;
+}
+
+static void free_sigs(struct mote_sig *sigs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mote_free(sigs[i].name);
+	mote_free(sigs);
+}
+
+/* Map the snapshot's memory read-only: zero pages everywhere, its regions
+ * over them. Restores copy pristine pages out of this view. */
+static int snapshot_map(struct mote_snapshot *snap, int map_flags)
+{
+	uint64_t size = snap->meta.layout.mem_size;
+	void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		return -MOTE_ENOMEM;
+	snap->map = map;
+	for (size_t i = 0; i < snap->nregions; i++) {
+		const struct mote_snap_region *r = &snap->regions[i];
+		if (mmap(snap->map + r->guest_addr, r->size, PROT_READ, map_flags | MAP_FIXED, snap->fd,
+			 (off_t)r->file_offset) == MAP_FAILED)
+			return -MOTE_ENOMEM;
+	}
+	return 0;
+}
+
+/* Regions from a page bitmap: one per run of set bits. */
+static int regions_from_bitmap(const uint64_t *bm, uint64_t pages, struct mote_snap_region **out,
+			       size_t *nout)
+{
+	size_t n = 0, cap = 0;
+	struct mote_snap_region *v = NULL;
+	uint64_t p = 0;
+	while (p < pages) {
+		if (!bm[p / 64] && p % 64 == 0) {
+			p += 64;
+			continue;
+		}
+		if (!mote_bitmap_test(bm, p)) {
+			p++;
+			continue;
+		}
+		uint64_t start = p;
+		while (p < pages && mote_bitmap_test(bm, p))
+			p++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct mote_snap_region *nv = mote_realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				mote_free(v);
+				return -MOTE_ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = (struct mote_snap_region){start * MOTE_PAGE_SIZE,
+						   (p - start) * MOTE_PAGE_SIZE,
+						   start * MOTE_PAGE_SIZE};
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+/* Fold KVM's dirty log into the sandbox's dirty and touched sets. Returns
+ * true if any page was written since `base` was set. */
+static int collect_dirty(struct mote_sandbox *sb, bool *any)
+{
+	if (mote_vm_get_dirty_log(&sb->vm, sb->dirty_log))
+		return mote_sandbox_fail(sb, -MOTE_EKVM, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+	uint64_t acc = 0;
+	for (size_t i = 0; i < sb->bitmap_words; i++) {
+		uint64_t w = sb->dirty_log[i];
+		sb->dirty[i] |= w;
+		sb->touched[i] |= w;
+		acc |= sb->dirty[i];
+	}
+	*any = acc != 0;
+	return 0;
+}
+
+static bool same_layout(const struct mote_layout *a, const struct mote_layout *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
+{
+	if (!sb || !out)
+		return -MOTE_EINVAL;
+	*out = NULL;
+	if (sb->poisoned)
+		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
+					 "cannot snapshot a sandbox poisoned by a guest failure");
+	int rc = mote_sandbox_settle(sb);
+	bool any;
+	if (!rc)
+		rc = collect_dirty(sb, &any);
+	if (rc)
+		return rc;
+	if (sb->base && !any) {
+		snapshot_retain(sb->base);
+		*out = sb->base;
+		return 0;
+	}
+
+	struct mote_snapshot *snap = snapshot_alloc();
+	if (!snap)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	struct mote_snap_meta *m = &snap->meta;
+	m->abi_version = MOTE_ABI_VERSION;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	host_cpu_vendor(m->cpu_vendor);
+	m->layout = sb->layout;
+	m->image_size = sb->image_size;
+	if (mote_vm_get_state(&sb->vm, &m->vcpu)) {
+		rc = mote_sandbox_fail(sb, -MOTE_EKVM, "cannot read the vCPU state: %s",
+				       strerror(errno));
+		goto fail;
+	}
+	rc = copy_sigs(&m->guest_fns, &m->nguest_fns, sb->fns, sb->nfns);
+	if (!rc && sb->host_fns.n) {
+		m->host_fns = mote_calloc(sb->host_fns.n, sizeof(*m->host_fns));
+		rc = m->host_fns ? 0 : -MOTE_ENOMEM;
+		for (size_t i = 0; !rc && i < sb->host_fns.n; i++) {
+			m->host_fns[i] = sb->host_fns.v[i].sig;
+			m->host_fns[i].name = mote_strdup(sb->host_fns.v[i].sig.name);
+			rc = m->host_fns[i].name ? 0 : -MOTE_ENOMEM;
+			m->nhost_fns = i + 1;
+		}
+	}
+	snap->bitmap_words = sb->bitmap_words;
+	snap->present = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
+	if (rc || !snap->present) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+		goto fail;
+	}
+	memcpy(snap->present, sb->touched, sb->bitmap_words * sizeof(uint64_t));
+	rc = regions_from_bitmap(snap->present, sb->mem_size / MOTE_PAGE_SIZE, &snap->regions,
+				 &snap->nregions);
+	if (rc) {
+		rc = mote_sandbox_fail(sb, rc, "out of memory");
+		goto fail;
+	}
+
+	/* The pages go to a sparse memfd at their guest addresses. */
+	snap->fd = memfd_create("mote-snapshot", MFD_CLOEXEC);
+	if (snap->fd < 0 || ftruncate(snap->fd, (off_t)sb->mem_size) < 0) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create snapshot memory: %s",
+				       strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < snap->nregions; i++) {
+		const struct mote_snap_region *r = &snap->regions[i];
+		uint64_t done = 0;
+		while (done < r->size) {
+			ssize_t n = pwrite(snap->fd, sb->mem + r->guest_addr + done, r->size - done,
+					   (off_t)(r->file_offset + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				rc = mote_sandbox_fail(sb, -MOTE_ENOMEM,
+						       "cannot fill snapshot memory: %s",
+						       strerror(errno));
+				goto fail;
+			}
+			done += (uint64_t)n;
+		}
+	}
+	if (snapshot_map(snap, MAP_SHARED)) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
+				       strerror(errno));
+		goto fail;
+	}
+	mote_snapshot_release(sb->base);
+	snapshot_retain(snap);
+	sb->base = snap;
+	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	*out = snap;
+	return 0;
+fail:
+	mote_snapshot_release(snap);
+	return rc;
+}
+
+/* Make every page set in `pages` equal to the snapshot's. */
+static void copy_back(struct mote_sandbox *sb, const struct mote_snapshot *snap,
+		      const uint64_t *pages)
+{
+	for (size_t w = 0; w < sb->bitmap_words; w++) {
+		uint64_t bits = pages[w];
+		while (bits) {
+			unsigned b = (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			uint64_t off = ((uint64_t)w * 64 + b) * MOTE_PAGE_SIZE;
+			if (mote_bitmap_test(snap->present, (uint64_t)w * 64 + b))
+				memcpy(sb->mem + off, snap->map + off, MOTE_PAGE_SIZE);
+			else
+				memset(sb->mem + off, 0, MOTE_PAGE_SIZE);
+		}
+	}
+}
+
+static int set_guest_functions(struct mote_sandbox *sb, const struct mote_snapshot *snap)
+{
+	struct mote_sig *fns;
+	size_t n;
+	int rc = copy_sigs(&fns, &n, snap->meta.guest_fns, snap->meta.nguest_fns);
+	if (rc) {
+		free_sigs(fns, n);
+		return mote_sandbox_fail(sb, rc, "out of memory");
+	}
+	free_sigs(sb->fns, sb->nfns);
+	sb->fns = fns;
+	sb->nfns = n;
+	return 0;
+}
+
+int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
+{
+	if (!sb || !csnap)
+		return -MOTE_EINVAL;
+	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
+	if (!same_layout(&sb->layout, &snap->meta.layout))
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+					 "snapshot memory layout (%llu bytes) differs from the "
+					 "sandbox's (%llu bytes)",
+					 (unsigned long long)snap->meta.layout.mem_size,
+					 (unsigned long long)sb->mem_size);
+	bool any;
+	int rc = mote_sandbox_settle(sb);
+	if (!rc)
+		rc = collect_dirty(sb, &any);
+	if (rc)
+		return rc;
+	if (snap == sb->base) {
+		if (any)
+			copy_back(sb, snap, sb->dirty);
+	} else {
+		/* Another snapshot: every page either side may have written. */
+		for (size_t i = 0; i < sb->bitmap_words; i++)
+			sb->dirty[i] = sb->touched[i] | snap->present[i];
+		copy_back(sb, snap, sb->dirty);
+		memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
+		rc = set_guest_functions(sb, snap);
+		if (rc)
+			return rc;
+		snapshot_retain(snap);
+		mote_snapshot_release(sb->base);
+		sb->base = snap;
+	}
+	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	if (mote_vm_set_state(&sb->vm, &snap->meta.vcpu)) {
+		sb->poisoned = true;
+		return mote_sandbox_fail(sb, -MOTE_EKVM, "cannot restore the vCPU state: %s",
+					 strerror(errno));
+	}
+	sb->poisoned = false;
+	sb->err[0] = 0;
+	return 0;
+}
+
+/* Every host function the snapshot requires must be given, same signature. */
+static int check_host_functions(const struct mote_snapshot *snap,
+				const mote_host_functions *fns, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int rc = 0;
+	err[0] = 0;
+	for (size_t i = 0; i < snap->meta.nhost_fns; i++) {
+		const struct mote_sig *want = &snap->meta.host_fns[i];
+		const struct mote_host_fn_entry *have =
+			mote_host_functions_find(fns, want->name, strlen(want->name));
+		char ws[256], hs[256];
+		mote_sig_format(want, ws, sizeof(ws));
+		if (!have) {
+			n += (size_t)snprintf(err + n, n < errlen ? errlen - n : 0, "%s'%s' missing",
+					      n ? "; " : "", ws);
+			rc = -MOTE_ENOFUNC;
+		} else if (!mote_sig_equal(&have->sig, want)) {
+			mote_sig_format(&have->sig, hs, sizeof(hs));
+			n += (size_t)snprintf(err + n, n < errlen ? errlen - n : 0,
+					      "%s'%s' registered as '%s'", n ? "; " : "", ws, hs);
+			if (!rc)
+				rc = -MOTE_ESIGNATURE;
+		}
+	}
+	return rc;
+}
+
+int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
+			       const mote_host_functions *host_functions,
+			       const mote_config *config, mote_sandbox **out)
+{
+	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
+	if (!snap || !out) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	*out = NULL;
+	char detail[512];
+	int rc = check_host_functions(snap, host_functions, detail, sizeof(detail));
+	if (rc) {
+		mote_set_last_error("snapshot requires host functions: %s", detail);
+		return rc;
+	}
+	char vendor[16];
+	host_cpu_vendor(vendor);
+	if (memcmp(vendor, snap->meta.cpu_vendor, sizeof(vendor)) != 0) {
+		mote_set_last_error("snapshot taken on a %.12s CPU, this host is %.12s",
+				    snap->meta.cpu_vendor, vendor);
+		return -MOTE_EBADSNAP;
+	}
+	struct mote_sandbox *sb = mote_sandbox_alloc(config, host_functions, &rc);
+	if (!sb) {
+		mote_set_last_error("%s", mote_strerror(rc));
+		return rc;
+	}
+	sb->layout = snap->meta.layout;
+	sb->mem_size = sb->layout.mem_size;
+	sb->image_size = snap->meta.image_size;
+	sb->abi_version = snap->meta.abi_version;
+	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %llu bytes of guest memory: %s",
+				       (unsigned long long)sb->mem_size, strerror(errno));
+		goto fail;
+	}
+	sb->mem = mem;
+	/* Copy-on-write views of the snapshot's pages: zero copy, and shared
+	 * with every other sandbox started from it until written. */
+	for (size_t i = 0; i < snap->nregions; i++) {
+		const struct mote_snap_region *r = &snap->regions[i];
+		if (mmap(sb->mem + r->guest_addr, r->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_FIXED, snap->fd, (off_t)r->file_offset) == MAP_FAILED) {
+			rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
+					       strerror(errno));
+			goto fail;
+		}
+	}
+	/* Pages nearly every call writes (the top of the stack, the call
+	 * buffers, the image's data): copy them now, in one host-side pass,
+	 * rather than one guest fault and copy-on-write at a time later. */
+	const struct mote_layout *l = &sb->layout;
+	const uint64_t hot[][2] = {
+		{l->stack_base + l->stack_size - 2 * MOTE_PAGE_SIZE, 2 * MOTE_PAGE_SIZE},
+		{l->in_buf, MOTE_PAGE_SIZE},
+		{l->out_buf, MOTE_PAGE_SIZE},
+		{l->image_end - 2 * MOTE_PAGE_SIZE, 2 * MOTE_PAGE_SIZE},
+	};
+	for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++)
+		madvise(sb->mem + hot[i][0], hot[i][1], MADV_POPULATE_WRITE);
+	rc = mote_sandbox_alloc_bitmaps(sb);
+	if (rc)
+		goto fail;
+	memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
+	rc = set_guest_functions(sb, snap);
+	if (rc)
+		goto fail;
+	rc = mote_vm_create(&sb->vm, sb->mem, sb->mem_size, true, true, sb->err, sizeof(sb->err));
+	if (rc)
+		goto fail;
+	if (mote_vm_set_state(&sb->vm, &snap->meta.vcpu)) {
+		rc = mote_sandbox_fail(sb, -MOTE_EKVM, "cannot set the vCPU state: %s",
+				       strerror(errno));
+		goto fail;
+	}
+	snapshot_retain(snap);
+	sb->base = snap;
+	*out = sb;
+	return 0;
+fail:
+	mote_set_last_error("%s", sb->err);
+	mote_sandbox_free(sb);
+	return rc;
+}
+
+int mote_snapshot_save(const mote_snapshot *snap, const char *path)
+{
+	if (!snap || !path) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	char err[512] = "";
+	int rc = mote_snapfile_write(path, &snap->meta, snap->map, snap->present, err, sizeof(err));
+	if (rc)
+		mote_set_last_error("cannot save snapshot to %s: %s", path, err);
+	return rc;
+}
+
+int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out)
+{
+	if (!path || !out || (flags & ~(MOTE_SNAPSHOT_VERIFY_HEADER | MOTE_SNAPSHOT_NO_CACHE))) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	*out = NULL;
+	struct mote_snapfile f;
+	char err[512] = "";
+	int rc = mote_snapfile_open(path, flags, &f, err, sizeof(err));
+	if (rc) {
+		mote_set_last_error("%s: %s", path, err);
+		return rc;
+	}
+	struct mote_snapshot *snap = snapshot_alloc();
+	if (!snap) {
+		mote_snapfile_close(&f);
+		mote_set_last_error("out of memory");
+		return -MOTE_ENOMEM;
+	}
+	/* Take over what the parser allocated. */
+	snap->meta = f.meta;
+	memset(&f.meta, 0, sizeof(f.meta));
+	snap->regions = f.regions;
+	snap->nregions = f.nregions;
+	f.regions = NULL;
+	f.nregions = 0;
+	snap->fd = f.fd;
+	f.fd = -1;
+	snap->from_file = true;
+	memcpy(snap->header_hash, f.header_hash, sizeof(snap->header_hash));
+	snap->file_dev = f.st.st_dev;
+	snap->file_ino = f.st.st_ino;
+	mote_snapfile_close(&f);
+
+	uint64_t pages = snap->meta.layout.mem_size / MOTE_PAGE_SIZE;
+	snap->bitmap_words = (size_t)((pages + 63) / 64);
+	snap->present = mote_calloc(snap->bitmap_words, sizeof(uint64_t));
+	if (!snap->present) {
+		mote_snapshot_release(snap);
+		mote_set_last_error("out of memory");
+		return -MOTE_ENOMEM;
+	}
+	for (size_t i = 0; i < snap->nregions; i++)
+		mote_bitmap_set_range(snap->present, snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
+				      snap->regions[i].size / MOTE_PAGE_SIZE);
+	if (snapshot_map(snap, MAP_PRIVATE)) {
+		mote_set_last_error("%s: cannot map snapshot memory: %s", path, strerror(errno));
+		mote_snapshot_release(snap);
+		return -MOTE_ENOMEM;
+	}
+	*out = snap;
+	return 0;
+}
+
+void mote_snapshot_cache_clear(void)
+{
+	mote_snapfile_cache_clear();
+}
+
+static void fill_function_infos(mote_function_info *dst, const struct mote_sig *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (mote_function_info){src[i].name, src[i].ret, src[i].nargs, src[i].args};
+}
+
+static void hex(char *out, const uint8_t *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+struct info_priv {
+	struct mote_snap_meta meta;
+};
+
+int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
+{
+	if (!path || !out) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	struct mote_snapfile f;
+	char err[512] = "";
+	int rc = mote_snapfile_open(path, MOTE_SNAPFILE_VERIFY_HEADER, &f, err, sizeof(err));
+	if (rc) {
+		mote_set_last_error("%s: %s", path, err);
+		return rc;
+	}
+	const struct mote_snap_meta *m = &f.meta;
+	out->format_version = f.format_version;
+	out->abi_version = m->abi_version;
+	out->arch = "x86_64";
+	out->hypervisor = "kvm";
+	memcpy(out->cpu_vendor, m->cpu_vendor, sizeof(out->cpu_vendor));
+	out->cpu_vendor[sizeof(out->cpu_vendor) - 1] = 0;
+	out->created_unix_ns = m->created_unix_ns;
+	out->file_size = f.file_size;
+	out->mem_size = m->layout.mem_size;
+	out->image_size = m->image_size;
+	out->heap_size = m->layout.heap_size;
+	out->stack_size = m->layout.stack_size;
+	out->input_size = m->layout.in_size;
+	out->output_size = m->layout.out_size;
+	out->blob_size = f.blob_size;
+	out->nregions = f.nregions;
+	hex(out->header_hash, f.header_hash, sizeof(f.header_hash));
+	hex(out->blob_hash, f.blob_hash, sizeof(f.blob_hash));
+	out->host_functions = mote_calloc(m->nhost_fns + 1, sizeof(mote_function_info));
+	out->guest_functions = mote_calloc(m->nguest_fns + 1, sizeof(mote_function_info));
+	if (!out->host_functions || !out->guest_functions) {
+		mote_free(out->host_functions);
+		mote_free(out->guest_functions);
+		mote_snapfile_close(&f);
+		memset(out, 0, sizeof(*out));
+		return -MOTE_ENOMEM;
+	}
+	out->nhost_functions = m->nhost_fns;
+	out->nguest_functions = m->nguest_fns;
+	/* The names live in the parsed meta, which the info keeps. */
+	struct mote_snap_meta *keep = mote_malloc(sizeof(*keep));
+	if (!keep) {
+		mote_free(out->host_functions);
+		mote_free(out->guest_functions);
+		mote_snapfile_close(&f);
+		memset(out, 0, sizeof(*out));
+		return -MOTE_ENOMEM;
+	}
+	*keep = f.meta;
+	memset(&f.meta, 0, sizeof(f.meta));
+	mote_snapfile_close(&f);
+	fill_function_infos(out->host_functions, keep->host_fns, keep->nhost_fns);
+	fill_function_infos(out->guest_functions, keep->guest_fns, keep->nguest_fns);
+	out->priv_ = keep;
+	return 0;
+}
+
+void mote_snapshot_info_free(mote_snapshot_info *info)
+{
+	if (!info)
+		return;
+	if (info->priv_) {
+		mote_snap_meta_clear(info->priv_);
+		mote_free(info->priv_);
+	}
+	mote_free(info->host_functions);
+	mote_free(info->guest_functions);
+	memset(info, 0, sizeof(*info));
+}
+
+size_t mote_snapshot_function_count(const mote_snapshot *snap)
+{
+	return snap ? snap->meta.nguest_fns : 0;
+}
+
+int mote_snapshot_function(const mote_snapshot *snap, size_t index, mote_function_info *out)
+{
+	if (!snap || !out || index >= snap->meta.nguest_fns)
+		return -MOTE_EINVAL;
+	fill_function_infos(out, &snap->meta.guest_fns[index], 1);
+	return 0;
+}
