@@ -312,9 +312,9 @@ int mote_bench_main(int argc, char **argv)
 		rc = 1;
 	if (!rc && want[S_RESTORE] && bench_restore(&o, restore16))
 		rc = 1;
-	if (!rc && want[S_SAVE] && bench_verify(&o, &gbps, &save8, &save256))
-		rc = 1;
 	if (!rc && want[S_DENSITY] && bench_density(&o, &density))
+		rc = 1;
+	if (!rc && want[S_SAVE] && bench_verify(&o, &gbps, &save8, &save256))
 		rc = 1;
 	bench_cleanup_files();
 	if (rc)

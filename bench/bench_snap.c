@@ -295,9 +295,8 @@ int bench_density(const struct bench_opts *o, double *kib_per_sandbox)
 	mote_sandbox **sbs = calloc(N, sizeof(*sbs));
 	if (!sbs)
 		return 1;
-	/* Let the kernel settle freed memory from earlier cases first. */
-	usleep(200000);
-	long avail0 = meminfo_kib("MemAvailable"), pss0 = pss_kib();
+	/* Measured as what freeing them gives back, so unrelated page-cache
+	 * changes before the run do not count. */
 	int made = 0, rc = 0;
 	for (; made < N && !rc; made++) {
 		rc = mote_sandbox_from_snapshot(snap, NULL, NULL, &sbs[made]);
@@ -306,24 +305,27 @@ int bench_density(const struct bench_opts *o, double *kib_per_sandbox)
 		mote_value args[2] = {mote_u32((uint32_t)made * 16), mote_u32(16)};
 		rc = mote_sandbox_call(sbs[made], "touch_pages", args, 2, NULL);
 	}
-	long avail1 = meminfo_kib("MemAvailable"), pss1 = pss_kib();
+	usleep(100000);
+	long avail_alive = meminfo_kib("MemAvailable"), pss_alive = pss_kib();
 	for (int i = 0; i < N; i++)
 		mote_sandbox_free(sbs[i]);
 	free(sbs);
+	usleep(300000); /* the kernel frees VM structures asynchronously */
+	long avail_freed = meminfo_kib("MemAvailable"), pss_freed = pss_kib();
 	mote_snapshot_free(snap);
 	unlink(path);
 	if (rc) {
 		fprintf(stderr, "mote bench: density: %s\n", mote_strerror(rc));
 		return 1;
 	}
-	double per = (double)(avail0 - avail1) / N;
+	double per = (double)(avail_freed - avail_alive) / N;
 	*kib_per_sandbox = per;
 	struct stats s = {per, per, per, 1};
 	char note[128];
 	snprintf(note, sizeof(note),
 		 "KiB of MemAvailable per sandbox (100 from one 64 MiB snapshot, 16 pages "
 		 "written each; Pss %.0f KiB)",
-		 (double)(pss1 - pss0) / N);
+		 (double)(pss_alive - pss_freed) / N);
 	bench_report(o, "density-kib", heap, s, note);
 	return 0;
 }

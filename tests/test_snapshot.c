@@ -215,6 +215,32 @@ TEST(restore_after_timeout)
 	mote_config_free(cfg);
 }
 
+TEST(lazily_added_memory)
+{
+	/* A 256 MiB heap: the far pages join the VM on first touch, whatever
+	 * instruction touches them, and snapshots and restores cover them. */
+	mote_sandbox *sb = new_snap_guest(256 << 20, NULL);
+	REQUIRE(sb);
+	mote_value stride = mote_u32(10000), r;
+	const uint64_t expect = 0x1111222233334444ull + 6 + 7 + 9 + 0 + 0;
+	CHECK_EQ_INT(mote_sandbox_call(sb, "touch_kinds", &stride, 1, &r), 0);
+	CHECK_EQ_U64(r.v.u64, expect);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	CHECK_EQ_INT(mote_sandbox_call(sb, "touch_kinds", &stride, 1, &r), 0);
+	CHECK_EQ_U64(r.v.u64, expect + 9); /* the atomic add accumulates */
+	CHECK_EQ_INT(mote_sandbox_restore(sb, snap), 0);
+	mote_sandbox *copy;
+	REQUIRE(mote_sandbox_from_snapshot(snap, NULL, NULL, &copy) == 0);
+	CHECK_EQ_INT(mote_sandbox_call(copy, "touch_kinds", &stride, 1, &r), 0);
+	CHECK_EQ_U64(r.v.u64, expect + 9);
+	CHECK_EQ_INT(mote_sandbox_call(sb, "touch_kinds", &stride, 1, &r), 0);
+	CHECK_EQ_U64(r.v.u64, expect + 9);
+	mote_sandbox_free(copy);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+}
+
 TEST(unchanged_snapshot_is_reused)
 {
 	mote_sandbox *sb = new_snap_guest(1 << 20, NULL);

@@ -139,6 +139,11 @@ struct mote_sandbox {
 	uint64_t *dirty_log;        /* scratch for KVM_GET_DIRTY_LOG */
 	size_t bitmap_words;
 	bool io_pending; /* the last exit was an OUT KVM has not completed */
+
+	/* Guest memory past core_end joins the VM in chunks on first access. */
+	uint64_t core_end, chunk_size;
+	uint8_t *chunk_mapped;
+	size_t nchunks;
 };
 
 static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t count)
@@ -166,6 +171,9 @@ static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t g
 struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 					const mote_host_functions *host_functions, int *rc);
 int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb);
+/* Create the VM with guest memory [0, core_end) (rounded up to 2 MiB); the
+ * rest is added lazily. */
+int mote_sandbox_create_vm(struct mote_sandbox *sb, uint64_t core_end);
 /* Complete an OUT the guest is parked on, without running guest code, so
  * the vCPU state is consistent (snapshot, restore). */
 int mote_sandbox_settle(struct mote_sandbox *sb);

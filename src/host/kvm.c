@@ -149,6 +149,66 @@ int mote_kvm_init(char *err, size_t errlen)
 	return 0;
 }
 
+static int set_slot(struct mote_vm *vm, int i, uint64_t size)
+{
+	const struct mote_vm_slot *sl = &vm->slots[i];
+	struct kvm_userspace_memory_region region = {
+		.slot = (uint32_t)i,
+		.flags = (sl->dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0) |
+			 (sl->readonly ? KVM_MEM_READONLY : 0),
+		.guest_phys_addr = sl->gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)sl->hva,
+	};
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
+}
+
+int mote_vm_map(struct mote_vm *vm, uint64_t gpa, uint64_t size, void *hva, bool readonly,
+		bool dirty_log, char *err, size_t errlen)
+{
+	int i = 0;
+	while (i < MOTE_VM_MAX_SLOTS && vm->slots[i].used)
+		i++;
+	if (i == MOTE_VM_MAX_SLOTS) {
+		mote_errf(err, errlen, "no free memory slot (%d in use)", MOTE_VM_MAX_SLOTS);
+		return -MOTE_ENOMEM;
+	}
+	if (readonly && ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
+		mote_errf(err, errlen, "KVM lacks KVM_CAP_READONLY_MEM");
+		return -MOTE_ENOTSUP;
+	}
+	vm->slots[i] = (struct mote_vm_slot){gpa, size, hva, true, readonly, dirty_log};
+	if (set_slot(vm, i, size) < 0) {
+		int e = errno;
+		memset(&vm->slots[i], 0, sizeof(vm->slots[i]));
+		mote_errf(err, errlen, "KVM_SET_USER_MEMORY_REGION (0x%llx bytes at 0x%llx): %s",
+			  (unsigned long long)size, (unsigned long long)gpa, strerror(e));
+		return e == ENOMEM ? -MOTE_ENOMEM : -MOTE_EKVM;
+	}
+	if (dirty_log) {
+		size_t words = (size_t)((size / 4096 + 63) / 64);
+		if (words > vm->dirty_tmp_words) {
+			uint64_t *t = mote_realloc(vm->dirty_tmp, words * sizeof(uint64_t));
+			if (!t) {
+				mote_vm_unmap(vm, i);
+				return -MOTE_ENOMEM;
+			}
+			vm->dirty_tmp = t;
+			vm->dirty_tmp_words = words;
+		}
+	}
+	return i;
+}
+
+int mote_vm_unmap(struct mote_vm *vm, int i)
+{
+	if (i < 0 || i >= MOTE_VM_MAX_SLOTS || !vm->slots[i].used)
+		return -MOTE_EINVAL;
+	int rc = set_slot(vm, i, 0) < 0 ? -MOTE_EKVM : 0;
+	memset(&vm->slots[i], 0, sizeof(vm->slots[i]));
+	return rc;
+}
+
 int mote_vm_create(struct mote_vm *vm, void *mem, uint64_t mem_size, bool trim_cpuid,
 		   bool dirty_log, char *err, size_t errlen)
 {
@@ -157,28 +217,15 @@ int mote_vm_create(struct mote_vm *vm, void *mem, uint64_t mem_size, bool trim_c
 		return rc;
 	memset(vm, 0, sizeof(*vm));
 	vm->vcpu_fd = -1;
-	vm->mem = mem;
-	vm->mem_size = mem_size;
-	vm->dirty_log = dirty_log;
 
 	vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		mote_errf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 		return errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EKVM;
 	}
-	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.flags = dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-		.guest_phys_addr = 0,
-		.memory_size = mem_size,
-		.userspace_addr = (uintptr_t)mem,
-	};
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		mote_errf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
-			  (unsigned long long)mem_size, strerror(errno));
-		rc = errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EKVM;
+	rc = mote_vm_map(vm, 0, mem_size, mem, false, dirty_log, err, errlen);
+	if (rc < 0)
 		goto fail_vm;
-	}
 	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
 	if (vm->vcpu_fd < 0) {
 		mote_errf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(errno));
@@ -209,6 +256,8 @@ fail_vcpu:
 fail_vm:
 	close(vm->vm_fd);
 	vm->vm_fd = -1;
+	mote_free(vm->dirty_tmp);
+	vm->dirty_tmp = NULL;
 	return rc;
 }
 
@@ -220,31 +269,10 @@ void mote_vm_destroy(struct mote_vm *vm)
 		close(vm->vcpu_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
+	mote_free(vm->dirty_tmp);
+	vm->dirty_tmp = NULL;
 	vm->run = NULL;
 	vm->vcpu_fd = vm->vm_fd = -1;
-}
-
-int mote_vm_set_memory(struct mote_vm *vm, void *mem, char *err, size_t errlen)
-{
-	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.flags = vm->dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-		.guest_phys_addr = 0,
-		.memory_size = 0,
-		.userspace_addr = (uintptr_t)vm->mem,
-	};
-	/* A slot's host address can only change by deleting and re-adding it. */
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-		goto fail;
-	region.memory_size = vm->mem_size;
-	region.userspace_addr = (uintptr_t)mem;
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-		goto fail;
-	vm->mem = mem;
-	return 0;
-fail:
-	mote_errf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-	return -MOTE_EKVM;
 }
 
 static void seg_to_kvm(const struct mote_segment *s, struct kvm_segment *k)
@@ -448,6 +476,9 @@ int mote_vm_run(struct mote_vm *vm, struct mote_exit *exit)
 	case KVM_EXIT_MMIO:
 		exit->kind = MOTE_EXIT_MMIO;
 		exit->value = run->mmio.phys_addr;
+		exit->mmio_write = run->mmio.is_write;
+		exit->mmio_len = run->mmio.len <= 8 ? (uint8_t)run->mmio.len : 8;
+		exit->mmio_data = run->mmio.data;
 		break;
 	case KVM_EXIT_HLT:
 		exit->kind = MOTE_EXIT_HLT;
@@ -471,9 +502,19 @@ void mote_vm_clear_kick(struct mote_vm *vm)
 
 int mote_vm_get_dirty_log(struct mote_vm *vm, uint64_t *bitmap)
 {
-	struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
-	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-		return -MOTE_EKVM;
+	for (int i = 0; i < MOTE_VM_MAX_SLOTS; i++) {
+		const struct mote_vm_slot *sl = &vm->slots[i];
+		if (!sl->used || !sl->dirty_log)
+			continue;
+		size_t words = (size_t)((sl->size / 4096 + 63) / 64);
+		memset(vm->dirty_tmp, 0, words * sizeof(uint64_t));
+		struct kvm_dirty_log log = {.slot = (uint32_t)i, .dirty_bitmap = vm->dirty_tmp};
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			return -MOTE_EKVM;
+		uint64_t *dst = bitmap + sl->gpa / 4096 / 64;
+		for (size_t w = 0; w < words; w++)
+			dst[w] |= vm->dirty_tmp[w];
+	}
 	return 0;
 }
 

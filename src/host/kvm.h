@@ -10,14 +10,23 @@
 
 struct kvm_run;
 
+/* A KVM memory slot: guest physical [gpa, gpa + size) backed by host `hva`. */
+struct mote_vm_slot {
+	uint64_t gpa, size;
+	void *hva;
+	bool used, readonly, dirty_log;
+};
+
+#define MOTE_VM_MAX_SLOTS 300
+
 struct mote_vm {
 	int vm_fd;
 	int vcpu_fd;
 	struct kvm_run *run;
 	size_t run_size;
-	void *mem; /* host mapping of guest physical [0, mem_size) */
-	uint64_t mem_size;
-	bool dirty_log;
+	struct mote_vm_slot slots[MOTE_VM_MAX_SLOTS];
+	uint64_t *dirty_tmp; /* scratch for one slot's bitmap */
+	size_t dirty_tmp_words;
 };
 
 enum mote_exit_kind {
@@ -36,6 +45,11 @@ struct mote_exit {
 	bool io_in;       /* an IN rather than an OUT */
 	uint8_t io_size;
 	uint64_t value;   /* OUT data, or MMIO address */
+	/* MMIO: the access, to be completed by the host (read data goes in
+	 * `mmio_data` before the next run). */
+	bool mmio_write;
+	uint8_t mmio_len;
+	uint8_t *mmio_data;
 };
 
 /* Architectural vCPU state mote saves and restores (snapshots). */
@@ -64,14 +78,19 @@ struct mote_vcpu_state {
 /* Process-wide setup (opens /dev/kvm once). Returns 0 or -MOTE_EKVM. */
 int mote_kvm_init(char *err, size_t errlen);
 
-/* Create a VM with one vCPU over `mem` (page-aligned, mem_size bytes) at
- * guest physical 0. `cpuid` trims the guest's CPUID to mote's set. */
+/* Create a VM with one vCPU, with `mem` (page-aligned, mem_size bytes) as
+ * guest physical [0, mem_size) in slot 0. `trim_cpuid` gives the guest
+ * mote's CPUID set. More memory can be added with mote_vm_map(). */
 int mote_vm_create(struct mote_vm *vm, void *mem, uint64_t mem_size, bool trim_cpuid,
 		   bool dirty_log, char *err, size_t errlen);
 void mote_vm_destroy(struct mote_vm *vm);
 
-/* Replace the memory behind the VM (same size), e.g. after remapping. */
-int mote_vm_set_memory(struct mote_vm *vm, void *mem, char *err, size_t errlen);
+/* Add guest physical [gpa, gpa + size) backed by `hva`; returns the slot
+ * number (>= 0) or -MOTE_E*. Read-only slots turn guest writes into MMIO
+ * exits. */
+int mote_vm_map(struct mote_vm *vm, uint64_t gpa, uint64_t size, void *hva, bool readonly,
+		bool dirty_log, char *err, size_t errlen);
+int mote_vm_unmap(struct mote_vm *vm, int slot);
 
 int mote_vm_get_state(struct mote_vm *vm, struct mote_vcpu_state *state);
 int mote_vm_set_state(struct mote_vm *vm, const struct mote_vcpu_state *state);
@@ -84,7 +103,9 @@ int mote_vm_run(struct mote_vm *vm, struct mote_exit *exit);
 void mote_vm_kick(struct mote_vm *vm);
 void mote_vm_clear_kick(struct mote_vm *vm);
 
-/* Fetch and clear the dirty-page bitmap (one bit per 4 KiB page). */
+/* Fetch and clear the dirty logs of every dirty-logged slot, ORing them into
+ * `bitmap` (one bit per 4 KiB page of guest physical memory from 0; slots
+ * must start at a multiple of 256 KiB). */
 int mote_vm_get_dirty_log(struct mote_vm *vm, uint64_t *bitmap);
 
 /* Registers needed to describe a fault. */

@@ -149,6 +149,7 @@ static int regions_from_bitmap(const uint64_t *bm, uint64_t pages, struct mote_s
  * true if any page was written since `base` was set. */
 static int collect_dirty(struct mote_sandbox *sb, bool *any)
 {
+	memset(sb->dirty_log, 0, sb->bitmap_words * sizeof(uint64_t));
 	if (mote_vm_get_dirty_log(&sb->vm, sb->dirty_log))
 		return mote_sandbox_fail(sb, -MOTE_EKVM, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
 	uint64_t acc = 0;
@@ -443,7 +444,12 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	rc = set_guest_functions(sb, snap);
 	if (rc)
 		goto fail;
-	rc = mote_vm_create(&sb->vm, sb->mem, sb->mem_size, true, true, sb->err, sizeof(sb->err));
+	/* Everything the snapshot stores joins the VM now, the rest lazily. */
+	uint64_t stored_end = sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE;
+	for (size_t i = 0; i < snap->nregions; i++)
+		if (snap->regions[i].guest_addr + snap->regions[i].size > stored_end)
+			stored_end = snap->regions[i].guest_addr + snap->regions[i].size;
+	rc = mote_sandbox_create_vm(sb, stored_end);
 	if (rc)
 		goto fail;
 	if (mote_vm_set_state(&sb->vm, &snap->meta.vcpu)) {

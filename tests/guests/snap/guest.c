@@ -76,3 +76,28 @@ MOTE_FN0(void, spin)
 	for (;;)
 		__asm__ volatile("" ::: "memory");
 }
+
+/* First touches of far-apart heap pages with different kinds of access
+ * (each lands in memory the host adds lazily); returns what it read back. */
+MOTE_FN1(u64, touch_kinds, u32, stride_pages)
+{
+	uint64_t sum = 0;
+	uint8_t *p[6];
+	for (int k = 0; k < 6; k++) {
+		uint32_t page = (uint32_t)(k + 1) * stride_pages;
+		if (page >= heap_npages)
+			return 0;
+		p[k] = heap_pages + (size_t)page * 4096 + 8;
+	}
+	*(volatile uint64_t *)p[0] = 0x1111222233334444ull;      /* plain store */
+	typedef long long v2 __attribute__((vector_size(16)));
+	*(volatile v2 *)(p[1] + 8) = (v2){5, 6};                  /* SSE store */
+	memset(p[2], 7, 100);                                     /* rep stosb */
+	__atomic_add_fetch((uint64_t *)p[3], 9, __ATOMIC_SEQ_CST); /* lock add */
+	uint64_t loaded = *(volatile uint64_t *)p[4];             /* plain load of zero */
+	uint8_t copy[64];
+	memcpy(copy, p[5], sizeof(copy));                         /* rep movsb read */
+	sum += *(volatile uint64_t *)p[0] + (uint64_t)(*(volatile v2 *)(p[1] + 8))[1] + p[2][99] +
+	       *(uint64_t *)p[3] + loaded + copy[10];
+	return sum;
+}
