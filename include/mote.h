@@ -158,6 +158,30 @@ typedef struct mote_memory_info {
 MOTE_API int mote_sandbox_memory_info(const mote_sandbox *sandbox, mote_memory_info *out);
 
 
+/* ---- Host files mapped into a sandbox ----
+ * Zero copy from the page cache, into the guest's mapping window
+ * [MOTE_MAP_WINDOW_BASE, MOTE_MAP_WINDOW_LIMIT), above guest RAM. Read-only
+ * mappings fault on guest writes (MOTE_EFAULT naming the address);
+ * copy-on-write ones keep guest writes private to the sandbox. The guest
+ * lists its mappings with mote_mappings() (guest SDK). A snapshot keeps its
+ * mappings: restoring one taken before a mapping removes it, and restore
+ * discards guest writes to copy-on-write mappings. The file must not change
+ * while mapped. */
+#define MOTE_MAP_WINDOW_BASE (64ull << 30)
+#define MOTE_MAP_WINDOW_LIMIT (68ull << 30)
+#define MOTE_MAP_READ_ONLY 0u
+#define MOTE_MAP_COPY_ON_WRITE 1u
+/* Map the whole file at `guest_address` (page-aligned, inside the window;
+ * the last page is zero-padded). */
+MOTE_API int mote_sandbox_map_file(mote_sandbox *sandbox, const char *path,
+				   uint64_t guest_address, unsigned flags);
+/* Map [offset, offset + size) of the file (page-aligned; size 0 = to the end). */
+MOTE_API int mote_sandbox_map_file_range(mote_sandbox *sandbox, const char *path,
+					 uint64_t offset, uint64_t size, uint64_t guest_address,
+					 unsigned flags);
+/* Remove the mapping that starts at `guest_address`. */
+MOTE_API int mote_sandbox_unmap(mote_sandbox *sandbox, uint64_t guest_address);
+
 /* ---- Snapshots ----
  * A snapshot holds a sandbox's memory, vCPU state and function tables.
  * Restoring costs time proportional to the pages written since, not to the

@@ -1,7 +1,8 @@
 # libmote (host library), the guest SDK, the CLI and test guests.
 
 LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm.c \
-	    src/host/layout.c src/host/sandbox.c src/host/snapshot.c src/host/snapfile.c
+	    src/host/layout.c src/host/sandbox.c src/host/snapshot.c src/host/snapfile.c \
+	    src/host/mapping.c
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)
 
 GUEST_SRCS := src/guest/runtime.c src/guest/malloc.c src/guest/libc.c

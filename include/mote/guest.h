@@ -112,6 +112,16 @@ static inline mote_value mote_val_bytes(const void *p, size_t len)
 }
 mote_value mote_val_str(const char *s);
 
+/* ---- Host files mapped into this sandbox ---- */
+typedef struct mote_mapping {
+	const uint8_t *data; /* the file's bytes, read-only unless writable */
+	uint64_t size;
+	bool writable; /* copy-on-write: writes stay private to this sandbox */
+	const char *name; /* the file's base name */
+} mote_mapping;
+/* Fill up to `max` entries; returns how many files are mapped. */
+size_t mote_mappings(mote_mapping *out, size_t max);
+
 /* ---- Memory ---- */
 void *malloc(size_t size);
 void *calloc(size_t n, size_t size);

@@ -36,8 +36,32 @@
 #define MOTE_IMAGE_BASE 0x200000ull
 #define MOTE_IMAGE_LIMIT 0x40000000ull
 
-/* Largest guest physical address mote builds page tables for. */
+/* Largest guest physical address of guest RAM. */
 #define MOTE_MEM_LIMIT (64ull << 30)
+
+/* Host files mapped into the guest live in this window above RAM (covered
+ * by 2 MiB pages from the start; only the parts backed by a mapping are
+ * accessible). */
+#define MOTE_MAP_BASE (64ull << 30)
+#define MOTE_MAP_LIMIT (68ull << 30)
+
+/* The table of file mappings, in the boot-info page (user read-only). */
+#define MOTE_MAPTAB_ADDR (MOTE_BOOTINFO_ADDR + 0x200)
+#define MOTE_MAX_MAPPINGS 32
+#define MOTE_MAP_NAME_MAX 47
+#define MOTE_MAPF_WRITABLE 1u /* copy-on-write: guest writes stay private */
+struct mote_map_entry {
+	uint64_t guest_addr;
+	uint64_t size;
+	uint32_t flags;
+	uint32_t name_len;
+	char name[MOTE_MAP_NAME_MAX + 1]; /* the file's base name, NUL-terminated */
+};
+struct mote_map_table {
+	uint32_t count;
+	uint32_t reserved;
+	struct mote_map_entry entries[MOTE_MAX_MAPPINGS];
+};
 
 /* GDT selectors. User selectors carry RPL 3. */
 #define MOTE_SEL_KCODE 0x08u
@@ -150,5 +174,12 @@ _Static_assert(MOTE_KSTACK_TOP <= MOTE_BOOTINFO_ADDR, "kernel stack below boot i
 _Static_assert(MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE <= MOTE_PGTABLE_ADDR, "layout order");
 _Static_assert(32 * MOTE_STUB_SIZE <= MOTE_PAGE_SIZE, "stubs fit one page");
 _Static_assert(MOTE_TYPE_COUNT_ == 10, "value type numbering is ABI");
+_Static_assert(sizeof(struct mote_map_entry) == 72, "mapping entry size is ABI");
+_Static_assert(sizeof(struct mote_map_table) == 8 + 32 * 72, "mapping table size is ABI");
+_Static_assert(MOTE_MAPTAB_ADDR + sizeof(struct mote_map_table) <= MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE,
+	       "mapping table fits the boot-info page");
+_Static_assert(MOTE_MAPTAB_ADDR >= MOTE_BOOTINFO_ADDR + sizeof(struct mote_boot_info),
+	       "mapping table after the boot info");
+_Static_assert(MOTE_MEM_LIMIT <= MOTE_MAP_BASE, "the mapping window is above RAM");
 
 #endif

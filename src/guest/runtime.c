@@ -359,6 +359,20 @@ void mote_abort(int code, const char *message)
 		exit_to_host(MOTE_PORT_ABORT); /* the host never resumes an abort */
 }
 
+size_t mote_mappings(mote_mapping *out, size_t max)
+{
+	/* Read live: the host updates the table as files are mapped. */
+	const volatile struct mote_map_table *t = (const struct mote_map_table *)MOTE_MAPTAB_ADDR;
+	size_t n = t->count < MOTE_MAX_MAPPINGS ? t->count : MOTE_MAX_MAPPINGS;
+	for (size_t i = 0; i < n && i < max; i++) {
+		out[i].data = (const uint8_t *)(uintptr_t)t->entries[i].guest_addr;
+		out[i].size = t->entries[i].size;
+		out[i].writable = t->entries[i].flags & MOTE_MAPF_WRITABLE;
+		out[i].name = (const char *)t->entries[i].name;
+	}
+	return n;
+}
+
 mote_value mote_val_str(const char *s)
 {
 	mote_value v = {MOTE_STRING, {.buf = {s, strlen(s)}}};

@@ -92,6 +92,16 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
 			       struct mote_vcpu_state *st);
 
+/* A host file mapped into the guest's mapping window. */
+struct mote_file_map {
+	char *path;
+	uint64_t offset, size, gpa;
+	unsigned flags; /* MOTE_MAP_* */
+	int slot;       /* KVM slot, -1 when not established */
+	void *hva;
+	uint64_t dev, ino;
+};
+
 /* ---- Sandboxes ---- */
 struct mote_sandbox {
 	struct mote_vm vm;
@@ -139,6 +149,9 @@ struct mote_sandbox {
 	uint64_t *dirty_log;        /* scratch for KVM_GET_DIRTY_LOG */
 	size_t bitmap_words;
 	bool io_pending; /* the last exit was an OUT KVM has not completed */
+
+	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
+	size_t nmaps;
 
 	/* Guest memory past core_end joins the VM in chunks on first access. */
 	uint64_t core_end, chunk_size;

@@ -318,6 +318,12 @@ static const uint32_t saved_msrs[] = {
 };
 #define NSAVED_MSRS (sizeof(saved_msrs) / sizeof(saved_msrs[0]))
 
+/* struct kvm_msrs ends in a flexible array: give it room for 8 entries. */
+union msr_buf {
+	struct kvm_msrs hdr;
+	uint8_t bytes[sizeof(struct kvm_msrs) + 8 * sizeof(struct kvm_msr_entry)];
+};
+
 int mote_vm_get_state(struct mote_vm *vm, struct mote_vcpu_state *st)
 {
 	struct kvm_regs regs;
@@ -358,20 +364,17 @@ int mote_vm_get_state(struct mote_vm *vm, struct mote_vcpu_state *st)
 	_Static_assert(sizeof(xs.region) == sizeof(st->xsave), "xsave area size");
 	memcpy(st->xsave, xs.region, sizeof(st->xsave));
 
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[NSAVED_MSRS];
-	} msrs;
+	union msr_buf msrs;
 	memset(&msrs, 0, sizeof(msrs));
 	msrs.hdr.nmsrs = NSAVED_MSRS;
 	for (size_t i = 0; i < NSAVED_MSRS; i++)
-		msrs.e[i].index = saved_msrs[i];
+		msrs.hdr.entries[i].index = saved_msrs[i];
 	int got = ioctl(vm->vcpu_fd, KVM_GET_MSRS, &msrs);
 	if (got < 0)
 		return -MOTE_EKVM;
 	for (int i = 0; i < got; i++) {
-		st->msrs[i].index = msrs.e[i].index;
-		st->msrs[i].value = msrs.e[i].data;
+		st->msrs[i].index = msrs.hdr.entries[i].index;
+		st->msrs[i].value = msrs.hdr.entries[i].data;
 	}
 	st->nmsrs = (uint32_t)got;
 	return 0;
@@ -428,16 +431,13 @@ int mote_vm_set_state(struct mote_vm *vm, const struct mote_vcpu_state *st)
 	}
 
 	if (st->nmsrs) {
-		struct {
-			struct kvm_msrs hdr;
-			struct kvm_msr_entry e[8];
-		} msrs;
+		union msr_buf msrs;
 		memset(&msrs, 0, sizeof(msrs));
 		uint32_t n = st->nmsrs > 8 ? 8 : st->nmsrs;
 		msrs.hdr.nmsrs = n;
 		for (uint32_t i = 0; i < n; i++) {
-			msrs.e[i].index = st->msrs[i].index;
-			msrs.e[i].data = st->msrs[i].value;
+			msrs.hdr.entries[i].index = st->msrs[i].index;
+			msrs.hdr.entries[i].data = st->msrs[i].value;
 		}
 		if (ioctl(vm->vcpu_fd, KVM_SET_MSRS, &msrs) != (int)n)
 			return -MOTE_EKVM;

@@ -215,7 +215,7 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 	bi->heap_size = lay->heap_size;
 
 	struct pt_builder b = {mem, MOTE_PGTABLE_ADDR + MOTE_PAGE_SIZE, MOTE_IMAGE_BASE};
-	struct page_map maps[8 + MOTE_ELF_MAX_SEGMENTS];
+	struct page_map maps[9 + MOTE_ELF_MAX_SEGMENTS];
 	unsigned n = 0;
 	maps[n++] = (struct page_map){MOTE_GDT_ADDR, MOTE_PAGE_SIZE, PTE_NX};
 	maps[n++] = (struct page_map){MOTE_IDT_ADDR, MOTE_PAGE_SIZE, PTE_NX};
@@ -240,6 +240,12 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 				      PTE_US | PTE_RW | PTE_NX};
 	maps[n++] = (struct page_map){lay->in_buf, lay->in_size, PTE_US | PTE_NX};
 	maps[n++] = (struct page_map){lay->out_buf, lay->mem_size - lay->out_buf,
+				      PTE_US | PTE_RW | PTE_NX};
+	/* The file-mapping window: 2 MiB pages, present from the start; which
+	 * parts are backed (and whether writable) is decided by KVM memory
+	 * slots added with mote_sandbox_map_file(). (1 GiB pages would need
+	 * fewer entries, but kvm-pvm does not offer them.) */
+	maps[n++] = (struct page_map){MOTE_MAP_BASE, MOTE_MAP_LIMIT - MOTE_MAP_BASE,
 				      PTE_US | PTE_RW | PTE_NX};
 	for (unsigned i = 0; i < n; i++) {
 		if (pt_map(&b, maps[i].va, maps[i].len, maps[i].flags)) {

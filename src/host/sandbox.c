@@ -15,6 +15,7 @@
 
 #include "host/elf.h"
 #include "host/internal.h"
+#include "host/mapping.h"
 
 /* ---- Per-thread error detail for failures that have no sandbox ---- */
 static __thread char thread_error[512];
@@ -626,6 +627,29 @@ static int report_abort(struct mote_sandbox *sb)
 		      (const char *)v.base + v.hdr->name_off);
 }
 
+/* A guest access KVM could not satisfy from memory. */
+static int report_mmio(struct mote_sandbox *sb, const struct mote_exit *ex)
+{
+	const char *access = ex->mmio_write ? "write" : "read";
+	unsigned long long addr = ex->value;
+	struct mote_fault_regs regs;
+	unsigned long long rip = mote_vm_fault_regs(&sb->vm, &regs) == 0 ? regs.rip : 0;
+	const struct mote_file_map *m = mote_mapping_at(sb, ex->value);
+	if (m && ex->mmio_write)
+		return POISON(sb, -MOTE_EFAULT,
+			      "memory access violation: write at 0x%llx (read-only mapping of %s; "
+			      "rip 0x%llx)",
+			      addr, m->path, rip);
+	if (addr >= MOTE_MAP_BASE && addr < MOTE_MAP_LIMIT)
+		return POISON(sb, -MOTE_EFAULT,
+			      "memory access violation: %s at 0x%llx (no file is mapped there; "
+			      "rip 0x%llx)",
+			      access, addr, rip);
+	return POISON(sb, -MOTE_EFAULT,
+		      "memory access violation: %s at 0x%llx (not guest memory; rip 0x%llx)", access,
+		      addr, rip);
+}
+
 /* Run the guest until it reports DONE (0) or fails (negative, detail set). */
 static int run_guest(struct mote_sandbox *sb)
 {
@@ -639,7 +663,7 @@ static int run_guest(struct mote_sandbox *sb)
 			rc = POISON(sb, -MOTE_EKVM, "KVM_RUN failed: %s", strerror(errno));
 			break;
 		}
-		sb->io_pending = ex.kind == MOTE_EXIT_IO;
+		sb->io_pending = ex.kind == MOTE_EXIT_IO || ex.kind == MOTE_EXIT_MMIO;
 		drain_log(sb);
 		if (ex.kind == MOTE_EXIT_IO && !ex.io_in) {
 			if (ex.port == MOTE_PORT_DONE) {
@@ -698,8 +722,7 @@ static int run_guest(struct mote_sandbox *sb)
 			rc = POISON(sb, -MOTE_EEXCEPTION, "guest triple fault (CPU shutdown)");
 			break;
 		case MOTE_EXIT_MMIO:
-			rc = POISON(sb, -MOTE_EFAULT, "memory access violation: 0x%llx is not memory",
-				    (unsigned long long)ex.value);
+			rc = report_mmio(sb, &ex);
 			break;
 		case MOTE_EXIT_HLT:
 			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: HLT");
@@ -809,11 +832,24 @@ int mote_sandbox_settle(struct mote_sandbox *sb)
 {
 	if (!sb->io_pending)
 		return 0;
-	struct mote_exit ex;
+	/* KVM finishes a pending OUT or MMIO access on the next KVM_RUN even
+	 * with immediate_exit set; a split MMIO access may exit once more per
+	 * fragment (its data is discarded: the state is about to be replaced
+	 * or the guest is parked between calls). */
+	int rc = 0;
 	mote_vm_kick(&sb->vm);
-	int rc = mote_vm_run(&sb->vm, &ex);
+	for (int i = 0; i < 16; i++) {
+		struct mote_exit ex;
+		rc = mote_vm_run(&sb->vm, &ex);
+		if (rc || ex.kind == MOTE_EXIT_INTR)
+			break;
+		if (ex.kind != MOTE_EXIT_MMIO && ex.kind != MOTE_EXIT_IO) {
+			rc = -MOTE_EKVM;
+			break;
+		}
+	}
 	mote_vm_clear_kick(&sb->vm);
-	if (rc || ex.kind != MOTE_EXIT_INTR)
+	if (rc)
 		return POISON(sb, -MOTE_EKVM, "cannot complete the guest's pending exit");
 	sb->io_pending = false;
 	return 0;
@@ -977,6 +1013,7 @@ void mote_sandbox_free(mote_sandbox *sb)
 {
 	if (!sb)
 		return;
+	mote_mappings_clear(sb);
 	mote_vm_destroy(&sb->vm);
 	if (sb->mem)
 		munmap(sb->mem, sb->mem_size);

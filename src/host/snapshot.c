@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/mapping.h"
 #include "host/snapshot.h"
 
 _Static_assert(MOTE_SNAPSHOT_VERIFY_HEADER == MOTE_SNAPFILE_VERIFY_HEADER, "flag values");
@@ -45,6 +46,7 @@ void mote_snapshot_release(struct mote_snapshot *snap)
 		close(snap->fd);
 	mote_free(snap->regions);
 	mote_free(snap->present);
+	mote_mappings_free(snap->maps, snap->nmaps);
 	mote_snap_meta_clear(&snap->meta);
 	mote_free(snap);
 }
@@ -215,6 +217,8 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 			m->nhost_fns = i + 1;
 		}
 	}
+	if (!rc)
+		rc = mote_mappings_copy(&snap->maps, &snap->nmaps, sb->maps, sb->nmaps);
 	snap->bitmap_words = sb->bitmap_words;
 	snap->present = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
 	if (rc || !snap->present) {
@@ -336,6 +340,11 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 		sb->base = snap;
 	}
 	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
+	if (rc) {
+		sb->poisoned = true;
+		return rc;
+	}
 	if (mote_vm_set_state(&sb->vm, &snap->meta.vcpu)) {
 		sb->poisoned = true;
 		return mote_sandbox_fail(sb, -MOTE_EKVM, "cannot restore the vCPU state: %s",
@@ -457,6 +466,9 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 				       strerror(errno));
 		goto fail;
 	}
+	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
+	if (rc)
+		goto fail;
 	snapshot_retain(snap);
 	sb->base = snap;
 	*out = sb;
@@ -472,6 +484,12 @@ int mote_snapshot_save(const mote_snapshot *snap, const char *path)
 	if (!snap || !path) {
 		mote_set_last_error("invalid argument");
 		return -MOTE_EINVAL;
+	}
+	if (snap->nmaps) {
+		mote_set_last_error("cannot save snapshot to %s: it has %zu file mapping%s, which "
+				    "snapshot files cannot record yet",
+				    path, snap->nmaps, snap->nmaps == 1 ? "" : "s");
+		return -MOTE_ENOTSUP;
 	}
 	char err[512] = "";
 	int rc = mote_snapfile_write(path, &snap->meta, snap->map, snap->present, err, sizeof(err));

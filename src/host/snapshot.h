@@ -19,6 +19,8 @@ struct mote_snapshot {
 	bool from_file;
 	uint8_t header_hash[32];
 	uint64_t file_dev, file_ino;
+	struct mote_file_map *maps; /* file mappings, by reference */
+	size_t nmaps;
 };
 
 #endif

@@ -1,0 +1,301 @@
+/* Host files mapped into a sandbox, zero copy from the page cache.
+ *
+ * Mappings live in a guest-physical window above RAM (MOTE_MAP_BASE ..
+ * MOTE_MAP_LIMIT) that the host's page tables cover with 2 MiB pages from the
+ * start, so mapping a file never edits guest page tables: it only adds a
+ * KVM memory slot. A read-only mapping is a read-only slot over a MAP_SHARED
+ * mapping of the file (guest writes exit and are reported as access
+ * violations); a copy-on-write one is a writable slot over a MAP_PRIVATE
+ * mapping, so guest writes stay private to the sandbox. The guest reads the
+ * list of mappings from a table in its boot-info page. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/mapping.h"
+
+static struct mote_map_table *map_table(struct mote_sandbox *sb)
+{
+	return mote_guest_ptr(sb, MOTE_MAPTAB_ADDR, sizeof(struct mote_map_table));
+}
+
+/* Rewrite the guest-visible table from the host's list. */
+static void publish(struct mote_sandbox *sb)
+{
+	struct mote_map_table *t = map_table(sb);
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < sb->nmaps; i++) {
+		const struct mote_file_map *m = &sb->maps[i];
+		struct mote_map_entry *e = &t->entries[i];
+		const char *base = strrchr(m->path, '/');
+		base = base ? base + 1 : m->path;
+		e->guest_addr = m->gpa;
+		e->size = m->size;
+		e->flags = (m->flags & MOTE_MAP_COPY_ON_WRITE) ? MOTE_MAPF_WRITABLE : 0;
+		snprintf(e->name, sizeof(e->name), "%s", base);
+		e->name_len = (uint32_t)strlen(e->name);
+	}
+	t->count = (uint32_t)sb->nmaps;
+	mote_sandbox_mark_written(sb, MOTE_MAPTAB_ADDR, sizeof(*t));
+}
+
+/* Open m->path and settle m->size (0 = to the end). Returns an fd or < 0. */
+static int resolve(struct mote_sandbox *sb, struct mote_file_map *m)
+{
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mote_sandbox_fail(sb, -MOTE_EIO, "cannot open %s: %s", m->path,
+					 strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "%s is not a regular file", m->path);
+	}
+	uint64_t file_pages = ((uint64_t)st.st_size + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
+	if (st.st_size == 0) {
+		close(fd);
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "%s is empty", m->path);
+	}
+	if (m->size == 0) { /* the rest of the file */
+		if (m->offset >= file_pages) {
+			close(fd);
+			return mote_sandbox_fail(sb, -MOTE_EINVAL,
+						 "offset 0x%llx is past the end of %s (%lld bytes)",
+						 (unsigned long long)m->offset, m->path,
+						 (long long)st.st_size);
+		}
+		m->size = file_pages - m->offset;
+	}
+	if (m->offset > file_pages || m->size > file_pages - m->offset) {
+		close(fd);
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+					 "range 0x%llx+0x%llx lies outside %s (%lld bytes)",
+					 (unsigned long long)m->offset, (unsigned long long)m->size,
+					 m->path, (long long)st.st_size);
+	}
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	return fd;
+}
+
+/* Map the resolved `m` into the VM; consumes fd. */
+static int attach(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
+{
+	bool cow = m->flags & MOTE_MAP_COPY_ON_WRITE;
+	void *hva = mmap(NULL, m->size, cow ? PROT_READ | PROT_WRITE : PROT_READ,
+			 cow ? MAP_PRIVATE : MAP_SHARED, fd, (off_t)m->offset);
+	close(fd);
+	if (hva == MAP_FAILED)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %s: %s", m->path,
+					 strerror(errno));
+	int slot = mote_vm_map(&sb->vm, m->gpa, m->size, hva, !cow, false, sb->err,
+			       sizeof(sb->err));
+	if (slot < 0) {
+		munmap(hva, m->size);
+		return mote_sandbox_fail(sb, slot, "cannot map %s into the guest: %s", m->path,
+					 sb->err);
+	}
+	m->hva = hva;
+	m->slot = slot;
+	return 0;
+}
+
+static int establish(struct mote_sandbox *sb, struct mote_file_map *m)
+{
+	int fd = resolve(sb, m);
+	return fd < 0 ? fd : attach(sb, m, fd);
+}
+
+static void teardown(struct mote_sandbox *sb, struct mote_file_map *m)
+{
+	if (m->slot >= 0)
+		mote_vm_unmap(&sb->vm, m->slot);
+	if (m->hva)
+		munmap(m->hva, m->size);
+	m->slot = -1;
+	m->hva = NULL;
+}
+
+static void remove_at(struct mote_sandbox *sb, size_t i)
+{
+	teardown(sb, &sb->maps[i]);
+	mote_free(sb->maps[i].path);
+	memmove(&sb->maps[i], &sb->maps[i + 1], (sb->nmaps - i - 1) * sizeof(sb->maps[0]));
+	sb->nmaps--;
+}
+
+int mote_sandbox_map_file_range(mote_sandbox *sb, const char *path, uint64_t offset,
+				uint64_t size, uint64_t guest_address, unsigned flags)
+{
+	if (!sb || !path || (flags & ~MOTE_MAP_COPY_ON_WRITE))
+		return -MOTE_EINVAL;
+	if (sb->running)
+		return mote_sandbox_fail(sb, -MOTE_EBUSY, "a call is running");
+	if (offset % MOTE_PAGE_SIZE || size % MOTE_PAGE_SIZE || guest_address % MOTE_PAGE_SIZE)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+					 "offset, size and guest address must be multiples of 4096");
+	if (guest_address < sb->mem_size)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+					 "guest address 0x%llx is inside the sandbox's memory "
+					 "(0x0-0x%llx); map files at 0x%llx or above",
+					 (unsigned long long)guest_address,
+					 (unsigned long long)sb->mem_size,
+					 (unsigned long long)MOTE_MAP_BASE);
+	if (guest_address < MOTE_MAP_BASE || guest_address >= MOTE_MAP_LIMIT)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+					 "guest address 0x%llx is outside the mapping window "
+					 "[0x%llx, 0x%llx)",
+					 (unsigned long long)guest_address,
+					 (unsigned long long)MOTE_MAP_BASE,
+					 (unsigned long long)MOTE_MAP_LIMIT);
+	if (sb->nmaps == MOTE_MAX_MAPPINGS)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "at most %d files can be mapped",
+					 MOTE_MAX_MAPPINGS);
+	struct mote_file_map m = {.offset = offset, .size = size, .gpa = guest_address,
+				  .flags = flags, .slot = -1};
+	m.path = mote_strdup(path);
+	if (!m.path)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	int fd = resolve(sb, &m);
+	if (fd < 0) {
+		mote_free(m.path);
+		return fd;
+	}
+	uint64_t end = m.gpa + m.size;
+	const char *why = NULL;
+	if (end > MOTE_MAP_LIMIT || end < m.gpa)
+		why = "extends past the mapping window";
+	for (size_t i = 0; !why && i < sb->nmaps; i++)
+		if (m.gpa < sb->maps[i].gpa + sb->maps[i].size && sb->maps[i].gpa < end)
+			why = "overlaps an existing mapping";
+	int rc = why ? mote_sandbox_fail(sb, -MOTE_EINVAL, "mapping %s at [0x%llx, 0x%llx) %s",
+					 path, (unsigned long long)m.gpa,
+					 (unsigned long long)end, why)
+		     : attach(sb, &m, fd);
+	if (why)
+		close(fd);
+	if (rc) {
+		mote_free(m.path);
+		return rc;
+	}
+	sb->maps[sb->nmaps++] = m;
+	publish(sb);
+	return 0;
+}
+
+int mote_sandbox_map_file(mote_sandbox *sb, const char *path, uint64_t guest_address,
+			  unsigned flags)
+{
+	return mote_sandbox_map_file_range(sb, path, 0, 0, guest_address, flags);
+}
+
+int mote_sandbox_unmap(mote_sandbox *sb, uint64_t guest_address)
+{
+	if (!sb)
+		return -MOTE_EINVAL;
+	for (size_t i = 0; i < sb->nmaps; i++) {
+		if (sb->maps[i].gpa == guest_address) {
+			remove_at(sb, i);
+			publish(sb);
+			return 0;
+		}
+	}
+	return mote_sandbox_fail(sb, -MOTE_EINVAL, "no file is mapped at 0x%llx",
+				 (unsigned long long)guest_address);
+}
+
+void mote_mappings_clear(struct mote_sandbox *sb)
+{
+	while (sb->nmaps)
+		remove_at(sb, sb->nmaps - 1);
+}
+
+int mote_mappings_copy(struct mote_file_map **dst, size_t *ndst, const struct mote_file_map *src,
+		       size_t n)
+{
+	*dst = NULL;
+	*ndst = 0;
+	if (!n)
+		return 0;
+	*dst = mote_calloc(n, sizeof(**dst));
+	if (!*dst)
+		return -MOTE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		(*dst)[i] = src[i];
+		(*dst)[i].hva = NULL;
+		(*dst)[i].slot = -1;
+		(*dst)[i].path = mote_strdup(src[i].path);
+		if (!(*dst)[i].path)
+			return -MOTE_ENOMEM;
+		*ndst = i + 1;
+	}
+	return 0;
+}
+
+void mote_mappings_free(struct mote_file_map *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mote_free(v[i].path);
+	mote_free(v);
+}
+
+static bool same_mapping(const struct mote_file_map *a, const struct mote_file_map *b)
+{
+	return a->gpa == b->gpa && a->size == b->size && a->offset == b->offset &&
+	       a->flags == b->flags && strcmp(a->path, b->path) == 0;
+}
+
+/* Make the sandbox's mappings those of `want` (a snapshot's): drop the
+ * others, add the missing ones, and remap copy-on-write ones so guest writes
+ * since are discarded. The table page itself is restored with memory. */
+int mote_mappings_reconcile(struct mote_sandbox *sb, const struct mote_file_map *want, size_t n)
+{
+	for (size_t i = sb->nmaps; i-- > 0;) {
+		bool keep = false;
+		for (size_t j = 0; j < n && !keep; j++)
+			keep = same_mapping(&sb->maps[i], &want[j]);
+		if (!keep)
+			remove_at(sb, i);
+		else if (sb->maps[i].flags & MOTE_MAP_COPY_ON_WRITE) {
+			teardown(sb, &sb->maps[i]);
+			int rc = establish(sb, &sb->maps[i]);
+			if (rc) {
+				mote_free(sb->maps[i].path);
+				sb->maps[i] = sb->maps[--sb->nmaps];
+				return rc;
+			}
+		}
+	}
+	for (size_t j = 0; j < n; j++) {
+		bool have = false;
+		for (size_t i = 0; i < sb->nmaps && !have; i++)
+			have = same_mapping(&sb->maps[i], &want[j]);
+		if (have)
+			continue;
+		struct mote_file_map m = want[j];
+		m.slot = -1;
+		m.hva = NULL;
+		m.path = mote_strdup(want[j].path);
+		if (!m.path)
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+		int rc = establish(sb, &m);
+		if (rc) {
+			mote_free(m.path);
+			return rc;
+		}
+		sb->maps[sb->nmaps++] = m;
+	}
+	return 0;
+}
+
+const struct mote_file_map *mote_mapping_at(const struct mote_sandbox *sb, uint64_t gpa)
+{
+	for (size_t i = 0; i < sb->nmaps; i++)
+		if (gpa >= sb->maps[i].gpa && gpa - sb->maps[i].gpa < sb->maps[i].size)
+			return &sb->maps[i];
+	return NULL;
+}
