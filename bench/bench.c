@@ -28,6 +28,16 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+const void *bench_guest_elf(void)
+{
+	return mote_bench_guest;
+}
+
+size_t bench_guest_size(void)
+{
+	return (size_t)(mote_bench_guest_end - mote_bench_guest);
+}
+
 struct stats bench_summarize(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
@@ -228,13 +238,16 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: mote bench [--json] [--runs N] [SUITE...]\n"
 		   "suites: floor, evolve, call (call + hostcall), coldstart, restore, density,\n"
-		   "        save (save + full verification); default: all\n"
+		   "        save (save + full verification), mapfile, layers, hugepages;\n"
+		   "        default: all\n"
 		   "The floors are measured in every run; ratios are to them.\n");
 }
 
-enum { S_EVOLVE, S_CALL, S_COLD, S_RESTORE, S_DENSITY, S_SAVE, S_COUNT };
+enum { S_EVOLVE, S_CALL, S_COLD, S_RESTORE, S_DENSITY, S_SAVE, S_MAPFILE, S_LAYERS, S_HUGE,
+       S_COUNT };
 static const char *const suite_names[S_COUNT] = {"evolve",  "call",    "coldstart",
-						 "restore", "density", "save"};
+						 "restore", "density", "save",
+						 "mapfile", "layers",  "hugepages"};
 
 static const char *heap_label(int h)
 {
@@ -316,6 +329,13 @@ int mote_bench_main(int argc, char **argv)
 		rc = 1;
 	if (!rc && want[S_SAVE] && bench_verify(&o, &gbps, &save8, &save256))
 		rc = 1;
+	double map1m = 0, map1g = 0, chain = 0, single = 0, layer_bpp = 0, fill4k = 0, fillhuge = 0;
+	if (!rc && want[S_MAPFILE] && bench_mapfile(&o, &map1m, &map1g))
+		rc = 1;
+	if (!rc && want[S_LAYERS] && bench_layers(&o, &chain, &single, &layer_bpp))
+		rc = 1;
+	if (!rc && want[S_HUGE] && bench_hugepages(&o, &fill4k, &fillhuge))
+		rc = 1;
 	bench_cleanup_files();
 	if (rc)
 		return 1;
@@ -347,5 +367,15 @@ int mote_bench_main(int argc, char **argv)
 		target(&o, "full verification, 1/(GB/s) (>= 3 GB/s)", 1 / gbps, 1 / 3.0);
 	if (want[S_DENSITY])
 		target(&o, "density, MiB per sandbox", density / 1024, 1.5);
+	if (want[S_MAPFILE])
+		target(&o, "mapfile 1 GiB / 1 MiB", map1g / map1m, 1.2);
+	if (want[S_LAYERS]) {
+		target(&o, "cold start 3-file chain / single file", chain / single, 1.3);
+		target(&o, "layer file KiB (16 pages; <= 16 x 4 + 64)", layer_bpp * 16 / 1024,
+		       16 * 4 + 64);
+	}
+	if (want[S_HUGE] && !o.json)
+		printf("  %-52s %6.2f (huge pages / 4 KiB; lower is better)\n",
+		       "fill 256 MiB heap, huge pages vs 4 KiB", fillhuge / fill4k);
 	return 0;
 }

@@ -36,6 +36,13 @@ int bench_coldstart(const struct bench_opts *o, const struct floors *f, struct c
 int bench_verify(const struct bench_opts *o, double *gbps, double *save_8m, double *save_256m);
 int bench_restore(const struct bench_opts *o, double restore16[2]);
 int bench_density(const struct bench_opts *o, double *kib_per_sandbox);
+int bench_mapfile(const struct bench_opts *o, double *us_1m, double *us_1g);
+int bench_layers(const struct bench_opts *o, double *chain_us, double *single_us,
+		 double *layer_bytes_per_page);
+int bench_hugepages(const struct bench_opts *o, double *off_us, double *on_us);
 void bench_cleanup_files(void);
+/* The embedded bench guest. */
+const void *bench_guest_elf(void);
+size_t bench_guest_size(void);
 
 #endif

@@ -329,3 +329,176 @@ int bench_density(const struct bench_opts *o, double *kib_per_sandbox)
 	bench_report(o, "density-kib", heap, s, note);
 	return 0;
 }
+
+/* Map a file, read 16 pages spread over it in the guest (unmap untimed). */
+int bench_mapfile(const struct bench_opts *o, double *us_1m, double *us_1g)
+{
+	const uint64_t sizes[2] = {1ull << 20, 1ull << 30};
+	double *outs[2] = {us_1m, us_1g};
+	mote_sandbox *sb;
+	if (bench_new_sandbox(128 << 10, NULL, &sb))
+		return 1;
+	double *v = calloc((size_t)o->runs, sizeof(double));
+	int rc = v ? 0 : 1;
+	for (int s = 0; !rc && s < 2; s++) {
+		const char *path = bench_path("mapped", sizes[s]);
+		int fd = path ? open(path, O_RDWR | O_CREAT | O_TRUNC, 0600) : -1;
+		/* Real data at the pages read, so they come from the page cache. */
+		uint64_t stride = sizes[s] / 16;
+		for (int p = 0; fd >= 0 && p < 16; p++)
+			if (pwrite(fd, "mote", 4, (off_t)(p * stride)) != 4)
+				rc = 1;
+		if (fd < 0 || ftruncate(fd, (off_t)sizes[s]) < 0)
+			rc = 1;
+		if (fd >= 0)
+			close(fd);
+		for (int i = 0; !rc && i < o->runs; i++) {
+			double t0 = bench_now_us();
+			rc = mote_sandbox_map_file(sb, path, MOTE_MAP_WINDOW_BASE, MOTE_MAP_READ_ONLY);
+			mote_value args[3] = {mote_u64(MOTE_MAP_WINDOW_BASE), mote_u32(16),
+					      mote_u64(stride)};
+			mote_value r;
+			if (!rc)
+				rc = mote_sandbox_call(sb, "read_pages", args, 3, &r);
+			if (!rc && r.v.u64 != 16 * 'm')
+				rc = -MOTE_EPROTOCOL;
+			v[i] = bench_now_us() - t0;
+			if (!rc)
+				rc = mote_sandbox_unmap(sb, MOTE_MAP_WINDOW_BASE);
+		}
+		if (rc) {
+			fprintf(stderr, "mote bench: mapfile: %s\n", mote_sandbox_last_error(sb));
+			break;
+		}
+		struct stats st = bench_summarize(v, o->runs);
+		*outs[s] = st.median;
+		bench_report(o, "mapfile", sizes[s], st,
+			     "map a file read-only, read 16 pages of it in the guest");
+		unlink(path);
+	}
+	free(v);
+	mote_sandbox_free(sb);
+	return rc ? 1 : 0;
+}
+
+static int write_pages(mote_sandbox *sb, uint32_t first, uint32_t n)
+{
+	mote_value args[2] = {mote_u32(first), mote_u32(n)};
+	return mote_sandbox_call(sb, "touch_pages", args, 2, NULL);
+}
+
+/* A runtime base, an application layer and a tenant layer (16 pages each)
+ * versus one standalone file with the same writes: cold start, file sizes. */
+int bench_layers(const struct bench_opts *o, double *chain_us, double *single_us,
+		 double *layer_bytes_per_page)
+{
+	const uint64_t heap = 64ull << 20;
+	char paths[4][160];
+	const char *names[4] = {"layer-base", "layer-app", "layer-tenant", "layer-single"};
+	for (int i = 0; i < 4; i++) {
+		const char *p = bench_path(names[i], heap);
+		if (!p)
+			return 1;
+		snprintf(paths[i], sizeof(paths[i]), "%s", p);
+	}
+	mote_sandbox *sb = NULL, *single = NULL;
+	mote_snapshot *snap = NULL, *opened = NULL;
+	int rc = make_snapshot_file(heap, 0, paths[0], NULL);
+	if (!rc)
+		rc = mote_snapshot_open(paths[0], 0, &opened);
+	if (!rc)
+		rc = mote_sandbox_from_snapshot(opened, NULL, NULL, &sb);
+	for (int layer = 1; !rc && layer <= 2; layer++) {
+		rc = write_pages(sb, (uint32_t)layer * 100, 16);
+		if (!rc)
+			rc = mote_sandbox_snapshot(sb, &snap);
+		if (!rc)
+			rc = mote_snapshot_save(snap, paths[layer]);
+		mote_snapshot_free(snap);
+		snap = NULL;
+	}
+	/* The same writes in a sandbox with no base give a standalone file. */
+	if (!rc)
+		rc = bench_new_sandbox(heap, NULL, &single);
+	if (!rc)
+		rc = mote_sandbox_call(single, "noop", NULL, 0, NULL);
+	for (int layer = 1; !rc && layer <= 2; layer++)
+		rc = write_pages(single, (uint32_t)layer * 100, 16);
+	if (!rc)
+		rc = mote_sandbox_snapshot(single, &snap);
+	if (!rc)
+		rc = mote_snapshot_save(snap, paths[3]);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(single);
+	mote_sandbox_free(sb);
+	mote_snapshot_free(opened);
+	if (rc) {
+		fprintf(stderr, "mote bench: layers: %s\n", mote_last_error());
+		return 1;
+	}
+	struct stat st;
+	stat(paths[2], &st);
+	*layer_bytes_per_page = (double)st.st_size / 16;
+	double *v = calloc((size_t)o->runs, sizeof(double));
+	if (!v)
+		return 1;
+	const int which[2] = {2, 3};
+	double *outs[2] = {chain_us, single_us};
+	const char *cases[2] = {"layers-coldstart", "single-coldstart"};
+	for (int c = 0; c < 2 && !rc; c++) {
+		mote_snapshot *prime;
+		if (mote_snapshot_open(paths[which[c]], 0, &prime) == 0)
+			mote_snapshot_free(prime);
+		for (int i = 0; i < o->runs && !rc; i++)
+			rc = cold_start(paths[which[c]], 0, &v[i]);
+		struct stats s = bench_summarize(v, o->runs);
+		*outs[c] = s.median;
+		char note[128];
+		snprintf(note, sizeof(note), c == 0 ? "open a 3-file chain (base + 2 layers), start, call"
+						    : "open one standalone file, start, call");
+		bench_report(o, cases[c], heap, s, note);
+	}
+	struct stats fs = {(double)st.st_size / 1024, 0, 0, 1};
+	fs.min = fs.max = fs.median;
+	bench_report(o, "layer-file-kib", heap, fs, "size of a layer file holding 16 written pages (KiB)");
+	for (int i = 0; i < 4; i++)
+		unlink(paths[i]);
+	free(v);
+	return rc ? 1 : 0;
+}
+
+/* Fill a 256 MiB heap with and without transparent huge pages. */
+int bench_hugepages(const struct bench_opts *o, double *off_us, double *on_us)
+{
+	const uint64_t heap = 256ull << 20;
+	double *outs[2] = {off_us, on_us};
+	int runs = o->runs < 5 ? o->runs : 5;
+	double v[5];
+	for (int huge = 0; huge < 2; huge++) {
+		for (int i = 0; i < runs; i++) {
+			mote_config *cfg;
+			mote_sandbox *sb;
+			if (mote_config_new(&cfg))
+				return 1;
+			mote_config_set_heap_size(cfg, heap);
+			mote_config_set_huge_pages(cfg, huge);
+			int rc = mote_sandbox_new_from_buffer(bench_guest_elf(), bench_guest_size(), cfg,
+							      NULL, &sb);
+			mote_config_free(cfg);
+			if (rc)
+				return 1;
+			double t0 = bench_now_us();
+			rc = write_pages(sb, 0, (uint32_t)(heap / 4096) - 4);
+			v[i] = bench_now_us() - t0;
+			mote_sandbox_free(sb);
+			if (rc)
+				return 1;
+		}
+		struct stats s = bench_summarize(v, runs);
+		*outs[huge] = s.median;
+		bench_report(o, huge ? "fill-hugepages" : "fill-4k", heap, s,
+			     huge ? "guest writes every heap page; heap on transparent huge pages"
+				  : "guest writes every heap page; 4 KiB host pages");
+	}
+	return 0;
+}

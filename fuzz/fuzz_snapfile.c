@@ -38,6 +38,37 @@ static void check_fns(const struct mote_sig *fns, size_t n)
 	}
 }
 
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Sections 6 and 7: a layer's parent, the mappings by reference. */
+static void check_refs(const struct mote_snap_meta *m)
+{
+	int layer = !all_zero(m->parent_hash, sizeof(m->parent_hash));
+	require(layer == (m->parent_path != NULL));
+	if (m->parent_path) {
+		size_t len = strlen(m->parent_path);
+		require(len >= 1 && len <= 4095);
+	}
+	require(m->nmappings <= MOTE_MAX_MAPPINGS && (m->nmappings == 0) == (m->mappings == NULL));
+	uint64_t prev_end = MOTE_MAP_BASE;
+	for (size_t i = 0; i < m->nmappings; i++) {
+		const struct mote_snap_mapping *p = &m->mappings[i];
+		size_t len = strlen(p->path);
+		require(len >= 1 && len <= 4095);
+		require(p->size && !((p->offset | p->size | p->gpa) & PAGE_MASK_));
+		require(p->gpa >= prev_end && p->size <= MOTE_MAP_LIMIT - p->gpa);
+		require(p->offset <= (uint64_t)INT64_MAX - p->size);
+		require(!(p->flags & ~(uint32_t)MOTE_MAP_COPY_ON_WRITE));
+		prev_end = p->gpa + p->size;
+	}
+}
+
 static void check_file(const struct mote_snapfile *f, size_t size)
 {
 	const struct mote_layout *l = &f->meta.layout;
@@ -53,6 +84,7 @@ static void check_file(const struct mote_snapfile *f, size_t size)
 	require(memchr(f->meta.cpu_vendor, 0, sizeof(f->meta.cpu_vendor)) != NULL);
 	check_fns(f->meta.host_fns, f->meta.nhost_fns);
 	check_fns(f->meta.guest_fns, f->meta.nguest_fns);
+	check_refs(&f->meta);
 	require(!(f->blob_offset & PAGE_MASK_) && !(f->blob_size & PAGE_MASK_));
 	require(f->blob_offset + f->blob_size + MOTE_PAGE_SIZE == size);
 	require(f->chunk_size && !(f->chunk_size & PAGE_MASK_));
@@ -80,7 +112,8 @@ static void parse_one(const uint8_t *data, size_t size)
 		check_file(&f, size);
 	else
 		require((rc == -MOTE_EBADSNAP || rc == -MOTE_EHASH || rc == -MOTE_ENOMEM) &&
-			err[0] != 0 && f.fd == -1 && f.regions == NULL);
+			err[0] != 0 && f.fd == -1 && f.regions == NULL &&
+			f.meta.parent_path == NULL && f.meta.mappings == NULL);
 	mote_snapfile_close(&f);
 }
 

@@ -83,6 +83,10 @@ MOTE_API int mote_config_set_output_size(mote_config *config, uint64_t bytes);
 /* Per-call wall-clock limit in microseconds; 0 (default) means none. */
 MOTE_API int mote_config_set_timeout_us(mote_config *config, uint64_t microseconds);
 MOTE_API int mote_config_set_output(mote_config *config, mote_output_fn fn, void *user);
+/* Back the guest heap with transparent huge pages (2 MiB) where the kernel
+ * allows it: fewer, larger host page faults when a guest fills a large
+ * heap, at the cost of memory in 2 MiB steps. Default off. */
+MOTE_API int mote_config_set_huge_pages(mote_config *config, bool enable);
 
 /* ---- Host functions ---- */
 typedef struct mote_sandbox mote_sandbox;
@@ -237,6 +241,12 @@ typedef struct mote_snapshot_info {
 	size_t nregions;
 	char header_hash[65]; /* hex SHA-256 */
 	char blob_hash[65];
+	/* A layer names its base snapshot file: its header hash and path (as
+	 * recorded, relative to this file's directory unless absolute). */
+	bool is_layer;
+	char parent_hash[65];
+	const char *parent_path;
+	size_t nmappings; /* host files the snapshot had mapped */
 	size_t nhost_functions; /* required host functions */
 	mote_function_info *host_functions;
 	size_t nguest_functions;

@@ -237,11 +237,33 @@ TEST(snapshots_keep_track_of_mappings)
 	CHECK_EQ_INT(call_u64(copy, "count", NULL, 0), 1);
 	CHECK_EQ_U64(guest_fnv(copy, BASE, sizeof(content)), fnv(content, sizeof(content)));
 	mote_sandbox_free(copy);
-	/* Snapshot files cannot record mappings yet: a clear refusal. */
+	/* Snapshot files record mappings by path and content hash. */
 	char path[160];
 	snprintf(path, sizeof(path), "%s/with.snap", dir);
-	CHECK_EQ_INT(mote_snapshot_save(with, path), -MOTE_ENOTSUP);
-	CHECK_CONTAINS(mote_last_error(), "file mapping");
+	CHECK_EQ_INT(mote_snapshot_save(with, path), 0);
+	mote_snapshot_info info;
+	CHECK_EQ_INT(mote_snapshot_info_read(path, &info), 0);
+	CHECK_EQ_INT(info.nmappings, 1);
+	mote_snapshot_info_free(&info);
+	mote_snapshot *opened;
+	CHECK_EQ_INT(mote_snapshot_open(path, 0, &opened), 0);
+	if (opened) {
+		mote_sandbox *from_file;
+		CHECK_EQ_INT(mote_sandbox_from_snapshot(opened, NULL, NULL, &from_file), 0);
+		CHECK_EQ_INT(call_u64(from_file, "count", NULL, 0), 1);
+		CHECK_EQ_U64(guest_fnv(from_file, BASE, sizeof(content)),
+			     fnv(content, sizeof(content)));
+		mote_sandbox_free(from_file);
+		mote_snapshot_free(opened);
+	}
+	/* A mapped file whose content changed is refused. */
+	uint8_t changed[sizeof(content)];
+	memcpy(changed, content, sizeof(content));
+	changed[4000] ^= 1;
+	REQUIRE(write_file(file_path, changed, sizeof(changed)) == 0);
+	CHECK_EQ_INT(mote_snapshot_open(path, 0, &opened), -MOTE_EBADSNAP);
+	CHECK_CONTAINS(mote_last_error(), "has changed since the snapshot was taken");
+	REQUIRE(write_file(file_path, content, sizeof(content)) == 0);
 	mote_snapshot_free(before);
 	mote_snapshot_free(with);
 	mote_sandbox_free(sb);

@@ -42,10 +42,10 @@ enum {
 	H_BLOB_HASH = 128,
 	H_HEADER_HASH = 160,
 	H_SECTIONS = 192,
-	H_RESERVED1 = 336,
+	H_RESERVED1 = 384,
 	HDR_SIZE = 512,
 };
-enum { S_LAYOUT, S_VCPU, S_HOST, S_GUEST, S_REGIONS, S_CHUNKS };
+enum { S_LAYOUT, S_VCPU, S_HOST, S_GUEST, S_REGIONS, S_CHUNKS, S_PARENT, S_MAPPINGS, NSEC };
 #define SEC(i) (H_SECTIONS + 24 * (i))
 
 /* ---- Scratch directory, removed at exit ---- */
@@ -152,6 +152,9 @@ static void st32(uint8_t *p, uint32_t v)
 struct fixture {
 	struct mote_snap_meta meta;
 	struct mote_sig host[2], guest[3];
+	struct mote_snap_mapping maps[MOTE_MAX_MAPPINGS];
+	char paths[MOTE_MAX_MAPPINGS][32];
+	char parent[32];
 	uint8_t *mem;
 	uint64_t present[NPAGES / 64];
 };
@@ -317,6 +320,77 @@ static uint8_t *good_bytes(size_t *len)
 	return buf;
 }
 
+/* ---- Layers and mappings ---- */
+
+static void set_mapping(struct fixture *fx, size_t i, const char *path, uint64_t offset,
+			uint64_t size, uint64_t gpa, uint32_t flags)
+{
+	snprintf(fx->paths[i], sizeof(fx->paths[i]), "%s", path);
+	fx->maps[i] = (struct mote_snap_mapping){
+		.path = fx->paths[i], .offset = offset, .size = size, .gpa = gpa, .flags = flags};
+	for (int k = 0; k < 32; k++)
+		fx->maps[i].sha256[k] = (uint8_t)(i * 37 + (size_t)k * 5 + 1);
+}
+
+/* The three mappings of the layered test file, sorted by guest address:
+ * section 7 entries at +0 (80 bytes), +80 (88) and +168 (72), 240 bytes. */
+#define L_PARENT "../base/base.snap" /* 17 bytes: section 6 is 32 bytes */
+#define M0 0u
+#define M1 80u
+#define M2 168u
+#define MAPS_SIZE 240u
+
+static void set_three_mappings(struct fixture *fx)
+{
+	set_mapping(fx, 0, "/data/model.bin", 0, 0x10000, MOTE_MAP_BASE, 0);
+	set_mapping(fx, 1, "weights/part-1.dat", 0x2000, 0x1000, MOTE_MAP_BASE + 0x10000,
+		    MOTE_MAP_COPY_ON_WRITE);
+	set_mapping(fx, 2, "abcdefgh", 0x100000000ull, 0x200000, MOTE_MAP_LIMIT - 0x200000,
+		    MOTE_MAP_COPY_ON_WRITE);
+}
+
+/* Make fx a layer (if `layer`) with n mappings: 3 = the three above, else n
+ * generic ones spread over the window. */
+static void make_layer(struct fixture *fx, bool layer, size_t n)
+{
+	if (layer) {
+		for (int i = 0; i < 32; i++)
+			fx->meta.parent_hash[i] = (uint8_t)(0xa0 + i);
+		snprintf(fx->parent, sizeof(fx->parent), "%s", L_PARENT);
+		fx->meta.parent_path = fx->parent;
+	}
+	if (n == 3) {
+		set_three_mappings(fx);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			char path[32];
+			snprintf(path, sizeof(path), "files/m%02zu.bin", i);
+			set_mapping(fx, i, path, i * 3 * PAGE, (i % 3 + 1) * PAGE,
+				    MOTE_MAP_BASE + i * 0x100000, (uint32_t)(i & 1));
+		}
+	}
+	fx->meta.mappings = n ? fx->maps : NULL;
+	fx->meta.nmappings = n;
+}
+
+/* A layer file with the three mappings, written once. */
+static uint8_t *good_layer_bytes(size_t *len)
+{
+	static uint8_t *buf;
+	static size_t blen;
+	if (!buf) {
+		struct fixture fx;
+		fixture_init(&fx);
+		make_layer(&fx, true, 3);
+		const char *p = tpath("good-layer.snap");
+		if (write_fixture(&fx, p) == 0)
+			buf = read_file(p, &blen);
+		fixture_free(&fx);
+	}
+	*len = blen;
+	return buf;
+}
+
 static bool same_sig(const struct mote_sig *a, const struct mote_sig *b)
 {
 	if (strcmp(a->name, b->name) || a->ret != b->ret || a->nargs != b->nargs)
@@ -376,6 +450,22 @@ static void check_meta(const struct mote_snap_meta *got, const struct mote_snap_
 		CHECK(same_sig(&got->guest_fns[i], &want->guest_fns[i]));
 		for (unsigned k = got->guest_fns[i].nargs; k < MOTE_MAX_ARGS; k++)
 			CHECK_EQ_INT(got->guest_fns[i].args[k], 0);
+	}
+	CHECK(!memcmp(got->parent_hash, want->parent_hash, 32));
+	if (want->parent_path)
+		CHECK_EQ_STR(got->parent_path, want->parent_path);
+	else
+		CHECK(got->parent_path == NULL);
+	CHECK_EQ_INT(got->nmappings, want->nmappings);
+	CHECK((got->mappings == NULL) == (got->nmappings == 0));
+	for (size_t i = 0; i < got->nmappings && i < want->nmappings; i++) {
+		const struct mote_snap_mapping *x = &got->mappings[i], *y = &want->mappings[i];
+		CHECK_EQ_STR(x->path, y->path);
+		CHECK_EQ_U64(x->offset, y->offset);
+		CHECK_EQ_U64(x->size, y->size);
+		CHECK_EQ_U64(x->gpa, y->gpa);
+		CHECK_EQ_U64(x->flags, y->flags);
+		CHECK(!memcmp(x->sha256, y->sha256, 32));
 	}
 }
 
@@ -508,11 +598,9 @@ struct patch {
 
 /* Copy the good file, apply the patches, fix hashes as asked, parse from an
  * exact-size heap copy (so ASan sees any overread). */
-static void expect_bad_patches(int line, const struct patch *p, size_t np, int rehash, int code,
-			       const char *substr)
+static void expect_bad_in(int line, const uint8_t *good, size_t len, const struct patch *p,
+			  size_t np, int rehash, int code, const char *substr)
 {
-	size_t len;
-	const uint8_t *good = good_bytes(&len);
 	if (!good) {
 		TEST_FAILF("line %d: no good file", line);
 		return;
@@ -540,9 +628,18 @@ static void expect_bad_patches(int line, const struct patch *p, size_t np, int r
 			   err, code, substr);
 	if (code)
 		CHECK(f.fd == -1 && f.regions == NULL && f.meta.host_fns == NULL &&
-		      f.chunk_hashes == NULL);
+		      f.chunk_hashes == NULL && f.meta.parent_path == NULL &&
+		      f.meta.mappings == NULL);
 	mote_snapfile_close(&f);
 	free(b);
+}
+
+static void expect_bad_patches(int line, const struct patch *p, size_t np, int rehash, int code,
+			       const char *substr)
+{
+	size_t len;
+	const uint8_t *good = good_bytes(&len);
+	expect_bad_in(line, good, len, p, np, rehash, code, substr);
 }
 
 static void expect_bad_at(int line, size_t off, const void *bytes, size_t n, int rehash, int code,
@@ -636,8 +733,11 @@ TEST(header_fields)
 	BAD64(H_CHUNK_SIZE, UINT64_MAX, "invalid");
 	BAD64(H_CHUNK_SIZE, PAGE, "chunk count 1 does not match the blob size");
 	BAD64(H_RESERVED0, 1, "reserved header bytes are not zero");
-	BAD8(H_RESERVED1 + 175, 1, "reserved header bytes are not zero");
-	BAD8(H_PARENT + 31, 1, "layered snapshots are not supported by this reader");
+	BAD8(H_RESERVED1, 1, "reserved header bytes are not zero");
+	BAD8(H_RESERVED1 + 127, 1, "reserved header bytes are not zero");
+	/* A parent hash makes the file a layer, which needs a parent path. */
+	BAD8(H_PARENT + 31, 1, "parent hash set without a parent path");
+	BAD8(H_PARENT, 0x80, "parent hash set without a parent path");
 	/* Hashes. */
 	expect_bad_at(__LINE__, H_HEADER_HASH + 5, "\x55", 1, REHASH_NONE, -MOTE_EHASH,
 		      "header hash mismatch (file corrupt)");
@@ -664,7 +764,32 @@ TEST(section_table)
 	BAD64(SEC(S_REGIONS) + 8, 0xfffffffffffffff8ull, "runs past the blob offset");
 	BAD64(SEC(S_CHUNKS), 0xffffffffffffff00ull, "section chunk hashes at");
 	BAD64(SEC(S_CHUNKS) + 8, good64(H_BLOB_OFFSET), "runs past the blob offset");
-	BAD64(SEC(S_CHUNKS) + 8, 64, "chunk hash section size 0x40 does not match 1 chunks");
+	{
+		/* Sections 6 and 7 follow section 5: move them along. */
+		uint8_t sz[8], o6[8], o7[8];
+		st64(sz, 64);
+		st64(o6, sec_off(S_PARENT) + 32);
+		st64(o7, sec_off(S_MAPPINGS) + 32);
+		struct patch p[] = {{SEC(S_CHUNKS) + 8, sz, 8},
+				    {SEC(S_PARENT), o6, 8},
+				    {SEC(S_MAPPINGS), o7, 8}};
+		expect_bad_patches(__LINE__, p, 3, REHASH_ALL, -MOTE_EBADSNAP,
+				   "chunk hash section size 0x40 does not match 1 chunks");
+	}
+	BAD64(SEC(S_CHUNKS) + 8, 64, "section parent at");
+	/* The new sections are contiguous too, and empty in a standalone file. */
+	REQUIRE(sec_off(S_PARENT) == sec_off(S_CHUNKS) + good64(SEC(S_CHUNKS) + 8));
+	REQUIRE(sec_off(S_MAPPINGS) == sec_off(S_PARENT));
+	BAD64(SEC(S_PARENT), sec_off(S_PARENT) + 8, "section parent at");
+	BAD64(SEC(S_MAPPINGS), sec_off(S_MAPPINGS) - 8, "section mappings at");
+	BAD64(SEC(S_PARENT) + 8, 4, "section parent size 0x4 is not a multiple of 8");
+	BAD64(SEC(S_PARENT) + 8, 8, "section mappings at");
+	BAD8(SEC(S_MAPPINGS) + 23, 1, "section mappings: reserved bytes are not zero");
+	BAD32(SEC(S_PARENT) + 16, 1, "parent path present without a parent hash");
+	BAD32(SEC(S_PARENT) + 16, 2, "parent section: count 2, at most 1");
+	BAD32(SEC(S_MAPPINGS) + 16, 1, "mapping 0: entry truncated by the section end");
+	BAD32(SEC(S_MAPPINGS) + 16, 33, "mapping count 33 exceeds 32");
+	BAD32(SEC(S_MAPPINGS) + 16, 0xffffffff, "mapping count 4294967295 exceeds 32");
 	BAD32(SEC(S_HOST) + 16, 100000, "host function count 100000 exceeds 4096");
 	BAD32(SEC(S_GUEST) + 16, 4097, "guest function count 4097 exceeds 4096");
 	BAD32(SEC(S_GUEST) + 16, 4, "guest function 3: entry truncated");
@@ -675,7 +800,7 @@ TEST(section_table)
 	BAD32(SEC(S_CHUNKS) + 16, 2, "chunk count 2 does not match the blob size");
 	BAD32(SEC(S_CHUNKS) + 16, 0xffffffff, "chunk count 4294967295 does not match");
 	/* Padding between the metadata and the blob must be zero. */
-	uint64_t end = sec_off(S_CHUNKS) + good64(SEC(S_CHUNKS) + 8);
+	uint64_t end = sec_off(S_MAPPINGS) + good64(SEC(S_MAPPINGS) + 8);
 	REQUIRE(end < good64(H_BLOB_OFFSET));
 	BAD8((size_t)end, 1, "padding before the blob is not zero");
 }
@@ -797,7 +922,7 @@ TEST(region_fields)
 TEST(overflowing_sizes)
 {
 	/* Offsets and sizes near UINT64_MAX never wrap into something valid. */
-	for (int s = 0; s < 6; s++) {
+	for (int s = 0; s < NSEC; s++) {
 		BAD64(SEC(s), UINT64_MAX - 7, "expected");
 		BAD64(SEC(s) + 8, UINT64_MAX - 7, "");
 	}
@@ -812,20 +937,18 @@ TEST(overflowing_sizes)
 	CHECK_CONTAINS(err, "actual 0xffffffffffffffff");
 }
 
-TEST(truncation)
+static void truncations_of(const uint8_t *good, size_t len)
 {
-	size_t len;
-	const uint8_t *good = good_bytes(&len);
 	REQUIRE(good);
-	const uint64_t bo = good64(H_BLOB_OFFSET);
+	const uint64_t bo = ld64(good + H_BLOB_OFFSET);
 	uint64_t cuts[64];
 	size_t n = 0;
 	const uint64_t fixed[] = {0, 1, 8, 100, 511, 512, bo - 1, bo, bo + 1, bo + PAGE,
 				  len - PAGE - 1, len - PAGE, len - 1};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		cuts[n++] = fixed[i];
-	for (int s = 0; s < 6; s++) {
-		uint64_t off = sec_off(s), size = good64(SEC(s) + 8);
+	for (int s = 0; s < NSEC; s++) {
+		uint64_t off = ld64(good + SEC(s)), size = ld64(good + SEC(s) + 8);
 		cuts[n++] = off;
 		cuts[n++] = off + 1;
 		cuts[n++] = off + size / 2;
@@ -867,6 +990,18 @@ TEST(truncation)
 					   (unsigned long long)file_cuts[i], rc, err);
 		}
 	}
+}
+
+TEST(truncation)
+{
+	size_t len;
+	const uint8_t *good = good_bytes(&len);
+	truncations_of(good, len);
+	/* A layer with mappings: cuts inside sections 6 and 7 too. */
+	good = good_layer_bytes(&len);
+	REQUIRE(good && ld64(good + SEC(S_PARENT) + 8) == 32 &&
+		ld64(good + SEC(S_MAPPINGS) + 8) == MAPS_SIZE);
+	truncations_of(good, len);
 }
 
 TEST(shrunk_after_write)
@@ -1308,6 +1443,318 @@ TEST(defaults_and_edge_shapes)
 	fixture_free(&fx);
 }
 
+/* ---- Layers and mappings (sections 6 and 7) ---- */
+
+static void open_and_check(const char *p, const struct fixture *fx)
+{
+	const unsigned modes[] = {MOTE_SNAPFILE_NO_CACHE, MOTE_SNAPFILE_VERIFY_HEADER};
+	for (size_t m = 0; m < 2; m++) {
+		struct mote_snapfile f;
+		char err[512];
+		int rc = mote_snapfile_open(p, modes[m], &f, err, sizeof(err));
+		CHECK_EQ_INT(rc, 0);
+		if (rc) {
+			fprintf(stderr, "  %s mode %u: %s\n", p, modes[m], err);
+			continue;
+		}
+		check_meta(&f.meta, &fx->meta);
+		check_contents(&f, fx);
+		mote_snapfile_close(&f);
+		CHECK(f.meta.parent_path == NULL && f.meta.mappings == NULL);
+	}
+}
+
+TEST(layer_and_mapping_roundtrip)
+{
+	const size_t counts[] = {0, 1, 3, MOTE_MAX_MAPPINGS};
+	for (int layer = 0; layer < 2; layer++) {
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			struct fixture fx;
+			fixture_init(&fx);
+			make_layer(&fx, layer, counts[c]);
+			const char *p = tpath("layer-rt.snap");
+			REQUIRE(write_fixture(&fx, p) == 0);
+			open_and_check(p, &fx);
+			size_t len;
+			uint8_t *b = read_file(p, &len);
+			REQUIRE(b);
+			/* Literal layout (docs/snapshot-format.md). */
+			const uint64_t end5 = ld64(b + SEC(S_CHUNKS)) + ld64(b + SEC(S_CHUNKS) + 8);
+			CHECK_EQ_U64(ld64(b + SEC(S_PARENT)), end5);
+			CHECK_EQ_U64(ld64(b + SEC(S_PARENT) + 8), layer ? 32 : 0);
+			CHECK_EQ_U64(ld64(b + SEC(S_PARENT) + 16) & 0xffffffff, layer);
+			CHECK_EQ_U64(ld64(b + SEC(S_MAPPINGS)), end5 + (layer ? 32 : 0));
+			CHECK_EQ_U64(ld64(b + SEC(S_MAPPINGS) + 16) & 0xffffffff, counts[c]);
+			const uint64_t end7 = ld64(b + SEC(S_MAPPINGS)) + ld64(b + SEC(S_MAPPINGS) + 8);
+			CHECK_EQ_U64(ld64(b + H_BLOB_OFFSET), (end7 + PAGE - 1) / PAGE * PAGE);
+			CHECK(!memcmp(b + H_PARENT, fx.meta.parent_hash, 32));
+			if (layer) {
+				const uint8_t *e = b + end5;
+				CHECK_EQ_U64(ld64(e), 17); /* path_len 17, reserved 0 */
+				CHECK(!memcmp(e + 8, L_PARENT, 17));
+				CHECK(e[25] == 0 && ld64(e + 24) >> 8 == 0); /* padding */
+			}
+			if (counts[c] == 3) {
+				const uint8_t *m = b + ld64(b + SEC(S_MAPPINGS));
+				CHECK_EQ_U64(ld64(b + SEC(S_MAPPINGS) + 8), MAPS_SIZE);
+				CHECK_EQ_U64(ld64(m + M1), 0x2000);
+				CHECK_EQ_U64(ld64(m + M1 + 8), 0x1000);
+				CHECK_EQ_U64(ld64(m + M1 + 16), MOTE_MAP_BASE + 0x10000);
+				CHECK_EQ_U64(ld64(m + M1 + 24), 1 | 18ull << 32); /* flags, len */
+				CHECK(!memcmp(m + M1 + 32, fx.maps[1].sha256, 32));
+				CHECK(!memcmp(m + M1 + 64, "weights/part-1.dat\0\0\0\0\0\0", 24));
+				CHECK_EQ_U64(ld64(m + M2), 0x100000000ull);
+				CHECK_EQ_U64(ld64(m + M2 + 24), 1 | 8ull << 32);
+				CHECK(!memcmp(m + M2 + 64, "abcdefgh", 8));
+			}
+			free(b);
+			fixture_free(&fx);
+		}
+	}
+
+	/* Longest paths (4095 bytes); unsorted mappings are stored sorted. */
+	struct fixture fx;
+	fixture_init(&fx);
+	make_layer(&fx, true, 3);
+	char *longp = malloc(4096), *longm = malloc(4096);
+	REQUIRE(longp && longm);
+	for (int i = 0; i < 4095; i++) {
+		longp[i] = (char)('a' + i % 26);
+		longm[i] = (char)(0x80 + i % 0x7f); /* any non-NUL byte */
+	}
+	longp[4095] = longm[4095] = 0;
+	fx.meta.parent_path = longp;
+	struct mote_snap_mapping rev[3] = {fx.maps[2], fx.maps[0], fx.maps[1]};
+	rev[1].path = longm;
+	fx.meta.mappings = rev;
+	const char *p = tpath("layer-long.snap");
+	REQUIRE(write_fixture(&fx, p) == 0);
+	fx.maps[0].path = longm;
+	fx.meta.mappings = fx.maps; /* what a reader sees: by guest address */
+	open_and_check(p, &fx);
+	free(longp);
+	free(longm);
+	fixture_free(&fx);
+}
+
+TEST(layer_and_mapping_write_rejects)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	const char *p = tpath("layer-bad.snap");
+	char err[512];
+#define WRITE_BAD(substr)                                                                          \
+	do {                                                                                       \
+		CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),     \
+			     -MOTE_EINVAL);                                                        \
+		CHECK_CONTAINS(err, substr);                                                       \
+	} while (0)
+	struct mote_snap_meta m = fx.meta;
+	m.parent_hash[7] = 1;
+	WRITE_BAD("invalid snapshot metadata: parent hash set without a parent path");
+	m = fx.meta;
+	m.parent_path = fx.parent;
+	strcpy(fx.parent, "base.snap");
+	WRITE_BAD("invalid snapshot metadata: parent path present without a parent hash");
+	m.parent_hash[0] = 1;
+	fx.parent[0] = 0;
+	WRITE_BAD("invalid snapshot metadata: parent path is empty");
+	char *huge = malloc(4097);
+	REQUIRE(huge);
+	memset(huge, 'x', 4096);
+	huge[4096] = 0;
+	m.parent_path = huge;
+	WRITE_BAD("parent path longer than 4095 bytes");
+
+	make_layer(&fx, false, 3);
+	m = fx.meta;
+	m.nmappings = MOTE_MAX_MAPPINGS + 1;
+	WRITE_BAD("mapping count 33 invalid");
+	m.nmappings = 1;
+	m.mappings = NULL;
+	WRITE_BAD("mapping count 1 invalid");
+	m = fx.meta;
+	fx.maps[1].path = NULL;
+	WRITE_BAD("mapping 1: path missing or longer than 4095");
+	fx.maps[1].path = huge;
+	WRITE_BAD("mapping 1: path missing or longer than 4095");
+	fx.maps[1].path = fx.paths[1];
+	fx.paths[1][0] = 0;
+	WRITE_BAD("invalid snapshot metadata: mapping 1: empty path");
+	make_layer(&fx, false, 3);
+	fx.maps[1].gpa -= PAGE;
+	WRITE_BAD("invalid snapshot metadata: mapping 1 [0x100000f000,+0x1000) overlaps mapping 0");
+	make_layer(&fx, false, 3);
+	fx.maps[0].gpa = fx.maps[1].gpa; /* same address: sorting cannot help */
+	WRITE_BAD("overlaps mapping 0");
+	make_layer(&fx, false, 3);
+	fx.maps[2].offset = 0x10;
+	WRITE_BAD("mapping 2: file offset 0x10 is not page-aligned");
+	make_layer(&fx, false, 3);
+	fx.maps[0].size = 0;
+	WRITE_BAD("mapping 0: size 0x0 is not page-aligned or zero");
+	make_layer(&fx, false, 3);
+	fx.maps[0].flags = 2;
+	WRITE_BAD("mapping 0: unknown flags 0x2");
+	make_layer(&fx, false, 3);
+	fx.maps[2].gpa += PAGE;
+	WRITE_BAD("outside the mapping window");
+	make_layer(&fx, false, 3);
+	fx.maps[0].gpa = 0x100000;
+	WRITE_BAD("mapping 0 [0x100000,+0x10000) outside the mapping window "
+		  "[0x1000000000, 0x1100000000)");
+#undef WRITE_BAD
+	free(huge);
+	CHECK_EQ_INT(count_entries(".tmp."), 0);
+	CHECK(access(p, F_OK) != 0);
+	fixture_free(&fx);
+}
+
+/* Bad values in the layer file (parent path at P, mappings at M). */
+static void layer_bad_at(int line, size_t off, const void *bytes, size_t n, int rehash, int code,
+			 const char *substr)
+{
+	size_t len;
+	const uint8_t *good = good_layer_bytes(&len);
+	struct patch p = {off, bytes, n};
+	expect_bad_in(line, good, len, &p, 1, rehash, code, substr);
+}
+
+static void layer_bad64(int line, size_t off, uint64_t v, const char *substr)
+{
+	uint8_t b[8];
+	st64(b, v);
+	layer_bad_at(line, off, b, 8, REHASH_ALL, -MOTE_EBADSNAP, substr);
+}
+
+static void layer_bad32(int line, size_t off, uint32_t v, const char *substr)
+{
+	uint8_t b[4];
+	st32(b, v);
+	layer_bad_at(line, off, b, 4, REHASH_ALL, -MOTE_EBADSNAP, substr);
+}
+
+#define LBAD64(off, v, s) layer_bad64(__LINE__, off, v, s)
+#define LBAD32(off, v, s) layer_bad32(__LINE__, off, v, s)
+#define LBAD8(off, v, s) layer_bad_at(__LINE__, off, (const uint8_t[]){v}, 1, REHASH_ALL, \
+				      -MOTE_EBADSNAP, s)
+
+TEST(layer_fields)
+{
+	size_t len;
+	const uint8_t *good = good_layer_bytes(&len);
+	REQUIRE(good);
+	const size_t P = (size_t)ld64(good + SEC(S_PARENT));
+	const size_t M = (size_t)ld64(good + SEC(S_MAPPINGS));
+	REQUIRE(P + 32 == M && ld64(good + SEC(S_MAPPINGS) + 8) == MAPS_SIZE);
+	/* The good file itself. */
+	layer_bad_at(__LINE__, H_MAGIC, "M", 1, REHASH_NONE, 0, "");
+
+	/* Parent hash and path go together. */
+	layer_bad_at(__LINE__, H_PARENT, (const uint8_t[32]){0}, 32, REHASH_ALL, -MOTE_EBADSNAP,
+		     "parent path present without a parent hash");
+	LBAD32(SEC(S_PARENT) + 16, 0, "parent section: 0x20 bytes for 0 entries");
+	LBAD32(P, 0, "parent path is empty");
+	LBAD32(P, 4096, "parent path length 4096 exceeds 4095");
+	LBAD32(P, 0xffffffff, "parent path length 4294967295 exceeds 4095");
+	LBAD32(P, 25, "parent path: entry truncated by the section end");
+	LBAD32(P, 16, "parent section: 0x8 bytes after the entry");
+	LBAD32(P + 4, 1, "parent path: reserved bytes are not zero");
+	LBAD8(P + 8 + 3, 0, "parent path contains a NUL byte");
+	LBAD8(P + 8 + 16, 0, "parent path contains a NUL byte");
+	LBAD8(P + 8 + 17, 'x', "parent path padding is not zero");
+	LBAD8(P + 31, 1, "parent path padding is not zero");
+
+	/* Mappings. */
+	LBAD32(SEC(S_MAPPINGS) + 16, 0, "mappings: section of 0xf0 bytes for 0 entries");
+	LBAD32(SEC(S_MAPPINGS) + 16, 2, "mappings: 0x48 bytes after the last entry");
+	LBAD32(SEC(S_MAPPINGS) + 16, 4, "mapping 3: entry truncated by the section end");
+	LBAD32(SEC(S_MAPPINGS) + 16, 33, "mapping count 33 exceeds 32");
+	LBAD64(M + M0, 0x800, "mapping 0: file offset 0x800 is not page-aligned");
+	LBAD64(M + M2, 1, "mapping 2: file offset 0x1 is not page-aligned");
+	LBAD64(M + M1 + 8, 0x1001, "mapping 1: size 0x1001 is not page-aligned or zero");
+	LBAD64(M + M1 + 8, 0x800, "mapping 1: size 0x800 is not page-aligned or zero");
+	LBAD64(M + M1 + 8, 0, "mapping 1: size 0x0 is not page-aligned or zero");
+	LBAD64(M + M2 + 16, MOTE_MAP_LIMIT - 0x200000 + 0x10,
+	       "mapping 2: guest address 0x10ffe00010 is not page-aligned");
+	LBAD64(M + M0 + 16, MOTE_MAP_BASE - PAGE,
+	       "mapping 0 [0xffffff000,+0x10000) outside the mapping window "
+	       "[0x1000000000, 0x1100000000)");
+	LBAD64(M + M0 + 16, 0, "mapping 0 [0x0,+0x10000) outside the mapping window");
+	LBAD64(M + M2 + 16, MOTE_MAP_LIMIT - 0x1ff000, "mapping 2 [0x10ffe01000,+0x200000) outside "
+						      "the mapping window");
+	LBAD64(M + M2 + 16, MOTE_MAP_LIMIT, "mapping 2 [0x1100000000,+0x200000) outside");
+	LBAD64(M + M2 + 16, 0xfffffffffffff000ull, "mapping 2 [0xfffffffffffff000,+0x200000) "
+						   "outside the mapping window");
+	LBAD64(M + M2 + 8, 0x1000000000ull, "mapping 2 [0x10ffe00000,+0x1000000000) outside");
+	LBAD64(M + M2 + 8, 0xfffffffffffff000ull,
+	       "mapping 2: file range [0x100000000,+0xfffffffffffff000) overflows");
+	LBAD64(M + M2, 0x7ffffffffffff000ull,
+	       "mapping 2: file range [0x7ffffffffffff000,+0x200000) overflows");
+	LBAD64(M + M1 + 16, MOTE_MAP_BASE + 0xf000,
+	       "mapping 1 [0x100000f000,+0x1000) overlaps mapping 0");
+	LBAD64(M + M2 + 16, MOTE_MAP_BASE + 0x10000,
+	       "mapping 2 [0x1000010000,+0x200000) overlaps mapping 1");
+	LBAD64(M + M0 + 16, MOTE_MAP_BASE + 0x20000,
+	       "mapping 1 at 0x1000010000 is not sorted after mapping 0 (0x1000020000)");
+	LBAD64(M + M1 + 16, MOTE_MAP_LIMIT - 0x100000,
+	       "mapping 2 at 0x10ffe00000 is not sorted after mapping 1 (0x10fff00000)");
+	LBAD32(M + M1 + 24, 2, "mapping 1: unknown flags 0x2");
+	LBAD32(M + M0 + 24, 0x80000001u, "mapping 0: unknown flags 0x80000001");
+	LBAD32(M + M0 + 28, 0, "mapping 0: empty path");
+	LBAD32(M + M0 + 28, 4096, "mapping 0: path length 4096 exceeds 4095");
+	LBAD32(M + M0 + 28, 0xffffffff, "mapping 0: path length 4294967295 exceeds 4095");
+	LBAD32(M + M2 + 28, 9, "mapping 2: entry truncated by the section end");
+	LBAD32(M + M0 + 28, 17, "mapping 0: path contains a NUL byte"); /* reads padding */
+	LBAD8(M + M1 + 64 + 5, 0, "mapping 1: path contains a NUL byte");
+	LBAD8(M + M1 + 64 + 18, 'x', "mapping 1: path padding is not zero");
+	LBAD32(M + M2 + 28, 7, "mapping 2: path padding is not zero");
+	/* The content hashes are opaque to the format. */
+	layer_bad_at(__LINE__, M + M1 + 32, "\xff\xff", 2, REHASH_ALL, 0, "");
+
+	/* Everything here is covered by the header hash. */
+	layer_bad_at(__LINE__, H_PARENT + 9, "\x01", 1, REHASH_NONE, -MOTE_EHASH,
+		     "header hash mismatch");
+	for (size_t off = P; off < M + MAPS_SIZE; off += 7)
+		layer_bad_at(__LINE__, off, "\x5a", 1, REHASH_NONE, -MOTE_EHASH,
+			     "header hash mismatch (file corrupt)");
+}
+
+/* Remove k bytes at `at` (inside section s) from the metadata: what follows
+ * moves down, the sections after s with it; s shrinks by k. */
+static void layer_cut(int line, int s, size_t at, size_t k, const char *substr)
+{
+	size_t len;
+	const uint8_t *good = good_layer_bytes(&len);
+	uint8_t *b = malloc(len);
+	memcpy(b, good, len);
+	const size_t end = (size_t)(ld64(b + SEC(S_MAPPINGS)) + ld64(b + SEC(S_MAPPINGS) + 8));
+	memmove(b + at, b + at + k, end - at - k);
+	memset(b + end - k, 0, k);
+	st64(b + SEC(s) + 8, ld64(b + SEC(s) + 8) - k);
+	for (int i = s + 1; i < NSEC; i++)
+		st64(b + SEC(i), ld64(b + SEC(i)) - k);
+	expect_bad_in(line, b, len, NULL, 0, REHASH_ALL, -MOTE_EBADSNAP, substr);
+	free(b);
+}
+
+TEST(layer_sections_truncated)
+{
+	size_t len;
+	const uint8_t *good = good_layer_bytes(&len);
+	REQUIRE(good);
+	const size_t P = (size_t)ld64(good + SEC(S_PARENT));
+	const size_t M = (size_t)ld64(good + SEC(S_MAPPINGS));
+	layer_cut(__LINE__, S_PARENT, P + 16, 16, "parent path: entry truncated by the section end");
+	layer_cut(__LINE__, S_PARENT, P + 8, 24, "parent path: entry truncated by the section end");
+	layer_cut(__LINE__, S_PARENT, P, 32, "parent path: entry truncated by the section end");
+	layer_cut(__LINE__, S_MAPPINGS, M + M2 + 64, 8, "mapping 2: entry truncated by the section");
+	layer_cut(__LINE__, S_MAPPINGS, M + M2 + 8, 64, "mapping 2: entry truncated by the section");
+	layer_cut(__LINE__, S_MAPPINGS, M + M2, 72, "mapping 2: entry truncated by the section end");
+	layer_cut(__LINE__, S_MAPPINGS, M + M1, 88, "mapping 2: entry truncated by the section end");
+	layer_cut(__LINE__, S_MAPPINGS, M, MAPS_SIZE, "mapping 0: entry truncated by the section end");
+}
+
 /* ---- Allocation failures ---- */
 
 static int alloc_fail_at = -1, alloc_count;
@@ -1326,10 +1773,12 @@ static void *failing_realloc(void *p, size_t n)
 	return realloc(p, n);
 }
 
-TEST(allocation_failures)
+static void allocation_failures_with(bool layered)
 {
 	struct fixture fx;
 	fixture_init(&fx);
+	if (layered)
+		make_layer(&fx, true, 3);
 	const char *p = tpath("alloc.snap");
 	char err[256];
 	mote_allocator a = {failing_malloc, failing_realloc, free};
@@ -1365,6 +1814,12 @@ TEST(allocation_failures)
 	alloc_fail_at = -1;
 	mote_set_allocator(NULL);
 	fixture_free(&fx);
+}
+
+TEST(allocation_failures)
+{
+	allocation_failures_with(false);
+	allocation_failures_with(true); /* the parent path and mapping paths too */
 }
 
 /* ---- A writer killed at random points ---- */
@@ -1457,6 +1912,14 @@ TEST(write_fuzz_seeds)
 	uint64_t none[NPAGES / 64] = {0};
 	snprintf(path, sizeof(path), "%s/empty-blob.snap", dir);
 	CHECK_EQ_INT(mote_snapfile_write(path, &fx.meta, fx.mem, none, err, sizeof(err)), 0);
+	/* 4: a layer (parent hash and path) with two mappings, two pages. */
+	uint64_t two[NPAGES / 64] = {0};
+	two[0] = 1ull << 3;
+	two[0x300 / 64] = 1ull;
+	make_layer(&fx, true, 3);
+	fx.meta.nmappings = 2;
+	snprintf(path, sizeof(path), "%s/layer.snap", dir);
+	CHECK_EQ_INT(mote_snapfile_write(path, &fx.meta, fx.mem, two, err, sizeof(err)), 0);
 	fixture_free(&fx);
 }
 

@@ -482,6 +482,46 @@ static void json_functions(const mote_function_info *fns, size_t n)
 	printf("]");
 }
 
+/* A layer names its base: follow the chain, each file read header-only. */
+static void print_chain(const char *path, const mote_snapshot_info *in)
+{
+	char cur[4096], hash[65], hint[4096];
+	snprintf(cur, sizeof(cur), "%s", path);
+	bool layer = in->is_layer;
+	if (layer) {
+		snprintf(hash, sizeof(hash), "%s", in->parent_hash);
+		snprintf(hint, sizeof(hint), "%s", in->parent_path);
+	}
+	for (int depth = 1; layer && depth <= 32; depth++) {
+		char base[4096];
+		const char *slash = strrchr(cur, '/');
+		if (hint[0] == '/' || !slash)
+			snprintf(base, sizeof(base), "%s", hint);
+		else
+			snprintf(base, sizeof(base), "%.*s/%.*s", (int)(slash - cur), cur,
+				 (int)(sizeof(base) / 2), hint);
+		printf("%-15s %s (header hash %.16s...)\n", depth == 1 ? "layer over:" : "", base,
+		       hash);
+		mote_snapshot_info next;
+		if (mote_snapshot_info_read(base, &next) != 0) {
+			printf("%-15s (cannot read it: %s)\n", "", mote_last_error());
+			return;
+		}
+		if (strcmp(next.header_hash, hash) != 0) {
+			printf("%-15s (it has changed: header hash %.16s...)\n", "", next.header_hash);
+			mote_snapshot_info_free(&next);
+			return;
+		}
+		layer = next.is_layer;
+		if (layer) {
+			snprintf(hash, sizeof(hash), "%s", next.parent_hash);
+			snprintf(hint, sizeof(hint), "%s", next.parent_path);
+		}
+		snprintf(cur, sizeof(cur), "%s", base);
+		mote_snapshot_info_free(&next);
+	}
+}
+
 static int inspect_snapshot(const char *path, bool json)
 {
 	mote_snapshot_info in;
@@ -503,10 +543,10 @@ static int inspect_snapshot(const char *path, bool json)
 		       ", \"stack_size\": %" PRIu64 ", \"input_size\": %" PRIu64
 		       ", \"output_size\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
 		       ", \"regions\": %zu, \"header_hash\": \"%s\", \"blob_hash\": \"%s\", "
-		       "\"host_functions\": ",
+		       "\"parent_hash\": \"%s\", \"mapped_files\": %zu, \"host_functions\": ",
 		       when, in.file_size, in.mem_size, in.image_size, in.heap_size, in.stack_size,
 		       in.input_size, in.output_size, in.blob_size, in.nregions, in.header_hash,
-		       in.blob_hash);
+		       in.blob_hash, in.parent_hash, in.nmappings);
 		json_functions(in.host_functions, in.nhost_functions);
 		printf(", \"guest_functions\": ");
 		json_functions(in.guest_functions, in.nguest_functions);
@@ -525,6 +565,10 @@ static int inspect_snapshot(const char *path, bool json)
 		       in.mem_size, in.heap_size, in.stack_size, in.input_size, in.output_size,
 		       in.image_size);
 		printf("header hash:    %s\nblob hash:      %s\n", in.header_hash, in.blob_hash);
+		print_chain(path, &in);
+		if (in.nmappings)
+			printf("mapped files:   %zu (recorded by path and content hash)\n",
+			       in.nmappings);
 		printf("host functions: %zu required\n", in.nhost_functions);
 		for (size_t i = 0; i < in.nhost_functions; i++)
 			printf("  %s\n", sig_text(&in.host_functions[i], sig, sizeof(sig)));

@@ -34,3 +34,13 @@ MOTE_FN2(u64, touch_pages, u32, first, u32, pages)
 	}
 	return n;
 }
+
+/* Read one byte from each of `pages` pages, `stride` bytes apart, from
+ * `addr` (a mapped file). */
+MOTE_FN3(u64, read_pages, u64, addr, u32, pages, u64, stride)
+{
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < pages; i++)
+		sum += *(const volatile uint8_t *)(uintptr_t)(addr + i * stride);
+	return sum;
+}

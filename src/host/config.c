@@ -69,6 +69,14 @@ int mote_config_set_timeout_us(mote_config *c, uint64_t us)
 	return 0;
 }
 
+int mote_config_set_huge_pages(mote_config *c, bool enable)
+{
+	if (!c)
+		return -MOTE_EINVAL;
+	c->huge_pages = enable;
+	return 0;
+}
+
 int mote_config_set_output(mote_config *c, mote_output_fn fn, void *user)
 {
 	if (!c)

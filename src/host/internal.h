@@ -60,6 +60,7 @@ const struct mote_host_fn_entry *mote_host_functions_find(const mote_host_functi
 struct mote_config {
 	uint64_t heap_size, stack_size, input_size, output_size, log_size;
 	uint64_t timeout_us;
+	bool huge_pages;
 	mote_output_fn output;
 	void *output_user;
 };
@@ -181,6 +182,8 @@ static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t g
 }
 
 /* Shared by creation from an ELF and from a snapshot (sandbox.c). */
+/* Apply the huge-page setting to the heap part of guest memory. */
+void mote_sandbox_advise_heap(struct mote_sandbox *sb);
 struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 					const mote_host_functions *host_functions, int *rc);
 int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb);

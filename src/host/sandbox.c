@@ -878,6 +878,16 @@ static int load_segment(struct mote_sandbox *sb, const void *elf, int fd,
 static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
 			  const mote_host_functions *host_functions, mote_sandbox **out);
 
+void mote_sandbox_advise_heap(struct mote_sandbox *sb)
+{
+	if (!sb->cfg.huge_pages)
+		return;
+	uint64_t start = (sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE - 1) &
+			 ~(MOTE_LARGE_PAGE_SIZE - 1);
+	if (start < sb->mem_size)
+		madvise(sb->mem + start, sb->mem_size - start, MADV_HUGEPAGE);
+}
+
 int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config *config,
 				 const mote_host_functions *host_functions, mote_sandbox **out)
 {
@@ -921,6 +931,7 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		goto fail;
 	}
 	sb->mem = mem;
+	mote_sandbox_advise_heap(sb);
 	rc = mote_sandbox_alloc_bitmaps(sb);
 	if (rc)
 		goto fail;

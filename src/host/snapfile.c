@@ -35,10 +35,23 @@
 #define WRITE_CHUNK_SIZE (2ull << 20)
 #define MERGE_GAP_PAGES 4u          /* absent pages a region may swallow */
 #define CACHE_SIZE 256u
+#define MAX_PATH_LEN 4095u          /* parent and mapping paths, in bytes */
+#define MAX_FILE_END ((uint64_t)INT64_MAX) /* largest end of a mapping's file range */
 
-enum { SEC_LAYOUT, SEC_VCPU, SEC_HOST_FNS, SEC_GUEST_FNS, SEC_REGIONS, SEC_CHUNKS, NSECTIONS };
+enum {
+	SEC_LAYOUT,
+	SEC_VCPU,
+	SEC_HOST_FNS,
+	SEC_GUEST_FNS,
+	SEC_REGIONS,
+	SEC_CHUNKS,
+	SEC_PARENT,
+	SEC_MAPPINGS,
+	NSECTIONS
+};
 static const char *const section_names[NSECTIONS] = {
-	"layout", "vcpu", "host functions", "guest functions", "regions", "chunk hashes",
+	"layout",  "vcpu",         "host functions", "guest functions",
+	"regions", "chunk hashes", "parent",         "mappings",
 };
 
 struct disk_section {
@@ -67,7 +80,7 @@ struct disk_header {
 	uint8_t blob_hash[32];
 	uint8_t header_hash[32];
 	struct disk_section sections[NSECTIONS];
-	uint8_t reserved1[176];
+	uint8_t reserved1[128];
 };
 
 struct disk_layout {
@@ -134,6 +147,24 @@ struct disk_region {
 	uint8_t file_offset[8];
 };
 
+/* Section 6 (present only in a layer): followed by path_len path bytes and
+ * zero padding to a multiple of 8. */
+struct disk_parent {
+	uint8_t path_len[4];
+	uint8_t reserved[4];
+};
+
+/* Section 7: followed by path_len path bytes and zero padding to a multiple
+ * of 8. */
+struct disk_mapping {
+	uint8_t offset[8];
+	uint8_t size[8];
+	uint8_t gpa[8];
+	uint8_t flags[4];
+	uint8_t path_len[4];
+	uint8_t sha256[MOTE_SNAP_HASH_SIZE];
+};
+
 /* Tripwires: these numbers are the format (docs/snapshot-format.md). */
 _Static_assert(sizeof(struct disk_section) == 24, "section entry size is format");
 _Static_assert(sizeof(struct disk_header) == HDR_SIZE, "header size is format");
@@ -149,7 +180,8 @@ _Static_assert(offsetof(struct disk_header, parent_hash) == 96, "header layout i
 _Static_assert(offsetof(struct disk_header, blob_hash) == 128, "header layout is format");
 _Static_assert(offsetof(struct disk_header, header_hash) == 160, "header layout is format");
 _Static_assert(offsetof(struct disk_header, sections) == 192, "header layout is format");
-_Static_assert(offsetof(struct disk_header, reserved1) == 336, "header layout is format");
+_Static_assert(offsetof(struct disk_header, reserved1) == 384, "header layout is format");
+_Static_assert(NSECTIONS == 8, "section table entries are format");
 _Static_assert(sizeof(struct disk_layout) == 104, "layout record size is format");
 _Static_assert(sizeof(struct disk_segment) == 24, "segment record size is format");
 _Static_assert(sizeof(struct disk_msr) == 16, "MSR record size is format");
@@ -162,6 +194,13 @@ _Static_assert(offsetof(struct disk_vcpu, xsave) == 552, "vcpu record layout is 
 _Static_assert(sizeof(struct disk_vcpu) == 4648, "vcpu record size is format");
 _Static_assert(sizeof(struct disk_fn) == 24, "function record size is format");
 _Static_assert(sizeof(struct disk_region) == 24, "region record size is format");
+_Static_assert(sizeof(struct disk_parent) == 8, "parent record size is format");
+_Static_assert(sizeof(struct disk_mapping) == 64, "mapping record size is format");
+_Static_assert(offsetof(struct disk_mapping, flags) == 24, "mapping record layout is format");
+_Static_assert(offsetof(struct disk_mapping, path_len) == 28, "mapping record layout is format");
+_Static_assert(offsetof(struct disk_mapping, sha256) == 32, "mapping record layout is format");
+_Static_assert(MOTE_MAX_MAPPINGS == 32, "mapping count limit is format");
+_Static_assert(MOTE_MAP_COPY_ON_WRITE == 1, "mapping flag bit is format");
 _Static_assert(sizeof(((struct mote_vcpu_state *)0)->xsave) == 4096, "xsave area size");
 _Static_assert(sizeof(((struct mote_vcpu_state *)0)->msrs) /
 			       sizeof(((struct mote_vcpu_state *)0)->msrs[0]) == NMSRS,
@@ -703,6 +742,149 @@ static int parse_chunks(const uint8_t *buf, const struct sec *sec, struct mote_s
 	return 0;
 }
 
+/* A NUL-free copy of the path_len bytes at p, or NULL (out of memory). */
+static char *copy_path(const uint8_t *p, uint32_t path_len)
+{
+	char *s = mote_malloc((size_t)path_len + 1);
+	if (s) {
+		memcpy(s, p, path_len);
+		s[path_len] = 0;
+	}
+	return s;
+}
+
+/* Size of a parent or mapping entry: the fixed record, the path, padding. */
+static uint64_t path_entry_size(size_t fixed, uint32_t path_len)
+{
+	return fixed + align_up(path_len, 8);
+}
+
+/* Section 6: a layer's parent path; count 1 exactly when the header's parent
+ * hash is non-zero. */
+static int parse_parent(const uint8_t *buf, const struct sec *sec, const uint8_t *parent_hash,
+			struct mote_snapfile *f, char *err, size_t errlen)
+{
+	const bool layer = !all_zero(parent_hash, MOTE_SNAP_HASH_SIZE);
+	if (sec->count > 1)
+		return BAD("parent section: count %u, at most 1", sec->count);
+	if (!sec->count) {
+		if (sec->size)
+			return BAD("parent section: 0x%llx bytes for 0 entries", U(sec->size));
+		if (layer)
+			return BAD("parent hash set without a parent path");
+		return 0;
+	}
+	if (!layer)
+		return BAD("parent path present without a parent hash");
+	if (sec->size < sizeof(struct disk_parent))
+		return BAD("parent path: entry truncated by the section end");
+	const struct disk_parent *d = (const struct disk_parent *)(buf + sec->off);
+	uint32_t path_len = get32(d->path_len);
+	if (!all_zero(d->reserved, sizeof(d->reserved)))
+		return BAD("parent path: reserved bytes are not zero");
+	if (!path_len)
+		return BAD("parent path is empty");
+	if (path_len > MAX_PATH_LEN)
+		return BAD("parent path length %u exceeds %u", path_len, MAX_PATH_LEN);
+	uint64_t esize = path_entry_size(sizeof(*d), path_len);
+	if (sec->size < esize)
+		return BAD("parent path: entry truncated by the section end");
+	if (sec->size > esize)
+		return BAD("parent section: 0x%llx bytes after the entry", U(sec->size - esize));
+	const uint8_t *path = buf + sec->off + sizeof(*d);
+	if (memchr(path, 0, path_len))
+		return BAD("parent path contains a NUL byte");
+	if (!all_zero(path + path_len, esize - sizeof(*d) - path_len))
+		return BAD("parent path padding is not zero");
+	f->meta.parent_path = copy_path(path, path_len);
+	if (!f->meta.parent_path)
+		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+	memcpy(f->meta.parent_hash, parent_hash, MOTE_SNAP_HASH_SIZE);
+	return 0;
+}
+
+/* Section 7: host files mapped into the guest, by reference. */
+static int parse_mappings(const uint8_t *buf, const struct sec *sec, struct mote_snapfile *f,
+			  char *err, size_t errlen)
+{
+	if (sec->count > MOTE_MAX_MAPPINGS)
+		return BAD("mapping count %u exceeds %u", sec->count, MOTE_MAX_MAPPINGS);
+	if (!sec->count) {
+		if (sec->size)
+			return BAD("mappings: section of 0x%llx bytes for 0 entries",
+				   U(sec->size));
+		return 0;
+	}
+	struct mote_snap_mapping *maps = mote_calloc(sec->count, sizeof(*maps));
+	if (!maps)
+		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+	f->meta.mappings = maps;
+	f->meta.nmappings = sec->count;
+	uint64_t p = sec->off, end = sec->off + sec->size;
+	for (size_t i = 0; i < sec->count; i++) {
+		if (end - p < sizeof(struct disk_mapping))
+			return BAD("mapping %zu: entry truncated by the section end", i);
+		const struct disk_mapping *d = (const struct disk_mapping *)(buf + p);
+		struct mote_snap_mapping *m = &maps[i];
+		uint32_t path_len = get32(d->path_len);
+		if (!path_len)
+			return BAD("mapping %zu: empty path", i);
+		if (path_len > MAX_PATH_LEN)
+			return BAD("mapping %zu: path length %u exceeds %u", i, path_len,
+				   MAX_PATH_LEN);
+		uint64_t esize = path_entry_size(sizeof(*d), path_len);
+		if (end - p < esize)
+			return BAD("mapping %zu: entry truncated by the section end", i);
+		m->offset = get64(d->offset);
+		m->size = get64(d->size);
+		m->gpa = get64(d->gpa);
+		m->flags = get32(d->flags);
+		memcpy(m->sha256, d->sha256, sizeof(m->sha256));
+		uint64_t gend, fend;
+		if (m->flags & ~(uint32_t)MOTE_MAP_COPY_ON_WRITE)
+			return BAD("mapping %zu: unknown flags 0x%x", i, m->flags);
+		if (!page_aligned(m->offset))
+			return BAD("mapping %zu: file offset 0x%llx is not page-aligned", i,
+				   U(m->offset));
+		if (!m->size || !page_aligned(m->size))
+			return BAD("mapping %zu: size 0x%llx is not page-aligned or zero", i,
+				   U(m->size));
+		if (!page_aligned(m->gpa))
+			return BAD("mapping %zu: guest address 0x%llx is not page-aligned", i,
+				   U(m->gpa));
+		if (__builtin_add_overflow(m->offset, m->size, &fend) || fend > MAX_FILE_END)
+			return BAD("mapping %zu: file range [0x%llx,+0x%llx) overflows", i,
+				   U(m->offset), U(m->size));
+		if (m->gpa < MOTE_MAP_BASE || __builtin_add_overflow(m->gpa, m->size, &gend) ||
+		    gend > MOTE_MAP_LIMIT)
+			return BAD("mapping %zu [0x%llx,+0x%llx) outside the mapping window "
+				   "[0x%llx, 0x%llx)",
+				   i, U(m->gpa), U(m->size), U(MOTE_MAP_BASE), U(MOTE_MAP_LIMIT));
+		if (i) {
+			const struct mote_snap_mapping *q = &maps[i - 1];
+			if (m->gpa < q->gpa)
+				return BAD("mapping %zu at 0x%llx is not sorted after mapping %zu "
+					   "(0x%llx)",
+					   i, U(m->gpa), i - 1, U(q->gpa));
+			if (m->gpa < q->gpa + q->size)
+				return BAD("mapping %zu [0x%llx,+0x%llx) overlaps mapping %zu", i,
+					   U(m->gpa), U(m->size), i - 1);
+		}
+		const uint8_t *path = buf + p + sizeof(*d);
+		if (memchr(path, 0, path_len))
+			return BAD("mapping %zu: path contains a NUL byte", i);
+		if (!all_zero(path + path_len, esize - sizeof(*d) - path_len))
+			return BAD("mapping %zu: path padding is not zero", i);
+		m->path = copy_path(path, path_len);
+		if (!m->path)
+			return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		p += esize;
+	}
+	if (p != end)
+		return BAD("mappings: 0x%llx bytes after the last entry", U(end - p));
+	return 0;
+}
+
 static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struct mote_snapfile *f,
 		       char *err, size_t errlen)
 {
@@ -743,8 +925,6 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	uint32_t flags = get32(h->flags);
 	if (flags)
 		return BAD("unknown flags 0x%x (written by a newer mote?)", flags);
-	if (!all_zero(h->parent_hash, sizeof(h->parent_hash)))
-		return BAD("parent hash set: layered snapshots are not supported by this reader");
 	f->meta.abi_version = get32(h->abi_version);
 	if (f->meta.abi_version != MOTE_ABI_VERSION)
 		return BAD("snapshot ABI version %u, host ABI %u", f->meta.abi_version,
@@ -838,6 +1018,10 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 		rc = parse_regions(buf, &secs[SEC_REGIONS], f, err, errlen);
 	if (!rc)
 		rc = parse_chunks(buf, &secs[SEC_CHUNKS], f, err, errlen);
+	if (!rc)
+		rc = parse_parent(buf, &secs[SEC_PARENT], h->parent_hash, f, err, errlen);
+	if (!rc)
+		rc = parse_mappings(buf, &secs[SEC_MAPPINGS], f, err, errlen);
 	return rc;
 }
 
@@ -886,6 +1070,14 @@ void mote_snap_meta_clear(struct mote_snap_meta *meta)
 	mote_free(meta->guest_fns);
 	meta->host_fns = meta->guest_fns = NULL;
 	meta->nhost_fns = meta->nguest_fns = 0;
+	for (size_t i = 0; meta->mappings && i < meta->nmappings; i++)
+		mote_free(meta->mappings[i].path);
+	mote_free(meta->mappings);
+	meta->mappings = NULL;
+	meta->nmappings = 0;
+	mote_free(meta->parent_path);
+	meta->parent_path = NULL;
+	memset(meta->parent_hash, 0, sizeof(meta->parent_hash));
 }
 
 void mote_snapfile_close(struct mote_snapfile *f)
@@ -1353,6 +1545,64 @@ static uint8_t *encode_fns(uint8_t *p, const struct mote_sig *fns, size_t n)
 	return p;
 }
 
+/* Early checks of what the encoder relies on (counts, pointers, lengths);
+ * every other rule is the parser's, applied to the encoded metadata. */
+static int check_refs_for_write(const struct mote_snap_meta *meta, char *err, size_t errlen)
+{
+	if (meta->parent_path && strnlen(meta->parent_path, MAX_PATH_LEN + 1) > MAX_PATH_LEN)
+		return fail(err, errlen, -MOTE_EINVAL, "parent path longer than %u bytes",
+			    MAX_PATH_LEN);
+	if (meta->nmappings > MOTE_MAX_MAPPINGS || (meta->nmappings && !meta->mappings))
+		return fail(err, errlen, -MOTE_EINVAL, "mapping count %zu invalid (at most %u)",
+			    meta->nmappings, MOTE_MAX_MAPPINGS);
+	for (size_t i = 0; i < meta->nmappings; i++) {
+		const char *path = meta->mappings[i].path;
+		if (!path || strnlen(path, MAX_PATH_LEN + 1) > MAX_PATH_LEN)
+			return fail(err, errlen, -MOTE_EINVAL,
+				    "mapping %zu: path missing or longer than %u bytes", i,
+				    MAX_PATH_LEN);
+	}
+	return 0;
+}
+
+/* Mappings are stored sorted by guest address: order[] gets the indices of
+ * meta->mappings in that order (stable; n <= MOTE_MAX_MAPPINGS). */
+static void sort_mappings(const struct mote_snap_mapping *m, size_t n, size_t *order)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		for (; j && m[order[j - 1]].gpa > m[i].gpa; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+}
+
+static void encode_parent(uint8_t *p, const char *path)
+{
+	struct disk_parent *d = (struct disk_parent *)p;
+	uint32_t len = (uint32_t)strlen(path);
+	put32(d->path_len, len);
+	memcpy(p + sizeof(*d), path, len);
+}
+
+static void encode_mappings(uint8_t *p, const struct mote_snap_mapping *maps, const size_t *order,
+			    size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct mote_snap_mapping *m = &maps[order[i]];
+		struct disk_mapping *d = (struct disk_mapping *)p;
+		uint32_t len = (uint32_t)strlen(m->path);
+		put64(d->offset, m->offset);
+		put64(d->size, m->size);
+		put64(d->gpa, m->gpa);
+		put32(d->flags, m->flags);
+		put32(d->path_len, len);
+		memcpy(d->sha256, m->sha256, sizeof(d->sha256));
+		memcpy(p + sizeof(*d), m->path, len);
+		p += path_entry_size(sizeof(*d), len);
+	}
+}
+
 static void host_vendor(char out[16])
 {
 	memset(out, 0, 16);
@@ -1430,8 +1680,18 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	int rc = check_fns_for_write(meta->host_fns, meta->nhost_fns, "host", err, errlen);
 	if (!rc)
 		rc = check_fns_for_write(meta->guest_fns, meta->nguest_fns, "guest", err, errlen);
+	if (!rc)
+		rc = check_refs_for_write(meta, err, errlen);
 	if (rc)
 		return rc;
+	size_t map_order[MOTE_MAX_MAPPINGS];
+	sort_mappings(meta->mappings, meta->nmappings, map_order);
+	uint64_t maps_size = 0;
+	for (size_t i = 0; i < meta->nmappings; i++)
+		maps_size += path_entry_size(sizeof(struct disk_mapping),
+					     (uint32_t)strlen(meta->mappings[i].path));
+	/* An empty parent path is encoded as such, for the parser to reject. */
+	const char *parent = meta->parent_path;
 
 	/* Regions: runs of present pages, merged across small gaps; merge wider
 	 * gaps until the table fits what a reader accepts. */
@@ -1453,8 +1713,13 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 		fns_size(meta->guest_fns, meta->nguest_fns),
 		nregions * sizeof(struct disk_region),
 		0,
+		parent ? path_entry_size(sizeof(struct disk_parent), (uint32_t)strlen(parent)) : 0,
+		maps_size,
 	};
-	uint64_t counts[NSECTIONS] = {1, 1, meta->nhost_fns, meta->nguest_fns, nregions, 0};
+	uint64_t counts[NSECTIONS] = {
+		1, 1, meta->nhost_fns, meta->nguest_fns, nregions, 0, parent != NULL,
+		meta->nmappings,
+	};
 	uint64_t blob_size = 0;
 	for (size_t i = 0; i < nregions; i++)
 		blob_size += regions[i].size;
@@ -1511,6 +1776,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	put64(h->blob_offset, blob_offset);
 	put64(h->blob_size, blob_size);
 	put64(h->chunk_size, WRITE_CHUNK_SIZE);
+	memcpy(h->parent_hash, meta->parent_hash, sizeof(h->parent_hash));
 	for (unsigned i = 0; i < NSECTIONS; i++) {
 		put64(h->sections[i].offset, offs[i]);
 		put64(h->sections[i].size, sizes[i]);
@@ -1527,6 +1793,9 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 		put64(d->size, regions[i].size);
 		put64(d->file_offset, regions[i].file_offset);
 	}
+	if (parent)
+		encode_parent(buf + offs[SEC_PARENT], parent);
+	encode_mappings(buf + offs[SEC_MAPPINGS], meta->mappings, map_order, meta->nmappings);
 
 	/* Never write a file the reader would reject: parse the metadata now,
 	 * before touching the disk (chunk hashes still zero, sealed as such). */

@@ -20,6 +20,17 @@
 #define MOTE_SNAP_MAX_FUNCTIONS 4096u
 #define MOTE_SNAP_MAX_REGIONS 65536u
 
+/* A host file a snapshot had mapped, recorded by reference. */
+struct mote_snap_mapping {
+	char *path;      /* as given to mote_sandbox_map_file; 1..4095 bytes, no NUL */
+	uint64_t offset; /* page-aligned */
+	uint64_t size;   /* page-aligned, > 0 */
+	uint64_t gpa;    /* page-aligned, inside [MOTE_MAP_BASE, MOTE_MAP_LIMIT) */
+	uint32_t flags;  /* MOTE_MAP_* (only MOTE_MAP_COPY_ON_WRITE defined) */
+	uint8_t sha256[MOTE_SNAP_HASH_SIZE]; /* of the file's bytes in the range
+					      * (zero-padded to `size`) */
+};
+
 /* Everything in a snapshot except the memory contents. */
 struct mote_snap_meta {
 	uint32_t abi_version;
@@ -32,6 +43,16 @@ struct mote_snap_meta {
 	size_t nhost_fns;
 	struct mote_sig *guest_fns;
 	size_t nguest_fns;
+	/* Layered snapshots: all zero for a standalone snapshot. Otherwise the
+	 * header hash of the base snapshot file this one is a layer over, and
+	 * where it was (a path, relative to this file's directory unless
+	 * absolute). A layer's regions hold only the pages that differ from
+	 * its base; guest memory = the base's memory with the layer's pages
+	 * over it. */
+	uint8_t parent_hash[MOTE_SNAP_HASH_SIZE];
+	char *parent_path; /* NULL or 1..4095 bytes, no NUL */
+	struct mote_snap_mapping *mappings;
+	size_t nmappings; /* <= MOTE_MAX_MAPPINGS, non-overlapping */
 };
 
 /* A run of guest pages stored in the blob. Guest memory outside every

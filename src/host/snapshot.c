@@ -8,9 +8,15 @@
  * behind this choice). */
 #include <cpuid.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,9 +42,54 @@ static void snapshot_retain(struct mote_snapshot *snap)
 	__atomic_add_fetch(&snap->refs, 1, __ATOMIC_RELAXED);
 }
 
+/* Snapshots known by a file's header hash, so that opening a layer finds
+ * its base already open in this process (and shares its pages). Entries are
+ * weak: a snapshot leaves the registry when its last reference goes. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mote_snapshot *registry[64];
+
+static void registry_add(struct mote_snapshot *snap)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		if (!registry[i]) {
+			registry[i] = snap;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* A live snapshot with this header hash, retained, or NULL. */
+static struct mote_snapshot *registry_find(const uint8_t hash[32])
+{
+	struct mote_snapshot *found = NULL;
+	pthread_mutex_lock(&registry_lock);
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]) && !found; i++) {
+		struct mote_snapshot *s = registry[i];
+		if (s && s->have_hash && !memcmp(s->header_hash, hash, 32)) {
+			found = s;
+			snapshot_retain(s);
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return found;
+}
+
 void mote_snapshot_release(struct mote_snapshot *snap)
 {
-	if (!snap || __atomic_sub_fetch(&snap->refs, 1, __ATOMIC_ACQ_REL) != 0)
+	if (!snap)
+		return;
+	/* Dropping the last reference and leaving the registry happen under
+	 * its lock, so registry_find never revives a dying snapshot. */
+	pthread_mutex_lock(&registry_lock);
+	bool last = __atomic_sub_fetch(&snap->refs, 1, __ATOMIC_ACQ_REL) == 0;
+	if (last)
+		for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+			if (registry[i] == snap)
+				registry[i] = NULL;
+	pthread_mutex_unlock(&registry_lock);
+	if (!last)
 		return;
 	if (snap->map)
 		munmap(snap->map, snap->meta.layout.mem_size);
@@ -46,8 +97,11 @@ void mote_snapshot_release(struct mote_snapshot *snap)
 		close(snap->fd);
 	mote_free(snap->regions);
 	mote_free(snap->present);
+	mote_free(snap->own);
+	mote_free(snap->file_path);
 	mote_mappings_free(snap->maps, snap->nmaps);
 	mote_snap_meta_clear(&snap->meta);
+	mote_snapshot_release(snap->parent);
 	mote_free(snap);
 }
 
@@ -92,8 +146,23 @@ static void free_sigs(struct mote_sig *sigs, size_t n)
 	mote_free(sigs);
 }
 
-/* Map the snapshot's memory read-only: zero pages everywhere, its regions
- * over them. Restores copy pristine pages out of this view. */
+/* Map a snapshot's pages over [base, base + mem_size): its ancestors'
+ * first, its own regions on top. */
+static int map_chain(const struct mote_snapshot *snap, uint8_t *base, int prot, int flags)
+{
+	if (snap->parent && map_chain(snap->parent, base, prot, flags))
+		return -1;
+	for (size_t i = 0; i < snap->nregions; i++) {
+		const struct mote_snap_region *r = &snap->regions[i];
+		if (mmap(base + r->guest_addr, r->size, prot, flags | MAP_FIXED, snap->fd,
+			 (off_t)r->file_offset) == MAP_FAILED)
+			return -1;
+	}
+	return 0;
+}
+
+/* Map the snapshot's memory read-only: zero pages everywhere, its (and its
+ * ancestors') regions over them. Restores copy pristine pages out of it. */
 static int snapshot_map(struct mote_snapshot *snap, int map_flags)
 {
 	uint64_t size = snap->meta.layout.mem_size;
@@ -101,12 +170,21 @@ static int snapshot_map(struct mote_snapshot *snap, int map_flags)
 	if (map == MAP_FAILED)
 		return -MOTE_ENOMEM;
 	snap->map = map;
-	for (size_t i = 0; i < snap->nregions; i++) {
-		const struct mote_snap_region *r = &snap->regions[i];
-		if (mmap(snap->map + r->guest_addr, r->size, PROT_READ, map_flags | MAP_FIXED, snap->fd,
-			 (off_t)r->file_offset) == MAP_FAILED)
-			return -MOTE_ENOMEM;
-	}
+	return map_chain(snap, snap->map, PROT_READ, map_flags) ? -MOTE_ENOMEM : 0;
+}
+
+/* present = parent's present | own. */
+static int snapshot_bitmaps(struct mote_snapshot *snap)
+{
+	uint64_t pages = snap->meta.layout.mem_size / MOTE_PAGE_SIZE;
+	snap->bitmap_words = (size_t)((pages + 63) / 64);
+	snap->present = mote_calloc(snap->bitmap_words, sizeof(uint64_t));
+	if (!snap->own)
+		snap->own = mote_calloc(snap->bitmap_words, sizeof(uint64_t));
+	if (!snap->present || !snap->own)
+		return -MOTE_ENOMEM;
+	for (size_t w = 0; w < snap->bitmap_words; w++)
+		snap->present[w] = snap->own[w] | (snap->parent ? snap->parent->present[w] : 0);
 	return 0;
 }
 
@@ -219,14 +297,26 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	}
 	if (!rc)
 		rc = mote_mappings_copy(&snap->maps, &snap->nmaps, sb->maps, sb->nmaps);
-	snap->bitmap_words = sb->bitmap_words;
-	snap->present = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
-	if (rc || !snap->present) {
+	/* Over a base, store only what changed since it (a layer), so the
+	 * cost follows the pages written; standalone otherwise, or when the
+	 * chain gets long. */
+	if (sb->base && sb->base->depth < MOTE_MAX_LAYER_DEPTH) {
+		snapshot_retain(sb->base);
+		snap->parent = sb->base;
+		snap->depth = sb->base->depth + 1;
+	}
+	snap->own = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
+	if (rc || !snap->own) {
 		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 		goto fail;
 	}
-	memcpy(snap->present, sb->touched, sb->bitmap_words * sizeof(uint64_t));
-	rc = regions_from_bitmap(snap->present, sb->mem_size / MOTE_PAGE_SIZE, &snap->regions,
+	memcpy(snap->own, snap->parent ? sb->dirty : sb->touched,
+	       sb->bitmap_words * sizeof(uint64_t));
+	if (snapshot_bitmaps(snap)) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = regions_from_bitmap(snap->own, sb->mem_size / MOTE_PAGE_SIZE, &snap->regions,
 				 &snap->nregions);
 	if (rc) {
 		rc = mote_sandbox_fail(sb, rc, "out of memory");
@@ -423,16 +513,14 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 		goto fail;
 	}
 	sb->mem = mem;
-	/* Copy-on-write views of the snapshot's pages: zero copy, and shared
-	 * with every other sandbox started from it until written. */
-	for (size_t i = 0; i < snap->nregions; i++) {
-		const struct mote_snap_region *r = &snap->regions[i];
-		if (mmap(sb->mem + r->guest_addr, r->size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_FIXED, snap->fd, (off_t)r->file_offset) == MAP_FAILED) {
-			rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
-					       strerror(errno));
-			goto fail;
-		}
+	mote_sandbox_advise_heap(sb);
+	/* Copy-on-write views of the snapshot's pages (and its ancestors'):
+	 * zero copy, and shared with every other sandbox started from them
+	 * until written. */
+	if (map_chain(snap, sb->mem, PROT_READ | PROT_WRITE, MAP_PRIVATE)) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
+				       strerror(errno));
+		goto fail;
 	}
 	/* Pages nearly every call writes (the top of the stack, the call
 	 * buffers, the image's data): copy them now, in one host-side pass,
@@ -455,9 +543,14 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 		goto fail;
 	/* Everything the snapshot stores joins the VM now, the rest lazily. */
 	uint64_t stored_end = sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE;
-	for (size_t i = 0; i < snap->nregions; i++)
-		if (snap->regions[i].guest_addr + snap->regions[i].size > stored_end)
-			stored_end = snap->regions[i].guest_addr + snap->regions[i].size;
+	for (size_t w = snap->bitmap_words; w-- > 0;) {
+		if (snap->present[w]) {
+			uint64_t page = w * 64 + 63 - (uint64_t)__builtin_clzll(snap->present[w]);
+			if ((page + 1) * MOTE_PAGE_SIZE > stored_end)
+				stored_end = (page + 1) * MOTE_PAGE_SIZE;
+			break;
+		}
+	}
 	rc = mote_sandbox_create_vm(sb, stored_end);
 	if (rc)
 		goto fail;
@@ -479,32 +572,245 @@ fail:
 	return rc;
 }
 
-int mote_snapshot_save(const mote_snapshot *snap, const char *path)
+/* SHA-256 of [offset, offset + size) of a file, zero-padded past its end. */
+static int hash_file_range(const char *path, uint64_t offset, uint64_t size, uint8_t out[32],
+			   char *err, size_t errlen)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mote_errf(err, errlen, "cannot open mapped file %s: %s", path, strerror(errno));
+		return -MOTE_EIO;
+	}
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t *buf = mote_malloc(1 << 20);
+	int rc = ctx && buf && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? 0 : -MOTE_ENOMEM;
+	uint64_t done = 0;
+	while (!rc && done < size) {
+		size_t want = size - done < (1 << 20) ? (size_t)(size - done) : (1 << 20);
+		ssize_t n = pread(fd, buf, want, (off_t)(offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			mote_errf(err, errlen, "cannot read mapped file %s: %s", path, strerror(errno));
+			rc = -MOTE_EIO;
+			break;
+		}
+		if (n == 0) { /* past the end: the guest saw zeros */
+			memset(buf, 0, want);
+			n = (ssize_t)want;
+		}
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		done += (uint64_t)n;
+	}
+	if (!rc)
+		EVP_DigestFinal_ex(ctx, out, NULL);
+	EVP_MD_CTX_free(ctx);
+	mote_free(buf);
+	close(fd);
+	return rc;
+}
+
+/* A path to `target` for a file in `from_dir`: relative when target is in
+ * that directory, absolute otherwise. */
+static const char *parent_hint(const char *target, const char *from_dir)
+{
+	size_t n = strlen(from_dir);
+	if (!strncmp(target, from_dir, n) && target[n] == '/' && !strchr(target + n + 1, '/'))
+		return target + n + 1;
+	return target;
+}
+
+/* Directory of an absolute path (into buf). */
+static void dir_of(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", path);
+	char *slash = strrchr(buf, '/');
+	if (slash && slash != buf)
+		*slash = 0;
+	else if (slash)
+		slash[1] = 0;
+}
+
+/* Read back the header hash of a file just written, and remember that this
+ * snapshot is that file (so layers saved later can name it). */
+static void adopt_file(struct mote_snapshot *snap, const char *abs_path)
+{
+	struct mote_snapfile f;
+	if (mote_snapfile_open(abs_path, MOTE_SNAPFILE_VERIFY_HEADER, &f, NULL, 0) != 0)
+		return;
+	char *p = mote_strdup(abs_path);
+	if (p) {
+		mote_free(snap->file_path);
+		snap->file_path = p;
+		memcpy(snap->header_hash, f.header_hash, 32);
+		if (!snap->have_hash) {
+			snap->have_hash = true;
+			registry_add(snap);
+		}
+	}
+	mote_snapfile_close(&f);
+}
+
+int mote_snapshot_save(const mote_snapshot *csnap, const char *path)
+{
+	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
 	if (!snap || !path) {
 		mote_set_last_error("invalid argument");
 		return -MOTE_EINVAL;
 	}
-	if (snap->nmaps) {
-		mote_set_last_error("cannot save snapshot to %s: it has %zu file mapping%s, which "
-				    "snapshot files cannot record yet",
-				    path, snap->nmaps, snap->nmaps == 1 ? "" : "s");
-		return -MOTE_ENOTSUP;
+	char abs[8200], dir[8200];
+	if (!realpath(path, abs)) {
+		/* The file may not exist yet: resolve its directory. */
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s", path);
+		char *slash = strrchr(tmp, '/');
+		const char *d = slash ? (slash == tmp ? "/" : (*slash = 0, tmp)) : ".";
+		char rd[4096];
+		if (!realpath(d, rd)) {
+			mote_set_last_error("cannot save snapshot to %s: %s", path, strerror(errno));
+			return -MOTE_EIO;
+		}
+		snprintf(abs, sizeof(abs), "%s/%s", strcmp(rd, "/") ? rd : "",
+			 slash ? slash + 1 : path);
 	}
+	dir_of(abs, dir, sizeof(dir));
 	char err[512] = "";
-	int rc = mote_snapfile_write(path, &snap->meta, snap->map, snap->present, err, sizeof(err));
-	if (rc)
+	/* A layer is saved as a layer file when its base is a file (named by
+	 * its header hash); otherwise the whole chain is written out. */
+	bool layer = snap->parent && snap->parent->have_hash && snap->parent->file_path &&
+		     strcmp(snap->parent->file_path, abs) != 0;
+	struct mote_snap_meta meta = snap->meta;
+	memset(meta.parent_hash, 0, sizeof(meta.parent_hash));
+	meta.parent_path = NULL;
+	if (layer) {
+		memcpy(meta.parent_hash, snap->parent->header_hash, 32);
+		meta.parent_path = (char *)parent_hint(snap->parent->file_path, dir);
+	}
+	struct mote_snap_mapping maps[MOTE_MAX_MAPPINGS];
+	memset(maps, 0, sizeof(maps));
+	meta.mappings = snap->nmaps ? maps : NULL;
+	meta.nmappings = snap->nmaps;
+	for (size_t i = 0; i < snap->nmaps; i++) {
+		const struct mote_file_map *m = &snap->maps[i];
+		maps[i] = (struct mote_snap_mapping){m->path, m->offset, m->size, m->gpa, m->flags,
+						     {0}};
+		int rc = hash_file_range(m->path, m->offset, m->size, maps[i].sha256, err,
+					 sizeof(err));
+		if (rc) {
+			mote_set_last_error("cannot save snapshot to %s: %s", path, err);
+			return rc;
+		}
+	}
+	int rc = mote_snapfile_write(path, &meta, snap->map, layer ? snap->own : snap->present, err,
+				     sizeof(err));
+	if (rc) {
 		mote_set_last_error("cannot save snapshot to %s: %s", path, err);
-	return rc;
+		return rc;
+	}
+	adopt_file(snap, abs);
+	return 0;
 }
 
-int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out)
+static void hex(char *out, const uint8_t *h, size_t n)
 {
-	if (!path || !out || (flags & ~(MOTE_SNAPSHOT_VERIFY_HEADER | MOTE_SNAPSHOT_NO_CACHE))) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static int open_file(const char *path, unsigned flags, unsigned depth, mote_snapshot **out);
+
+/* The base a layer file names: already open in this process (by header
+ * hash), or opened from its path hint and checked against the hash. */
+static int open_parent(struct mote_snapshot *snap, const char *layer_abs, unsigned flags,
+		       unsigned depth)
+{
+	struct mote_snapshot *p = registry_find(snap->meta.parent_hash);
+	char want[65];
+	hex(want, snap->meta.parent_hash, 32);
+	if (!p) {
+		char dir[4096], ppath[8192];
+		dir_of(layer_abs, dir, sizeof(dir));
+		const char *hint = snap->meta.parent_path;
+		if (hint[0] == '/')
+			snprintf(ppath, sizeof(ppath), "%s", hint);
+		else
+			snprintf(ppath, sizeof(ppath), "%s/%s", dir, hint);
+		struct stat st;
+		if (stat(ppath, &st) < 0) {
+			mote_set_last_error("%s: base snapshot %s (header hash %.16s...) not found: %s",
+					    layer_abs, ppath, want, strerror(errno));
+			return -MOTE_EBADSNAP;
+		}
+		int rc = open_file(ppath, flags, depth + 1, (mote_snapshot **)&p);
+		if (rc)
+			return rc;
+		if (memcmp(p->header_hash, snap->meta.parent_hash, 32) != 0) {
+			char got[65];
+			hex(got, p->header_hash, 32);
+			mote_set_last_error("%s: base snapshot %s has changed (header hash %.16s..., "
+					    "the layer was made over %.16s...)",
+					    layer_abs, ppath, got, want);
+			mote_snapshot_release(p);
+			return -MOTE_EBADSNAP;
+		}
 	}
+	if (memcmp(&p->meta.layout, &snap->meta.layout, sizeof(p->meta.layout)) != 0) {
+		mote_set_last_error("%s: memory layout differs from its base snapshot's", layer_abs);
+		mote_snapshot_release(p);
+		return -MOTE_EBADSNAP;
+	}
+	snap->parent = p;
+	snap->depth = p->depth + 1;
+	return 0;
+}
+
+/* Mapped files are recorded by content hash: refuse one that changed. */
+static int reopen_mappings(struct mote_snapshot *snap, const char *path)
+{
+	if (!snap->meta.nmappings)
+		return 0;
+	snap->maps = mote_calloc(snap->meta.nmappings, sizeof(*snap->maps));
+	if (!snap->maps)
+		return -MOTE_ENOMEM;
+	for (size_t i = 0; i < snap->meta.nmappings; i++) {
+		const struct mote_snap_mapping *m = &snap->meta.mappings[i];
+		uint8_t now[32];
+		char err[512] = "";
+		int rc = hash_file_range(m->path, m->offset, m->size, now, err, sizeof(err));
+		if (rc) {
+			mote_set_last_error("%s: %s", path, err);
+			return -MOTE_EBADSNAP;
+		}
+		if (memcmp(now, m->sha256, 32) != 0) {
+			mote_set_last_error("%s: mapped file %s has changed since the snapshot was "
+					    "taken",
+					    path, m->path);
+			return -MOTE_EBADSNAP;
+		}
+		snap->maps[i] = (struct mote_file_map){.path = mote_strdup(m->path),
+						       .offset = m->offset,
+						       .size = m->size,
+						       .gpa = m->gpa,
+						       .flags = m->flags,
+						       .slot = -1};
+		if (!snap->maps[i].path)
+			return -MOTE_ENOMEM;
+		snap->nmaps = i + 1;
+	}
+	return 0;
+}
+
+static int open_file(const char *path, unsigned flags, unsigned depth, mote_snapshot **out)
+{
 	*out = NULL;
+	if (depth > MOTE_MAX_LAYER_DEPTH * 4) {
+		mote_set_last_error("%s: snapshot chain longer than %d files (or a loop)", path,
+				    MOTE_MAX_LAYER_DEPTH * 4);
+		return -MOTE_EBADSNAP;
+	}
+	char abs[4096];
+	if (!realpath(path, abs))
+		snprintf(abs, sizeof(abs), "%s", path);
 	struct mote_snapfile f;
 	char err[512] = "";
 	int rc = mote_snapfile_open(path, flags, &f, err, sizeof(err));
@@ -527,30 +833,52 @@ int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out)
 	f.nregions = 0;
 	snap->fd = f.fd;
 	f.fd = -1;
-	snap->from_file = true;
 	memcpy(snap->header_hash, f.header_hash, sizeof(snap->header_hash));
-	snap->file_dev = f.st.st_dev;
-	snap->file_ino = f.st.st_ino;
 	mote_snapfile_close(&f);
+	snap->file_path = mote_strdup(abs);
 
+	static const uint8_t zero[32];
+	rc = snap->file_path ? 0 : -MOTE_ENOMEM;
+	if (!rc && memcmp(snap->meta.parent_hash, zero, 32) != 0)
+		rc = open_parent(snap, abs, flags, depth);
+	if (!rc)
+		rc = reopen_mappings(snap, path);
+	if (rc) {
+		if (rc == -MOTE_ENOMEM)
+			mote_set_last_error("out of memory");
+		mote_snapshot_release(snap);
+		return rc;
+	}
 	uint64_t pages = snap->meta.layout.mem_size / MOTE_PAGE_SIZE;
-	snap->bitmap_words = (size_t)((pages + 63) / 64);
-	snap->present = mote_calloc(snap->bitmap_words, sizeof(uint64_t));
-	if (!snap->present) {
+	snap->own = mote_calloc((size_t)((pages + 63) / 64), sizeof(uint64_t));
+	if (!snap->own || snapshot_bitmaps(snap)) {
 		mote_snapshot_release(snap);
 		mote_set_last_error("out of memory");
 		return -MOTE_ENOMEM;
 	}
 	for (size_t i = 0; i < snap->nregions; i++)
-		mote_bitmap_set_range(snap->present, snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
+		mote_bitmap_set_range(snap->own, snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
 				      snap->regions[i].size / MOTE_PAGE_SIZE);
+	for (size_t w = 0; w < snap->bitmap_words; w++)
+		snap->present[w] |= snap->own[w];
 	if (snapshot_map(snap, MAP_PRIVATE)) {
 		mote_set_last_error("%s: cannot map snapshot memory: %s", path, strerror(errno));
 		mote_snapshot_release(snap);
 		return -MOTE_ENOMEM;
 	}
+	snap->have_hash = true;
+	registry_add(snap);
 	*out = snap;
 	return 0;
+}
+
+int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out)
+{
+	if (!path || !out || (flags & ~(MOTE_SNAPSHOT_VERIFY_HEADER | MOTE_SNAPSHOT_NO_CACHE))) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	return open_file(path, flags, 0, out);
 }
 
 void mote_snapshot_cache_clear(void)
@@ -564,11 +892,6 @@ static void fill_function_infos(mote_function_info *dst, const struct mote_sig *
 		dst[i] = (mote_function_info){src[i].name, src[i].ret, src[i].nargs, src[i].args};
 }
 
-static void hex(char *out, const uint8_t *h, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", h[i]);
-}
 
 struct info_priv {
 	struct mote_snap_meta meta;
@@ -607,6 +930,11 @@ int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 	out->nregions = f.nregions;
 	hex(out->header_hash, f.header_hash, sizeof(f.header_hash));
 	hex(out->blob_hash, f.blob_hash, sizeof(f.blob_hash));
+	static const uint8_t zero[32];
+	out->is_layer = memcmp(m->parent_hash, zero, 32) != 0;
+	if (out->is_layer)
+		hex(out->parent_hash, m->parent_hash, 32);
+	out->nmappings = m->nmappings;
 	out->host_functions = mote_calloc(m->nhost_fns + 1, sizeof(mote_function_info));
 	out->guest_functions = mote_calloc(m->nguest_fns + 1, sizeof(mote_function_info));
 	if (!out->host_functions || !out->guest_functions) {
@@ -630,6 +958,7 @@ int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 	*keep = f.meta;
 	memset(&f.meta, 0, sizeof(f.meta));
 	mote_snapfile_close(&f);
+	out->parent_path = keep->parent_path;
 	fill_function_infos(out->host_functions, keep->host_fns, keep->nhost_fns);
 	fill_function_infos(out->guest_functions, keep->guest_fns, keep->nguest_fns);
 	out->priv_ = keep;

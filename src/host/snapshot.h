@@ -7,18 +7,26 @@
 
 /* A snapshot: metadata plus a read-only view of guest memory. Shared by the
  * sandboxes started from it; immutable after creation. */
+/* Longer chains are flattened when snapshotted again. */
+#define MOTE_MAX_LAYER_DEPTH 8
+
 struct mote_snapshot {
 	int refs;
 	struct mote_snap_meta meta;
-	int fd; /* memfd or the snapshot file; regions are mapped from it */
-	struct mote_snap_region *regions;
+	/* A layer stores only the pages that differ from its parent. */
+	struct mote_snapshot *parent;
+	unsigned depth; /* 0: standalone */
+	int fd;         /* memfd or the snapshot file; own regions map from it */
+	struct mote_snap_region *regions; /* this snapshot's own pages */
 	size_t nregions;
-	uint8_t *map;      /* guest memory as of the snapshot (mem_size bytes) */
-	uint64_t *present; /* pages stored in `fd` (others are zero) */
+	uint8_t *map;      /* guest memory as of the snapshot, chain composed */
+	uint64_t *present; /* pages stored here or in an ancestor (others zero) */
+	uint64_t *own;     /* pages stored here */
 	size_t bitmap_words;
-	bool from_file;
+	/* The file this snapshot is known as (opened from or saved to). */
+	char *file_path; /* absolute */
+	bool have_hash;
 	uint8_t header_hash[32];
-	uint64_t file_dev, file_ino;
 	struct mote_file_map *maps; /* file mappings, by reference */
 	size_t nmaps;
 };
