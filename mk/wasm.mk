@@ -1,0 +1,77 @@
+# mote WebAssembly engine (src/wasm): library, spec-test runner, API tests,
+# fuzzer and benchmark. Included by the top-level Makefile.
+
+WASM_SRCS := $(sort $(wildcard src/wasm/*.c))
+WASM_HDRS := $(wildcard src/wasm/*.h)
+WASM_OBJS := $(patsubst src/wasm/%.c,$(BUILD)/wasm/%.o,$(WASM_SRCS))
+WASM_LIB  := $(BUILD)/libmotewasm.a
+# The engine is freestanding; -fno-math-errno keeps float helpers inline.
+WASM_CFLAGS := $(HOST_CFLAGS) -fno-math-errno -Isrc/wasm
+
+$(BUILD)/wasm/%.o: src/wasm/%.c $(WASM_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WASM_CFLAGS) -c $< -o $@
+
+$(WASM_LIB): $(WASM_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $(WASM_OBJS)
+
+$(BUILD)/tests/wasm_spec: tests/wasm/spec_runner.c $(WASM_LIB) $(WASM_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WASM_CFLAGS) $< $(WASM_LIB) -o $@ $(HOST_LDFLAGS)
+
+$(BUILD)/tests/test_wasm_api: tests/wasm/test_wasm_api.c $(WASM_LIB) $(WASM_HDRS) tests/test.h
+	@mkdir -p $(@D)
+	$(CC) $(WASM_CFLAGS) -Itests $< $(WASM_LIB) -o $@ $(HOST_LDFLAGS)
+
+TESTS += $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
+ALL_TARGETS += $(WASM_LIB) $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
+
+# Freestanding compile check of the engine (as it will be built for guests).
+WASM_FS_DIR := $(BUILD)/wasm-freestanding
+wasm_empty :=
+wasm_space := $(wasm_empty) $(wasm_empty)
+WASM_RT_SYMS := memcpy memmove memset memcmp strlen malloc calloc realloc free
+wasm-freestanding-check: $(WASM_SRCS) $(WASM_HDRS)
+	@mkdir -p $(WASM_FS_DIR)
+	@set -e; for f in $(WASM_SRCS); do \
+		o=$(WASM_FS_DIR)/$$(basename $$f .c).o; \
+		echo "  FS   $$f"; \
+		gcc -std=c11 $(WARN) -ffreestanding -nostdlib -fno-pic -mno-red-zone -O2 \
+			-fno-math-errno -Isrc/wasm -c $$f -o $$o; \
+	done
+	@ld -r -o $(WASM_FS_DIR)/engine.ro $(WASM_FS_DIR)/*.o
+	@bad=$$(nm -u $(WASM_FS_DIR)/engine.ro | awk 'NF==2{print $$2}' | sort -u | \
+		grep -vxE '$(subst $(wasm_space),|,$(strip $(WASM_RT_SYMS)))' || true); \
+	if [ -n "$$bad" ]; then echo "wasm engine needs undeclared symbols: $$bad"; exit 1; fi; \
+	echo "wasm engine: freestanding OK (needs only: $(WASM_RT_SYMS))"
+
+.PHONY: wasm-freestanding-check
+
+# libFuzzer target (clang).
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	      -fno-math-errno -Isrc/wasm
+build-fuzz/fuzz_wasm: fuzz/fuzz_wasm.c $(WASM_SRCS) $(WASM_HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_wasm.c $(WASM_SRCS) -o $@
+FUZZERS += build-fuzz/fuzz_wasm
+
+# Benchmark: kernels compiled natively and to wasm32 (clang), timed in one run.
+WASM_BENCH_KERNELS := $(sort $(wildcard bench/wasm/k_*.c))
+WASM_BENCH_WASMS := $(patsubst bench/wasm/%.c,$(BUILD)/bench/wasm/%.wasm,$(WASM_BENCH_KERNELS))
+WASM_CLANG ?= clang
+
+$(BUILD)/bench/wasm/%.wasm: bench/wasm/%.c bench/wasm/kernels.h
+	@mkdir -p $(@D)
+	$(WASM_CLANG) --target=wasm32 -O2 -mbulk-memory -nostdlib -Wl,--no-entry \
+		-Wl,--export-all -Wl,-z,stack-size=1048576 -o $@ $<
+
+$(BUILD)/bench/wasm_bench: bench/wasm/driver.c $(WASM_BENCH_KERNELS) bench/wasm/kernels.h \
+		$(WASM_LIB) $(WASM_BENCH_WASMS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc/wasm -Ibench/wasm \
+		-DWASM_BENCH_DIR=\"$(BUILD)/bench/wasm\" \
+		bench/wasm/driver.c $(WASM_BENCH_KERNELS) $(WASM_LIB) -o $@ -lm
+BENCHES += $(BUILD)/bench/wasm_bench

@@ -1,0 +1,907 @@
+/* Runs the official WebAssembly spec tests (converted by wast2json) against the
+ * mote wasm engine.
+ *
+ *   wasm_spec [-v] [DIR | FILE.json ...]
+ *
+ * DIR defaults to ../shared/wasm-spec-tests/json (relative to the repo root)
+ * and holds NAME/NAME.json + NAME/NAME.N.wasm. Prints per-file counts and a
+ * final "N passed, M failed, K skipped" line; exits non-zero on any failure.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "wasm.h"
+
+#define DEFAULT_DIR "../shared/wasm-spec-tests/json"
+
+static int verbose;
+
+/* ------------------------------------------------------------------ JSON */
+
+enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+typedef struct json {
+	int type;
+	char *str; /* J_STR / J_NUM: bytes (may contain NUL), J_OBJ: unused */
+	size_t len;
+	struct json **items; /* J_ARR values, J_OBJ values */
+	char **keys;         /* J_OBJ */
+	size_t n;
+} json;
+
+typedef struct jp {
+	const char *p, *end;
+	int err;
+} jp;
+
+static void jfree(json *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n; i++) {
+		jfree(j->items[i]);
+		if (j->keys)
+			free(j->keys[i]);
+	}
+	free(j->items);
+	free(j->keys);
+	free(j->str);
+	free(j);
+}
+
+static void jws(jp *p)
+{
+	while (p->p < p->end && (*p->p == ' ' || *p->p == '\n' || *p->p == '\r' || *p->p == '\t'))
+		p->p++;
+}
+
+static void put_utf8(char **buf, size_t *len, size_t *cap, unsigned cp)
+{
+	char tmp[4];
+	int n;
+	if (cp < 0x80) {
+		tmp[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		tmp[0] = (char)(0xc0 | (cp >> 6));
+		tmp[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		tmp[0] = (char)(0xe0 | (cp >> 12));
+		tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		tmp[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		tmp[0] = (char)(0xf0 | (cp >> 18));
+		tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		tmp[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	if (*len + (size_t)n + 1 > *cap) {
+		*cap = (*cap + (size_t)n + 1) * 2;
+		*buf = realloc(*buf, *cap);
+	}
+	memcpy(*buf + *len, tmp, (size_t)n);
+	*len += (size_t)n;
+}
+
+static int hex4(jp *p, unsigned *out)
+{
+	if (p->end - p->p < 4)
+		return -1;
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = *p->p++;
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static char *jstring(jp *p, size_t *outlen)
+{
+	size_t len = 0, cap = 16;
+	char *buf = malloc(cap);
+	p->p++; /* opening quote */
+	while (p->p < p->end && *p->p != '"') {
+		unsigned cp;
+		if (*p->p == '\\') {
+			p->p++;
+			if (p->p >= p->end)
+				break;
+			char e = *p->p++;
+			switch (e) {
+			case 'n': cp = '\n'; break;
+			case 't': cp = '\t'; break;
+			case 'r': cp = '\r'; break;
+			case 'b': cp = '\b'; break;
+			case 'f': cp = '\f'; break;
+			case 'u':
+				if (hex4(p, &cp)) {
+					p->err = 1;
+					free(buf);
+					return NULL;
+				}
+				if (cp >= 0xd800 && cp < 0xdc00 && p->end - p->p >= 6 && p->p[0] == '\\' &&
+				    p->p[1] == 'u') {
+					unsigned lo;
+					p->p += 2;
+					if (hex4(p, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000)
+						cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				}
+				break;
+			default: cp = (unsigned char)e; break;
+			}
+			put_utf8(&buf, &len, &cap, cp);
+		} else {
+			if (len + 2 > cap) {
+				cap *= 2;
+				buf = realloc(buf, cap);
+			}
+			buf[len++] = *p->p++;
+		}
+	}
+	if (p->p >= p->end) {
+		p->err = 1;
+		free(buf);
+		return NULL;
+	}
+	p->p++;
+	buf[len] = 0;
+	*outlen = len;
+	return buf;
+}
+
+static json *jparse(jp *p)
+{
+	jws(p);
+	if (p->p >= p->end) {
+		p->err = 1;
+		return NULL;
+	}
+	json *j = calloc(1, sizeof *j);
+	char c = *p->p;
+	if (c == '{' || c == '[') {
+		int obj = c == '{';
+		j->type = obj ? J_OBJ : J_ARR;
+		p->p++;
+		size_t cap = 0;
+		for (;;) {
+			jws(p);
+			if (p->p < p->end && *p->p == (obj ? '}' : ']')) {
+				p->p++;
+				break;
+			}
+			char *key = NULL;
+			if (obj) {
+				size_t kl;
+				if (p->p >= p->end || *p->p != '"' || !(key = jstring(p, &kl))) {
+					p->err = 1;
+					break;
+				}
+				jws(p);
+				if (p->p >= p->end || *p->p != ':') {
+					free(key);
+					p->err = 1;
+					break;
+				}
+				p->p++;
+			}
+			json *v = jparse(p);
+			if (!v) {
+				free(key);
+				break;
+			}
+			if (j->n == cap) {
+				cap = cap ? cap * 2 : 8;
+				j->items = realloc(j->items, cap * sizeof *j->items);
+				if (obj)
+					j->keys = realloc(j->keys, cap * sizeof *j->keys);
+			}
+			j->items[j->n] = v;
+			if (obj)
+				j->keys[j->n] = key;
+			j->n++;
+			jws(p);
+			if (p->p < p->end && *p->p == ',')
+				p->p++;
+		}
+	} else if (c == '"') {
+		j->type = J_STR;
+		j->str = jstring(p, &j->len);
+	} else if (c == 't' || c == 'f' || c == 'n') {
+		j->type = c == 'n' ? J_NULL : J_BOOL;
+		j->len = c == 't';
+		while (p->p < p->end && *p->p >= 'a' && *p->p <= 'z')
+			p->p++;
+	} else {
+		j->type = J_NUM;
+		const char *s = p->p;
+		while (p->p < p->end && strchr("+-0123456789.eE", *p->p))
+			p->p++;
+		j->len = (size_t)(p->p - s);
+		j->str = malloc(j->len + 1);
+		memcpy(j->str, s, j->len);
+		j->str[j->len] = 0;
+	}
+	return j;
+}
+
+static json *jget(const json *o, const char *key)
+{
+	if (!o || o->type != J_OBJ)
+		return NULL;
+	for (size_t i = 0; i < o->n; i++)
+		if (strcmp(o->keys[i], key) == 0)
+			return o->items[i];
+	return NULL;
+}
+
+static const char *jstr(const json *o, const char *key)
+{
+	json *v = jget(o, key);
+	return v && (v->type == J_STR || v->type == J_NUM) ? v->str : NULL;
+}
+
+/* ------------------------------------------------------------- spectest */
+
+typedef struct reg {
+	char *name;
+	size_t len;
+	mw_instance *inst;
+	struct reg *next;
+} reg;
+
+typedef struct ctx {
+	const char *dir;
+	mw_store *store;
+	reg *registered; /* register "as" */
+	reg *named;      /* module $names */
+	mw_instance *current;
+	/* spectest host objects */
+	mw_func *print[7];
+	mw_global *g_i32, *g_i64, *g_f32, *g_f64;
+	mw_table *table;
+	mw_memory *memory;
+	int passed, failed, skipped;
+	const char *file;
+	int line;
+} ctx;
+
+static mw_trap host_print(void *user, mw_instance *caller, const mw_val *args, mw_val *results)
+{
+	(void)user;
+	(void)caller;
+	(void)args;
+	(void)results;
+	return MW_TRAP_NONE;
+}
+
+static const char *const PRINT_NAMES[7] = {"print",	  "print_i32",     "print_i64",
+					   "print_f32",	  "print_f64",     "print_i32_f32",
+					   "print_f64_f64"};
+
+static void spectest_init(ctx *c)
+{
+	static const uint8_t p_i32[] = {MW_I32}, p_i64[] = {MW_I64}, p_f32[] = {MW_F32},
+			     p_f64[] = {MW_F64}, p_i32_f32[] = {MW_I32, MW_F32},
+			     p_f64_f64[] = {MW_F64, MW_F64};
+	const mw_functype types[7] = {
+		{0, 0, NULL, NULL},    {1, 0, p_i32, NULL},	{1, 0, p_i64, NULL},
+		{1, 0, p_f32, NULL},   {1, 0, p_f64, NULL},	{2, 0, p_i32_f32, NULL},
+		{2, 0, p_f64_f64, NULL},
+	};
+	for (int i = 0; i < 7; i++)
+		c->print[i] = mw_func_new_host(c->store, &types[i], host_print, NULL);
+	mw_val v;
+	v.u64 = 0;
+	v.i32 = 666;
+	c->g_i32 = mw_global_new(c->store, (mw_globaltype){MW_I32, false}, v);
+	v.i64 = 666;
+	c->g_i64 = mw_global_new(c->store, (mw_globaltype){MW_I64, false}, v);
+	v.u64 = 0;
+	v.f32 = 666.6f;
+	c->g_f32 = mw_global_new(c->store, (mw_globaltype){MW_F32, false}, v);
+	v.f64 = 666.6;
+	c->g_f64 = mw_global_new(c->store, (mw_globaltype){MW_F64, false}, v);
+	v.ref = NULL;
+	c->table = mw_table_new(c->store, (mw_tabletype){MW_FUNCREF, true, 10, 20}, v);
+	c->memory = mw_memory_new(c->store, (mw_memtype){true, 1, 2});
+}
+
+static int resolve(void *user, const mw_import_info *imp, mw_extern *out)
+{
+	ctx *c = user;
+	if (imp->module_len == 8 && memcmp(imp->module, "spectest", 8) == 0) {
+		for (int i = 0; i < 7; i++) {
+			if (imp->name_len == strlen(PRINT_NAMES[i]) &&
+			    memcmp(imp->name, PRINT_NAMES[i], imp->name_len) == 0) {
+				out->kind = MW_EXTERN_FUNC;
+				out->u.func = c->print[i];
+				return 0;
+			}
+		}
+		struct {
+			const char *n;
+			mw_extern_kind k;
+			void *o;
+		} objs[] = {
+			{"global_i32", MW_EXTERN_GLOBAL, c->g_i32},
+			{"global_i64", MW_EXTERN_GLOBAL, c->g_i64},
+			{"global_f32", MW_EXTERN_GLOBAL, c->g_f32},
+			{"global_f64", MW_EXTERN_GLOBAL, c->g_f64},
+			{"table", MW_EXTERN_TABLE, c->table},
+			{"memory", MW_EXTERN_MEMORY, c->memory},
+		};
+		for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) {
+			if (imp->name_len == strlen(objs[i].n) &&
+			    memcmp(imp->name, objs[i].n, imp->name_len) == 0) {
+				out->kind = objs[i].k;
+				switch (objs[i].k) {
+				case MW_EXTERN_GLOBAL: out->u.global = objs[i].o; break;
+				case MW_EXTERN_TABLE: out->u.table = objs[i].o; break;
+				default: out->u.memory = objs[i].o; break;
+				}
+				return 0;
+			}
+		}
+		return -1;
+	}
+	for (reg *r = c->registered; r; r = r->next)
+		if (r->len == imp->module_len && memcmp(r->name, imp->module, r->len) == 0)
+			return mw_instance_export_n(r->inst, imp->name, imp->name_len, out);
+	return -1;
+}
+
+static void add_reg(reg **list, const char *name, size_t len, mw_instance *inst)
+{
+	reg *r = calloc(1, sizeof *r);
+	r->name = malloc(len + 1);
+	memcpy(r->name, name, len);
+	r->name[len] = 0;
+	r->len = len;
+	r->inst = inst;
+	r->next = *list;
+	*list = r;
+}
+
+static void free_regs(reg *r)
+{
+	while (r) {
+		reg *n = r->next;
+		free(r->name);
+		free(r);
+		r = n;
+	}
+}
+
+static mw_instance *find_reg(reg *list, const char *name)
+{
+	for (reg *r = list; r; r = r->next)
+		if (strcmp(r->name, name) == 0)
+			return r->inst;
+	return NULL;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+static void failf(ctx *c, const char *fmt, ...)
+{
+	c->failed++;
+	if (c->failed > 30 && !verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	printf("  FAIL %s:%d: ", c->file, c->line);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+static unsigned char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+	if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static int load_module(ctx *c, const char *filename, mw_module **out, mw_error *err)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", c->dir, filename);
+	size_t len;
+	unsigned char *b = read_file(path, &len);
+	if (!b) {
+		snprintf(err->msg, sizeof err->msg, "cannot read %.120s", path);
+		err->code = MW_ERR_ARG;
+		return -1;
+	}
+	int r = mw_module_load(b, len, NULL, out, err);
+	free(b);
+	return r;
+}
+
+typedef struct val {
+	uint8_t type;
+	int nan; /* 1 canonical, 2 arithmetic */
+	int any; /* reference without a value: any non-null */
+	mw_val v;
+} val;
+
+static int parse_val(const json *j, val *out)
+{
+	const char *t = jstr(j, "type"), *v = jstr(j, "value");
+	memset(out, 0, sizeof *out);
+	if (!t)
+		return -1;
+	if (!strcmp(t, "i32"))
+		out->type = MW_I32;
+	else if (!strcmp(t, "i64"))
+		out->type = MW_I64;
+	else if (!strcmp(t, "f32"))
+		out->type = MW_F32;
+	else if (!strcmp(t, "f64"))
+		out->type = MW_F64;
+	else if (!strcmp(t, "funcref"))
+		out->type = MW_FUNCREF;
+	else if (!strcmp(t, "externref"))
+		out->type = MW_EXTERNREF;
+	else
+		return -1;
+	if (!v) {
+		out->any = 1;
+		return 0;
+	}
+	if (!strncmp(v, "nan:canonical", 13)) {
+		out->nan = 1;
+		return 0;
+	}
+	if (!strncmp(v, "nan:arithmetic", 14)) {
+		out->nan = 2;
+		return 0;
+	}
+	if (out->type == MW_FUNCREF || out->type == MW_EXTERNREF) {
+		if (!strcmp(v, "null"))
+			out->v.ref = NULL;
+		else
+			out->v.ref = (void *)(uintptr_t)(strtoull(v, NULL, 10) + 1);
+		return 0;
+	}
+	unsigned long long x = strtoull(v, NULL, 10);
+	if (out->type == MW_I32 || out->type == MW_F32) {
+		out->v.u64 = 0;
+		out->v.u32 = (uint32_t)x;
+	} else {
+		out->v.u64 = x;
+	}
+	return 0;
+}
+
+static int val_match(const val *exp, uint8_t type, mw_val got)
+{
+	if (exp->type != type)
+		return 0;
+	switch (type) {
+	case MW_I32:
+		return got.u32 == exp->v.u32;
+	case MW_I64:
+		return got.u64 == exp->v.u64;
+	case MW_F32:
+		if (exp->nan == 1)
+			return (got.u32 & 0x7fffffffu) == 0x7fc00000u;
+		if (exp->nan == 2)
+			return (got.u32 & 0x7fc00000u) == 0x7fc00000u;
+		return got.u32 == exp->v.u32;
+	case MW_F64:
+		if (exp->nan == 1)
+			return (got.u64 & 0x7fffffffffffffffull) == 0x7ff8000000000000ull;
+		if (exp->nan == 2)
+			return (got.u64 & 0x7ff8000000000000ull) == 0x7ff8000000000000ull;
+		return got.u64 == exp->v.u64;
+	default:
+		if (exp->any)
+			return got.ref != NULL;
+		return got.ref == exp->v.ref;
+	}
+}
+
+static void fmt_val(char *buf, size_t n, uint8_t type, mw_val v)
+{
+	switch (type) {
+	case MW_I32: snprintf(buf, n, "i32:0x%x", v.u32); break;
+	case MW_I64: snprintf(buf, n, "i64:0x%llx", (unsigned long long)v.u64); break;
+	case MW_F32: snprintf(buf, n, "f32:0x%x(%g)", v.u32, (double)v.f32); break;
+	case MW_F64: snprintf(buf, n, "f64:0x%llx(%g)", (unsigned long long)v.u64, v.f64); break;
+	default: snprintf(buf, n, "ref:%p", v.ref); break;
+	}
+}
+
+#define MAXV 64
+
+/* Run an action. Returns 0 and fills results (types in rtypes), or -1 for a
+ * setup error (message printed), or 1 for a trap (*trap set). */
+static int do_action(ctx *c, const json *a, mw_val *res, uint8_t *rtypes, size_t *nres,
+		     mw_trap *trap)
+{
+	const char *type = jstr(a, "type");
+	const char *modname = jstr(a, "module");
+	json *fieldj = jget(a, "field");
+	mw_instance *inst = modname ? find_reg(c->named, modname) : c->current;
+	if (!inst || !fieldj || fieldj->type != J_STR) {
+		failf(c, "no module instance for action");
+		return -1;
+	}
+	mw_extern ext;
+	if (mw_instance_export_n(inst, fieldj->str, fieldj->len, &ext) != 0) {
+		failf(c, "export \"%s\" not found", fieldj->str);
+		return -1;
+	}
+	if (type && !strcmp(type, "get")) {
+		if (ext.kind != MW_EXTERN_GLOBAL) {
+			failf(c, "export \"%s\" is not a global", fieldj->str);
+			return -1;
+		}
+		res[0] = mw_global_get(ext.u.global);
+		rtypes[0] = mw_global_type(ext.u.global).type;
+		*nres = 1;
+		return 0;
+	}
+	if (ext.kind != MW_EXTERN_FUNC) {
+		failf(c, "export \"%s\" is not a function", fieldj->str);
+		return -1;
+	}
+	const mw_functype *ft = mw_func_type(ext.u.func);
+	json *args = jget(a, "args");
+	size_t nargs = args ? args->n : 0;
+	if (nargs > MAXV || ft->nresults > MAXV || nargs != ft->nparams) {
+		failf(c, "bad argument count for \"%s\"", fieldj->str);
+		return -1;
+	}
+	mw_val av[MAXV];
+	for (size_t i = 0; i < nargs; i++) {
+		val v;
+		if (parse_val(args->items[i], &v) != 0) {
+			failf(c, "bad argument");
+			return -1;
+		}
+		av[i] = v.v;
+	}
+	*nres = ft->nresults;
+	for (size_t i = 0; i < ft->nresults; i++)
+		rtypes[i] = ft->results[i];
+	*trap = mw_call(c->store, ext.u.func, av, nargs, res, ft->nresults);
+	return *trap ? 1 : 0;
+}
+
+static void cmd_assert_return(ctx *c, const json *cmd)
+{
+	mw_val res[MAXV];
+	uint8_t rt[MAXV];
+	size_t nres = 0;
+	mw_trap trap = MW_TRAP_NONE;
+	int r = do_action(c, jget(cmd, "action"), res, rt, &nres, &trap);
+	if (r < 0)
+		return;
+	if (r > 0) {
+		failf(c, "unexpected trap: %s", mw_trap_message(trap));
+		return;
+	}
+	json *exp = jget(cmd, "expected");
+	size_t ne = exp ? exp->n : 0;
+	if (ne != nres) {
+		failf(c, "result count %zu, expected %zu", nres, ne);
+		return;
+	}
+	for (size_t i = 0; i < ne; i++) {
+		val v;
+		if (parse_val(exp->items[i], &v) != 0 || !val_match(&v, rt[i], res[i])) {
+			char got[64], want[64];
+			fmt_val(got, sizeof got, rt[i], res[i]);
+			fmt_val(want, sizeof want, v.type, v.v);
+			failf(c, "result %zu: got %s, expected %s%s", i, got, want,
+			      v.nan == 1 ? " (nan:canonical)" : v.nan == 2 ? " (nan:arithmetic)" : "");
+			return;
+		}
+	}
+	c->passed++;
+}
+
+static int trap_text_match(const char *expected, mw_trap t)
+{
+	const char *msg = mw_trap_message(t);
+	return expected && strncmp(expected, msg, strlen(msg)) == 0;
+}
+
+static void cmd_assert_trap(ctx *c, const json *cmd, int exhaustion)
+{
+	mw_val res[MAXV];
+	uint8_t rt[MAXV];
+	size_t nres = 0;
+	mw_trap trap = MW_TRAP_NONE;
+	int r = do_action(c, jget(cmd, "action"), res, rt, &nres, &trap);
+	if (r < 0)
+		return;
+	const char *text = jstr(cmd, "text");
+	if (r == 0) {
+		failf(c, "expected trap \"%s\", got a result", text ? text : "?");
+		return;
+	}
+	if (exhaustion ? trap != MW_TRAP_CALL_STACK_EXHAUSTED : !trap_text_match(text, trap)) {
+		failf(c, "expected trap \"%s\", got \"%s\"", text ? text : "?",
+		      mw_trap_message(trap));
+		return;
+	}
+	c->passed++;
+}
+
+static void cmd_module(ctx *c, const json *cmd)
+{
+	const char *fn = jstr(cmd, "filename");
+	const char *name = jstr(cmd, "name");
+	mw_module *m;
+	mw_error err;
+	if (!fn || load_module(c, fn, &m, &err) != 0) {
+		failf(c, "module %s failed to load: %s", fn ? fn : "?", err.msg);
+		c->current = NULL;
+		return;
+	}
+	mw_instance *inst;
+	if (mw_instantiate(c->store, m, resolve, c, &inst, &err) != 0) {
+		failf(c, "module %s failed to instantiate: %s", fn, err.msg);
+		mw_module_free(m);
+		c->current = NULL;
+		return;
+	}
+	mw_module_free(m);
+	c->current = inst;
+	if (name)
+		add_reg(&c->named, name, strlen(name), inst);
+	c->passed++;
+}
+
+static void cmd_register(ctx *c, const json *cmd)
+{
+	const char *name = jstr(cmd, "name");
+	json *as = jget(cmd, "as");
+	mw_instance *inst = name ? find_reg(c->named, name) : c->current;
+	if (!inst || !as || as->type != J_STR) {
+		failf(c, "register: no such module");
+		return;
+	}
+	add_reg(&c->registered, as->str, as->len, inst);
+	c->passed++;
+}
+
+static void cmd_bad_module(ctx *c, const json *cmd, const char *kind)
+{
+	const char *mt = jstr(cmd, "module_type");
+	if (mt && strcmp(mt, "binary") != 0) {
+		c->skipped++;
+		return;
+	}
+	const char *fn = jstr(cmd, "filename");
+	const char *text = jstr(cmd, "text");
+	mw_module *m;
+	mw_error err;
+	int r = load_module(c, fn, &m, &err);
+	if (!strcmp(kind, "assert_invalid") || !strcmp(kind, "assert_malformed")) {
+		if (r == 0) {
+			failf(c, "%s: module %s loaded, expected \"%s\"", kind, fn, text);
+			mw_module_free(m);
+			return;
+		}
+		if (verbose) {
+			int want = !strcmp(kind, "assert_invalid") ? MW_ERR_INVALID : MW_ERR_MALFORMED;
+			if ((int)err.code != want)
+				printf("  note %s:%d: %s \"%s\" rejected as %s: %s\n", c->file, c->line,
+				       kind, text, err.code == MW_ERR_INVALID ? "invalid" : "malformed",
+				       err.msg);
+		}
+		c->passed++;
+		return;
+	}
+	/* unlinkable / uninstantiable: must decode and validate */
+	if (r != 0) {
+		failf(c, "%s: module %s failed to load: %s", kind, fn, err.msg);
+		return;
+	}
+	mw_instance *inst;
+	r = mw_instantiate(c->store, m, resolve, c, &inst, &err);
+	mw_module_free(m);
+	if (r == 0) {
+		failf(c, "%s: module %s instantiated, expected \"%s\"", kind, fn, text);
+		return;
+	}
+	if (!strcmp(kind, "assert_unlinkable") && err.code != MW_ERR_UNLINKABLE) {
+		failf(c, "%s: wrong failure: %s", kind, err.msg);
+		return;
+	}
+	if (!strcmp(kind, "assert_uninstantiable") &&
+	    (err.code != MW_ERR_TRAP || !trap_text_match(text, err.trap))) {
+		failf(c, "%s: wrong failure: %s (expected \"%s\")", kind, err.msg, text);
+		return;
+	}
+	c->passed++;
+}
+
+static int run_file(const char *path, int *tp, int *tf, int *ts)
+{
+	size_t len;
+	char *buf = (char *)read_file(path, &len);
+	if (!buf) {
+		printf("%s: cannot read\n", path);
+		(*tf)++;
+		return -1;
+	}
+	jp p = {buf, buf + len, 0};
+	json *root = jparse(&p);
+	free(buf);
+	json *cmds = jget(root, "commands");
+	if (p.err || !cmds) {
+		printf("%s: bad JSON\n", path);
+		jfree(root);
+		(*tf)++;
+		return -1;
+	}
+	ctx c;
+	memset(&c, 0, sizeof c);
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	else
+		strcpy(dir, ".");
+	c.dir = dir;
+	const char *base = strrchr(path, '/');
+	c.file = base ? base + 1 : path;
+	c.store = mw_store_new(NULL);
+	spectest_init(&c);
+	for (size_t i = 0; i < cmds->n; i++) {
+		const json *cmd = cmds->items[i];
+		const char *type = jstr(cmd, "type");
+		const char *line = jstr(cmd, "line");
+		c.line = line ? atoi(line) : 0;
+		if (!type)
+			continue;
+		if (!strcmp(type, "module"))
+			cmd_module(&c, cmd);
+		else if (!strcmp(type, "register"))
+			cmd_register(&c, cmd);
+		else if (!strcmp(type, "action")) {
+			mw_val res[MAXV];
+			uint8_t rt[MAXV];
+			size_t nres;
+			mw_trap trap;
+			int r = do_action(&c, jget(cmd, "action"), res, rt, &nres, &trap);
+			if (r == 0)
+				c.passed++;
+			else if (r > 0)
+				failf(&c, "action trapped: %s", mw_trap_message(trap));
+		} else if (!strcmp(type, "assert_return"))
+			cmd_assert_return(&c, cmd);
+		else if (!strcmp(type, "assert_trap"))
+			cmd_assert_trap(&c, cmd, 0);
+		else if (!strcmp(type, "assert_exhaustion"))
+			cmd_assert_trap(&c, cmd, 1);
+		else if (!strcmp(type, "assert_invalid") || !strcmp(type, "assert_malformed") ||
+			 !strcmp(type, "assert_unlinkable") ||
+			 !strcmp(type, "assert_uninstantiable"))
+			cmd_bad_module(&c, cmd, type);
+		else {
+			c.skipped++;
+			if (verbose)
+				printf("  skip %s:%d: unknown command %s\n", c.file, c.line, type);
+		}
+	}
+	printf("%-32s %5d passed, %d failed, %d skipped\n", c.file, c.passed, c.failed,
+	       c.skipped);
+	fflush(stdout);
+	*tp += c.passed;
+	*tf += c.failed;
+	*ts += c.skipped;
+	free_regs(c.registered);
+	free_regs(c.named);
+	mw_store_free(c.store);
+	jfree(root);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int run_dir(const char *dir, int *tp, int *tf, int *ts)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		printf("wasm_spec: cannot open spec test directory %s: %s\n", dir, strerror(errno));
+		printf("(expected the converted spec tests at %s relative to the repo root)\n",
+		       DEFAULT_DIR);
+		return -1;
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			names = realloc(names, cap * sizeof *names);
+		}
+		names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, cmp_str);
+	int found = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s/%s.json", dir, names[i], names[i]);
+		if (stat(path, &st) == 0) {
+			run_file(path, tp, tf, ts);
+			found++;
+		}
+		free(names[i]);
+	}
+	free(names);
+	if (!found) {
+		printf("wasm_spec: no NAME/NAME.json files in %s\n", dir);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int tp = 0, tf = 0, ts = 0, nargs = 0, bad = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-v")) {
+			verbose = 1;
+			continue;
+		}
+		nargs++;
+		size_t l = strlen(argv[i]);
+		if (l > 5 && !strcmp(argv[i] + l - 5, ".json")) {
+			if (run_file(argv[i], &tp, &tf, &ts) != 0)
+				bad = 1;
+		} else if (run_dir(argv[i], &tp, &tf, &ts) != 0) {
+			bad = 1;
+		}
+	}
+	if (!nargs && run_dir(DEFAULT_DIR, &tp, &tf, &ts) != 0)
+		bad = 1;
+	if (bad)
+		tf++;
+	printf("%d passed, %d failed, %d skipped\n", tp, tf, ts);
+	return tf ? 1 : 0;
+}
