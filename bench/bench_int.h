@@ -24,6 +24,7 @@ struct floors {
 #define BENCH_NCOLD 5 /* 128 KiB, 8 MiB, 64 MiB, 256 MiB, 1 GiB */
 struct cold_results {
 	double evolve[BENCH_NCOLD], full[BENCH_NCOLD], header[BENCH_NCOLD], cached[BENCH_NCOLD];
+	double warm_evolve, warm_snapshot; /* a guest with 16 MiB of start-up writes */
 };
 
 struct stats bench_summarize(double *v, int n);
