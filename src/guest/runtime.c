@@ -1,6 +1,7 @@
 /* Guest runtime: entry, the call loop, host calls, output and abort. Runs at
  * CPL 3; every exit to the host is a single `out` (RFLAGS.IOPL = 3). */
 #include "common/abi.h"
+#include "common/wire.h"
 #include "guest/guest_internal.h"
 #include "mote/guest.h"
 
@@ -67,32 +68,32 @@ void mote_print(const char *text)
 	mote__log_write(0, text, strlen(text));
 }
 
-void mote_printf(const char *fmt, ...)
+static void log_vformat(int level, const char *fmt, __builtin_va_list ap)
 {
 	char buf[1024];
-	__builtin_va_list ap;
-	__builtin_va_start(ap, fmt);
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	__builtin_va_end(ap);
 	if (n > (int)sizeof(buf) - 1)
 		n = sizeof(buf) - 1;
 	if (n > 0)
-		mote__log_write(0, buf, (size_t)n);
+		mote__log_write(level, buf, (size_t)n);
+}
+
+void mote_printf(const char *fmt, ...)
+{
+	__builtin_va_list ap;
+	__builtin_va_start(ap, fmt);
+	log_vformat(0, fmt, ap);
+	__builtin_va_end(ap);
 }
 
 void mote_log(int level, const char *fmt, ...)
 {
-	char buf[1024];
-	__builtin_va_list ap;
-	__builtin_va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	__builtin_va_end(ap);
-	if (n > (int)sizeof(buf) - 1)
-		n = sizeof(buf) - 1;
 	if (level < MOTE_LOG_ERROR || level > MOTE_LOG_DEBUG)
 		level = MOTE_LOG_INFO;
-	if (n > 0)
-		mote__log_write(level, buf, (size_t)n);
+	__builtin_va_list ap;
+	__builtin_va_start(ap, fmt);
+	log_vformat(level, fmt, ap);
+	__builtin_va_end(ap);
 }
 
 /* ---- Messages ---- */
@@ -122,26 +123,6 @@ HOT static int put_value(struct mote_wire_value *w, uint32_t *size, const mote_v
 	w->len = 0;
 	w->bits = 0;
 	switch (v->type) {
-	case MOTE_I32:
-	case MOTE_U32:
-		w->bits = v->v.u32;
-		return 0;
-	case MOTE_I64:
-	case MOTE_U64:
-		w->bits = v->v.u64;
-		return 0;
-	case MOTE_F32: {
-		uint32_t b;
-		memcpy(&b, &v->v.f32, 4);
-		w->bits = b;
-		return 0;
-	}
-	case MOTE_F64:
-		memcpy(&w->bits, &v->v.f64, 8);
-		return 0;
-	case MOTE_BOOL:
-		w->bits = v->v.b ? 1 : 0;
-		return 0;
 	case MOTE_STRING:
 	case MOTE_BYTES:
 		if (v->v.buf.len > 0xffffffffu)
@@ -149,35 +130,13 @@ HOT static int put_value(struct mote_wire_value *w, uint32_t *size, const mote_v
 		w->len = (uint32_t)v->v.buf.len;
 		w->bits = put_data(size, v->v.buf.ptr, v->v.buf.len, false);
 		return w->bits || !v->v.buf.len ? 0 : -MOTE_ETOOBIG;
-	default:
+	case MOTE_VOID:
 		return -MOTE_EINVAL;
-	}
-}
-
-/* Decode a value the host sent; `base` is the message start. */
-HOT static void get_value(const struct mote_wire_value *w, const uint8_t *base, mote_value *v)
-{
-	v->type = (mote_type)w->type;
-	switch (w->type) {
-	case MOTE_F32: {
-		uint32_t b = (uint32_t)w->bits;
-		memcpy(&v->v.f32, &b, 4);
-		break;
-	}
-	case MOTE_F64:
-		memcpy(&v->v.f64, &w->bits, 8);
-		break;
-	case MOTE_BOOL:
-		v->v.b = w->bits != 0;
-		break;
-	case MOTE_STRING:
-	case MOTE_BYTES:
-		v->v.buf.ptr = base + w->bits;
-		v->v.buf.len = w->len;
-		break;
 	default:
-		v->v.u64 = w->bits;
-		break;
+		if ((unsigned)v->type >= MOTE_TYPE_COUNT_)
+			return -MOTE_EINVAL;
+		w->bits = mote_wire_scalar(v);
+		return 0;
 	}
 }
 
@@ -260,7 +219,7 @@ HOT static void handle_call(void)
 		const struct mote_wire_value *w = (const struct mote_wire_value *)(in + 1);
 		mote_value args[MOTE_MAX_ARGS];
 		for (uint32_t i = 0; i < in->nvals; i++)
-			get_value(&w[i], (const uint8_t *)in, &args[i]);
+			mote_wire_decode(&w[i], (const uint8_t *)in, &args[i]);
 		hostresult_off = (in->size + 15) & ~15u;
 		result.type = (mote_type)d->ret;
 		call_failure = 0;
@@ -335,7 +294,7 @@ int mote_host_call(const char *name, mote_type ret, mote_value *result, const mo
 		result->type = MOTE_VOID;
 		result->v.u64 = 0;
 		if (r->nvals == 1)
-			get_value((const struct mote_wire_value *)(r + 1), base, result);
+			mote_wire_decode((const struct mote_wire_value *)(r + 1), base, result);
 	}
 	return 0;
 }

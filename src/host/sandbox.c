@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/wire.h"
 #include "host/elf.h"
 #include "host/internal.h"
 #include "host/mapping.h"
@@ -252,36 +253,6 @@ static int read_guest_msg(struct mote_sandbox *sb, uint32_t kind, struct msg_vie
 	return 0;
 }
 
-static void wire_to_value(const struct mote_wire_value *w, const uint8_t *base, mote_value *v)
-{
-	v->type = (mote_type)w->type;
-	switch (v->type) {
-	case MOTE_I32:
-	case MOTE_U32:
-		v->v.u32 = (uint32_t)w->bits;
-		break;
-	case MOTE_F32: {
-		uint32_t b = (uint32_t)w->bits;
-		memcpy(&v->v.f32, &b, 4);
-		break;
-	}
-	case MOTE_F64:
-		memcpy(&v->v.f64, &w->bits, 8);
-		break;
-	case MOTE_BOOL:
-		v->v.b = w->bits != 0;
-		break;
-	case MOTE_STRING:
-	case MOTE_BYTES:
-		v->v.buf.ptr = base + w->bits;
-		v->v.buf.len = w->len;
-		break;
-	default:
-		v->v.u64 = w->bits;
-		break;
-	}
-}
-
 /* Build a host->guest message at `dst` (capacity `cap`). Strings are sent
  * NUL-terminated. Returns the size, or -MOTE_ETOOBIG. */
 static int64_t write_host_msg(uint8_t *dst, uint64_t cap, uint32_t kind, int32_t status,
@@ -297,22 +268,6 @@ static int64_t write_host_msg(uint8_t *dst, uint64_t cap, uint32_t kind, int32_t
 		w[i].type = v->type;
 		w[i].len = 0;
 		switch (v->type) {
-		case MOTE_I32:
-		case MOTE_U32:
-			w[i].bits = v->v.u32;
-			break;
-		case MOTE_F32: {
-			uint32_t b;
-			memcpy(&b, &v->v.f32, 4);
-			w[i].bits = b;
-			break;
-		}
-		case MOTE_F64:
-			memcpy(&w[i].bits, &v->v.f64, 8);
-			break;
-		case MOTE_BOOL:
-			w[i].bits = v->v.b ? 1 : 0;
-			break;
 		case MOTE_STRING:
 		case MOTE_BYTES: {
 			uint64_t len = v->v.buf.len;
@@ -329,7 +284,7 @@ static int64_t write_host_msg(uint8_t *dst, uint64_t cap, uint32_t kind, int32_t
 			break;
 		}
 		default:
-			w[i].bits = v->v.u64;
+			w[i].bits = mote_wire_scalar(v);
 			break;
 		}
 	}
@@ -441,7 +396,7 @@ static int handle_hostcall(struct mote_sandbox *sb)
 
 	mote_value args[MOTE_MAX_ARGS];
 	for (uint32_t i = 0; i < v.hdr->nvals; i++) {
-		wire_to_value(&v.vals[i], v.base, &args[i]);
+		mote_wire_decode(&v.vals[i], v.base, &args[i]);
 		if (args[i].type == MOTE_STRING) {
 			/* Callbacks get C strings; the guest's copy is not terminated. */
 			char *s = mote_hostcall_scratch(sb, args[i].v.buf.len + 1);
@@ -1110,7 +1065,7 @@ static int take_result(struct mote_sandbox *sb, const struct mote_sig *sig, mote
 	result->type = sig->ret;
 	if (!want)
 		return 0;
-	wire_to_value(&v.vals[0], v.base, result);
+	mote_wire_decode(&v.vals[0], v.base, result);
 	if (result->type == MOTE_STRING || result->type == MOTE_BYTES) {
 		/* Copy out: the guest may reuse its buffer on the next call. */
 		size_t len = result->v.buf.len;
