@@ -10,6 +10,7 @@
 
 #include "bench/bench.h"
 #include "mote.h"
+#include "mote/wasm.h"
 
 enum {
 	EXIT_OK = 0,
@@ -30,6 +31,7 @@ static int cmd_inspect(int argc, char **argv);
 static int cmd_snapshot(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
+static int cmd_wasm(int argc, char **argv);
 
 static const struct command commands[] = {
 	{"run", cmd_run, "[OPTIONS] GUEST|SNAPSHOT FUNCTION [ARGS...]",
@@ -42,6 +44,8 @@ static const struct command commands[] = {
 	{"verify", cmd_verify, "FILE", "check every hash of a snapshot file"},
 	{"bench", cmd_bench, "[--json] [--runs N] [SUITE...]",
 	 "measure creation and call costs against the bare-KVM floor"},
+	{"wasm", cmd_wasm, "run|snapshot|exports [OPTIONS] MODULE.wasm|SNAPSHOT ...",
+	 "run a WebAssembly module inside a sandbox (mote wasm --help)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -60,6 +64,9 @@ static void usage(FILE *f)
 		"  --output-size SIZE result buffer (64K default)\n"
 		"  --timeout MS       stop the call after MS milliseconds\n"
 		"  --header-only      (snapshot files) verify the header hash only\n"
+		"  --map FILE[@ADDR][,cow]  map a host file into the guest, read-only (or\n"
+		"                     copy-on-write), at ADDR or the next free address of the\n"
+		"                     mapping window 0x1000000000-0x1100000000 (run only)\n"
 		"\narguments: i32/u32/i64/u64 in decimal or 0x hex; f32/f64 as decimal, inf, nan;\n"
 		"bool as true/false/1/0; string as given; bytes as hex digits (\"0a0b\") or\n"
 		"@FILE for a file's contents. Results print the same way (bytes as hex).\n"
@@ -295,6 +302,73 @@ static void cli_output(void *user, mote_log_level level, const char *text, size_
 
 static unsigned open_flags; /* --header-only */
 
+/* --map FILE[@ADDR][,cow] requests, applied after the sandbox starts. */
+#define MAX_MAPS 16
+static struct {
+	char path[4096];
+	uint64_t addr; /* 0: next free */
+	unsigned flags;
+} maps[MAX_MAPS];
+static int nmaps;
+
+static int parse_map(const char *arg)
+{
+	if (nmaps == MAX_MAPS) {
+		fprintf(stderr, "mote: at most %d --map options\n", MAX_MAPS);
+		return -1;
+	}
+	char spec[4200];
+	snprintf(spec, sizeof(spec), "%s", arg);
+	unsigned flags = MOTE_MAP_READ_ONLY;
+	size_t n = strlen(spec);
+	if (n > 4 && !strcmp(spec + n - 4, ",cow")) {
+		flags = MOTE_MAP_COPY_ON_WRITE;
+		spec[n - 4] = 0;
+	}
+	uint64_t addr = 0;
+	char *at = strrchr(spec, '@');
+	if (at) {
+		char *end;
+		*at = 0;
+		errno = 0;
+		addr = strtoull(at + 1, &end, 0);
+		if (errno || *end || end == at + 1) {
+			fprintf(stderr, "mote: --map %s: '%s' is not an address\n", arg, at + 1);
+			return -1;
+		}
+	}
+	snprintf(maps[nmaps].path, sizeof(maps[nmaps].path), "%s", spec);
+	maps[nmaps].addr = addr;
+	maps[nmaps].flags = flags;
+	nmaps++;
+	return 0;
+}
+
+/* Map the --map files; addresses not given follow each other, 2 MiB apart
+ * at least, from the start of the window. */
+static int apply_maps(mote_sandbox *sb)
+{
+	uint64_t next = MOTE_MAP_WINDOW_BASE;
+	for (int i = 0; i < nmaps; i++) {
+		uint64_t addr = maps[i].addr ? maps[i].addr : next;
+		int rc = mote_sandbox_map_file(sb, maps[i].path, addr, maps[i].flags);
+		if (rc)
+			return fail(EXIT_CREATE, rc, mote_sandbox_last_error(sb));
+		FILE *f = fopen(maps[i].path, "rb");
+		long size = 0;
+		if (f && fseek(f, 0, SEEK_END) == 0)
+			size = ftell(f);
+		if (f)
+			fclose(f);
+		uint64_t end = addr + (uint64_t)(size > 0 ? size : 1);
+		next = (end + (2u << 20) - 1) & ~((2ull << 20) - 1);
+		fprintf(stderr, "mote: mapped %s at 0x%llx%s\n", maps[i].path,
+			(unsigned long long)addr,
+			maps[i].flags == MOTE_MAP_COPY_ON_WRITE ? " (copy-on-write)" : "");
+	}
+	return 0;
+}
+
 /* Options shared by commands that create sandboxes; consumes argv entries. */
 static int parse_config(int *argc, char ***argv, mote_config *cfg)
 {
@@ -319,6 +393,13 @@ static int parse_config(int *argc, char ***argv, mote_config *cfg)
 		const char *val = (*argv)[1];
 		uint64_t n;
 		int rc;
+		if (!strcmp(opt, "--map")) {
+			if (parse_map(val))
+				return -1;
+			*argc -= 2;
+			*argv += 2;
+			continue;
+		}
 		if (!strcmp(opt, "--timeout")) {
 			char *end;
 			unsigned long long ms = strtoull(val, &end, 10);
@@ -447,7 +528,9 @@ static int cmd_run(int argc, char **argv)
 	code = open_sandbox(argv[0], cfg, &sb);
 	if (code)
 		goto out_cfg;
-	code = call_and_print(sb, argv[1], (size_t)argc - 2, argv + 2, argv[0], true);
+	code = apply_maps(sb);
+	if (!code)
+		code = call_and_print(sb, argv[1], (size_t)argc - 2, argv + 2, argv[0], true);
 	mote_sandbox_free(sb);
 out_cfg:
 	mote_config_free(cfg);
@@ -722,6 +805,272 @@ static int cmd_verify(int argc, char **argv)
 static int cmd_bench(int argc, char **argv)
 {
 	return mote_bench_main(argc, argv);
+}
+
+/* ---- mote wasm: WebAssembly modules in Wasm sandboxes (mote/wasm.h) ---- */
+static void wasm_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mote wasm run [OPTIONS] MODULE.wasm|SNAPSHOT --invoke EXPORT [ARGS...]\n"
+		"       mote wasm run [OPTIONS] [--env NAME=VALUE]... MODULE.wasm|SNAPSHOT [ARGS...]\n"
+		"       mote wasm snapshot [OPTIONS] MODULE.wasm -o FILE\n"
+		"       mote wasm exports MODULE.wasm|SNAPSHOT\n"
+		"\n"
+		"run --invoke calls EXPORT with ARGS parsed by its parameter types and prints\n"
+		"each result on a line. run without --invoke runs a WASI command's _start\n"
+		"with argv = MODULE ARGS...; the exit status is the module's exit code.\n"
+		"snapshot loads MODULE and saves a snapshot with it instantiated; run and\n"
+		"exports accept that file instead of a module (no load at all).\n"
+		"OPTIONS are run's (--heap, --stack, --input-size, --output-size, --timeout,\n"
+		"--header-only); sizes below the Wasm defaults (256M heap, 16M input) are\n"
+		"raised to them. Modules may import only WASI functions here (no host\n"
+		"functions are registered).\n");
+}
+
+/* A Wasm sandbox with PATH loaded, or started from PATH (a snapshot). */
+static int open_wasm_sandbox(const char *path, const mote_config *cfg, mote_sandbox **sb)
+{
+	int rc;
+	*sb = NULL;
+	if (is_snapshot_file(path)) {
+		mote_snapshot *snap;
+		rc = mote_snapshot_open(path, open_flags, &snap);
+		if (rc)
+			return fail(EXIT_CREATE, rc, mote_last_error());
+		rc = mote_wasm_sandbox_from_snapshot(snap, NULL, cfg, sb);
+		mote_snapshot_free(snap);
+		return rc ? fail(EXIT_CREATE, rc, mote_last_error()) : 0;
+	}
+	rc = mote_wasm_sandbox_new(cfg, NULL, sb);
+	if (rc)
+		return fail(EXIT_CREATE, rc, mote_last_error());
+	rc = mote_wasm_load_file(*sb, path);
+	if (rc) {
+		int code = fail(EXIT_CREATE, rc, mote_sandbox_last_error(*sb));
+		mote_sandbox_free(*sb);
+		*sb = NULL;
+		return code;
+	}
+	return 0;
+}
+
+static int wasm_invoke(mote_sandbox *sb, const char *name, int argc, char **argv)
+{
+	mote_wasm_exports *ex;
+	int rc = mote_wasm_exports_get(sb, &ex);
+	if (rc)
+		return fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+	mote_wasm_export_info fi;
+	int code = EXIT_USAGE;
+	char detail[512];
+	if (mote_wasm_exports_find(ex, name, &fi) != 0 || fi.kind != MOTE_WASM_FUNCTION) {
+		snprintf(detail, sizeof(detail), "no exported wasm function '%s' (see mote wasm exports)",
+			 name);
+		code = fail(EXIT_USAGE, -MOTE_ENOFUNC, detail);
+		goto out;
+	}
+	if (argc > 0 && !strcmp(argv[0], "--")) {
+		argc--;
+		argv++;
+	}
+	if ((size_t)argc != fi.nparams) {
+		snprintf(detail, sizeof(detail), "%s takes %zu argument%s, %d given", fi.signature,
+			 fi.nparams, fi.nparams == 1 ? "" : "s", argc);
+		code = fail(EXIT_USAGE, -MOTE_ESIGNATURE, detail);
+		goto out;
+	}
+	mote_value *args = calloc((size_t)argc + 1, sizeof(*args));
+	mote_value *res = calloc(fi.nresults + 1, sizeof(*res));
+	bool ok = args && res;
+	for (int i = 0; ok && i < argc; i++) {
+		void *owned = NULL;
+		if (fi.params[i] == MOTE_VOID) {
+			snprintf(detail, sizeof(detail), "%s: reference parameters cannot be passed",
+				 fi.signature);
+			code = fail(EXIT_USAGE, -MOTE_ESIGNATURE, detail);
+			ok = false;
+		} else {
+			ok = parse_value(argv[i], fi.params[i], &args[i], &owned) == 0;
+		}
+	}
+	if (ok) {
+		size_t n;
+		rc = mote_wasm_call(sb, name, args, (size_t)argc, res, fi.nresults, &n);
+		if (rc)
+			code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+		else {
+			for (size_t i = 0; i < n; i++)
+				print_value(&res[i]);
+			code = EXIT_OK;
+		}
+	}
+	free(args);
+	free(res);
+out:
+	mote_wasm_exports_free(ex);
+	return code;
+}
+
+static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
+{
+	const char **envp = calloc((size_t)argc + 1, sizeof(*envp));
+	size_t envc = 0;
+	int code = EXIT_USAGE;
+	if (!envp)
+		return fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
+	while (argc > 0 && !strncmp(argv[0], "--", 2)) {
+		if (!strcmp(argv[0], "--env") && argc > 1) {
+			envp[envc++] = argv[1];
+			argc -= 2;
+			argv += 2;
+			continue;
+		}
+		/* One option at a time, so --env may come between them. */
+		int one = !strcmp(argv[0], "--header-only") || !strcmp(argv[0], "--") ? 1 : 2;
+		if (one > argc)
+			one = argc;
+		int left = one;
+		char **rest = argv;
+		if (parse_config(&left, &rest, cfg))
+			goto out;
+		argc -= one - left;
+		argv += one - left;
+		if (!strcmp(argv[-1], "--"))
+			break;
+	}
+	if (argc < 1) {
+		wasm_usage(stderr);
+		goto out;
+	}
+	const char *path = argv[0];
+	mote_sandbox *sb;
+	code = open_wasm_sandbox(path, cfg, &sb);
+	if (code)
+		goto out;
+	if (argc >= 2 && !strcmp(argv[1], "--invoke")) {
+		if (argc < 3) {
+			fprintf(stderr, "mote wasm run: --invoke needs an EXPORT\n");
+			code = EXIT_USAGE;
+		} else {
+			code = wasm_invoke(sb, argv[2], argc - 3, argv + 3);
+		}
+	} else {
+		int exit_code = 0;
+		int rc = mote_wasm_run(sb, (const char *const *)argv, (size_t)argc, envp, envc,
+				       &exit_code);
+		fflush(stdout);
+		if (rc)
+			code = fail(rc == -MOTE_ENOFUNC ? EXIT_USAGE : EXIT_CALL, rc,
+				    mote_sandbox_last_error(sb));
+		else
+			code = exit_code & 0xff;
+	}
+	mote_sandbox_free(sb);
+out:
+	free(envp);
+	return code;
+}
+
+static int wasm_cmd_snapshot(int argc, char **argv, mote_config *cfg)
+{
+	const char *out = NULL, *module = NULL;
+	while (argc > 0) {
+		if (!strcmp(argv[0], "-o") && argc > 1) {
+			out = argv[1];
+			argc -= 2;
+			argv += 2;
+		} else if (!strncmp(argv[0], "--", 2)) {
+			int one = !strcmp(argv[0], "--header-only") ? 1 : 2, left;
+			if (one > argc)
+				one = argc;
+			left = one;
+			char **rest = argv;
+			if (parse_config(&left, &rest, cfg))
+				return EXIT_USAGE;
+			argc -= one - left;
+			argv += one - left;
+		} else if (!module) {
+			module = argv[0];
+			argc--;
+			argv++;
+		} else {
+			fprintf(stderr, "mote wasm snapshot: unexpected argument '%s'\n", argv[0]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!module || !out) {
+		wasm_usage(stderr);
+		return EXIT_USAGE;
+	}
+	mote_sandbox *sb;
+	int code = open_wasm_sandbox(module, cfg, &sb);
+	if (code)
+		return code;
+	mote_snapshot *snap = NULL;
+	int rc = mote_sandbox_snapshot(sb, &snap);
+	if (rc)
+		code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+	else if ((rc = mote_snapshot_save(snap, out)) != 0)
+		code = fail(EXIT_CREATE, rc, mote_last_error());
+	else
+		fprintf(stderr, "mote: saved %s\n", out);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+	return code;
+}
+
+static int wasm_cmd_exports(int argc, char **argv, mote_config *cfg)
+{
+	if (argc != 1) {
+		wasm_usage(stderr);
+		return EXIT_USAGE;
+	}
+	mote_sandbox *sb;
+	int code = open_wasm_sandbox(argv[0], cfg, &sb);
+	if (code)
+		return code;
+	mote_wasm_exports *ex;
+	int rc = mote_wasm_exports_get(sb, &ex);
+	if (rc) {
+		code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
+	} else {
+		static const char *const kinds[] = {"func", "table", "memory", "global"};
+		for (size_t i = 0; i < mote_wasm_exports_count(ex); i++) {
+			mote_wasm_export_info fi;
+			mote_wasm_exports_at(ex, i, &fi);
+			printf("%-6s %s\n", kinds[fi.kind], fi.signature);
+		}
+		mote_wasm_exports_free(ex);
+	}
+	mote_sandbox_free(sb);
+	return code;
+}
+
+static int cmd_wasm(int argc, char **argv)
+{
+	if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
+	    !strcmp(argv[0], "help")) {
+		wasm_usage(argc < 1 ? stderr : stdout);
+		return argc < 1 ? EXIT_USAGE : EXIT_OK;
+	}
+	mote_config *cfg;
+	if (mote_config_new(&cfg))
+		return fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
+	mote_config_set_output(cfg, cli_output, NULL);
+	int code;
+	if (!strcmp(argv[0], "run"))
+		code = wasm_cmd_run(argc - 1, argv + 1, cfg);
+	else if (!strcmp(argv[0], "snapshot"))
+		code = wasm_cmd_snapshot(argc - 1, argv + 1, cfg);
+	else if (!strcmp(argv[0], "exports"))
+		code = wasm_cmd_exports(argc - 1, argv + 1, cfg);
+	else {
+		fprintf(stderr, "mote wasm: unknown subcommand '%s'\n", argv[0]);
+		wasm_usage(stderr);
+		code = EXIT_USAGE;
+	}
+	mote_config_free(cfg);
+	return code;
 }
 
 int main(int argc, char **argv)
