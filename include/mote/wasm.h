@@ -1,0 +1,154 @@
+/* mote Wasm sandboxes: WebAssembly modules run inside a mote sandbox, by
+ * mote's own engine, which runs as the sandbox's guest program. The module
+ * can reach nothing but its linear memory and the host functions the host
+ * registered; the engine itself is confined by the VM.
+ *
+ *     mote_sandbox *sb;
+ *     mote_wasm_sandbox_new(NULL, imports, &sb);     // from a snapshot: ~a cold start
+ *     mote_wasm_load_file(sb, "add.wasm");           // decode, validate, instantiate
+ *     mote_value args[2] = {mote_i32(2), mote_i32(40)}, res;
+ *     size_t n;
+ *     mote_wasm_call(sb, "add", args, 2, &res, 1, &n);   // res.v.i32 == 42
+ *     mote_sandbox_free(sb);
+ *
+ * Conventions are mote.h's: 0 or -MOTE_E*, details from
+ * mote_sandbox_last_error() (or mote_last_error() when there is no
+ * sandbox). A Wasm sandbox is a mote_sandbox: mote_sandbox_free,
+ * mote_sandbox_interrupt, mote_sandbox_snapshot and mote_snapshot_save work
+ * on it as on any other.
+ *
+ * Imports: a function import from module "env" calls the host function of
+ * the same name (mote_host_functions_add), which must have the matching
+ * signature: wasm i32/i64/f32/f64 are MOTE_I32 (or U32, BOOL) / MOTE_I64
+ * (or U64) / MOTE_F32 / MOTE_F64; a host argument of type MOTE_STRING or
+ * MOTE_BYTES takes two wasm i32 parameters, pointer and length into the
+ * module's linear memory (checked against its bounds before the host sees
+ * it); results cannot be strings or bytes. Module "wasi_snapshot_preview1"
+ * gets a WASI preview 1 subset (see mote_wasm_run). Any other import makes
+ * the load fail with the import named in the detail.
+ */
+#ifndef MOTE_WASM_SANDBOX_API_H
+#define MOTE_WASM_SANDBOX_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mote.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A Wasm sandbox gets at least these sizes; a config may ask for more
+ * (mote_config_set_heap_size, ..._input_size, ...), smaller values are
+ * raised to them. Linear memory may use up to half of the heap (128 MiB by
+ * default); the input buffer bounds the size of a module (16 MiB). */
+#define MOTE_WASM_MIN_HEAP (256ull << 20)
+#define MOTE_WASM_MIN_STACK (1ull << 20)
+#define MOTE_WASM_MIN_INPUT (16ull << 20)
+#define MOTE_WASM_MIN_OUTPUT (1ull << 20)
+
+/* ---- Sandboxes ----
+ * The first Wasm sandbox of a process (per distinct size configuration)
+ * boots the runtime once and snapshots it; every Wasm sandbox starts from
+ * that snapshot. From `config` the runtime settings (timeout, output) apply
+ * and sizes choose the runtime (see above). `imports` (may be NULL) holds
+ * the host functions "env" imports call. */
+MOTE_API int mote_wasm_sandbox_new(const mote_config *config, const mote_host_functions *imports,
+				   mote_sandbox **out);
+
+/* Start from a snapshot of a Wasm sandbox (mote_sandbox_snapshot, or
+ * mote_snapshot_open of a saved one): a module loaded when it was taken is
+ * ready to call, with no decode, validation or instantiation. `imports`
+ * must provide the host functions the snapshot requires (as for
+ * mote_sandbox_from_snapshot). -MOTE_EINVAL if the snapshot is not of a
+ * Wasm sandbox. */
+MOTE_API int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snapshot,
+					     const mote_host_functions *imports,
+					     const mote_config *config, mote_sandbox **out);
+
+/* True when `sandbox` runs the Wasm runtime (created by the functions above). */
+MOTE_API bool mote_wasm_is_sandbox(const mote_sandbox *sandbox);
+
+/* ---- Modules ----
+ * Decode, validate and instantiate a binary module (running its start
+ * function). A module already loaded is unloaded first. Errors:
+ * -MOTE_EINVAL malformed or invalid module (the detail gives the engine's
+ * reason and byte offset), -MOTE_ENOFUNC unknown import, -MOTE_ESIGNATURE
+ * import of the wrong type (both name the import), -MOTE_ETOOBIG module
+ * larger than the input buffer or a limit exceeded, -MOTE_EGUEST the start
+ * function trapped. */
+MOTE_API int mote_wasm_load(mote_sandbox *sandbox, const void *wasm, size_t len);
+MOTE_API int mote_wasm_load_file(mote_sandbox *sandbox, const char *path);
+
+/* Drop the module: the sandbox returns to the runtime snapshot it was
+ * created from (cost ~ the pages written since). Also clears a poisoned
+ * sandbox (after a timeout or interrupt). */
+MOTE_API int mote_wasm_unload(mote_sandbox *sandbox);
+
+/* Call exported function `export_name`. `args` must match its parameters
+ * exactly (MOTE_I32/I64/F32/F64), else -MOTE_ESIGNATURE with the signature
+ * in the detail ("wasm export 'add(i32, i32) -> i32' called with (i64)").
+ * Up to `max_results` results (a function may have several) go to
+ * `results`, their count to *nresults (may be NULL); more results than
+ * room is -MOTE_EINVAL, before anything runs. A trap is -MOTE_EGUEST with
+ * the detail "wasm trap: <message>" ("wasm trap: integer divide by zero");
+ * the sandbox stays usable. A failing host function traps too, returning
+ * its own error code. -MOTE_ENOFUNC when there is no such exported
+ * function. WASI proc_exit(0) ends the call successfully with no results;
+ * proc_exit(N) is -MOTE_EGUEST "wasm module exited with code N". */
+MOTE_API int mote_wasm_call(mote_sandbox *sandbox, const char *export_name,
+			    const mote_value *args, size_t nargs, mote_value *results,
+			    size_t max_results, size_t *nresults);
+
+/* ---- WASI commands ----
+ * Run the module's `_start` with these arguments and environment
+ * ("NAME=value" strings; both may be empty). *exit_code receives the code
+ * passed to proc_exit, or 0 when _start returns. The WASI subset: args_*,
+ * environ_*, fd_write to 1 and 2 (to the output callback, as guest
+ * prints), fd_read of 0 (empty), fd_fdstat_get, fd_close and fd_seek on 0-2,
+ * clock_time_get / clock_res_get (host clocks), random_get (host
+ * getrandom), proc_exit, sched_yield; other fd_* and path_* calls fail with
+ * EBADF (there are no files), everything else with ENOSYS. The arguments
+ * stay set for later calls. */
+MOTE_API int mote_wasm_run(mote_sandbox *sandbox, const char *const *argv, size_t argc,
+			   const char *const *envp, size_t envc, int *exit_code);
+
+/* ---- Exports of the loaded module ---- */
+typedef enum mote_wasm_kind {
+	MOTE_WASM_FUNCTION = 0,
+	MOTE_WASM_TABLE = 1,
+	MOTE_WASM_MEMORY = 2,
+	MOTE_WASM_GLOBAL = 3,
+} mote_wasm_kind;
+
+typedef struct mote_wasm_export_info {
+	const char *name;
+	mote_wasm_kind kind;
+	/* Functions: parameter and result types (MOTE_I32/I64/F32/F64, or
+	 * MOTE_VOID for a reference type, which mote_wasm_call cannot pass).
+	 * Globals: one result, the global's type. */
+	size_t nparams, nresults;
+	const mote_type *params, *results;
+	/* "add(i32, i32) -> i32" for functions, "NAME: i32" for globals, the
+	 * name alone otherwise. */
+	const char *signature;
+} mote_wasm_export_info;
+
+typedef struct mote_wasm_exports mote_wasm_exports;
+
+/* Snapshot of the loaded module's exports (an empty list when none). */
+MOTE_API int mote_wasm_exports_get(mote_sandbox *sandbox, mote_wasm_exports **out);
+MOTE_API size_t mote_wasm_exports_count(const mote_wasm_exports *exports);
+MOTE_API int mote_wasm_exports_at(const mote_wasm_exports *exports, size_t index,
+				  mote_wasm_export_info *out);
+/* -MOTE_ENOFUNC when there is no export of that name. */
+MOTE_API int mote_wasm_exports_find(const mote_wasm_exports *exports, const char *name,
+				    mote_wasm_export_info *out);
+MOTE_API void mote_wasm_exports_free(mote_wasm_exports *exports);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

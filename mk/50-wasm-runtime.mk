@@ -1,0 +1,63 @@
+# Wasm sandboxes: the runtime guest (mote's WebAssembly engine, src/wasm,
+# built as a guest around src/guest-wasm/runtime.c), embedded into libmote by
+# src/host/wasm_sandbox.c with .incbin; the test modules of
+# tests/test_wasm_sandbox.c; the cold-start benchmark.
+
+WASMRT_ELF := $(BUILD)/guests-wasm/wasm_runtime.elf
+WASMRT_ENGINE_SRCS := $(sort $(wildcard src/wasm/*.c))
+WASMRT_ENGINE_HDRS := $(wildcard src/wasm/*.h)
+WASMRT_OBJS := $(patsubst src/wasm/%.c,$(BUILD)/guest-wasm/engine/%.o,$(WASMRT_ENGINE_SRCS)) \
+	       $(BUILD)/guest-wasm/runtime.o
+# The engine's own flags (see mk/wasm.mk): -fno-math-errno keeps its float
+# helpers inline, which a freestanding guest needs (there is no libm).
+WASMRT_CFLAGS := $(GUEST_CFLAGS) -fno-math-errno -Isrc/wasm
+
+$(BUILD)/guest-wasm/engine/%.o: src/wasm/%.c $(WASMRT_ENGINE_HDRS)
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(WASMRT_CFLAGS) -c $< -o $@
+
+$(BUILD)/guest-wasm/runtime.o: src/guest-wasm/runtime.c $(WASMRT_ENGINE_HDRS) $(HEADERS)
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(WASMRT_CFLAGS) -c $< -o $@
+
+$(WASMRT_ELF): $(WASMRT_OBJS) $(LIBGUEST) src/guest/guest.ld
+	@mkdir -p $(@D)
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(WASMRT_OBJS) $(LIBGUEST) -lgcc
+
+# libmote embeds the runtime without its debug information (the ELF above
+# keeps it, for gdb): the library object depends on the stripped copy.
+WASMRT_EMBED := $(BUILD)/guests-wasm/wasm_runtime.embed.elf
+$(WASMRT_EMBED): $(WASMRT_ELF)
+	objcopy --strip-debug $< $@
+
+$(BUILD)/host/wasm_sandbox.o: $(WASMRT_EMBED)
+$(BUILD)/host/wasm_sandbox.o: private HOST_CFLAGS += -DMOTE_WASM_RUNTIME_ELF=\"$(WASMRT_EMBED)\"
+
+ALL_TARGETS += $(WASMRT_ELF) $(WASMRT_EMBED)
+
+# The public header is installed next to mote.h.
+install: install-wasm-header
+install-wasm-header:
+	install -d $(DESTDIR)$(INCDIR)/mote
+	install -m 644 include/mote/wasm.h $(DESTDIR)$(INCDIR)/mote/
+.PHONY: install-wasm-header
+
+# Test modules: tests/wasm-modules/NAME.c -> $(BUILD)/wasm-modules/NAME.wasm
+# (clang --target=wasm32, no libc); wasi_NAME.c are WASI commands built
+# against Debian's wasi-libc (headers and libraries under /usr; compiler-rt
+# for wasm32 is not installed, hence -nodefaultlibs -lc).
+WASM_CLANG ?= clang
+WASI_SYSROOT ?= /usr
+WASM_TEST_MODULE_SRCS := $(sort $(wildcard tests/wasm-modules/*.c))
+WASM_TEST_MODULES := $(patsubst tests/wasm-modules/%.c,$(BUILD)/wasm-modules/%.wasm,\
+		     $(WASM_TEST_MODULE_SRCS))
+
+$(BUILD)/wasm-modules/%.wasm: tests/wasm-modules/%.c
+	@mkdir -p $(@D)
+	$(WASM_CLANG) --target=wasm32 -nostdlib -Wl,--no-entry -Wl,--export-all -O2 -o $@ $<
+
+$(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c
+	@mkdir -p $(@D)
+	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc
+
+$(BUILD)/tests/test_wasm_sandbox: $(WASM_TEST_MODULES) $(MOTE_BIN)

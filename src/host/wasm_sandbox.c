@@ -1,0 +1,874 @@
+/* Wasm sandboxes (include/mote/wasm.h): the Wasm runtime guest
+ * (src/guest-wasm/runtime.c: mote's WebAssembly engine built as a guest) is
+ * embedded in libmote, booted once per process and size configuration, and
+ * snapshotted; every Wasm sandbox starts from that snapshot. Modules, calls
+ * and exports travel through the runtime's guest functions (wasm_load,
+ * wasm_call, wasm_exports, wasm_run), whose replies carry an i32 status
+ * (0 or -MOTE_E*) and then the payload or the error text.
+ *
+ * Everything in a reply is guest-written and untrusted: lengths, counts and
+ * types are checked before use, statuses must be known error codes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/internal.h"
+#include "mote/wasm.h"
+
+/* The runtime guest, embedded at build time (mk/50-wasm-runtime.mk). */
+#ifndef MOTE_WASM_RUNTIME_ELF
+#error "MOTE_WASM_RUNTIME_ELF must name the runtime guest ELF to embed"
+#endif
+extern const unsigned char mote_wasm_runtime_elf[];
+extern const unsigned char mote_wasm_runtime_elf_end[];
+__asm__(".section .rodata\n"
+	".balign 16\n"
+	".globl mote_wasm_runtime_elf\n"
+	".hidden mote_wasm_runtime_elf\n"
+	"mote_wasm_runtime_elf:\n"
+	".incbin \"" MOTE_WASM_RUNTIME_ELF "\"\n"
+	".globl mote_wasm_runtime_elf_end\n"
+	".hidden mote_wasm_runtime_elf_end\n"
+	"mote_wasm_runtime_elf_end:\n"
+	".previous\n");
+
+#define REC_SIZE 9u
+#define HOST_WASI_CLOCK "__mote_wasi_clock"
+#define HOST_WASI_RANDOM "__mote_wasi_random"
+
+/* ---- WASI host functions, registered in every Wasm sandbox ---- */
+static int wasi_clock(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+		      mote_value *result)
+{
+	(void)user;
+	(void)sb;
+	(void)nargs;
+	/* WASI ids: realtime, monotonic, process and thread CPU time. CPU
+	 * time is the calling thread's: the one running this sandbox. */
+	static const clockid_t ids[] = {CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID,
+					CLOCK_THREAD_CPUTIME_ID};
+	uint32_t id = args[0].v.u32;
+	struct timespec ts;
+	if (id >= sizeof(ids) / sizeof(ids[0]) || clock_gettime(ids[id], &ts) != 0)
+		return -MOTE_EINVAL;
+	result->v.u64 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return 0;
+}
+
+static int wasi_random(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+		       mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	uint32_t n = args[0].v.u32;
+	if (n == 0 || n > 65536)
+		return -MOTE_EINVAL;
+	uint8_t *p = mote_hostcall_scratch(sb, n);
+	if (!p)
+		return -MOTE_ENOMEM;
+	for (uint32_t done = 0; done < n;) {
+		ssize_t got = getrandom(p + done, n - done, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -MOTE_EIO;
+		done += (uint32_t)got;
+	}
+	result->v.buf.ptr = p;
+	result->v.buf.len = n;
+	return 0;
+}
+
+static bool is_internal_name(const char *name)
+{
+	return !strcmp(name, HOST_WASI_CLOCK) || !strcmp(name, HOST_WASI_RANDOM);
+}
+
+/* The caller's functions plus the WASI ones (unless the caller has a
+ * function of that name). */
+static int with_wasi_functions(const mote_host_functions *imports, mote_host_functions **out)
+{
+	mote_host_functions *fns;
+	int rc = mote_host_functions_new(&fns);
+	if (rc)
+		return rc;
+	for (size_t i = 0; imports && !rc && i < imports->n; i++) {
+		const struct mote_host_fn_entry *e = &imports->v[i];
+		rc = mote_host_functions_add(fns, e->sig.name, e->sig.ret, e->sig.args, e->sig.nargs,
+					     e->fn, e->user);
+	}
+	const mote_type clock_args[1] = {MOTE_I32}, random_args[1] = {MOTE_U32};
+	if (!rc && !mote_host_functions_find(fns, HOST_WASI_CLOCK, strlen(HOST_WASI_CLOCK)))
+		rc = mote_host_functions_add(fns, HOST_WASI_CLOCK, MOTE_U64, clock_args, 1,
+					     wasi_clock, NULL);
+	if (!rc && !mote_host_functions_find(fns, HOST_WASI_RANDOM, strlen(HOST_WASI_RANDOM)))
+		rc = mote_host_functions_add(fns, HOST_WASI_RANDOM, MOTE_BYTES, random_args, 1,
+					     wasi_random, NULL);
+	if (rc) {
+		mote_host_functions_free(fns);
+		return rc;
+	}
+	*out = fns;
+	return 0;
+}
+
+/* ---- The runtime snapshots: one per size configuration, for the process ---- */
+struct wasm_sizes {
+	uint64_t heap, stack, input, output;
+};
+
+struct wasm_runtime {
+	struct wasm_sizes want; /* the configuration it was booted for */
+	struct wasm_sizes have; /* the sandbox's actual sizes */
+	mote_snapshot *snap;
+	struct wasm_runtime *next;
+};
+
+static uint64_t at_least(uint64_t v, uint64_t min)
+{
+	v = (v + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
+	return v < min ? min : v;
+}
+
+static struct wasm_sizes sizes_for(const mote_config *cfg)
+{
+	struct mote_config def;
+	if (!cfg) {
+		mote_config_defaults(&def);
+		cfg = &def;
+	}
+	struct wasm_sizes s = {at_least(cfg->heap_size, MOTE_WASM_MIN_HEAP),
+			       at_least(cfg->stack_size, MOTE_WASM_MIN_STACK),
+			       at_least(cfg->input_size, MOTE_WASM_MIN_INPUT),
+			       at_least(cfg->output_size, MOTE_WASM_MIN_OUTPUT)};
+	return s;
+}
+
+static bool same_sizes(const struct wasm_sizes *a, const struct wasm_sizes *b)
+{
+	return a->heap == b->heap && a->stack == b->stack && a->input == b->input &&
+	       a->output == b->output;
+}
+
+/* Boot the embedded runtime with `sizes` and snapshot it. */
+static int boot_runtime(const struct wasm_sizes *sizes, struct wasm_runtime **out, char *err,
+			size_t errlen)
+{
+	mote_config *cfg;
+	mote_sandbox *sb = NULL;
+	int rc = mote_config_new(&cfg);
+	if (!rc)
+		rc = mote_config_set_heap_size(cfg, sizes->heap);
+	if (!rc)
+		rc = mote_config_set_stack_size(cfg, sizes->stack);
+	if (!rc)
+		rc = mote_config_set_input_size(cfg, sizes->input);
+	if (!rc)
+		rc = mote_config_set_output_size(cfg, sizes->output);
+	if (rc) {
+		mote_config_free(cfg);
+		snprintf(err, errlen, "Wasm runtime: sizes out of range");
+		return rc;
+	}
+	rc = mote_sandbox_new_from_buffer(mote_wasm_runtime_elf,
+					  (size_t)(mote_wasm_runtime_elf_end - mote_wasm_runtime_elf),
+					  cfg, NULL, &sb);
+	mote_config_free(cfg);
+	if (rc) {
+		snprintf(err, errlen, "cannot boot the Wasm runtime: %s", mote_last_error());
+		return rc;
+	}
+	struct wasm_runtime *rt = mote_calloc(1, sizeof(*rt));
+	if (!rt) {
+		mote_sandbox_free(sb);
+		snprintf(err, errlen, "out of memory");
+		return -MOTE_ENOMEM;
+	}
+	rc = mote_sandbox_snapshot(sb, &rt->snap);
+	if (rc) {
+		snprintf(err, errlen, "cannot snapshot the Wasm runtime: %s",
+			 mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		mote_free(rt);
+		return rc;
+	}
+	mote_memory_info mi;
+	mote_sandbox_memory_info(sb, &mi);
+	mote_sandbox_free(sb); /* the snapshot keeps the memory */
+	rt->want = *sizes;
+	rt->have = (struct wasm_sizes){mi.heap_size, mi.stack_size, mi.input_size, mi.output_size};
+	*out = rt;
+	return 0;
+}
+
+/* The default configuration: booted once (pthread_once). A failure is
+ * remembered: KVM that failed once is not retried by every caller. */
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static struct wasm_runtime *default_rt;
+static int default_rc;
+static char default_err[512];
+
+static void boot_default(void)
+{
+	struct wasm_sizes s = sizes_for(NULL);
+	default_rc = boot_runtime(&s, &default_rt, default_err, sizeof(default_err));
+}
+
+/* Other configurations: a list, booted on first use. Never freed: the
+ * snapshots are shared by every sandbox of their configuration. */
+static pthread_mutex_t others_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wasm_runtime *others;
+
+static bool runtime_matches(const struct wasm_runtime *rt, const struct wasm_sizes *s)
+{
+	return same_sizes(&rt->want, s) || same_sizes(&rt->have, s);
+}
+
+static int get_runtime(const struct wasm_sizes *s, struct wasm_runtime **out)
+{
+	struct wasm_sizes def = sizes_for(NULL);
+	if (same_sizes(s, &def)) {
+		pthread_once(&default_once, boot_default);
+		if (default_rc) {
+			mote_set_last_error("%s", default_err);
+			return default_rc;
+		}
+		*out = default_rt;
+		return 0;
+	}
+	pthread_mutex_lock(&others_lock);
+	struct wasm_runtime *rt = others;
+	while (rt && !runtime_matches(rt, s))
+		rt = rt->next;
+	int rc = 0;
+	if (!rt) {
+		char err[512];
+		rc = boot_runtime(s, &rt, err, sizeof(err));
+		if (rc)
+			mote_set_last_error("%s", err);
+		else {
+			rt->next = others;
+			others = rt;
+		}
+	}
+	pthread_mutex_unlock(&others_lock);
+	if (!rc)
+		*out = rt;
+	return rc;
+}
+
+/* ---- Sandboxes ---- */
+static bool has_function(const mote_function_info *fi, const char *name, mote_type ret,
+			 size_t nargs, const mote_type *args)
+{
+	if (strcmp(fi->name, name) != 0 || fi->ret != ret || fi->nargs != nargs)
+		return false;
+	for (size_t i = 0; i < nargs; i++)
+		if (fi->args[i] != args[i])
+			return false;
+	return true;
+}
+
+/* The runtime's protocol functions, by name and signature. */
+static bool runtime_function_table(size_t n, int (*get)(const void *, size_t, mote_function_info *),
+				   const void *obj)
+{
+	static const mote_type load_args[] = {MOTE_BYTES, MOTE_BYTES};
+	static const mote_type call_args[] = {MOTE_STRING, MOTE_BYTES};
+	static const mote_type run_args[] = {MOTE_BYTES};
+	unsigned found = 0;
+	for (size_t i = 0; i < n; i++) {
+		mote_function_info fi;
+		if (get(obj, i, &fi))
+			continue;
+		if (has_function(&fi, "wasm_load", MOTE_BYTES, 2, load_args))
+			found |= 1;
+		else if (has_function(&fi, "wasm_call", MOTE_BYTES, 2, call_args))
+			found |= 2;
+		else if (has_function(&fi, "wasm_exports", MOTE_BYTES, 0, NULL))
+			found |= 4;
+		else if (has_function(&fi, "wasm_run", MOTE_BYTES, 1, run_args))
+			found |= 8;
+	}
+	return found == 15;
+}
+
+static int sandbox_fn(const void *sb, size_t i, mote_function_info *out)
+{
+	return mote_sandbox_function(sb, i, out);
+}
+
+static int snapshot_fn(const void *snap, size_t i, mote_function_info *out)
+{
+	return mote_snapshot_function(snap, i, out);
+}
+
+bool mote_wasm_is_sandbox(const mote_sandbox *sb)
+{
+	return sb && runtime_function_table(mote_sandbox_function_count(sb), sandbox_fn, sb);
+}
+
+int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snap, const mote_host_functions *imports,
+				    const mote_config *config, mote_sandbox **out)
+{
+	if (!snap || !out) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	*out = NULL;
+	if (!runtime_function_table(mote_snapshot_function_count(snap), snapshot_fn, snap)) {
+		mote_set_last_error("not a snapshot of a Wasm sandbox (it lacks the Wasm runtime's "
+				    "functions)");
+		return -MOTE_EINVAL;
+	}
+	mote_host_functions *fns;
+	int rc = with_wasi_functions(imports, &fns);
+	if (rc) {
+		mote_set_last_error("%s", mote_strerror(rc));
+		return rc;
+	}
+	rc = mote_sandbox_from_snapshot(snap, fns, config, out);
+	mote_host_functions_free(fns);
+	return rc;
+}
+
+int mote_wasm_sandbox_new(const mote_config *config, const mote_host_functions *imports,
+			  mote_sandbox **out)
+{
+	if (!out) {
+		mote_set_last_error("invalid argument");
+		return -MOTE_EINVAL;
+	}
+	*out = NULL;
+	struct wasm_sizes s = sizes_for(config);
+	struct wasm_runtime *rt;
+	int rc = get_runtime(&s, &rt);
+	if (rc)
+		return rc;
+	return mote_wasm_sandbox_from_snapshot(rt->snap, imports, config, out);
+}
+
+static int not_wasm(mote_sandbox *sb)
+{
+	return mote_sandbox_fail(sb, -MOTE_EINVAL, "not a Wasm sandbox");
+}
+
+/* ---- Protocol ---- */
+/* Call runtime function `fn`; on success *payload / *len describe the
+ * reply after its status (valid until the next call on the sandbox). */
+static int call_runtime(mote_sandbox *sb, const char *fn, const mote_value *args, size_t nargs,
+			const uint8_t **payload, size_t *len)
+{
+	mote_value res;
+	int rc = mote_sandbox_call(sb, fn, args, nargs, &res);
+	if (rc)
+		return rc;
+	if (res.type != MOTE_BYTES || res.v.buf.len < 4)
+		return mote_sandbox_fail(sb, -MOTE_EPROTOCOL, "Wasm runtime: malformed reply to %s",
+					 fn);
+	const uint8_t *p = res.v.buf.ptr;
+	int32_t status;
+	memcpy(&status, p, 4);
+	size_t n = res.v.buf.len - 4;
+	if (status > 0 || status < -MOTE_EGUEST)
+		return mote_sandbox_fail(sb, -MOTE_EPROTOCOL,
+					 "Wasm runtime: reply to %s has status %d", fn, status);
+	if (status) {
+		/* The error text, with anything unprintable replaced. */
+		char text[400];
+		size_t k = n < sizeof(text) - 1 ? n : sizeof(text) - 1;
+		for (size_t i = 0; i < k; i++)
+			text[i] = p[4 + i] >= 0x20 && p[4 + i] < 0x7f ? (char)p[4 + i] : '?';
+		text[k] = 0;
+		return mote_sandbox_fail(sb, status, "%s", text);
+	}
+	*payload = p + 4;
+	*len = n;
+	return 0;
+}
+
+/* The host functions "env" imports may call, for wasm_load: per function
+ * u8 result type, u8 argument count, the argument types, u8 name length,
+ * the name. */
+static int host_function_list(const mote_sandbox *sb, uint8_t **out, size_t *len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sb->host_fns.n; i++)
+		n += 3 + sb->host_fns.v[i].sig.nargs + strlen(sb->host_fns.v[i].sig.name);
+	uint8_t *p = mote_malloc(n ? n : 1);
+	if (!p)
+		return -MOTE_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < sb->host_fns.n; i++) {
+		const struct mote_sig *s = &sb->host_fns.v[i].sig;
+		size_t nl = strlen(s->name);
+		if (is_internal_name(s->name) || nl > MOTE_MAX_NAME)
+			continue;
+		p[k++] = (uint8_t)s->ret;
+		p[k++] = s->nargs;
+		for (unsigned a = 0; a < s->nargs; a++)
+			p[k++] = (uint8_t)s->args[a];
+		p[k++] = (uint8_t)nl;
+		memcpy(p + k, s->name, nl);
+		k += nl;
+	}
+	*out = p;
+	*len = k;
+	return 0;
+}
+
+static int load_once(mote_sandbox *sb, const void *wasm, size_t len)
+{
+	uint8_t *hosts;
+	size_t hlen;
+	if (host_function_list(sb, &hosts, &hlen))
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	/* The call message: header, two value slots, the module, the list. */
+	uint64_t room = sb->layout.in_size;
+	if (len > room || room - len < 64 + (uint64_t)hlen) {
+		mote_free(hosts);
+		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
+					 "wasm module of %zu bytes does not fit the sandbox's "
+					 "%llu-byte input buffer (see mote_config_set_input_size)",
+					 len, (unsigned long long)room);
+	}
+	mote_value args[2] = {mote_bytes(wasm, len), mote_bytes(hosts, hlen)};
+	const uint8_t *payload;
+	size_t plen;
+	int rc = call_runtime(sb, "wasm_load", args, 2, &payload, &plen);
+	mote_free(hosts);
+	return rc;
+}
+
+int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
+{
+	if (!sb || (!wasm && len))
+		return -MOTE_EINVAL;
+	if (!mote_wasm_is_sandbox(sb))
+		return not_wasm(sb);
+	int rc = load_once(sb, wasm, len);
+	if (rc == -MOTE_EEXIST) { /* a module is loaded: replace it */
+		rc = mote_wasm_unload(sb);
+		if (!rc)
+			rc = load_once(sb, wasm, len);
+	}
+	return rc;
+}
+
+int mote_wasm_load_file(mote_sandbox *sb, const char *path)
+{
+	if (!sb || !path)
+		return -MOTE_EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mote_sandbox_fail(sb, errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO,
+					 "cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mote_sandbox_fail(sb, -MOTE_EIO, "%s is not a regular file", path);
+	}
+	if ((uint64_t)st.st_size > sb->layout.in_size) {
+		close(fd);
+		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
+					 "wasm module %s (%lld bytes) does not fit the sandbox's "
+					 "%llu-byte input buffer (see mote_config_set_input_size)",
+					 path, (long long)st.st_size,
+					 (unsigned long long)sb->layout.in_size);
+	}
+	size_t size = (size_t)st.st_size;
+	uint8_t *buf = mote_malloc(size ? size : 1);
+	if (!buf) {
+		close(fd);
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	}
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = read(fd, buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	int rc = done == size ? mote_wasm_load(sb, buf, size)
+			      : mote_sandbox_fail(sb, -MOTE_EIO, "cannot read %s", path);
+	mote_free(buf);
+	return rc;
+}
+
+int mote_wasm_unload(mote_sandbox *sb)
+{
+	if (!sb)
+		return -MOTE_EINVAL;
+	if (!mote_wasm_is_sandbox(sb))
+		return not_wasm(sb);
+	struct wasm_sizes s = {sb->layout.heap_size, sb->layout.stack_size, sb->layout.in_size,
+			       sb->layout.out_size};
+	struct wasm_runtime *rt;
+	int rc = get_runtime(&s, &rt);
+	if (rc)
+		return mote_sandbox_fail(sb, rc, "%s", mote_last_error());
+	rc = mote_sandbox_restore(sb, rt->snap);
+	if (rc == -MOTE_EINVAL && !sb->poisoned) {
+		/* A snapshot of another build of the runtime (its memory layout
+		 * differs): let the runtime drop the module itself. */
+		rc = mote_sandbox_call(sb, "unload", NULL, 0, NULL);
+	}
+	return rc;
+}
+
+/* ---- Calls ---- */
+static int encode_value(uint8_t *rec, const mote_value *v)
+{
+	uint64_t bits = 0;
+	switch (v->type) {
+	case MOTE_I32:
+	case MOTE_U32:
+		bits = v->v.u32;
+		break;
+	case MOTE_F32: {
+		uint32_t b;
+		memcpy(&b, &v->v.f32, 4);
+		bits = b;
+		break;
+	}
+	case MOTE_I64:
+	case MOTE_U64:
+	case MOTE_F64:
+		memcpy(&bits, &v->v.u64, 8);
+		break;
+	default: /* the runtime refuses other types; never send host pointers */
+		break;
+	}
+	if ((unsigned)v->type >= MOTE_TYPE_COUNT_)
+		return -1;
+	rec[0] = (uint8_t)v->type;
+	memcpy(rec + 1, &bits, 8);
+	return 0;
+}
+
+static int decode_value(const uint8_t *rec, mote_value *v)
+{
+	uint64_t bits;
+	memcpy(&bits, rec + 1, 8);
+	memset(v, 0, sizeof(*v));
+	v->type = (mote_type)rec[0];
+	switch (v->type) {
+	case MOTE_I32: {
+		uint32_t b = (uint32_t)bits;
+		v->v.u32 = b;
+		return 0;
+	}
+	case MOTE_F32: {
+		uint32_t b = (uint32_t)bits;
+		memcpy(&v->v.f32, &b, 4);
+		return 0;
+	}
+	case MOTE_I64:
+	case MOTE_F64:
+		memcpy(&v->v.u64, &bits, 8);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+int mote_wasm_call(mote_sandbox *sb, const char *export_name, const mote_value *args,
+		   size_t nargs, mote_value *results, size_t max_results, size_t *nresults)
+{
+	if (nresults)
+		*nresults = 0;
+	if (!sb || !export_name || (nargs && !args) || (max_results && !results))
+		return -MOTE_EINVAL;
+	if (!mote_wasm_is_sandbox(sb))
+		return not_wasm(sb);
+	uint8_t small[4 + 16 * REC_SIZE];
+	size_t blen = 4 + nargs * REC_SIZE;
+	if (nargs > (SIZE_MAX - 4) / REC_SIZE)
+		return mote_sandbox_fail(sb, -MOTE_ETOOBIG, "too many arguments");
+	uint8_t *blob = blen <= sizeof(small) ? small : mote_malloc(blen);
+	if (!blob)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	uint32_t room = max_results > UINT32_MAX ? UINT32_MAX : (uint32_t)max_results;
+	memcpy(blob, &room, 4);
+	int rc = 0;
+	for (size_t i = 0; i < nargs && !rc; i++)
+		if (encode_value(blob + 4 + i * REC_SIZE, &args[i]))
+			rc = mote_sandbox_fail(sb, -MOTE_EINVAL, "argument %zu has an invalid type",
+					       i + 1);
+	const uint8_t *payload;
+	size_t plen;
+	if (!rc) {
+		mote_value cargs[2] = {mote_string(export_name), mote_bytes(blob, blen)};
+		rc = call_runtime(sb, "wasm_call", cargs, 2, &payload, &plen);
+	}
+	if (blob != small)
+		mote_free(blob);
+	if (rc)
+		return rc;
+	size_t n = plen / REC_SIZE;
+	if (plen % REC_SIZE || n > max_results)
+		return mote_sandbox_fail(sb, -MOTE_EPROTOCOL,
+					 "Wasm runtime: malformed results from '%s'", export_name);
+	for (size_t i = 0; i < n; i++)
+		if (decode_value(payload + i * REC_SIZE, &results[i]))
+			return mote_sandbox_fail(sb, -MOTE_EPROTOCOL,
+						 "Wasm runtime: result %zu of '%s' has type %u",
+						 i + 1, export_name, payload[i * REC_SIZE]);
+	if (nresults)
+		*nresults = n;
+	return 0;
+}
+
+int mote_wasm_run(mote_sandbox *sb, const char *const *argv, size_t argc, const char *const *envp,
+		  size_t envc, int *exit_code)
+{
+	if (exit_code)
+		*exit_code = 0;
+	if (!sb || (argc && !argv) || (envc && !envp) || argc > UINT32_MAX || envc > UINT32_MAX)
+		return -MOTE_EINVAL;
+	if (!mote_wasm_is_sandbox(sb))
+		return not_wasm(sb);
+	size_t len = 8;
+	for (size_t i = 0; i < argc + envc; i++) {
+		const char *s = i < argc ? argv[i] : envp[i - argc];
+		if (!s)
+			return mote_sandbox_fail(sb, -MOTE_EINVAL, "NULL argument or variable");
+		len += strlen(s) + 1;
+	}
+	uint8_t *blob = mote_malloc(len);
+	if (!blob)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	uint32_t counts[2] = {(uint32_t)argc, (uint32_t)envc};
+	memcpy(blob, counts, 8);
+	size_t k = 8;
+	for (size_t i = 0; i < argc + envc; i++) {
+		const char *s = i < argc ? argv[i] : envp[i - argc];
+		size_t l = strlen(s) + 1;
+		memcpy(blob + k, s, l);
+		k += l;
+	}
+	mote_value arg = mote_bytes(blob, len);
+	const uint8_t *payload;
+	size_t plen;
+	int rc = call_runtime(sb, "wasm_run", &arg, 1, &payload, &plen);
+	mote_free(blob);
+	if (rc)
+		return rc;
+	if (plen != 4)
+		return mote_sandbox_fail(sb, -MOTE_EPROTOCOL, "Wasm runtime: malformed exit code");
+	int32_t code;
+	memcpy(&code, payload, 4);
+	if (exit_code)
+		*exit_code = code;
+	return 0;
+}
+
+/* ---- Exports ---- */
+struct wasm_export {
+	char *name;
+	char *signature;
+	mote_wasm_kind kind;
+	size_t nparams, nresults;
+	mote_type *types; /* params then results */
+};
+
+struct mote_wasm_exports {
+	size_t n;
+	struct wasm_export *v;
+};
+
+void mote_wasm_exports_free(mote_wasm_exports *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		mote_free(e->v[i].name);
+		mote_free(e->v[i].signature);
+		mote_free(e->v[i].types);
+	}
+	mote_free(e->v);
+	mote_free(e);
+}
+
+static mote_type from_wasm_type(uint8_t t)
+{
+	switch (t) {
+	case 0x7f:
+		return MOTE_I32;
+	case 0x7e:
+		return MOTE_I64;
+	case 0x7d:
+		return MOTE_F32;
+	case 0x7c:
+		return MOTE_F64;
+	default:
+		return MOTE_VOID;
+	}
+}
+
+static const char *wasm_type_text(uint8_t t)
+{
+	switch (t) {
+	case 0x7f:
+		return "i32";
+	case 0x7e:
+		return "i64";
+	case 0x7d:
+		return "f32";
+	case 0x7c:
+		return "f64";
+	case 0x70:
+		return "funcref";
+	case 0x6f:
+		return "externref";
+	default:
+		return "?";
+	}
+}
+
+/* "name(i32, i64) -> f64" from raw wasm type codes. */
+static char *function_signature(const char *name, const uint8_t *types, size_t np, size_t nr)
+{
+	size_t cap = strlen(name) + 16 + (np + nr) * 12;
+	char *s = mote_malloc(cap);
+	if (!s)
+		return NULL;
+	size_t k = (size_t)snprintf(s, cap, "%s(", name);
+	for (size_t i = 0; i < np; i++)
+		k += (size_t)snprintf(s + k, cap - k, "%s%s", i ? ", " : "", wasm_type_text(types[i]));
+	k += (size_t)snprintf(s + k, cap - k, ") -> %s", nr == 1 ? "" : "(");
+	for (size_t i = 0; i < nr; i++)
+		k += (size_t)snprintf(s + k, cap - k, "%s%s", i ? ", " : "",
+				      wasm_type_text(types[np + i]));
+	if (nr != 1)
+		snprintf(s + k, cap - k, ")");
+	return s;
+}
+
+static int parse_exports(const uint8_t *p, size_t len, mote_wasm_exports *e)
+{
+	if (len < 4)
+		return -MOTE_EPROTOCOL;
+	uint32_t n;
+	memcpy(&n, p, 4);
+	size_t off = 4;
+	if (n > len) /* every entry takes at least 5 bytes */
+		return -MOTE_EPROTOCOL;
+	e->v = mote_calloc(n ? n : 1, sizeof(*e->v));
+	if (!e->v)
+		return -MOTE_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t nl, np, nr;
+		if (len - off < 3)
+			return -MOTE_EPROTOCOL;
+		uint8_t kind = p[off];
+		memcpy(&nl, p + off + 1, 2);
+		off += 3;
+		if (kind > MOTE_WASM_GLOBAL || len - off < (size_t)nl + 4)
+			return -MOTE_EPROTOCOL;
+		const char *name = (const char *)p + off;
+		off += nl;
+		memcpy(&np, p + off, 2);
+		memcpy(&nr, p + off + 2, 2);
+		off += 4;
+		if (len - off < (size_t)np + nr)
+			return -MOTE_EPROTOCOL;
+		const uint8_t *types = p + off;
+		off += (size_t)np + nr;
+		struct wasm_export *x = &e->v[i];
+		e->n = i + 1;
+		x->kind = (mote_wasm_kind)kind;
+		x->name = mote_malloc((size_t)nl + 1);
+		x->types = mote_calloc((size_t)np + nr + 1, sizeof(mote_type));
+		if (!x->name || !x->types)
+			return -MOTE_ENOMEM;
+		memcpy(x->name, name, nl);
+		x->name[nl] = 0;
+		if (strlen(x->name) != nl)
+			return -MOTE_EPROTOCOL;
+		x->nparams = np;
+		x->nresults = nr;
+		for (size_t t = 0; t < (size_t)np + nr; t++)
+			x->types[t] = from_wasm_type(types[t]);
+		if (kind == MOTE_WASM_FUNCTION) {
+			x->signature = function_signature(x->name, types, np, nr);
+		} else {
+			size_t cap = (size_t)nl + 24;
+			x->signature = mote_malloc(cap);
+			if (x->signature && kind == MOTE_WASM_GLOBAL && nr == 1)
+				snprintf(x->signature, cap, "%s: %s", x->name, wasm_type_text(types[0]));
+			else if (x->signature)
+				snprintf(x->signature, cap, "%s", x->name);
+		}
+		if (!x->signature)
+			return -MOTE_ENOMEM;
+	}
+	return off == len ? 0 : -MOTE_EPROTOCOL;
+}
+
+int mote_wasm_exports_get(mote_sandbox *sb, mote_wasm_exports **out)
+{
+	if (!sb || !out)
+		return -MOTE_EINVAL;
+	*out = NULL;
+	if (!mote_wasm_is_sandbox(sb))
+		return not_wasm(sb);
+	const uint8_t *payload;
+	size_t plen;
+	int rc = call_runtime(sb, "wasm_exports", NULL, 0, &payload, &plen);
+	if (rc)
+		return rc;
+	mote_wasm_exports *e = mote_calloc(1, sizeof(*e));
+	if (!e)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	rc = parse_exports(payload, plen, e);
+	if (rc) {
+		mote_wasm_exports_free(e);
+		return rc == -MOTE_ENOMEM
+			       ? mote_sandbox_fail(sb, rc, "out of memory")
+			       : mote_sandbox_fail(sb, -MOTE_EPROTOCOL,
+						   "Wasm runtime: malformed export list");
+	}
+	*out = e;
+	return 0;
+}
+
+size_t mote_wasm_exports_count(const mote_wasm_exports *e)
+{
+	return e ? e->n : 0;
+}
+
+int mote_wasm_exports_at(const mote_wasm_exports *e, size_t index, mote_wasm_export_info *out)
+{
+	if (!e || !out || index >= e->n)
+		return -MOTE_EINVAL;
+	const struct wasm_export *x = &e->v[index];
+	out->name = x->name;
+	out->kind = x->kind;
+	out->nparams = x->nparams;
+	out->nresults = x->nresults;
+	out->params = x->types;
+	out->results = x->types + x->nparams;
+	out->signature = x->signature;
+	return 0;
+}
+
+int mote_wasm_exports_find(const mote_wasm_exports *e, const char *name, mote_wasm_export_info *out)
+{
+	if (!e || !name || !out)
+		return -MOTE_EINVAL;
+	for (size_t i = 0; i < e->n; i++)
+		if (!strcmp(e->v[i].name, name))
+			return mote_wasm_exports_at(e, i, out);
+	return -MOTE_ENOFUNC;
+}

@@ -1,0 +1,673 @@
+/* Wasm sandboxes on real KVM (include/mote/wasm.h): modules built with clang
+ * from tests/wasm-modules/ run inside a sandbox by mote's engine. Loads,
+ * calls with every value type, signature checks, traps, malformed modules,
+ * imports, unload, snapshots, memory isolation, WASI and the CLI. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mote.h"
+#include "mote/wasm.h"
+#include "test.h"
+
+#define MODULES MOTE_BUILD_DIR "/wasm-modules/"
+#define ARITH MODULES "arith.wasm"
+#define IMPORTS MODULES "imports.wasm"
+#define UNKNOWN_IMPORT MODULES "unknown_import.wasm"
+#define WASI_HELLO MODULES "wasi_hello.wasm"
+#define MOTE_CLI MOTE_BUILD_DIR "/bin/mote"
+
+/* ---- helpers ---- */
+static char captured[8192];
+static size_t ncaptured;
+
+static void capture(void *user, mote_log_level level, const char *text, size_t len)
+{
+	(void)user;
+	(void)level;
+	if (len > sizeof(captured) - 1 - ncaptured)
+		len = sizeof(captured) - 1 - ncaptured;
+	memcpy(captured + ncaptured, text, len);
+	ncaptured += len;
+	captured[ncaptured] = 0;
+}
+
+static mote_sandbox *new_wasm(const mote_host_functions *fns, const char *module)
+{
+	mote_config *cfg;
+	mote_sandbox *sb = NULL;
+	if (mote_config_new(&cfg))
+		return NULL;
+	mote_config_set_output(cfg, capture, NULL);
+	int rc = mote_wasm_sandbox_new(cfg, fns, &sb);
+	mote_config_free(cfg);
+	if (rc) {
+		TEST_FAILF("mote_wasm_sandbox_new: %s: %s", mote_strerror(rc), mote_last_error());
+		return NULL;
+	}
+	if (module && (rc = mote_wasm_load_file(sb, module)) != 0) {
+		TEST_FAILF("load %s: %s: %s", module, mote_strerror(rc), mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		return NULL;
+	}
+	return sb;
+}
+
+/* Call an export with i32 arguments and one i32 result. */
+static int32_t call_i32(mote_sandbox *sb, const char *fn, size_t n, int32_t a, int32_t b)
+{
+	mote_value args[2] = {mote_i32(a), mote_i32(b)}, r = {0};
+	size_t nr = 9;
+	int rc = mote_wasm_call(sb, fn, args, n, &r, 1, &nr);
+	if (rc) {
+		TEST_FAILF("%s: %s: %s", fn, mote_strerror(rc), mote_sandbox_last_error(sb));
+		return INT32_MIN;
+	}
+	if (nr != 1 || r.type != MOTE_I32) {
+		TEST_FAILF("%s: %zu results of type %d", fn, nr, r.type);
+		return INT32_MIN;
+	}
+	return r.v.i32;
+}
+
+/* ---- loading and calling ---- */
+TEST(call_with_every_value_type)
+{
+	mote_sandbox *sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	REQUIRE(mote_wasm_is_sandbox(sb));
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 2, 40), 42);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, INT32_MAX, 1), INT32_MIN);
+	CHECK_EQ_INT(call_i32(sb, "fib", 1, 20, 0), 6765);
+
+	mote_value a64[2] = {mote_i64(1ll << 40), mote_i64(-5)}, r;
+	size_t n;
+	CHECK_EQ_INT(mote_wasm_call(sb, "add64", a64, 2, &r, 1, &n), 0);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(r.type, MOTE_I64);
+	CHECK_EQ_INT(r.v.i64, (1ll << 40) - 5);
+
+	mote_value af[2] = {mote_f32(1.5f), mote_f32(-2.25f)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "mulf", af, 2, &r, 1, &n), 0);
+	CHECK_EQ_INT(r.type, MOTE_F32);
+	CHECK(r.v.f32 == -3.375f);
+
+	mote_value am[4] = {mote_i32(-1), mote_i64(1ll << 33), mote_f32(0.5f), mote_f64(0.25)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "mix", am, 4, &r, 1, &n), 0);
+	CHECK_EQ_INT(r.type, MOTE_F64);
+	CHECK(r.v.f64 == (double)(1ll << 33) - 0.25);
+
+	n = 7;
+	CHECK_EQ_INT(mote_wasm_call(sb, "nothing", NULL, 0, NULL, 0, &n), 0);
+	CHECK_EQ_INT(n, 0);
+
+	mote_value as[2] = {mote_i32(1000), mote_i32(3)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "fill_sum", as, 2, &r, 1, NULL), 0);
+	CHECK_EQ_INT(r.v.i64, 3ll * 999 * 1000 / 2);
+	mote_sandbox_free(sb);
+}
+
+TEST(arguments_are_checked_against_the_signature)
+{
+	mote_sandbox *sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	mote_value r, bad[2] = {mote_i64(1), mote_i32(2)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "add", bad, 2, &r, 1, NULL), -MOTE_ESIGNATURE);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "wasm export 'add(i32, i32) -> i32' called with (i64, i32)");
+	CHECK_EQ_INT(mote_wasm_call(sb, "add", bad + 1, 1, &r, 1, NULL), -MOTE_ESIGNATURE);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "wasm export 'add(i32, i32) -> i32' called with (i32)");
+	mote_value u[2] = {mote_u32(1), mote_i32(2)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "add", u, 2, &r, 1, NULL), -MOTE_ESIGNATURE);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "called with (u32, i32)");
+	mote_value s[1] = {mote_string("x")};
+	CHECK_EQ_INT(mote_wasm_call(sb, "fib", s, 1, &r, 1, NULL), -MOTE_ESIGNATURE);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "'fib(i32) -> i32' called with (string)");
+	/* No room for the result: refused before running. */
+	mote_value ok[2] = {mote_i32(1), mote_i32(2)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "add", ok, 2, NULL, 0, NULL), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "returns 1 values, room for 0");
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 2), 3);
+	mote_sandbox_free(sb);
+}
+
+TEST(unknown_export)
+{
+	mote_sandbox *sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_call(sb, "nope", NULL, 0, NULL, 0, NULL), -MOTE_ENOFUNC);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "no wasm export 'nope'");
+	CHECK_EQ_INT(mote_wasm_call(sb, "memory", NULL, 0, NULL, 0, NULL), -MOTE_ENOFUNC);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "wasm export 'memory' is a memory, not a function");
+	mote_sandbox_free(sb);
+}
+
+TEST(trap_reports_the_message_and_the_sandbox_stays_usable)
+{
+	mote_sandbox *sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	mote_value args[2] = {mote_i32(7), mote_i32(0)}, r;
+	CHECK_EQ_INT(mote_wasm_call(sb, "divide", args, 2, &r, 1, NULL), -MOTE_EGUEST);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "wasm trap: integer divide by zero");
+	CHECK(!mote_sandbox_poisoned(sb));
+	CHECK_EQ_INT(call_i32(sb, "divide", 2, 42, 6), 7);
+	mote_value ov[2] = {mote_i32(INT32_MIN), mote_i32(-1)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "divide", ov, 2, &r, 1, NULL), -MOTE_EGUEST);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "wasm trap: integer overflow");
+	CHECK_EQ_INT(call_i32(sb, "fib", 1, 10, 0), 55);
+	mote_sandbox_free(sb);
+}
+
+TEST(module_cannot_reach_outside_its_linear_memory)
+{
+	mote_sandbox *sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	/* Memory is 2 pages (128 KiB). */
+	CHECK_EQ_INT(call_i32(sb, "pages", 0, 0, 0), 2);
+	mote_value a[2] = {mote_i32(131072 - 4), mote_i32(0x1234)}, r;
+	CHECK_EQ_INT(mote_wasm_call(sb, "poke", a, 2, NULL, 0, NULL), 0);
+	CHECK_EQ_INT(call_i32(sb, "peek", 1, 131072 - 4, 0), 0x1234);
+	const int32_t outside[] = {131072 - 3, 131072, 1 << 30, -1, INT32_MIN};
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+		mote_value p = mote_i32(outside[i]);
+		CHECK_EQ_INT(mote_wasm_call(sb, "peek", &p, 1, &r, 1, NULL), -MOTE_EGUEST);
+		CHECK_EQ_STR(mote_sandbox_last_error(sb), "wasm trap: out of bounds memory access");
+		mote_value w[2] = {mote_i32(outside[i]), mote_i32(1)};
+		CHECK_EQ_INT(mote_wasm_call(sb, "poke", w, 2, NULL, 0, NULL), -MOTE_EGUEST);
+		CHECK_EQ_STR(mote_sandbox_last_error(sb), "wasm trap: out of bounds memory access");
+	}
+	/* Growing makes the new pages reachable, and zero. */
+	CHECK_EQ_INT(call_i32(sb, "grow", 1, 3, 0), 2);
+	CHECK_EQ_INT(call_i32(sb, "pages", 0, 0, 0), 5);
+	CHECK_EQ_INT(call_i32(sb, "peek", 1, 131072, 0), 0);
+	CHECK_EQ_INT(call_i32(sb, "peek", 1, 5 * 65536 - 4, 0), 0);
+	/* Linear memory is limited to half the 256 MiB heap. */
+	CHECK_EQ_INT(call_i32(sb, "grow", 1, 4096, 0), -1);
+	CHECK_EQ_INT(call_i32(sb, "grow", 1, 2048 - 5, 0), 5);
+	CHECK_EQ_INT(call_i32(sb, "grow", 1, 1, 0), -1);
+	CHECK_EQ_INT(call_i32(sb, "peek", 1, 2048 * 65536 - 4, 0), 0);
+	CHECK(!mote_sandbox_poisoned(sb));
+	mote_sandbox_free(sb);
+}
+
+/* ---- malformed modules ---- */
+TEST(malformed_and_invalid_modules_are_refused_with_the_reason)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_load(sb, "not wasm", 8), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "malformed wasm module: magic header not detected (at byte 0)");
+	CHECK_EQ_INT(mote_wasm_load(sb, "\0asm\2\0\0\0", 8), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "malformed wasm module: unknown binary version (at byte 8)");
+	/* A type section announcing more bytes than there are. */
+	static const unsigned char truncated[] = {0, 'a', 's', 'm', 1, 0, 0, 0, 1, 10, 1, 0x60};
+	CHECK_EQ_INT(mote_wasm_load(sb, truncated, sizeof(truncated)), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "malformed wasm module: ");
+	/* (func (result i32) (i64.const 0)): type mismatch, caught by validation. */
+	static const unsigned char invalid[] = {0,    'a',  's',  'm', 1,    0,    0, 0,
+						1,    5,    1,    0x60, 0,   1,    0x7f, 3, 2,
+						1,    0,    10,   6,    1,   4,    0,    0x42, 0,
+						0x0b};
+	CHECK_EQ_INT(mote_wasm_load(sb, invalid, sizeof(invalid)), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "invalid wasm module: type mismatch");
+	CHECK(!mote_sandbox_poisoned(sb));
+	/* The sandbox still loads a good module. */
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 20, 22), 42);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, "/nonexistent.wasm"), -MOTE_EIO);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "cannot open /nonexistent.wasm");
+	mote_sandbox_free(sb);
+}
+
+TEST(module_larger_than_the_input_buffer)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	size_t len = (size_t)MOTE_WASM_MIN_INPUT + 1;
+	char *big = calloc(1, len);
+	REQUIRE(big);
+	CHECK_EQ_INT(mote_wasm_load(sb, big, len), -MOTE_ETOOBIG);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "does not fit the sandbox's 16777216-byte input");
+	free(big);
+	mote_sandbox_free(sb);
+}
+
+/* ---- imports ---- */
+static int32_t seen_a, seen_b;
+static char seen_log[128];
+static int host_error;
+
+static int host_add(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
+		    mote_value *result)
+{
+	(void)user;
+	(void)sb;
+	(void)n;
+	if (host_error)
+		return host_error;
+	seen_a = args[0].v.i32;
+	seen_b = args[1].v.i32;
+	result->v.i32 = args[0].v.i32 + args[1].v.i32;
+	return 0;
+}
+
+static int host_mix(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
+		    mote_value *result)
+{
+	(void)user;
+	(void)sb;
+	(void)n;
+	result->v.f64 = (double)args[0].v.i64 * 2 + args[1].v.f32 + args[2].v.f64;
+	return 0;
+}
+
+static int host_log(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
+		    mote_value *result)
+{
+	(void)user;
+	(void)sb;
+	(void)n;
+	(void)result;
+	snprintf(seen_log, sizeof(seen_log), "%s", (const char *)args[0].v.buf.ptr);
+	return 0;
+}
+
+static int host_sum(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
+		    mote_value *result)
+{
+	(void)user;
+	(void)sb;
+	(void)n;
+	uint32_t s = 0;
+	const uint8_t *p = args[0].v.buf.ptr;
+	for (size_t i = 0; i < args[0].v.buf.len; i++)
+		s += p[i];
+	result->v.u32 = s;
+	return 0;
+}
+
+static mote_host_functions *import_functions(bool wrong_add)
+{
+	mote_host_functions *fns;
+	if (mote_host_functions_new(&fns))
+		return NULL;
+	const mote_type ii[2] = {MOTE_I32, MOTE_I32}, ll[2] = {MOTE_I64, MOTE_I64};
+	const mote_type mix[3] = {MOTE_I64, MOTE_F32, MOTE_F64};
+	const mote_type str[1] = {MOTE_STRING}, bytes[1] = {MOTE_BYTES};
+	int rc = wrong_add ? mote_host_functions_add(fns, "host_add", MOTE_I64, ll, 2, host_add, NULL)
+			   : mote_host_functions_add(fns, "host_add", MOTE_I32, ii, 2, host_add, NULL);
+	rc |= mote_host_functions_add(fns, "host_mix", MOTE_F64, mix, 3, host_mix, NULL);
+	rc |= mote_host_functions_add(fns, "host_log", MOTE_VOID, str, 1, host_log, NULL);
+	rc |= mote_host_functions_add(fns, "host_sum", MOTE_U32, bytes, 1, host_sum, NULL);
+	if (rc) {
+		mote_host_functions_free(fns);
+		return NULL;
+	}
+	return fns;
+}
+
+TEST(env_imports_call_host_functions_with_the_right_values)
+{
+	mote_host_functions *fns = import_functions(false);
+	REQUIRE(fns);
+	mote_sandbox *sb = new_wasm(fns, IMPORTS);
+	mote_host_functions_free(fns);
+	REQUIRE(sb);
+	host_error = 0;
+	CHECK_EQ_INT(call_i32(sb, "call_add", 2, 19, 2), 42);
+	CHECK_EQ_INT(seen_a, 19);
+	CHECK_EQ_INT(seen_b, 2);
+	mote_value a[3] = {mote_i64(1ll << 40), mote_f32(0.5f), mote_f64(0.125)}, r;
+	CHECK_EQ_INT(mote_wasm_call(sb, "call_mix", a, 3, &r, 1, NULL), 0);
+	CHECK(r.v.f64 == (double)(1ll << 41) + 0.625);
+	/* Strings and bytes come out of linear memory, bounds-checked. */
+	seen_log[0] = 0;
+	CHECK_EQ_INT(call_i32(sb, "say_hello", 0, 0, 0), 15);
+	CHECK_EQ_STR(seen_log, "hello from wasm");
+	mote_value nb = mote_i32(100);
+	CHECK_EQ_INT(mote_wasm_call(sb, "sum_bytes", &nb, 1, &r, 1, NULL), 0);
+	CHECK_EQ_INT(r.v.i32, 99 * 100 / 2);
+	seen_log[0] = 0;
+	CHECK_EQ_INT(mote_wasm_call(sb, "log_bad_pointer", NULL, 0, NULL, 0, NULL), -MOTE_EGUEST);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "wasm trap: out of bounds memory access");
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "host function 'host_log'");
+	CHECK_EQ_STR(seen_log, ""); /* the host never saw it */
+	/* A failing host function traps the call with its own error code. */
+	host_error = -MOTE_EIO;
+	CHECK_EQ_INT(mote_wasm_call(sb, "call_add", a, 0, &r, 1, NULL), -MOTE_ESIGNATURE);
+	mote_value ab[2] = {mote_i32(1), mote_i32(2)};
+	CHECK_EQ_INT(mote_wasm_call(sb, "call_add", ab, 2, &r, 1, NULL), -MOTE_EIO);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "wasm trap: host function 'host_add' failed: MOTE_EIO (I/O error)");
+	host_error = 0;
+	CHECK_EQ_INT(call_i32(sb, "call_add", 2, 1, 2), 6);
+	mote_sandbox_free(sb);
+}
+
+TEST(unknown_import_fails_the_load_naming_it)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, UNKNOWN_IMPORT), -MOTE_ENOFUNC);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "unknown import env.no_such_host_fn (i32) -> i32: no such host function");
+	/* imports.wasm needs four host functions; this sandbox has none. */
+	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), -MOTE_ENOFUNC);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "unknown import env.host_add");
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 1), 2);
+	mote_sandbox_free(sb);
+}
+
+TEST(import_of_the_wrong_type_fails_the_load)
+{
+	mote_host_functions *fns = import_functions(true);
+	REQUIRE(fns);
+	mote_sandbox *sb = new_wasm(fns, NULL);
+	mote_host_functions_free(fns);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), -MOTE_ESIGNATURE);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "incompatible import type env.host_add: the module imports (i32, i32) -> "
+		     "i32, host function 'i64 host_add(i64, i64)' is (i64, i64) -> i64");
+	mote_sandbox_free(sb);
+}
+
+/* ---- unload, exports ---- */
+TEST(unload_then_load_another_module)
+{
+	mote_host_functions *fns = import_functions(false);
+	REQUIRE(fns);
+	mote_sandbox *sb = new_wasm(fns, ARITH);
+	REQUIRE(sb);
+	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 1);
+	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
+	CHECK_EQ_INT(mote_wasm_call(sb, "bump", NULL, 0, NULL, 0, NULL), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "no wasm module is loaded");
+	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), 0);
+	CHECK_EQ_INT(call_i32(sb, "call_add", 2, 1, 2), 6);
+	CHECK_EQ_INT(mote_wasm_call(sb, "bump", NULL, 0, NULL, 0, NULL), -MOTE_ENOFUNC);
+	/* Loading over a loaded module replaces it, with fresh state. */
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 1);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 1);
+	for (int i = 0; i < 20; i++) { /* no growth across cycles */
+		CHECK_EQ_INT(mote_wasm_unload(sb), 0);
+		CHECK_EQ_INT(mote_wasm_load_file(sb, i % 2 ? ARITH : IMPORTS), 0);
+	}
+	CHECK_EQ_INT(call_i32(sb, "fib", 1, 15, 0), 610);
+	mote_sandbox_free(sb);
+	mote_host_functions_free(fns);
+}
+
+TEST(exports_list_names_and_signatures)
+{
+	mote_sandbox *sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	mote_wasm_exports *ex;
+	REQUIRE(mote_wasm_exports_get(sb, &ex) == 0);
+	CHECK(mote_wasm_exports_count(ex) > 10);
+	mote_wasm_export_info fi;
+	REQUIRE(mote_wasm_exports_find(ex, "mix", &fi) == 0);
+	CHECK_EQ_INT(fi.kind, MOTE_WASM_FUNCTION);
+	CHECK_EQ_INT(fi.nparams, 4);
+	CHECK_EQ_INT(fi.nresults, 1);
+	CHECK_EQ_INT(fi.params[0], MOTE_I32);
+	CHECK_EQ_INT(fi.params[1], MOTE_I64);
+	CHECK_EQ_INT(fi.params[2], MOTE_F32);
+	CHECK_EQ_INT(fi.params[3], MOTE_F64);
+	CHECK_EQ_INT(fi.results[0], MOTE_F64);
+	CHECK_EQ_STR(fi.signature, "mix(i32, i64, f32, f64) -> f64");
+	REQUIRE(mote_wasm_exports_find(ex, "nothing", &fi) == 0);
+	CHECK_EQ_STR(fi.signature, "nothing() -> ()");
+	REQUIRE(mote_wasm_exports_find(ex, "memory", &fi) == 0);
+	CHECK_EQ_INT(fi.kind, MOTE_WASM_MEMORY);
+	REQUIRE(mote_wasm_exports_find(ex, "__heap_base", &fi) == 0);
+	CHECK_EQ_INT(fi.kind, MOTE_WASM_GLOBAL);
+	CHECK_EQ_STR(fi.signature, "__heap_base: i32");
+	CHECK_EQ_INT(mote_wasm_exports_find(ex, "nope", &fi), -MOTE_ENOFUNC);
+	mote_wasm_exports_free(ex);
+	/* The runtime's own function works for any mote client too. */
+	mote_value r;
+	CHECK_EQ_INT(mote_sandbox_call(sb, "exports", NULL, 0, &r), 0);
+	CHECK(strstr((const char *)r.v.buf.ptr, "func add(i32, i32) -> i32\n") != NULL);
+	mote_sandbox_free(sb);
+}
+
+TEST(plain_sandboxes_are_not_wasm_sandboxes)
+{
+	mote_sandbox *sb;
+	REQUIRE(mote_sandbox_new(MOTE_BUILD_DIR "/guests/basic.elf", NULL, NULL, &sb) == 0);
+	CHECK(!mote_wasm_is_sandbox(sb));
+	CHECK_EQ_INT(mote_wasm_call(sb, "add", NULL, 0, NULL, 0, NULL), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "not a Wasm sandbox");
+	CHECK_EQ_INT(mote_wasm_load(sb, "x", 1), -MOTE_EINVAL);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	mote_sandbox *w = NULL;
+	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &w), -MOTE_EINVAL);
+	CHECK(w == NULL);
+	CHECK_CONTAINS(mote_last_error(), "not a snapshot of a Wasm sandbox");
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+}
+
+/* ---- snapshots ---- */
+TEST(snapshot_with_module_loaded_round_trips_through_a_file)
+{
+	mote_host_functions *fns = import_functions(false);
+	REQUIRE(fns);
+	mote_sandbox *sb = new_wasm(fns, ARITH);
+	REQUIRE(sb);
+	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 1);
+	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 2);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	char path[] = "/tmp/mote-wasm-test-XXXXXX";
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	close(fd);
+	CHECK_EQ_INT(mote_snapshot_save(snap, path), 0);
+	mote_snapshot_free(snap);
+	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 3);
+	mote_sandbox_free(sb);
+
+	REQUIRE(mote_snapshot_open(path, 0, &snap) == 0);
+	mote_sandbox *a = NULL, *b = NULL;
+	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, fns, NULL, &a), 0);
+	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, fns, NULL, &b), 0);
+	if (a && b) {
+		/* The module is there, with its state, without a load. */
+		CHECK_EQ_INT(call_i32(a, "bump", 0, 0, 0), 3);
+		CHECK_EQ_INT(call_i32(a, "bump", 0, 0, 0), 4);
+		CHECK_EQ_INT(call_i32(b, "bump", 0, 0, 0), 3);
+		CHECK_EQ_INT(call_i32(a, "fib", 1, 12, 0), 144);
+		mote_value args[2] = {mote_i32(1), mote_i32(0)};
+		CHECK_EQ_INT(mote_wasm_call(b, "divide", args, 2, NULL, 1, NULL), -MOTE_EINVAL);
+		mote_value r;
+		CHECK_EQ_INT(mote_wasm_call(b, "divide", args, 2, &r, 1, NULL), -MOTE_EGUEST);
+		CHECK_EQ_STR(mote_sandbox_last_error(b), "wasm trap: integer divide by zero");
+		/* Unload returns to the runtime; another module loads. */
+		CHECK_EQ_INT(mote_wasm_unload(a), 0);
+		CHECK_EQ_INT(mote_wasm_load_file(a, IMPORTS), 0);
+		CHECK_EQ_INT(call_i32(a, "call_add", 2, 3, 4), 14);
+	}
+	/* The snapshot requires the host functions the sandbox had. */
+	mote_sandbox *c = NULL;
+	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &c), -MOTE_ENOFUNC);
+	CHECK_CONTAINS(mote_last_error(), "host_add");
+	mote_sandbox_free(a);
+	mote_sandbox_free(b);
+	mote_snapshot_free(snap);
+	unlink(path);
+	mote_host_functions_free(fns);
+}
+
+TEST(timeout_poisons_and_unload_recovers)
+{
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	mote_config_set_timeout_us(cfg, 50000);
+	mote_sandbox *sb = NULL;
+	CHECK_EQ_INT(mote_wasm_sandbox_new(cfg, NULL, &sb), 0);
+	mote_config_free(cfg);
+	REQUIRE(sb);
+	REQUIRE(mote_wasm_load_file(sb, ARITH) == 0);
+	CHECK_EQ_INT(mote_wasm_call(sb, "spin", NULL, 0, NULL, 0, NULL), -MOTE_ETIMEDOUT);
+	CHECK(mote_sandbox_poisoned(sb));
+	CHECK_EQ_INT(mote_wasm_call(sb, "add", NULL, 0, NULL, 0, NULL), -MOTE_EPOISONED);
+	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
+	CHECK(!mote_sandbox_poisoned(sb));
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 40, 2), 42);
+	mote_sandbox_free(sb);
+}
+
+TEST(larger_sizes_use_their_own_runtime)
+{
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	mote_config_set_heap_size(cfg, 512ull << 20);
+	mote_config_set_input_size(cfg, 20ull << 20);
+	mote_sandbox *sb = NULL;
+	CHECK_EQ_INT(mote_wasm_sandbox_new(cfg, NULL, &sb), 0);
+	mote_config_free(cfg);
+	REQUIRE(sb);
+	mote_memory_info mi;
+	mote_sandbox_memory_info(sb, &mi);
+	CHECK_EQ_U64(mi.heap_size, 512ull << 20);
+	CHECK_EQ_U64(mi.input_size, 20ull << 20);
+	REQUIRE(mote_wasm_load_file(sb, ARITH) == 0);
+	CHECK_EQ_INT(call_i32(sb, "grow", 1, 4000, 0), 2); /* up to 256 MiB now */
+	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
+	REQUIRE(mote_wasm_load_file(sb, ARITH) == 0);
+	CHECK_EQ_INT(call_i32(sb, "pages", 0, 0, 0), 2);
+	mote_sandbox_free(sb);
+}
+
+static void *thread_main(void *arg)
+{
+	int *ok = arg;
+	mote_sandbox *sb;
+	*ok = 0;
+	if (mote_wasm_sandbox_new(NULL, NULL, &sb))
+		return NULL;
+	mote_value args[2] = {mote_i32(20), mote_i32(22)}, r;
+	if (mote_wasm_load_file(sb, ARITH) == 0 && mote_wasm_call(sb, "add", args, 2, &r, 1, NULL) == 0)
+		*ok = r.v.i32 == 42;
+	mote_sandbox_free(sb);
+	return NULL;
+}
+
+TEST(sandboxes_on_several_threads)
+{
+	pthread_t t[4];
+	int ok[4];
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&t[i], NULL, thread_main, &ok[i]) == 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(ok[i], 1);
+	}
+}
+
+/* ---- WASI ---- */
+TEST(wasi_command_gets_arguments_environment_output_and_exit_code)
+{
+	mote_sandbox *sb = new_wasm(NULL, WASI_HELLO);
+	REQUIRE(sb);
+	const char *argv[] = {"hello", "world"};
+	const char *envp[] = {"A=1", "GREETING=hi there"};
+	int code = -1;
+	ncaptured = 0;
+	captured[0] = 0;
+	CHECK_EQ_INT(mote_wasm_run(sb, argv, 2, envp, 2, &code), 0);
+	CHECK_EQ_INT(code, 0);
+	CHECK_EQ_STR(captured, "argc=2 [hello] [world]\nGREETING=hi there\nto stderr\nclock ok\n"
+			       "random ok\n");
+	mote_sandbox_free(sb);
+
+	/* exit(7) through proc_exit; return 3 from main. */
+	sb = new_wasm(NULL, WASI_HELLO);
+	REQUIRE(sb);
+	const char *exit7[] = {"hello", "exit7"};
+	CHECK_EQ_INT(mote_wasm_run(sb, exit7, 2, NULL, 0, &code), 0);
+	CHECK_EQ_INT(code, 7);
+	mote_sandbox_free(sb);
+	sb = new_wasm(NULL, WASI_HELLO);
+	REQUIRE(sb);
+	const char *three[] = {"hello", "a", "b"};
+	ncaptured = 0;
+	CHECK_EQ_INT(mote_wasm_run(sb, three, 3, NULL, 0, &code), 0);
+	CHECK_EQ_INT(code, 3);
+	CHECK(strstr(captured, "GREETING=(unset)") != NULL);
+	mote_sandbox_free(sb);
+
+	/* _start through mote_wasm_call: exit code 0 is success. */
+	sb = new_wasm(NULL, WASI_HELLO);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_call(sb, "_start", NULL, 0, NULL, 0, NULL), 0);
+	mote_sandbox_free(sb);
+	sb = new_wasm(NULL, ARITH);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_run(sb, NULL, 0, NULL, 0, &code), -MOTE_ENOFUNC);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "no wasm export '_start'");
+	mote_sandbox_free(sb);
+}
+
+/* ---- the CLI ---- */
+static int run_cli(const char *cmd, char *out, size_t cap)
+{
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(cli_runs_modules_and_snapshots)
+{
+	char out[4096];
+	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " ARITH " --invoke add 2 40 2>&1", out, sizeof(out)),
+		     0);
+	CHECK_EQ_STR(out, "42\n");
+	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " ARITH " --invoke mix -- -1 8589934592 0.5 0.25",
+			     out, sizeof(out)),
+		     0);
+	CHECK_EQ_STR(out, "8589934591.75\n");
+	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " ARITH " --invoke divide 1 0 2>&1", out,
+			     sizeof(out)),
+		     1);
+	CHECK_EQ_STR(out, "mote: MOTE_EGUEST: wasm trap: integer divide by zero\n");
+	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " ARITH " --invoke add 1 2>&1", out, sizeof(out)),
+		     2);
+	CHECK_CONTAINS(out, "add(i32, i32) -> i32");
+	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " WASI_HELLO " x y 2>&1", out, sizeof(out)), 3);
+	CHECK_CONTAINS(out, "argc=3 [" WASI_HELLO "] [x] [y]\n");
+
+	char path[] = "/tmp/mote-wasm-cli-XXXXXX";
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	close(fd);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm snapshot " ARITH " -o %s 2>&1", path);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm run %s --invoke fib 20 2>&1", path);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "6765\n");
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm exports %s 2>&1", path);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_CONTAINS(out, "fib(i32) -> i32\n");
+	unlink(path);
+}
+
+TEST_MAIN()
