@@ -115,30 +115,55 @@ int bench_new_sandbox(uint64_t heap, const mote_host_functions *fns, mote_sandbo
 	return rc;
 }
 
-static int run_floors(const struct bench_opts *o, struct floors *f)
+/* Floor samples are taken at the start of the run and again at its end
+ * (the machine's speed drifts); ratios use the median of both sets. */
+static double *floor_cold, *floor_exit;
+static int floor_n;
+
+static int sample_floors(const struct bench_opts *o, struct floors *f)
 {
-	double *v = calloc((size_t)o->runs, sizeof(double));
-	if (!v)
+	double *c = realloc(floor_cold, (size_t)(floor_n + o->runs) * sizeof(double));
+	if (c)
+		floor_cold = c;
+	double *e = realloc(floor_exit, (size_t)(floor_n + o->runs) * sizeof(double));
+	if (e)
+		floor_exit = e;
+	if (!c || !e)
 		return 1;
 	for (int i = 0; i < o->runs; i++) {
-		if (bench_floor_coldstart(&v[i])) {
-			fprintf(stderr, "mote bench: floor-coldstart failed\n");
-			free(v);
+		if (bench_floor_coldstart(&floor_cold[floor_n + i]) ||
+		    bench_floor_exit(100, &floor_exit[floor_n + i])) {
+			fprintf(stderr, "mote bench: the bare-KVM floor failed\n");
 			return 1;
 		}
 	}
-	f->coldstart = bench_summarize(v, o->runs);
-	for (int i = 0; i < o->runs; i++) {
-		if (bench_floor_exit(100, &v[i])) {
-			fprintf(stderr, "mote bench: floor-exit failed\n");
-			free(v);
-			return 1;
-		}
-	}
-	f->exit = bench_summarize(v, o->runs);
-	free(v);
-	bench_report(o, "floor-coldstart", 0, f->coldstart, "VM + vCPU + memory + long mode, first exit");
-	bench_report(o, "floor-exit", 0, f->exit, "one guest -> host -> guest exit at CPL 3");
+	floor_n += o->runs;
+	double *tmp = malloc((size_t)floor_n * sizeof(double));
+	if (!tmp)
+		return 1;
+	memcpy(tmp, floor_cold, (size_t)floor_n * sizeof(double));
+	f->coldstart = bench_summarize(tmp, floor_n);
+	memcpy(tmp, floor_exit, (size_t)floor_n * sizeof(double));
+	f->exit = bench_summarize(tmp, floor_n);
+	free(tmp);
+	return 0;
+}
+
+static void report_floors(const struct bench_opts *o, const struct floors *f, const char *when)
+{
+	char note[128];
+	snprintf(note, sizeof(note), "VM + vCPU + memory + long mode, first exit%s", when);
+	bench_report(o, "floor-coldstart", 0, f->coldstart, note);
+	snprintf(note, sizeof(note), "one guest -> host -> guest exit at CPL 3%s", when);
+	bench_report(o, "floor-exit", 0, f->exit, note);
+}
+
+static int run_floors(const struct bench_opts *o, struct floors *f)
+{
+	if (sample_floors(o, f))
+		return 1;
+	if (!o->json)
+		report_floors(o, f, " (start of run)");
 	return 0;
 }
 
@@ -340,8 +365,15 @@ int mote_bench_main(int argc, char **argv)
 	if (!rc && want[S_HUGE] && bench_hugepages(&o, &fill4k, &fillhuge))
 		rc = 1;
 	bench_cleanup_files();
+	if (!rc && sample_floors(&o, &f))
+		rc = 1;
+	free(floor_cold);
+	free(floor_exit);
 	if (rc)
 		return 1;
+	if (!o.json)
+		printf("\n");
+	report_floors(&o, &f, o.json ? "" : " (start and end of run combined)");
 	if (want[S_COLD])
 		cold_table(&o, &f, &cold);
 	if (!o.json)
