@@ -64,7 +64,7 @@ static void check_refs(const struct mote_snap_meta *m)
 		require(p->size && !((p->offset | p->size | p->gpa) & PAGE_MASK_));
 		require(p->gpa >= prev_end && p->size <= MOTE_MAP_LIMIT - p->gpa);
 		require(p->offset <= (uint64_t)INT64_MAX - p->size);
-		require(!(p->flags & ~(uint32_t)MOTE_MAP_COPY_ON_WRITE));
+		require(!(p->flags & ~(uint32_t)(MOTE_MAP_COPY_ON_WRITE | MOTE_SNAP_MAP_ABSORBED)));
 		prev_end = p->gpa + p->size;
 	}
 }
@@ -95,7 +95,16 @@ static void check_file(const struct mote_snapfile *f, size_t size)
 	for (size_t i = 0; i < f->nregions; i++) {
 		const struct mote_snap_region *r = &f->regions[i];
 		require(r->size && !((r->guest_addr | r->size | r->file_offset) & PAGE_MASK_));
-		require(r->guest_addr >= prev_end && r->size <= l->mem_size - r->guest_addr);
+		require(r->guest_addr >= prev_end);
+		if (r->guest_addr >= l->mem_size || r->size > l->mem_size - r->guest_addr) {
+			/* Above RAM: exactly one absorbed mapping's range. */
+			bool found = false;
+			for (size_t k = 0; k < f->meta.nmappings && !found; k++)
+				found = (f->meta.mappings[k].flags & MOTE_SNAP_MAP_ABSORBED) &&
+					f->meta.mappings[k].gpa == r->guest_addr &&
+					f->meta.mappings[k].size == r->size;
+			require(found);
+		}
 		require(r->file_offset == next);
 		next += r->size;
 		prev_end = r->guest_addr + r->size;

@@ -61,3 +61,33 @@ $(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c
 	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc
 
 $(BUILD)/tests/test_wasm_sandbox: $(WASM_TEST_MODULES) $(MOTE_BIN)
+
+# Benchmark (not part of `make`): cold start of a Wasm sandbox from a
+# snapshot with the module loaded vs creating one and loading the module,
+# for a small module and a generated ~1 MiB one. `make wasm-sandbox-bench`.
+WASM_SB_BENCH := $(BUILD)/bench/wasm_sandbox_bench
+WASM_SB_BENCH_DIR := $(BUILD)/bench/wasm-sandbox
+WASM_SB_BENCH_FLAGS := --target=wasm32 -nostdlib -O2 -Wl,--no-entry -Wl,--export=add
+
+$(WASM_SB_BENCH_DIR)/big.c: bench/wasm-sandbox/gen_big.sh
+	@mkdir -p $(@D)
+	sh $< 4400 > $@
+
+$(WASM_SB_BENCH_DIR)/big.wasm: $(WASM_SB_BENCH_DIR)/big.c
+	$(WASM_CLANG) $(WASM_SB_BENCH_FLAGS) -Wl,--export=run -o $@ $<
+
+$(WASM_SB_BENCH_DIR)/small.wasm: bench/wasm-sandbox/small.c
+	@mkdir -p $(@D)
+	$(WASM_CLANG) $(WASM_SB_BENCH_FLAGS) -Wl,--export=fib -o $@ $<
+
+$(WASM_SB_BENCH): bench/wasm-sandbox/wasm_sandbox_bench.c $(LIBMOTE_A) \
+		  $(WASM_SB_BENCH_DIR)/small.wasm $(WASM_SB_BENCH_DIR)/big.wasm
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -DWASM_SANDBOX_BENCH_DIR=\"$(WASM_SB_BENCH_DIR)\" -o $@ $< \
+		$(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
+
+BENCHES += $(WASM_SB_BENCH)
+
+wasm-sandbox-bench: $(WASM_SB_BENCH)
+	$(WASM_SB_BENCH) --runs 21
+.PHONY: wasm-sandbox-bench

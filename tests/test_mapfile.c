@@ -269,6 +269,45 @@ TEST(snapshots_keep_track_of_mappings)
 	mote_sandbox_free(sb);
 }
 
+TEST(absorbed_mappings_travel_with_the_snapshot)
+{
+	mote_sandbox *sb = new_guest();
+	REQUIRE(sb);
+	char copy_path[160], snap_path[160];
+	snprintf(copy_path, sizeof(copy_path), "%s/transient.bin", dir);
+	snprintf(snap_path, sizeof(snap_path), "%s/absorbed.snap", dir);
+	REQUIRE(write_file(copy_path, content, sizeof(content)) == 0);
+	REQUIRE(mote_sandbox_map_file(sb, copy_path, BASE, MOTE_MAP_READ_ONLY) == 0);
+	REQUIRE(mote_sandbox_map_file_range(sb, copy_path, 4096, 4096, BASE + (1 << 21),
+					    MOTE_MAP_COPY_ON_WRITE) == 0);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	CHECK_EQ_INT(mote_snapshot_save_flags(snap, snap_path, 99), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_snapshot_save_flags(snap, snap_path, MOTE_SAVE_ABSORB_MAPPINGS), 0);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+	/* The original file is gone: the snapshot still has its content. */
+	unlink(copy_path);
+	mote_snapshot *opened;
+	REQUIRE(mote_snapshot_open(snap_path, MOTE_SNAPSHOT_NO_CACHE, &opened) == 0);
+	mote_sandbox *from_file;
+	REQUIRE(mote_sandbox_from_snapshot(opened, NULL, NULL, &from_file) == 0);
+	CHECK_EQ_INT(call_u64(from_file, "count", NULL, 0), 2);
+	CHECK_EQ_U64(guest_fnv(from_file, BASE, sizeof(content)), fnv(content, sizeof(content)));
+	CHECK_EQ_U64(guest_fnv(from_file, BASE + (1 << 21), 4096), fnv(content + 4096, 4096));
+	/* Still read-only, and the copy-on-write one still private. */
+	mote_value w[2] = {mote_u64(BASE + (1 << 21)), mote_u32(0x42)};
+	CHECK_EQ_INT(mote_sandbox_call(from_file, "write_byte", w, 2, NULL), 0);
+	mote_value a = mote_u64(BASE + (1 << 21));
+	CHECK_EQ_INT(call_u64(from_file, "read_byte", &a, 1), 0x42);
+	CHECK_EQ_INT(mote_sandbox_restore(from_file, opened), 0);
+	CHECK_EQ_INT(call_u64(from_file, "read_byte", &a, 1), content[4096]);
+	w[0] = mote_u64(BASE + 8);
+	CHECK_EQ_INT(mote_sandbox_call(from_file, "write_byte", w, 2, NULL), -MOTE_EFAULT);
+	mote_sandbox_free(from_file);
+	mote_snapshot_free(opened);
+}
+
 TEST(cleanup)
 {
 	if (dir[0]) {

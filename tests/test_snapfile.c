@@ -1594,8 +1594,11 @@ TEST(layer_and_mapping_write_rejects)
 	fx.maps[0].size = 0;
 	WRITE_BAD("mapping 0: size 0x0 is not page-aligned or zero");
 	make_layer(&fx, false, 3);
-	fx.maps[0].flags = 2;
-	WRITE_BAD("mapping 0: unknown flags 0x2");
+	fx.maps[0].flags = 4;
+	WRITE_BAD("mapping 0: unknown flags 0x4");
+	make_layer(&fx, false, 3);
+	fx.maps[0].flags = MOTE_SNAP_MAP_ABSORBED; /* absorbed needs its content */
+	WRITE_BAD("mapping 0: absorbed but no content given");
 	make_layer(&fx, false, 3);
 	fx.maps[2].gpa += PAGE;
 	WRITE_BAD("outside the mapping window");
@@ -1699,7 +1702,8 @@ TEST(layer_fields)
 	       "mapping 1 at 0x1000010000 is not sorted after mapping 0 (0x1000020000)");
 	LBAD64(M + M1 + 16, MOTE_MAP_LIMIT - 0x100000,
 	       "mapping 2 at 0x10ffe00000 is not sorted after mapping 1 (0x10fff00000)");
-	LBAD32(M + M1 + 24, 2, "mapping 1: unknown flags 0x2");
+	LBAD32(M + M1 + 24, 4, "mapping 1: unknown flags 0x4");
+	LBAD32(M + M1 + 24, MOTE_SNAP_MAP_ABSORBED, "1 absorbed mapping but 0 regions for them");
 	LBAD32(M + M0 + 24, 0x80000001u, "mapping 0: unknown flags 0x80000001");
 	LBAD32(M + M0 + 28, 0, "mapping 0: empty path");
 	LBAD32(M + M0 + 28, 4096, "mapping 0: path length 4096 exceeds 4095");

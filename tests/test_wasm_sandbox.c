@@ -441,6 +441,46 @@ TEST(exports_list_names_and_signatures)
 	mote_sandbox_free(sb);
 }
 
+/* The runtime's own functions, as any mote client (mote run) sees them. */
+TEST(runtime_functions_work_through_the_plain_api)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	FILE *f = fopen(ARITH, "rb");
+	REQUIRE(f);
+	static unsigned char mod[65536];
+	size_t len = fread(mod, 1, sizeof(mod), f);
+	fclose(f);
+	mote_value arg = mote_bytes(mod, len), r;
+	CHECK_EQ_INT(mote_sandbox_call(sb, "load", &arg, 1, &r), 0);
+	CHECK_EQ_INT(r.v.i32, 0);
+	/* Records: type byte + 8 value bytes. */
+	const unsigned char recs[18] = {MOTE_I32, 2, 0, 0, 0, 0, 0, 0, 0,
+					MOTE_I32, 40, 0, 0, 0, 0, 0, 0, 0};
+	mote_value args[2] = {mote_string("add"), mote_bytes(recs, sizeof(recs))};
+	CHECK_EQ_INT(mote_sandbox_call(sb, "call", args, 2, &r), 0);
+	const unsigned char want[9] = {MOTE_I32, 42, 0, 0, 0, 0, 0, 0, 0};
+	CHECK_EQ_INT(r.v.buf.len, 9);
+	CHECK(r.v.buf.len == 9 && memcmp(r.v.buf.ptr, want, 9) == 0);
+	const unsigned char zero[18] = {MOTE_I32, 2, 0, 0, 0, 0, 0, 0, 0, MOTE_I32, 0, 0, 0, 0, 0, 0, 0, 0};
+	mote_value dz[2] = {mote_string("divide"), mote_bytes(zero, sizeof(zero))};
+	CHECK_EQ_INT(mote_sandbox_call(sb, "call", dz, 2, &r), -MOTE_EGUEST);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "wasm trap: integer divide by zero");
+	CHECK_EQ_INT(mote_sandbox_call(sb, "load", &arg, 1, &r), -MOTE_EGUEST);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "a wasm module is already loaded");
+	CHECK_EQ_INT(mote_sandbox_call(sb, "unload", NULL, 0, NULL), 0);
+	CHECK_EQ_INT(mote_sandbox_call(sb, "call", args, 2, &r), -MOTE_EGUEST);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "no wasm module is loaded");
+	/* The guest-side unload frees everything: load again, many times. */
+	for (int i = 0; i < 50; i++)
+		CHECK_EQ_INT(mote_sandbox_call(sb, "load", &arg, 1, &r) ||
+				     mote_sandbox_call(sb, "unload", NULL, 0, NULL),
+			     0);
+	CHECK_EQ_INT(mote_wasm_load(sb, mod, len), 0);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 5, 6), 11);
+	mote_sandbox_free(sb);
+}
+
 TEST(plain_sandboxes_are_not_wasm_sandboxes)
 {
 	mote_sandbox *sb;
@@ -527,6 +567,10 @@ TEST(timeout_poisons_and_unload_recovers)
 	CHECK(!mote_sandbox_poisoned(sb));
 	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "add", 2, 40, 2), 42);
+	/* Loading into a poisoned sandbox starts over by itself. */
+	CHECK_EQ_INT(mote_wasm_call(sb, "spin", NULL, 0, NULL, 0, NULL), -MOTE_ETIMEDOUT);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 2), 3);
 	mote_sandbox_free(sb);
 }
 

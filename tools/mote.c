@@ -650,7 +650,7 @@ static int inspect_snapshot(const char *path, bool json)
 		printf("header hash:    %s\nblob hash:      %s\n", in.header_hash, in.blob_hash);
 		print_chain(path, &in);
 		if (in.nmappings)
-			printf("mapped files:   %zu (recorded by path and content hash)\n",
+			printf("mapped files:   %zu (by path and content hash, or absorbed)\n",
 			       in.nmappings);
 		printf("host functions: %zu required\n", in.nhost_functions);
 		for (size_t i = 0; i < in.nhost_functions; i++)

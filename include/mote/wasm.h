@@ -73,7 +73,8 @@ MOTE_API bool mote_wasm_is_sandbox(const mote_sandbox *sandbox);
 
 /* ---- Modules ----
  * Decode, validate and instantiate a binary module (running its start
- * function). A module already loaded is unloaded first. Errors:
+ * function). A module already loaded is unloaded first, and so is a
+ * poisoned sandbox's state. Errors:
  * -MOTE_EINVAL malformed or invalid module (the detail gives the engine's
  * reason and byte offset), -MOTE_ENOFUNC unknown import, -MOTE_ESIGNATURE
  * import of the wrong type (both name the import), -MOTE_ETOOBIG module

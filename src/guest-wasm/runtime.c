@@ -1072,9 +1072,6 @@ static int do_call(const char *name, size_t name_len, const uint8_t *recs, size_
 		return st;
 	const mw_functype *ft = mw_func_type(f);
 	char sig[200];
-	size_t k = (size_t)snprintf(sig, sizeof(sig), "%.*s", (int)(name_len > 80 ? 80 : name_len),
-				    name);
-	format_functype(sig + k, sizeof(sig) - k, ft);
 	uint32_t nargs = (uint32_t)(len / REC_SIZE);
 	bool ok = len % REC_SIZE == 0 && nargs == ft->nparams;
 	for (uint32_t i = 0; ok && i < nargs; i++)
@@ -1082,6 +1079,11 @@ static int do_call(const char *name, size_t name_len, const uint8_t *recs, size_
 		     recs[i * REC_SIZE] == wasm_to_mote(ft->params[i]);
 	for (uint32_t i = 0; ok && i < ft->nresults; i++)
 		ok = wasm_to_mote(ft->results[i]) != MOTE_VOID;
+	if (!ok || ft->nresults > max_results) {
+		size_t k = (size_t)snprintf(sig, sizeof(sig), "%.*s",
+					    (int)(name_len > 80 ? 80 : name_len), name);
+		format_functype(sig + k, sizeof(sig) - k, ft);
+	}
 	if (!ok) {
 		char got[200] = "(";
 		size_t n = 1;

@@ -101,6 +101,10 @@ struct mote_file_map {
 	int slot;       /* KVM slot, -1 when not established */
 	void *hva;
 	uint64_t dev, ino;
+	/* Absorbed into a snapshot file: map the content from src_fd at
+	 * src_offset instead of opening `path` (src_fd -1 otherwise). */
+	int src_fd;
+	uint64_t src_offset;
 };
 
 /* ---- Sandboxes ---- */

@@ -106,6 +106,17 @@ static int attach(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
 
 static int establish(struct mote_sandbox *sb, struct mote_file_map *m)
 {
+	if (m->src_fd >= 0) { /* absorbed: the content is in a snapshot file */
+		int fd = fcntl(m->src_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return mote_sandbox_fail(sb, -MOTE_EIO, "cannot map %s: %s", m->path,
+						 strerror(errno));
+		uint64_t path_offset = m->offset;
+		m->offset = m->src_offset;
+		int rc = attach(sb, m, fd);
+		m->offset = path_offset;
+		return rc;
+	}
 	int fd = resolve(sb, m);
 	return fd < 0 ? fd : attach(sb, m, fd);
 }
@@ -124,6 +135,8 @@ static void remove_at(struct mote_sandbox *sb, size_t i)
 {
 	teardown(sb, &sb->maps[i]);
 	mote_free(sb->maps[i].path);
+	if (sb->maps[i].src_fd >= 0)
+		close(sb->maps[i].src_fd);
 	memmove(&sb->maps[i], &sb->maps[i + 1], (sb->nmaps - i - 1) * sizeof(sb->maps[0]));
 	sb->nmaps--;
 }
@@ -156,7 +169,7 @@ int mote_sandbox_map_file_range(mote_sandbox *sb, const char *path, uint64_t off
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "at most %d files can be mapped",
 					 MOTE_MAX_MAPPINGS);
 	struct mote_file_map m = {.offset = offset, .size = size, .gpa = guest_address,
-				  .flags = flags, .slot = -1};
+				  .flags = flags, .slot = -1, .src_fd = -1};
 	m.path = mote_strdup(path);
 	if (!m.path)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
@@ -228,18 +241,27 @@ int mote_mappings_copy(struct mote_file_map **dst, size_t *ndst, const struct mo
 		(*dst)[i] = src[i];
 		(*dst)[i].hva = NULL;
 		(*dst)[i].slot = -1;
+		(*dst)[i].src_fd = -1;
 		(*dst)[i].path = mote_strdup(src[i].path);
 		if (!(*dst)[i].path)
 			return -MOTE_ENOMEM;
 		*ndst = i + 1;
+		if (src[i].src_fd >= 0) {
+			(*dst)[i].src_fd = fcntl(src[i].src_fd, F_DUPFD_CLOEXEC, 0);
+			if ((*dst)[i].src_fd < 0)
+				return -MOTE_EIO;
+		}
 	}
 	return 0;
 }
 
 void mote_mappings_free(struct mote_file_map *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		mote_free(v[i].path);
+		if (v[i].src_fd >= 0)
+			close(v[i].src_fd);
+	}
 	mote_free(v);
 }
 
@@ -279,9 +301,16 @@ int mote_mappings_reconcile(struct mote_sandbox *sb, const struct mote_file_map 
 		struct mote_file_map m = want[j];
 		m.slot = -1;
 		m.hva = NULL;
+		m.src_fd = -1;
 		m.path = mote_strdup(want[j].path);
 		if (!m.path)
 			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+		if (want[j].src_fd >= 0 &&
+		    (m.src_fd = fcntl(want[j].src_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			mote_free(m.path);
+			return mote_sandbox_fail(sb, -MOTE_EIO, "cannot map %s: %s", want[j].path,
+						 strerror(errno));
+		}
 		int rc = establish(sb, &m);
 		if (rc) {
 			mote_free(m.path);

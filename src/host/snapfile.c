@@ -653,9 +653,25 @@ static int parse_fns(const uint8_t *buf, const struct sec *sec, const char *whic
 	return check_unique(fns, sec->count, which, err, errlen);
 }
 
+/* A region above guest RAM must be exactly an absorbed mapping's range. */
+static bool absorbed_region(const struct mote_snapfile *f, const struct mote_snap_region *r,
+			    size_t *count)
+{
+	for (size_t i = 0; i < f->meta.nmappings; i++) {
+		const struct mote_snap_mapping *m = &f->meta.mappings[i];
+		if ((m->flags & MOTE_SNAP_MAP_ABSORBED) && m->gpa == r->guest_addr &&
+		    m->size == r->size) {
+			(*count)++;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int parse_regions(const uint8_t *buf, const struct sec *sec, struct mote_snapfile *f,
 			 char *err, size_t errlen)
 {
+	size_t absorbed = 0;
 	if (sec->count > MOTE_SNAP_MAX_REGIONS)
 		return BAD("region count %u exceeds %u", sec->count, MOTE_SNAP_MAX_REGIONS);
 	if (sec->size != (uint64_t)sec->count * sizeof(struct disk_region))
@@ -684,7 +700,9 @@ static int parse_regions(const uint8_t *buf, const struct sec *sec, struct mote_
 		if (!page_aligned(r->file_offset))
 			return BAD("region %zu file offset 0x%llx is not page-aligned", i,
 				   U(r->file_offset));
-		if (__builtin_add_overflow(r->guest_addr, r->size, &gend) || gend > mem_size)
+		/* Above guest RAM only an absorbed mapping's exact range is valid. */
+		if (__builtin_add_overflow(r->guest_addr, r->size, &gend) ||
+		    (gend > mem_size && !absorbed_region(f, r, &absorbed)))
 			return BAD("region %zu [0x%llx,+0x%llx) guest range outside guest memory "
 				   "(mem_size 0x%llx)",
 				   i, U(r->guest_addr), U(r->size), U(mem_size));
@@ -711,6 +729,12 @@ static int parse_regions(const uint8_t *buf, const struct sec *sec, struct mote_
 	if (next_off != blob_end)
 		return BAD("regions cover 0x%llx bytes, the blob has 0x%llx",
 			   U(next_off - f->blob_offset), U(f->blob_size));
+	size_t want = 0;
+	for (size_t i = 0; i < f->meta.nmappings; i++)
+		want += (f->meta.mappings[i].flags & MOTE_SNAP_MAP_ABSORBED) != 0;
+	if (absorbed != want)
+		return BAD("%zu absorbed mapping%s but %zu region%s for them", want,
+			   want == 1 ? "" : "s", absorbed, absorbed == 1 ? "" : "s");
 	return 0;
 }
 
@@ -841,7 +865,7 @@ static int parse_mappings(const uint8_t *buf, const struct sec *sec, struct mote
 		m->flags = get32(d->flags);
 		memcpy(m->sha256, d->sha256, sizeof(m->sha256));
 		uint64_t gend, fend;
-		if (m->flags & ~(uint32_t)MOTE_MAP_COPY_ON_WRITE)
+		if (m->flags & ~(uint32_t)(MOTE_MAP_COPY_ON_WRITE | MOTE_SNAP_MAP_ABSORBED))
 			return BAD("mapping %zu: unknown flags 0x%x", i, m->flags);
 		if (!page_aligned(m->offset))
 			return BAD("mapping %zu: file offset 0x%llx is not page-aligned", i,
@@ -1014,14 +1038,15 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	if (!rc)
 		rc = parse_fns(buf, &secs[SEC_GUEST_FNS], "guest", &f->meta.guest_fns,
 			       &f->meta.nguest_fns, err, errlen);
+	/* Mappings before regions: absorbed ones own regions above RAM. */
+	if (!rc)
+		rc = parse_mappings(buf, &secs[SEC_MAPPINGS], f, err, errlen);
 	if (!rc)
 		rc = parse_regions(buf, &secs[SEC_REGIONS], f, err, errlen);
 	if (!rc)
 		rc = parse_chunks(buf, &secs[SEC_CHUNKS], f, err, errlen);
 	if (!rc)
 		rc = parse_parent(buf, &secs[SEC_PARENT], h->parent_hash, f, err, errlen);
-	if (!rc)
-		rc = parse_mappings(buf, &secs[SEC_MAPPINGS], f, err, errlen);
 	return rc;
 }
 
@@ -1103,6 +1128,10 @@ struct blob_src {
 	const struct mote_snap_region *regions;
 	size_t nregions;
 	uint64_t blob_offset;
+	/* Regions from nram on are absorbed mappings; their bytes come from
+	 * extra[k - nram] instead of guest memory. */
+	size_t nram;
+	const uint8_t *const *extra;
 };
 
 static bool page_present(const uint64_t *bm, uint64_t page)
@@ -1143,6 +1172,14 @@ static int walk_blob(const struct blob_src *src, uint64_t off, uint64_t len, blo
 		const struct mote_snap_region *r = &src->regions[k];
 		uint64_t in = off - (r->file_offset - src->blob_offset);
 		uint64_t n = len < r->size - in ? len : r->size - in;
+		if (k >= src->nram) {
+			int rc = fn(ctx, src->extra[k - src->nram] + in, n, off);
+			if (rc)
+				return rc;
+			off += n;
+			len -= n;
+			continue;
+		}
 		uint64_t page = (r->guest_addr + in) / PAGE, endp = page + n / PAGE;
 		while (page < endp) {
 			bool set = page_present(src->present, page);
@@ -1561,6 +1598,9 @@ static int check_refs_for_write(const struct mote_snap_meta *meta, char *err, si
 			return fail(err, errlen, -MOTE_EINVAL,
 				    "mapping %zu: path missing or longer than %u bytes", i,
 				    MAX_PATH_LEN);
+		if ((meta->mappings[i].flags & MOTE_SNAP_MAP_ABSORBED) && !meta->mappings[i].data)
+			return fail(err, errlen, -MOTE_EINVAL,
+				    "mapping %zu: absorbed but no content given", i);
 	}
 	return 0;
 }
@@ -1700,10 +1740,24 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	size_t nregions;
 	while ((nregions = find_regions(present, npages, gap, NULL)) > MOTE_SNAP_MAX_REGIONS)
 		gap = gap * 2 + 1;
+	/* Absorbed mappings follow as one region each, above guest RAM. */
+	size_t nabsorbed = 0;
+	for (size_t i = 0; i < meta->nmappings; i++)
+		nabsorbed += (meta->mappings[i].flags & MOTE_SNAP_MAP_ABSORBED) != 0;
 	struct mote_snap_region *regions = NULL;
-	if (nregions && !(regions = mote_calloc(nregions, sizeof(*regions))))
+	const uint8_t *extra[MOTE_MAX_MAPPINGS];
+	if (nregions + nabsorbed &&
+	    !(regions = mote_calloc(nregions + nabsorbed, sizeof(*regions))))
 		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
 	find_regions(present, npages, gap, regions);
+	const size_t nram = nregions;
+	for (size_t k = 0; k < meta->nmappings; k++) {
+		const struct mote_snap_mapping *m = &meta->mappings[map_order[k]];
+		if (!(m->flags & MOTE_SNAP_MAP_ABSORBED))
+			continue;
+		extra[nregions - nram] = m->data;
+		regions[nregions++] = (struct mote_snap_region){m->gpa, m->size, 0};
+	}
 
 	/* Metadata geometry. */
 	uint64_t sizes[NSECTIONS] = {
@@ -1854,7 +1908,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	/* Blob and guard page while the helper thread hashes from memory; then
 	 * this thread helps hash what is left. The header goes last, so an
 	 * interrupted temporary file never looks complete. */
-	struct blob_src src = {mem, present, regions, nregions, blob_offset};
+	struct blob_src src = {mem, present, regions, nregions, blob_offset, nram, extra};
 	job.blob_size = blob_size;
 	job.chunk_size = WRITE_CHUNK_SIZE;
 	job.nchunks = (unsigned)nchunks;

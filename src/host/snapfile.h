@@ -26,10 +26,17 @@ struct mote_snap_mapping {
 	uint64_t offset; /* page-aligned */
 	uint64_t size;   /* page-aligned, > 0 */
 	uint64_t gpa;    /* page-aligned, inside [MOTE_MAP_BASE, MOTE_MAP_LIMIT) */
-	uint32_t flags;  /* MOTE_MAP_* (only MOTE_MAP_COPY_ON_WRITE defined) */
+	uint32_t flags;  /* MOTE_MAP_COPY_ON_WRITE | MOTE_SNAP_MAP_ABSORBED */
 	uint8_t sha256[MOTE_SNAP_HASH_SIZE]; /* of the file's bytes in the range
 					      * (zero-padded to `size`) */
+	/* Writer input for an absorbed mapping: its `size` bytes, stored in
+	 * the blob as a region at `gpa` (NULL when reading). */
+	const uint8_t *data;
 };
+
+/* The mapping's content is stored in the snapshot (one region exactly
+ * covering [gpa, gpa + size)), not read from `path` when opened. */
+#define MOTE_SNAP_MAP_ABSORBED 2u
 
 /* Everything in a snapshot except the memory contents. */
 struct mote_snap_meta {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -651,9 +652,61 @@ static void adopt_file(struct mote_snapshot *snap, const char *abs_path)
 	mote_snapfile_close(&f);
 }
 
-int mote_snapshot_save(const mote_snapshot *csnap, const char *path)
+int mote_snapshot_save(const mote_snapshot *snap, const char *path)
+{
+	return mote_snapshot_save_flags(snap, path, 0);
+}
+
+/* Read [offset, offset + size) of an open file into a new buffer. */
+static uint8_t *read_fd_range(int fd, uint64_t offset, uint64_t size)
+{
+	uint8_t *buf = mote_calloc(1, size);
+	uint64_t done = 0;
+	while (buf && done < size) {
+		ssize_t n = pread(fd, buf + done, size - done, (off_t)(offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			mote_free(buf);
+			return NULL;
+		}
+		done += (uint64_t)n;
+	}
+	return buf;
+}
+
+/* Read [offset, offset + size) of a file into a new buffer, zero-padded
+ * past its end. */
+static uint8_t *read_file_range(const char *path, uint64_t offset, uint64_t size, char *err,
+				size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t *buf = fd >= 0 ? mote_calloc(1, size) : NULL;
+	uint64_t done = 0;
+	while (buf && done < size) {
+		ssize_t n = pread(fd, buf + done, size - done, (off_t)(offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* EOF: the rest stays zero, as the guest saw it */
+		done += (uint64_t)n;
+	}
+	if (fd < 0)
+		mote_errf(err, errlen, "cannot open mapped file %s: %s", path, strerror(errno));
+	else if (!buf)
+		mote_errf(err, errlen, "out of memory reading %s", path);
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+int mote_snapshot_save_flags(const mote_snapshot *csnap, const char *path, unsigned flags)
 {
 	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
+	if (flags & ~MOTE_SAVE_ABSORB_MAPPINGS) {
+		mote_set_last_error("invalid flags 0x%x", flags);
+		return -MOTE_EINVAL;
+	}
 	if (!snap || !path) {
 		mote_set_last_error("invalid argument");
 		return -MOTE_EINVAL;
@@ -690,19 +743,36 @@ int mote_snapshot_save(const mote_snapshot *csnap, const char *path)
 	memset(maps, 0, sizeof(maps));
 	meta.mappings = snap->nmaps ? maps : NULL;
 	meta.nmappings = snap->nmaps;
-	for (size_t i = 0; i < snap->nmaps; i++) {
+	uint8_t *absorbed[MOTE_MAX_MAPPINGS] = {0};
+	int rc = 0;
+	for (size_t i = 0; !rc && i < snap->nmaps; i++) {
 		const struct mote_file_map *m = &snap->maps[i];
 		maps[i] = (struct mote_snap_mapping){m->path, m->offset, m->size, m->gpa, m->flags,
-						     {0}};
-		int rc = hash_file_range(m->path, m->offset, m->size, maps[i].sha256, err,
-					 sizeof(err));
-		if (rc) {
-			mote_set_last_error("cannot save snapshot to %s: %s", path, err);
-			return rc;
+						     {0}, NULL};
+		if (m->src_fd >= 0 || (flags & MOTE_SAVE_ABSORB_MAPPINGS)) {
+			/* Store the content; an already absorbed mapping stays so. */
+			absorbed[i] = m->src_fd >= 0
+					      ? read_fd_range(m->src_fd, m->src_offset, m->size)
+					      : read_file_range(m->path, m->offset, m->size, err,
+								sizeof(err));
+			if (!absorbed[i]) {
+				if (!err[0])
+					snprintf(err, sizeof(err), "cannot read mapping %s", m->path);
+				rc = -MOTE_EIO;
+				break;
+			}
+			maps[i].flags |= MOTE_SNAP_MAP_ABSORBED;
+			maps[i].data = absorbed[i];
+			SHA256(absorbed[i], m->size, maps[i].sha256);
+			continue;
 		}
+		rc = hash_file_range(m->path, m->offset, m->size, maps[i].sha256, err, sizeof(err));
 	}
-	int rc = mote_snapfile_write(path, &meta, snap->map, layer ? snap->own : snap->present, err,
-				     sizeof(err));
+	if (!rc)
+		rc = mote_snapfile_write(path, &meta, snap->map, layer ? snap->own : snap->present,
+					 err, sizeof(err));
+	for (size_t i = 0; i < snap->nmaps; i++)
+		mote_free(absorbed[i]);
 	if (rc) {
 		mote_set_last_error("cannot save snapshot to %s: %s", path, err);
 		return rc;
@@ -774,6 +844,27 @@ static int reopen_mappings(struct mote_snapshot *snap, const char *path)
 		return -MOTE_ENOMEM;
 	for (size_t i = 0; i < snap->meta.nmappings; i++) {
 		const struct mote_snap_mapping *m = &snap->meta.mappings[i];
+		if (m->flags & MOTE_SNAP_MAP_ABSORBED) {
+			/* The content is this file's region at the mapping's address. */
+			const struct mote_snap_region *r = NULL;
+			for (size_t k = 0; k < snap->nwindow && !r; k++)
+				if (snap->window[k].guest_addr == m->gpa)
+					r = &snap->window[k];
+			if (!r)
+				return -MOTE_EBADSNAP; /* the parser guarantees one */
+			snap->maps[i] = (struct mote_file_map){.path = mote_strdup(m->path),
+							       .offset = m->offset,
+							       .size = m->size,
+							       .gpa = m->gpa,
+							       .flags = m->flags & MOTE_MAP_COPY_ON_WRITE,
+							       .slot = -1,
+							       .src_fd = fcntl(snap->fd, F_DUPFD_CLOEXEC, 0),
+							       .src_offset = r->file_offset};
+			snap->nmaps = i + 1;
+			if (!snap->maps[i].path || snap->maps[i].src_fd < 0)
+				return -MOTE_ENOMEM;
+			continue;
+		}
 		uint8_t now[32];
 		char err[512] = "";
 		int rc = hash_file_range(m->path, m->offset, m->size, now, err, sizeof(err));
@@ -792,10 +883,11 @@ static int reopen_mappings(struct mote_snapshot *snap, const char *path)
 						       .size = m->size,
 						       .gpa = m->gpa,
 						       .flags = m->flags,
-						       .slot = -1};
+						       .slot = -1,
+						       .src_fd = -1};
+		snap->nmaps = i + 1;
 		if (!snap->maps[i].path)
 			return -MOTE_ENOMEM;
-		snap->nmaps = i + 1;
 	}
 	return 0;
 }
@@ -835,6 +927,13 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 	f.fd = -1;
 	memcpy(snap->header_hash, f.header_hash, sizeof(snap->header_hash));
 	mote_snapfile_close(&f);
+	/* Regions above guest RAM hold absorbed mappings (sorted last). */
+	while (snap->nregions &&
+	       snap->regions[snap->nregions - 1].guest_addr >= snap->meta.layout.mem_size) {
+		snap->nregions--;
+		snap->nwindow++;
+	}
+	snap->window = snap->regions + snap->nregions;
 	snap->file_path = mote_strdup(abs);
 
 	static const uint8_t zero[32];

@@ -19,6 +19,10 @@ struct mote_snapshot {
 	int fd;         /* memfd or the snapshot file; own regions map from it */
 	struct mote_snap_region *regions; /* this snapshot's own pages */
 	size_t nregions;
+	/* Regions above guest RAM (absorbed mappings), inside `regions`' array
+	 * right after the RAM ones (file snapshots only). */
+	struct mote_snap_region *window;
+	size_t nwindow;
 	uint8_t *map;      /* guest memory as of the snapshot, chain composed */
 	uint64_t *present; /* pages stored here or in an ancestor (others zero) */
 	uint64_t *own;     /* pages stored here */

@@ -453,7 +453,10 @@ int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
 		return -MOTE_EINVAL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
-	int rc = load_once(sb, wasm, len);
+	/* A poisoned sandbox (timeout, interrupt) starts over from the runtime. */
+	int rc = mote_sandbox_poisoned(sb) ? mote_wasm_unload(sb) : 0;
+	if (!rc)
+		rc = load_once(sb, wasm, len);
 	if (rc == -MOTE_EEXIST) { /* a module is loaded: replace it */
 		rc = mote_wasm_unload(sb);
 		if (!rc)
@@ -739,19 +742,21 @@ static const char *wasm_type_text(uint8_t t)
 /* "name(i32, i64) -> f64" from raw wasm type codes. */
 static char *function_signature(const char *name, const uint8_t *types, size_t np, size_t nr)
 {
-	size_t cap = strlen(name) + 16 + (np + nr) * 12;
+	/* Each type takes at most 11 bytes ("externref, "); 16 cover the rest. */
+	size_t cap = strlen(name) + 16 + (np + nr) * 12, k = 0;
 	char *s = mote_malloc(cap);
 	if (!s)
 		return NULL;
-	size_t k = (size_t)snprintf(s, cap, "%s(", name);
+#define PUT(...) (k += (size_t)snprintf(s + (k < cap ? k : cap - 1), k < cap ? cap - k : 1, __VA_ARGS__))
+	PUT("%s(", name);
 	for (size_t i = 0; i < np; i++)
-		k += (size_t)snprintf(s + k, cap - k, "%s%s", i ? ", " : "", wasm_type_text(types[i]));
-	k += (size_t)snprintf(s + k, cap - k, ") -> %s", nr == 1 ? "" : "(");
+		PUT("%s%s", i ? ", " : "", wasm_type_text(types[i]));
+	PUT(") -> %s", nr == 1 ? "" : "(");
 	for (size_t i = 0; i < nr; i++)
-		k += (size_t)snprintf(s + k, cap - k, "%s%s", i ? ", " : "",
-				      wasm_type_text(types[np + i]));
+		PUT("%s%s", i ? ", " : "", wasm_type_text(types[np + i]));
 	if (nr != 1)
-		snprintf(s + k, cap - k, ")");
+		PUT(")");
+#undef PUT
 	return s;
 }
 
