@@ -574,6 +574,8 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 		const char *s = (const char *)mem_at(c, p, len);
 		if (!s)
 			return wasi_ret(r, WASI_EFAULT);
+		if (len > UINT32_MAX - total)
+			break; /* a short write: *nwritten says how much */
 		/* One log record holds at most 4 KiB. */
 		for (uint32_t off = 0; off < len; off += 4096)
 			mote_write(s + off, len - off < 4096 ? len - off : 4096);
