@@ -708,6 +708,10 @@ TEST(cli_runs_modules_and_snapshots)
 	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm run %s --invoke fib 20 2>&1", path);
 	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
 	CHECK_EQ_STR(out, "6765\n");
+	/* mote run recognises a Wasm snapshot and calls the module's export. */
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " run %s fib 20 2>&1", path);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "6765\n");
 	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm exports %s 2>&1", path);
 	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
 	CHECK_CONTAINS(out, "fib(i32) -> i32\n");

@@ -32,6 +32,7 @@ static int cmd_snapshot(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
 static int cmd_wasm(int argc, char **argv);
+static int wasm_cmd_run(int argc, char **argv, mote_config *cfg);
 
 static const struct command commands[] = {
 	{"run", cmd_run, "[OPTIONS] GUEST|SNAPSHOT FUNCTION [ARGS...]",
@@ -443,6 +444,19 @@ static bool is_snapshot_file(const char *path)
 	return yes;
 }
 
+/* A snapshot of a Wasm sandbox: its guest is mote's Wasm runtime. */
+static bool is_wasm_snapshot(const char *path)
+{
+	mote_snapshot_info in;
+	if (!is_snapshot_file(path) || mote_snapshot_info_read(path, &in) != 0)
+		return false;
+	bool wasm = false;
+	for (size_t i = 0; i < in.nguest_functions && !wasm; i++)
+		wasm = !strcmp(in.guest_functions[i].name, "wasm_call");
+	mote_snapshot_info_free(&in);
+	return wasm;
+}
+
 /* A sandbox from a guest ELF or a snapshot file. Prints the error. */
 static int open_sandbox(const char *path, const mote_config *cfg, mote_sandbox **sb)
 {
@@ -522,6 +536,21 @@ static int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	if (argc < 2) {
 		fprintf(stderr, "usage: mote run [OPTIONS] GUEST FUNCTION [ARGS...]\n");
+		goto out_cfg;
+	}
+	if (is_wasm_snapshot(argv[0])) {
+		/* A Wasm sandbox's snapshot: FUNCTION is an export of its module. */
+		char **wargv = calloc((size_t)argc + 2, sizeof(*wargv));
+		if (!wargv) {
+			code = fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
+			goto out_cfg;
+		}
+		wargv[0] = argv[0];
+		wargv[1] = (char *)"--invoke";
+		for (int i = 1; i < argc; i++)
+			wargv[i + 1] = argv[i];
+		code = wasm_cmd_run(argc + 1, wargv, cfg);
+		free(wargv);
 		goto out_cfg;
 	}
 	mote_sandbox *sb;
