@@ -83,9 +83,10 @@ MOTE_API bool mote_wasm_is_sandbox(const mote_sandbox *sandbox);
 MOTE_API int mote_wasm_load(mote_sandbox *sandbox, const void *wasm, size_t len);
 MOTE_API int mote_wasm_load_file(mote_sandbox *sandbox, const char *path);
 
-/* Drop the module: the sandbox returns to the runtime snapshot it was
- * created from (cost ~ the pages written since). Also clears a poisoned
- * sandbox (after a timeout or interrupt). */
+/* Drop the module. Costs nothing: the return to the runtime snapshot the
+ * sandbox was created from is deferred to the next load (calls meanwhile
+ * fail with "no wasm module is loaded", and snapshots are refused). A
+ * poisoned sandbox (after a timeout or interrupt) is restored at once. */
 MOTE_API int mote_wasm_unload(mote_sandbox *sandbox);
 
 /* Call exported function `export_name`. `args` must match its parameters

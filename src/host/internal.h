@@ -158,6 +158,10 @@ struct mote_sandbox {
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
 	size_t nmaps;
 
+	/* Wasm sandboxes: mote_wasm_unload() only sets this; the restore to
+	 * the runtime snapshot happens at the next load. */
+	bool wasm_unload_pending;
+
 	/* Guest memory past core_end joins the VM in chunks on first access. */
 	uint64_t core_end, chunk_size;
 	uint8_t *chunk_mapped;

@@ -257,6 +257,9 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	if (sb->poisoned)
 		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
 					 "cannot snapshot a sandbox poisoned by a guest failure");
+	if (sb->wasm_unload_pending) /* its memory still holds the old module */
+		return mote_sandbox_fail(sb, -MOTE_EBUSY,
+					 "Wasm sandbox was unloaded: load a module before a snapshot");
 	int rc = mote_sandbox_settle(sb);
 	bool any;
 	if (!rc)

@@ -366,6 +366,8 @@ static int not_wasm(mote_sandbox *sb)
 static int call_runtime(mote_sandbox *sb, const char *fn, const mote_value *args, size_t nargs,
 			const uint8_t **payload, size_t *len)
 {
+	if (sb->wasm_unload_pending && strcmp(fn, "wasm_load") != 0)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "no wasm module is loaded");
 	mote_value res;
 	int rc = mote_sandbox_call(sb, fn, args, nargs, &res);
 	if (rc)
@@ -447,18 +449,21 @@ static int load_once(mote_sandbox *sb, const void *wasm, size_t len)
 	return rc;
 }
 
+static int restore_runtime(mote_sandbox *sb);
+
 int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
 {
 	if (!sb || (!wasm && len))
 		return -MOTE_EINVAL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
-	/* A poisoned sandbox (timeout, interrupt) starts over from the runtime. */
-	int rc = mote_sandbox_poisoned(sb) ? mote_wasm_unload(sb) : 0;
+	/* After an unload, or in a poisoned sandbox (timeout, interrupt),
+	 * start over from the runtime. */
+	int rc = mote_sandbox_poisoned(sb) || sb->wasm_unload_pending ? restore_runtime(sb) : 0;
 	if (!rc)
 		rc = load_once(sb, wasm, len);
 	if (rc == -MOTE_EEXIST) { /* a module is loaded: replace it */
-		rc = mote_wasm_unload(sb);
+		rc = restore_runtime(sb);
 		if (!rc)
 			rc = load_once(sb, wasm, len);
 	}
@@ -508,12 +513,10 @@ int mote_wasm_load_file(mote_sandbox *sb, const char *path)
 	return rc;
 }
 
-int mote_wasm_unload(mote_sandbox *sb)
+/* Back to the runtime snapshot: no module loaded. */
+static int restore_runtime(mote_sandbox *sb)
 {
-	if (!sb)
-		return -MOTE_EINVAL;
-	if (!mote_wasm_is_sandbox(sb))
-		return not_wasm(sb);
+	sb->wasm_unload_pending = false;
 	struct wasm_sizes s = {sb->layout.heap_size, sb->layout.stack_size, sb->layout.in_size,
 			       sb->layout.out_size};
 	struct wasm_runtime *rt;
@@ -527,6 +530,20 @@ int mote_wasm_unload(mote_sandbox *sb)
 		rc = mote_sandbox_call(sb, "unload", NULL, 0, NULL);
 	}
 	return rc;
+}
+
+/* Unloading costs nothing: the restore is deferred to the next load, and
+ * until then calls report that no module is loaded. */
+int mote_wasm_unload(mote_sandbox *sb)
+{
+	if (!sb)
+		return -MOTE_EINVAL;
+	if (!mote_wasm_is_sandbox(sb))
+		return not_wasm(sb);
+	if (mote_sandbox_poisoned(sb)) /* recover now: the caller may inspect it */
+		return restore_runtime(sb);
+	sb->wasm_unload_pending = true;
+	return 0;
 }
 
 /* ---- Calls ---- */
