@@ -28,5 +28,11 @@ show "$MOTE" run "$DIR/hello.snap" hello snapshot
 step "5. A host program embedding libmote, giving the guest one host function"
 show "$B/examples/embed" "$B/examples/hostcall.elf"
 
-step "6. Cold start across heap sizes, against bare KVM measured in the same run"
+step "6. A WebAssembly module inside a sandbox, embedded in a host program"
+show "$B/examples/wasm-host" "$B/examples/pricing.wasm"
+show "$MOTE" wasm run "$B/examples/fib.wasm" --invoke fib 25
+show "$MOTE" wasm snapshot "$B/examples/fib.wasm" -o "$DIR/fib.snap"
+show "$MOTE" run "$DIR/fib.snap" fib 25
+
+step "7. Cold start across heap sizes, against bare KVM measured in the same run"
 "$MOTE" bench coldstart restore --runs 11
