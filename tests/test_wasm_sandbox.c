@@ -623,6 +623,34 @@ TEST(sandboxes_on_several_threads)
 }
 
 /* ---- WASI ---- */
+TEST(wasi_command_reads_standard_input)
+{
+	mote_sandbox *sb = new_wasm(NULL, MOTE_BUILD_DIR "/wasm-modules/wasi_cat.wasm");
+	REQUIRE(sb);
+	const char *argv[] = {"cat"};
+	int code = -1;
+	/* No input given: stdin is empty. */
+	ncaptured = 0;
+	captured[0] = 0;
+	CHECK_EQ_INT(mote_wasm_run(sb, argv, 1, NULL, 0, &code), 0);
+	CHECK_EQ_INT(code, 0);
+	CHECK_EQ_STR(captured, "0 bytes\n");
+	mote_sandbox_free(sb);
+	sb = new_wasm(NULL, MOTE_BUILD_DIR "/wasm-modules/wasi_cat.wasm");
+	REQUIRE(sb);
+	static char big[100000];
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "hello, stdin\n", 13);
+	CHECK_EQ_INT(mote_wasm_set_stdin(sb, big, sizeof(big)), 0);
+	ncaptured = 0;
+	captured[0] = 0;
+	CHECK_EQ_INT(mote_wasm_run(sb, argv, 1, NULL, 0, &code), 0);
+	CHECK_EQ_INT(code, 0);
+	CHECK(strncmp(captured, "HELLO, STDIN\nXXX", 16) == 0);
+	CHECK_EQ_INT(mote_wasm_set_stdin(NULL, "x", 1), -MOTE_EINVAL);
+	mote_sandbox_free(sb);
+}
+
 TEST(wasi_command_gets_arguments_environment_output_and_exit_code)
 {
 	mote_sandbox *sb = new_wasm(NULL, WASI_HELLO);

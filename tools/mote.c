@@ -123,11 +123,20 @@ static int hexval(char c)
 	return -1;
 }
 
+static void *read_stream(FILE *f, size_t *len);
+
 static void *read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
+	void *data = read_stream(f, len);
+	fclose(f);
+	return data;
+}
+
+static void *read_stream(FILE *f, size_t *len)
+{
 	size_t cap = 4096, n = 0;
 	unsigned char *buf = malloc(cap);
 	while (buf) {
@@ -144,7 +153,6 @@ static void *read_file(const char *path, size_t *len)
 		buf = bigger;
 		cap *= 2;
 	}
-	fclose(f);
 	*len = n;
 	return buf;
 }
@@ -841,7 +849,8 @@ static void wasm_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mote wasm run [OPTIONS] MODULE.wasm|SNAPSHOT --invoke EXPORT [ARGS...]\n"
-		"       mote wasm run [OPTIONS] [--env NAME=VALUE]... MODULE.wasm|SNAPSHOT [ARGS...]\n"
+		"       mote wasm run [OPTIONS] [--env NAME=VALUE]... [--stdin FILE|-]\n"
+		"                     MODULE.wasm|SNAPSHOT [ARGS...]\n"
 		"       mote wasm snapshot [OPTIONS] MODULE.wasm -o FILE\n"
 		"       mote wasm exports MODULE.wasm|SNAPSHOT\n"
 		"\n"
@@ -942,6 +951,7 @@ out:
 
 static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 {
+	const char *stdin_path = NULL; /* --stdin FILE, "-" for ours */
 	const char **envp = calloc((size_t)argc + 1, sizeof(*envp));
 	size_t envc = 0;
 	int code = EXIT_USAGE;
@@ -950,6 +960,12 @@ static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 	while (argc > 0 && !strncmp(argv[0], "--", 2)) {
 		if (!strcmp(argv[0], "--env") && argc > 1) {
 			envp[envc++] = argv[1];
+			argc -= 2;
+			argv += 2;
+			continue;
+		}
+		if (!strcmp(argv[0], "--stdin") && argc > 1) {
+			stdin_path = argv[1];
 			argc -= 2;
 			argv += 2;
 			continue;
@@ -984,9 +1000,24 @@ static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 			code = wasm_invoke(sb, argv[2], argc - 3, argv + 3);
 		}
 	} else {
-		int exit_code = 0;
-		int rc = mote_wasm_run(sb, (const char *const *)argv, (size_t)argc, envp, envc,
-				       &exit_code);
+		int exit_code = 0, rc = 0;
+		if (stdin_path) {
+			size_t len = 0;
+			void *data = !strcmp(stdin_path, "-") ? read_stream(stdin, &len)
+							      : read_file(stdin_path, &len);
+			if (!data) {
+				fprintf(stderr, "mote: cannot read %s: %s\n", stdin_path,
+					strerror(errno));
+				mote_sandbox_free(sb);
+				code = EXIT_USAGE;
+				goto out;
+			}
+			rc = mote_wasm_set_stdin(sb, data, len);
+			free(data);
+		}
+		if (!rc)
+			rc = mote_wasm_run(sb, (const char *const *)argv, (size_t)argc, envp, envc,
+					   &exit_code);
 		fflush(stdout);
 		if (rc)
 			code = fail(rc == -MOTE_ENOFUNC ? EXIT_USAGE : EXIT_CALL, rc,

@@ -45,6 +45,7 @@
 /* Host functions the host library registers in every Wasm sandbox. */
 #define HOST_WASI_CLOCK "__mote_wasi_clock"   /* u64 (i32 clock id): nanoseconds */
 #define HOST_WASI_RANDOM "__mote_wasi_random" /* bytes (u32 n): n random bytes */
+#define HOST_WASI_STDIN "__mote_wasi_stdin"   /* bytes (u32 max): next stdin bytes */
 
 /* ------------------------------------------------------------------ state */
 
@@ -484,6 +485,13 @@ enum {
 	WASI_ESPIPE = 70,
 };
 
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
 	memcpy(p, &v, 4);
@@ -585,16 +593,37 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-/* Standard input is empty. */
+/* Standard input comes from the host (mote_wasm_set_stdin), piece by piece;
+ * an empty reply is the end of input. */
 static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	if (a[0].u32 != 0)
 		return wasi_ret(r, WASI_EBADF);
+	uint32_t iovs = a[1].u32, niovs = a[2].u32;
 	uint8_t *nr = mem_at(c, a[3].u32, 4);
-	if (!nr)
+	const uint8_t *iov = niovs <= 1024 ? mem_at(c, iovs, niovs * 8u) : 0;
+	if (!nr || !iov)
 		return wasi_ret(r, WASI_EFAULT);
-	put32(nr, 0);
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < niovs; i++) {
+		uint32_t ptr = get32(iov + 8 * i), len = get32(iov + 8 * i + 4);
+		uint8_t *dst = mem_at(c, ptr, len);
+		if (!dst)
+			return wasi_ret(r, WASI_EFAULT);
+		uint32_t want = len < 65536 ? len : 65536;
+		if (!want)
+			continue;
+		mote_value n = mote_val_u32(want), got;
+		if (mote_host_call(HOST_WASI_STDIN, MOTE_BYTES, &got, &n, 1))
+			return wasi_ret(r, WASI_EBADF);
+		size_t k = got.v.buf.len < want ? got.v.buf.len : want;
+		memcpy(dst, got.v.buf.ptr, k);
+		total += (uint32_t)k;
+		if (k < len) /* a short read: do not block for more */
+			break;
+	}
+	put32(nr, total);
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 

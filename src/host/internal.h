@@ -161,6 +161,8 @@ struct mote_sandbox {
 	/* Wasm sandboxes: mote_wasm_unload() only sets this; the restore to
 	 * the runtime snapshot happens at the next load. */
 	bool wasm_unload_pending;
+	uint8_t *wasm_stdin; /* WASI standard input (mote_wasm_set_stdin) */
+	size_t wasm_stdin_len, wasm_stdin_pos;
 
 	/* Guest memory past core_end joins the VM in chunks on first access. */
 	uint64_t core_end, chunk_size;

@@ -42,6 +42,7 @@ __asm__(".section .rodata\n"
 #define REC_SIZE 9u
 #define HOST_WASI_CLOCK "__mote_wasi_clock"
 #define HOST_WASI_RANDOM "__mote_wasi_random"
+#define HOST_WASI_STDIN "__mote_wasi_stdin"
 
 /* ---- WASI host functions, registered in every Wasm sandbox ---- */
 static int wasi_clock(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
@@ -86,9 +87,40 @@ static int wasi_random(void *user, mote_sandbox *sb, const mote_value *args, siz
 	return 0;
 }
 
+/* The next bytes of the sandbox's standard input (mote_wasm_set_stdin). */
+static int wasi_stdin(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+		      mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	size_t left = sb->wasm_stdin_len - sb->wasm_stdin_pos;
+	size_t n = args[0].v.u32 < left ? args[0].v.u32 : left;
+	result->v.buf.ptr = sb->wasm_stdin ? sb->wasm_stdin + sb->wasm_stdin_pos : (const void *)"";
+	result->v.buf.len = n;
+	sb->wasm_stdin_pos += n;
+	return 0;
+}
+
+int mote_wasm_set_stdin(mote_sandbox *sb, const void *data, size_t len)
+{
+	if (!sb || (!data && len))
+		return -MOTE_EINVAL;
+	uint8_t *copy = NULL;
+	if (len && !(copy = mote_malloc(len)))
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	if (len)
+		memcpy(copy, data, len);
+	mote_free(sb->wasm_stdin);
+	sb->wasm_stdin = copy;
+	sb->wasm_stdin_len = len;
+	sb->wasm_stdin_pos = 0;
+	return 0;
+}
+
 static bool is_internal_name(const char *name)
 {
-	return !strcmp(name, HOST_WASI_CLOCK) || !strcmp(name, HOST_WASI_RANDOM);
+	return !strcmp(name, HOST_WASI_CLOCK) || !strcmp(name, HOST_WASI_RANDOM) ||
+	       !strcmp(name, HOST_WASI_STDIN);
 }
 
 /* The caller's functions plus the WASI ones (unless the caller has a
@@ -111,6 +143,9 @@ static int with_wasi_functions(const mote_host_functions *imports, mote_host_fun
 	if (!rc && !mote_host_functions_find(fns, HOST_WASI_RANDOM, strlen(HOST_WASI_RANDOM)))
 		rc = mote_host_functions_add(fns, HOST_WASI_RANDOM, MOTE_BYTES, random_args, 1,
 					     wasi_random, NULL);
+	if (!rc && !mote_host_functions_find(fns, HOST_WASI_STDIN, strlen(HOST_WASI_STDIN)))
+		rc = mote_host_functions_add(fns, HOST_WASI_STDIN, MOTE_BYTES, random_args, 1,
+					     wasi_stdin, NULL);
 	if (rc) {
 		mote_host_functions_free(fns);
 		return rc;
