@@ -25,7 +25,12 @@ $(BUILD)/tests/test_wasm_api: tests/wasm/test_wasm_api.c $(WASM_LIB) $(WASM_HDRS
 	@mkdir -p $(@D)
 	$(CC) $(WASM_CFLAGS) -Itests $< $(WASM_LIB) -o $@ $(HOST_LDFLAGS)
 
-TESTS += $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
+# The same runner, executing the modules inside mote Wasm sandboxes (a subset).
+$(BUILD)/tests/wasm_spec_sandbox: tests/wasm/spec_runner.c $(LIBMOTE_A) $(WASM_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WASM_CFLAGS) -DSPEC_IN_SANDBOX $< -o $@ $(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
+
+TESTS += $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api $(BUILD)/tests/wasm_spec_sandbox
 ALL_TARGETS += $(WASM_LIB) $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
 
 # Freestanding compile check of the engine (as it will be built for guests).

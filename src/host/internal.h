@@ -192,7 +192,9 @@ static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t g
 }
 
 /* Shared by creation from an ELF and from a snapshot (sandbox.c). */
-/* Apply the huge-page setting to the heap part of guest memory. */
+/* Reserve sb->mem_size bytes of guest memory (untouched pages cost
+ * nothing), with the huge-page setting applied to the heap. */
+int mote_sandbox_map_memory(struct mote_sandbox *sb);
 void mote_sandbox_advise_heap(struct mote_sandbox *sb);
 struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 					const mote_host_functions *host_functions, int *rc);

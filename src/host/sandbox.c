@@ -833,6 +833,20 @@ static int load_segment(struct mote_sandbox *sb, const void *elf, int fd,
 static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
 			  const mote_host_functions *host_functions, mote_sandbox **out);
 
+int mote_sandbox_map_memory(struct mote_sandbox *sb)
+{
+	/* MAP_NORESERVE: untouched guest memory costs nothing. */
+	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM,
+					 "cannot map %llu bytes of guest memory: %s",
+					 (unsigned long long)sb->mem_size, strerror(errno));
+	sb->mem = mem;
+	mote_sandbox_advise_heap(sb);
+	return 0;
+}
+
 void mote_sandbox_advise_heap(struct mote_sandbox *sb)
 {
 	if (!sb->cfg.huge_pages)
@@ -877,16 +891,9 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		goto fail;
 	}
 	sb->mem_size = sb->layout.mem_size;
-	/* MAP_NORESERVE: untouched guest memory costs nothing. */
-	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED) {
-		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %llu bytes of guest memory: %s",
-				       (unsigned long long)sb->mem_size, strerror(errno));
+	rc = mote_sandbox_map_memory(sb);
+	if (rc)
 		goto fail;
-	}
-	sb->mem = mem;
-	mote_sandbox_advise_heap(sb);
 	rc = mote_sandbox_alloc_bitmaps(sb);
 	if (rc)
 		goto fail;

@@ -509,15 +509,9 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	sb->mem_size = sb->layout.mem_size;
 	sb->image_size = snap->meta.image_size;
 	sb->abi_version = snap->meta.abi_version;
-	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED) {
-		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %llu bytes of guest memory: %s",
-				       (unsigned long long)sb->mem_size, strerror(errno));
+	rc = mote_sandbox_map_memory(sb);
+	if (rc)
 		goto fail;
-	}
-	sb->mem = mem;
-	mote_sandbox_advise_heap(sb);
 	/* Copy-on-write views of the snapshot's pages (and its ancestors'):
 	 * zero copy, and shared with every other sandbox started from them
 	 * until written. */
