@@ -44,7 +44,7 @@ static const struct command commands[] = {
 	 "boot GUEST, optionally run a warm-up call, save a snapshot file"},
 	{"verify", cmd_verify, "FILE", "check every hash of a snapshot file"},
 	{"bench", cmd_bench, "[--json] [--runs N] [SUITE...]",
-	 "measure creation and call costs against the bare-KVM floor"},
+	 "measure creation, calls, snapshots, mappings against the bare-KVM floor"},
 	{"wasm", cmd_wasm, "run|snapshot|exports [OPTIONS] MODULE.wasm|SNAPSHOT ...",
 	 "run a WebAssembly module inside a sandbox (mote wasm --help)"},
 };
@@ -72,7 +72,7 @@ static void usage(FILE *f)
 		"bool as true/false/1/0; string as given; bytes as hex digits (\"0a0b\") or\n"
 		"@FILE for a file's contents. Results print the same way (bytes as hex).\n"
 		"\nA snapshot file is recognised by its magic. Opening one verifies every hash\n"
-		"(SHA-256) unless --header-only is given (run, inspect always reads headers only).\n"
+		"(SHA-256) unless --header-only is given; inspect reads the header only.\n"
 		"\nexit status: 0 success; 1 the call failed (guest fault, abort, timeout,\n"
 		"guest error) or verify found the file invalid; 2 usage error or arguments\n"
 		"that do not match the signature; 3 the sandbox or snapshot could not be\n"
