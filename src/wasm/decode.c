@@ -619,19 +619,28 @@ static bool sec_function(rd *r, mw_module *m, uint32_t *ndef)
 	return true;
 }
 
+/* Make room for `n` defined entries after the `nimports` imported ones in
+ * *arr (entries of `elem` bytes), keeping the imports. */
+static bool grow_defs(rd *r, void **arr, size_t nimports, uint32_t n, size_t elem)
+{
+	if (n > (uint32_t)(r->end - r->p))
+		return malformed(r, "unexpected end of section or function");
+	void *t = xcalloc(nimports + n, elem);
+	if (!t)
+		NOMEM();
+	if (nimports)
+		memcpy(t, *arr, nimports * elem);
+	free(*arr);
+	*arr = t;
+	return true;
+}
+
 static bool sec_table(rd *r, mw_module *m)
 {
 	uint32_t n;
-	if (!rd_u32(r, &n))
+	if (!rd_u32(r, &n) ||
+	    !grow_defs(r, (void **)&m->tables, m->ntable_imports, n, sizeof *m->tables))
 		return false;
-	if (n > (uint32_t)(r->end - r->p))
-		return malformed(r, "unexpected end of section or function");
-	mw_tabletype *t = xcalloc((size_t)m->ntable_imports + n, sizeof *t);
-	if (!t)
-		NOMEM();
-	memcpy(t, m->tables, (size_t)m->ntable_imports * sizeof *t);
-	free(m->tables);
-	m->tables = t;
 	for (uint32_t i = 0; i < n; i++)
 		if (!rd_tabletype(r, &m->tables[m->ntable_imports + i]))
 			return false;
@@ -642,16 +651,9 @@ static bool sec_table(rd *r, mw_module *m)
 static bool sec_memory(rd *r, mw_module *m)
 {
 	uint32_t n;
-	if (!rd_u32(r, &n))
+	if (!rd_u32(r, &n) ||
+	    !grow_defs(r, (void **)&m->mems, m->nmem_imports, n, sizeof *m->mems))
 		return false;
-	if (n > (uint32_t)(r->end - r->p))
-		return malformed(r, "unexpected end of section or function");
-	mw_memtype *t = xcalloc((size_t)m->nmem_imports + n, sizeof *t);
-	if (!t)
-		NOMEM();
-	memcpy(t, m->mems, (size_t)m->nmem_imports * sizeof *t);
-	free(m->mems);
-	m->mems = t;
 	for (uint32_t i = 0; i < n; i++)
 		if (!rd_memtype(r, &m->mems[m->nmem_imports + i]))
 			return false;
@@ -664,18 +666,11 @@ static bool sec_memory(rd *r, mw_module *m)
 static bool sec_global(rd *r, mw_module *m)
 {
 	uint32_t n;
-	if (!rd_u32(r, &n))
+	if (!rd_u32(r, &n) ||
+	    !grow_defs(r, (void **)&m->globals, m->nglobal_imports, n, sizeof *m->globals))
 		return false;
-	if (n > (uint32_t)(r->end - r->p))
-		return malformed(r, "unexpected end of section or function");
-	mw_globaldef *g = xcalloc((size_t)m->nglobal_imports + n, sizeof *g);
-	if (!g)
-		NOMEM();
-	memcpy(g, m->globals, (size_t)m->nglobal_imports * sizeof *g);
-	free(m->globals);
-	m->globals = g;
 	for (uint32_t i = 0; i < n; i++) {
-		mw_globaldef *d = &g[m->nglobal_imports + i];
+		mw_globaldef *d = &m->globals[m->nglobal_imports + i];
 		if (!rd_globaltype(r, &d->type) || !rd_cexpr(r, m, d->type.type, &d->init))
 			return false;
 	}

@@ -577,6 +577,25 @@ static void fmt_val(char *buf, size_t n, uint8_t type, mw_val v)
 
 #define MAXV 64
 
+/* Compare an action's results with the command's expected values; counts
+ * a pass or records the first mismatch. Shared by both modes. */
+static void check_results(ctx *c, const json *exp, const uint8_t *rt, const mw_val *res)
+{
+	size_t ne = exp ? exp->n : 0;
+	for (size_t i = 0; i < ne; i++) {
+		val v;
+		if (parse_val(exp->items[i], &v) != 0 || !val_match(&v, rt[i], res[i])) {
+			char got[64], want[64];
+			fmt_val(got, sizeof got, rt[i], res[i]);
+			fmt_val(want, sizeof want, v.type, v.v);
+			failf(c, "result %zu: got %s, expected %s%s", i, got, want,
+			      v.nan == 1 ? " (nan:canonical)" : v.nan == 2 ? " (nan:arithmetic)" : "");
+			return;
+		}
+	}
+	c->passed++;
+}
+
 #ifndef SPEC_IN_SANDBOX
 
 /* Run an action. Returns 0 and fills results (types in rtypes), or -1 for a
@@ -653,18 +672,7 @@ static void cmd_assert_return(ctx *c, const json *cmd)
 		failf(c, "result count %zu, expected %zu", nres, ne);
 		return;
 	}
-	for (size_t i = 0; i < ne; i++) {
-		val v;
-		if (parse_val(exp->items[i], &v) != 0 || !val_match(&v, rt[i], res[i])) {
-			char got[64], want[64];
-			fmt_val(got, sizeof got, rt[i], res[i]);
-			fmt_val(want, sizeof want, v.type, v.v);
-			failf(c, "result %zu: got %s, expected %s%s", i, got, want,
-			      v.nan == 1 ? " (nan:canonical)" : v.nan == 2 ? " (nan:arithmetic)" : "");
-			return;
-		}
-	}
-	c->passed++;
+	check_results(c, exp, rt, res);
 }
 
 static int trap_text_match(const char *expected, mw_trap t)
@@ -1196,18 +1204,7 @@ static void cmd_assert_return(ctx *c, const json *cmd)
 		failf(c, "result count %zu, expected %zu", nres, ne);
 		return;
 	}
-	for (size_t i = 0; i < ne; i++) {
-		val v;
-		if (parse_val(exp->items[i], &v) != 0 || !val_match(&v, rt[i], res[i])) {
-			char got[64], want[64];
-			fmt_val(got, sizeof got, rt[i], res[i]);
-			fmt_val(want, sizeof want, v.type, v.v);
-			failf(c, "result %zu: got %s, expected %s%s", i, got, want,
-			      v.nan == 1 ? " (nan:canonical)" : v.nan == 2 ? " (nan:arithmetic)" : "");
-			return;
-		}
-	}
-	c->passed++;
+	check_results(c, exp, rt, res);
 }
 
 /* The engine's message is a prefix of the spec's text, as in host mode. */
