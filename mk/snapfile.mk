@@ -9,7 +9,7 @@ FUZZ_CC ?= clang
 SNAPFILE_FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g \
 			-O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -DMOTE_VERSION=\"fuzz\"
 
-build-fuzz/fuzz_snapfile: fuzz/fuzz_snapfile.c src/host/snapfile.c src/host/common.c \
+build-fuzz/fuzz_snapfile: fuzz/fuzz_snapfile.c src/host/snapfile.c src/host/sha256x16.c src/host/common.c \
 			  $(SNAPFILE_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(SNAPFILE_FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lpthread
