@@ -99,6 +99,30 @@ static void roundtrip(mote_sandbox *sb, const char *fn, mote_value in)
 	}
 }
 
+/* The guest's CPUID is mote's table, on kvm-pvm and hardware KVM alike:
+ * feature leaves 1 and 7 read as zero; the extended leaf shows only
+ * SYSCALL, NX, RDTSCP and long mode (edx) and LAHF, LZCNT, PREFETCHW (ecx). */
+static uint64_t guest_cpuid(mote_sandbox *sb, uint32_t leaf)
+{
+	mote_value arg = mote_u32(leaf), r = {0};
+	CHECK_EQ_INT(mote_sandbox_call(sb, "cpuid_cx_dx", &arg, 1, &r), 0);
+	return r.v.u64;
+}
+
+TEST(guest_cpuid_is_trimmed)
+{
+	mote_sandbox *sb = new_basic(NULL, NULL);
+	CHECK_EQ_U64(guest_cpuid(sb, 1), 0);
+	CHECK_EQ_U64(guest_cpuid(sb, 7), 0);
+	uint64_t ext = guest_cpuid(sb, 0x80000001);
+	uint32_t ecx = (uint32_t)(ext >> 32), edx = (uint32_t)ext;
+	CHECK_EQ_U64(ecx & ~0x121u, 0);
+	CHECK_EQ_U64(edx & ~0x28100800u, 0);
+	CHECK(edx & (1u << 29)); /* long mode */
+	CHECK(edx & (1u << 20)); /* NX */
+	mote_sandbox_free(sb);
+}
+
 TEST(integer_extremes_roundtrip)
 {
 	mote_sandbox *sb = new_basic(NULL, NULL);

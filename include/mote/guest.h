@@ -15,6 +15,9 @@
  *
  * Optional: define `void mote_init(void)`; it runs once when the sandbox is
  * created, before the first call.
+ *
+ * The CPU is baseline x86-64 (SSE2): CPUID feature leaves 1 and 7 read as
+ * zero, so code that picks paths by CPUID takes its generic one.
  */
 #ifndef MOTE_GUEST_H
 #define MOTE_GUEST_H

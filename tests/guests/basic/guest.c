@@ -174,3 +174,13 @@ MOTE_FN1(u64, heap_roundtrip, u32, n)
 	free(blocks);
 	return mote_heap_used() == 0 ? sum : 0;
 }
+
+/* CPUID as the guest sees it: ecx << 32 | edx of the leaf. */
+MOTE_FN1(u64, cpuid_cx_dx, u32, leaf)
+{
+	uint32_t a, b, c, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(leaf), "c"(0));
+	(void)a;
+	(void)b;
+	return (uint64_t)c << 32 | d;
+}
