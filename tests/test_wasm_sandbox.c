@@ -292,6 +292,41 @@ static int host_sum(void *user, mote_sandbox *sb, const mote_value *args, size_t
 	return 0;
 }
 
+static int greet_calls;
+
+static int host_greet(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
+		      mote_value *result)
+{
+	(void)user;
+	(void)n;
+	greet_calls++;
+	size_t len = args[0].v.buf.len;
+	char *s = mote_hostcall_scratch(sb, 7 + len + 1);
+	if (!s)
+		return -MOTE_ENOMEM;
+	snprintf(s, 7 + len + 1, "hello, %.*s", (int)len, (const char *)args[0].v.buf.ptr);
+	result->v.buf.ptr = s;
+	result->v.buf.len = strlen(s);
+	return 0;
+}
+
+static int host_reverse(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
+			mote_value *result)
+{
+	(void)user;
+	(void)n;
+	size_t len = args[0].v.buf.len;
+	uint8_t *out = mote_hostcall_scratch(sb, len ? len : 1);
+	if (!out)
+		return -MOTE_ENOMEM;
+	const uint8_t *in = args[0].v.buf.ptr;
+	for (size_t i = 0; i < len; i++)
+		out[i] = in[len - 1 - i];
+	result->v.buf.ptr = out;
+	result->v.buf.len = len;
+	return 0;
+}
+
 static mote_host_functions *import_functions(bool wrong_add)
 {
 	mote_host_functions *fns;
@@ -305,6 +340,9 @@ static mote_host_functions *import_functions(bool wrong_add)
 	rc |= mote_host_functions_add(fns, "host_mix", MOTE_F64, mix, 3, host_mix, NULL);
 	rc |= mote_host_functions_add(fns, "host_log", MOTE_VOID, str, 1, host_log, NULL);
 	rc |= mote_host_functions_add(fns, "host_sum", MOTE_U32, bytes, 1, host_sum, NULL);
+	rc |= mote_host_functions_add(fns, "host_greet", MOTE_STRING, str, 1, host_greet, NULL);
+	rc |= mote_host_functions_add(fns, "host_reverse", MOTE_BYTES, bytes, 1, host_reverse,
+				      NULL);
 	if (rc) {
 		mote_host_functions_free(fns);
 		return NULL;
@@ -350,6 +388,50 @@ TEST(env_imports_call_host_functions_with_the_right_values)
 	mote_sandbox_free(sb);
 }
 
+static uint32_t call_u32(mote_sandbox *sb, const char *name, size_t n, uint32_t a, uint32_t b)
+{
+	mote_value args[2] = {mote_i32((int32_t)a), mote_i32((int32_t)b)}, r = {0};
+	CHECK_EQ_INT(mote_wasm_call(sb, name, args, n, &r, 1, NULL), 0);
+	return r.v.u32;
+}
+
+/* Host results of type string or bytes are copied into the module's buffer
+ * (pointer, capacity after the arguments); the import returns the full
+ * length, copying at most the capacity; a bad buffer traps before the host
+ * function runs. */
+TEST(env_imports_return_strings_and_bytes_into_linear_memory)
+{
+	mote_host_functions *fns = import_functions(false);
+	REQUIRE(fns);
+	mote_sandbox *sb = new_wasm(fns, IMPORTS);
+	mote_host_functions_free(fns);
+	REQUIRE(sb);
+	const char *want = "hello, wasm";
+	CHECK_EQ_INT(call_u32(sb, "greet", 2, 64, '#'), 11);
+	for (uint32_t i = 0; i < 11; i++)
+		CHECK_EQ_INT(call_u32(sb, "reply_byte", 1, i, 0), (uint8_t)want[i]);
+	CHECK_EQ_INT(call_u32(sb, "reply_byte", 1, 11, 0), '#'); /* no NUL added */
+	/* Too small a buffer: five bytes copied, the full length returned. */
+	CHECK_EQ_INT(call_u32(sb, "greet", 2, 5, '*'), 11);
+	CHECK_EQ_INT(call_u32(sb, "reply_byte", 1, 4, 0), 'o');
+	CHECK_EQ_INT(call_u32(sb, "reply_byte", 1, 5, 0), '*');
+	CHECK_EQ_INT(call_u32(sb, "greet", 2, 0, '*'), 11);
+	CHECK_EQ_INT(call_u32(sb, "reply_byte", 1, 0, 0), '*');
+	CHECK_EQ_INT(call_u32(sb, "reverse_bytes", 1, 200, 0), 200 * 1000 + 199);
+	/* Empty result: length 0, the buffer keeps the previous call's bytes. */
+	CHECK_EQ_INT(call_u32(sb, "reverse_bytes", 1, 0, 0), 199);
+	greet_calls = 0;
+	CHECK_EQ_INT(mote_wasm_call(sb, "greet_bad_buffer", NULL, 0, NULL, 0, NULL),
+		     -MOTE_EGUEST);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "wasm trap: out of bounds memory access (result buffer of host function "
+		     "'host_greet': 64 bytes at 2147483632)");
+	CHECK_EQ_INT(greet_calls, 0);
+	CHECK_EQ_INT(call_u32(sb, "greet", 2, 64, 0), 11);
+	CHECK_EQ_INT(greet_calls, 1);
+	mote_sandbox_free(sb);
+}
+
 TEST(unknown_import_fails_the_load_naming_it)
 {
 	mote_sandbox *sb = new_wasm(NULL, NULL);
@@ -357,7 +439,7 @@ TEST(unknown_import_fails_the_load_naming_it)
 	CHECK_EQ_INT(mote_wasm_load_file(sb, UNKNOWN_IMPORT), -MOTE_ENOFUNC);
 	CHECK_EQ_STR(mote_sandbox_last_error(sb),
 		     "unknown import env.no_such_host_fn (i32) -> i32: no such host function");
-	/* imports.wasm needs four host functions; this sandbox has none. */
+	/* imports.wasm needs six host functions; this sandbox has none. */
 	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), -MOTE_ENOFUNC);
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "unknown import env.host_add");
 	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);

@@ -23,7 +23,11 @@
  * (or U64) / MOTE_F32 / MOTE_F64; a host argument of type MOTE_STRING or
  * MOTE_BYTES takes two wasm i32 parameters, pointer and length into the
  * module's linear memory (checked against its bounds before the host sees
- * it); results cannot be strings or bytes. Module "wasi_snapshot_preview1"
+ * it). A MOTE_STRING or MOTE_BYTES result takes two more i32 parameters
+ * after the arguments, a destination pointer and capacity, and the import
+ * returns i32: the result's full length, of which at most the capacity is
+ * copied (no NUL is added), so a module can retry with a bigger buffer.
+ * Module "wasi_snapshot_preview1"
  * gets a WASI preview 1 subset (see mote_wasm_run). Any other import makes
  * the load fail with the import named in the detail.
  */

@@ -359,6 +359,22 @@ static mw_trap env_trampoline(void *user, mw_instance *caller, const mw_val *arg
 		}
 		}
 	}
+	/* A string or bytes result goes into a buffer the caller passes after
+	 * the arguments, (pointer, capacity); checked before the host runs. */
+	uint8_t *dst = NULL;
+	uint32_t cap = 0;
+	if (im->ret == MOTE_STRING || im->ret == MOTE_BYTES) {
+		uint32_t ptr = args[w].u32;
+		cap = args[w + 1].u32;
+		dst = mem_at(caller, ptr, cap);
+		if (!dst) {
+			snprintf(g_trap_detail, sizeof(g_trap_detail),
+				 "out of bounds memory access (result buffer of host function "
+				 "'%s': %u bytes at %u)",
+				 im->field, cap, ptr);
+			return MW_TRAP_MEMORY_OOB;
+		}
+	}
 	mote_value r;
 	int rc = mote_host_call(im->field, im->ret, &r, v, im->nargs);
 	if (rc) {
@@ -390,6 +406,16 @@ static mw_trap env_trampoline(void *user, mw_instance *caller, const mw_val *arg
 	case MOTE_F64:
 		results[0].f64 = r.v.f64;
 		break;
+	case MOTE_STRING:
+	case MOTE_BYTES: {
+		/* The full length comes back, so a caller whose buffer was
+		 * too small sees it and can ask again with a bigger one. */
+		size_t n = r.v.buf.len;
+		memcpy(dst, r.v.buf.ptr, n < cap ? n : cap);
+		results[0].u64 = 0;
+		results[0].u32 = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+		break;
+	}
 	default:
 		break;
 	}
@@ -458,8 +484,14 @@ static bool host_fn_wasm_type(const struct host_fn *h, uint8_t *params, uint32_t
 	case MOTE_F64:
 		results[(*nr)++] = MW_F64;
 		break;
+	case MOTE_STRING:
+	case MOTE_BYTES: /* (..., dst pointer, capacity) -> full length */
+		params[(*np)++] = MW_I32;
+		params[(*np)++] = MW_I32;
+		results[(*nr)++] = MW_I32;
+		break;
 	default:
-		return false; /* strings and bytes cannot come back into wasm */
+		return false;
 	}
 	return true;
 }
@@ -816,13 +848,13 @@ static int resolve_env(struct resolve_ctx *rc, const mw_import_info *imp, mw_ext
 				 (int)imp->name_len, imp->name, have);
 			return -1;
 		}
-		uint8_t params[2 * MOTE_MAX_ARGS], results[1];
+		uint8_t params[2 * MOTE_MAX_ARGS + 2], results[1];
 		uint32_t np, nr;
 		char hs[200];
 		host_fn_text(h, hs, sizeof(hs));
 		if (!host_fn_wasm_type(h, params, &np, results, &nr) ||
 		    !functype_equal(&imp->func, params, np, results, nr)) {
-			char want[160] = "(none: strings and bytes cannot be wasm results)";
+			char want[160] = "(none: a type wasm cannot express)";
 			if (host_fn_wasm_type(h, params, &np, results, &nr)) {
 				mw_functype ft = {np, nr, params, results};
 				format_functype(want, sizeof(want), &ft);
