@@ -56,6 +56,11 @@ $(BUILD)/wasm-modules/%.wasm: tests/wasm-modules/%.c
 	@mkdir -p $(@D)
 	$(WASM_CLANG) --target=wasm32 -nostdlib -Wl,--no-entry -Wl,--export-all -O2 -o $@ $<
 
+$(BUILD)/wasm-modules/import_%.wasm: tests/wasm-modules/import_%.c
+	@mkdir -p $(@D)
+	$(WASM_CLANG) --target=wasm32 -nostdlib -Wl,--no-entry -Wl,--export-all -O2 \
+		-Wl,--import-memory -Wl,--import-table -o $@ $<
+
 $(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c
 	@mkdir -p $(@D)
 	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc

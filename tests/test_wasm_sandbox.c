@@ -17,6 +17,7 @@
 #define ARITH MODULES "arith.wasm"
 #define IMPORTS MODULES "imports.wasm"
 #define UNKNOWN_IMPORT MODULES "unknown_import.wasm"
+#define IMPORT_MEMORY MODULES "import_memory.wasm"
 #define WASI_HELLO MODULES "wasi_hello.wasm"
 #define MOTE_CLI MOTE_BUILD_DIR "/bin/mote"
 
@@ -429,6 +430,58 @@ TEST(env_imports_return_strings_and_bytes_into_linear_memory)
 	CHECK_EQ_INT(greet_calls, 0);
 	CHECK_EQ_INT(call_u32(sb, "greet", 2, 64, 0), 11);
 	CHECK_EQ_INT(greet_calls, 1);
+	mote_sandbox_free(sb);
+}
+
+/* A module linked with --import-memory --import-table gets both from the
+ * sandbox, sized by its own import limits. */
+TEST(env_memory_and_table_imports_are_provided)
+{
+	mote_sandbox *sb = new_wasm(NULL, IMPORT_MEMORY);
+	REQUIRE(sb);
+	CHECK_EQ_INT(call_u32(sb, "pages", 0, 0, 0), 2);
+	CHECK_EQ_INT(call_u32(sb, "fill_and_sum", 1, 4096, 0), 4095u * 4096 / 2);
+	mote_value three[3] = {mote_i32(1), mote_i32(6), mote_i32(7)}, r;
+	CHECK_EQ_INT(mote_wasm_call(sb, "apply", three, 3, &r, 1, NULL), 0);
+	CHECK_EQ_INT(r.v.i32, 42);
+	three[0] = mote_i32(0);
+	CHECK_EQ_INT(mote_wasm_call(sb, "apply", three, 3, &r, 1, NULL), 0);
+	CHECK_EQ_INT(r.v.i32, 13);
+	CHECK_EQ_INT(call_u32(sb, "grow", 1, 3, 0), 2);
+	CHECK_EQ_INT(call_u32(sb, "pages", 0, 0, 0), 5);
+	CHECK_EQ_INT(call_u32(sb, "fill_and_sum", 1, 10, 0), 45);
+	/* Loading again starts from the import's initial size. */
+	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORT_MEMORY), 0);
+	CHECK_EQ_INT(call_u32(sb, "pages", 0, 0, 0), 2);
+	mote_sandbox_free(sb);
+}
+
+/* (import "env" "memory" (memory 40000)): more than half the 256 MiB heap;
+ * (import "env" "g" (global i32)): globals have no provider. */
+static const uint8_t big_memory_import[] = {
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x02, 0x11, 0x01, 0x03, 0x65, 0x6e,
+	0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0xc0, 0xb8, 0x02,
+};
+static const uint8_t global_import[] = {
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x02, 0x0a,
+	0x01, 0x03, 0x65, 0x6e, 0x76, 0x01, 0x67, 0x03, 0x7f, 0x00,
+};
+
+TEST(env_memory_import_too_big_and_global_imports_are_refused)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_load(sb, big_memory_import, sizeof(big_memory_import)),
+		     -MOTE_ETOOBIG);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "import env.memory: a memory of at least 40000 pages, but linear memory is "
+		     "limited to 2048 pages, half the guest heap");
+	CHECK_EQ_INT(mote_wasm_load(sb, global_import, sizeof(global_import)), -MOTE_ENOFUNC);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "unknown import env.g (global): only \"env\" functions, memories and tables "
+		     "and \"wasi_snapshot_preview1\" functions can be imported");
+	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 1), 2);
 	mote_sandbox_free(sb);
 }
 

@@ -27,9 +27,11 @@
  * after the arguments, a destination pointer and capacity, and the import
  * returns i32: the result's full length, of which at most the capacity is
  * copied (no NUL is added), so a module can retry with a bigger buffer.
- * Module "wasi_snapshot_preview1"
- * gets a WASI preview 1 subset (see mote_wasm_run). Any other import makes
- * the load fail with the import named in the detail.
+ * A memory or table imported from "env" (modules linked with
+ * --import-memory or --import-table) is created with the import's limits.
+ * Module "wasi_snapshot_preview1" gets a WASI preview 1 subset (see
+ * mote_wasm_run). Any other import (a global, another module) makes the
+ * load fail with the import named in the detail.
  */
 #ifndef MOTE_WASM_SANDBOX_API_H
 #define MOTE_WASM_SANDBOX_API_H

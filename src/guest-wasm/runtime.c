@@ -960,17 +960,54 @@ static const char *kind_name(mw_extern_kind k)
 	}
 }
 
+/* A memory or table imported from "env" (as modules linked with
+ * --import-memory or --import-table have) is created here with the
+ * import's own limits: the sandbox is the module's only provider. */
+static int resolve_env_storage(struct resolve_ctx *rc, const mw_import_info *imp,
+			       mw_extern *out)
+{
+	int nl = (int)(imp->name_len > 64 ? 64 : imp->name_len);
+	if (imp->kind == MW_EXTERN_MEMORY) {
+		uint32_t cap = (uint32_t)(arena_size / WASM_PAGE);
+		if (imp->memory.min > cap) {
+			rc->status = -MOTE_ETOOBIG;
+			snprintf(rc->reason, sizeof(rc->reason),
+				 "import env.%.*s: a memory of at least %u pages, but linear memory "
+				 "is limited to %u pages, half the guest heap",
+				 nl, imp->name, imp->memory.min, cap);
+			return -1;
+		}
+		out->kind = MW_EXTERN_MEMORY;
+		out->u.memory = mw_memory_new(g_store, imp->memory);
+		if (out->u.memory)
+			return 0;
+	} else {
+		mw_val null_ref = {.ref = NULL};
+		out->kind = MW_EXTERN_TABLE;
+		out->u.table = mw_table_new(g_store, imp->table, null_ref);
+		if (out->u.table)
+			return 0;
+	}
+	rc->status = -MOTE_ENOMEM;
+	snprintf(rc->reason, sizeof(rc->reason), "out of memory for import env.%.*s (%s)", nl,
+		 imp->name, kind_name(imp->kind));
+	return -1;
+}
+
 static int resolve(void *user, const mw_import_info *imp, mw_extern *out)
 {
 	struct resolve_ctx *rc = user;
-	if (imp->kind == MW_EXTERN_FUNC && name_is(imp->module, imp->module_len, "env"))
+	bool env = name_is(imp->module, imp->module_len, "env");
+	if (imp->kind == MW_EXTERN_FUNC && env)
 		return resolve_env(rc, imp, out);
+	if ((imp->kind == MW_EXTERN_MEMORY || imp->kind == MW_EXTERN_TABLE) && env)
+		return resolve_env_storage(rc, imp, out);
 	if (imp->kind == MW_EXTERN_FUNC && name_is(imp->module, imp->module_len, WASI_MODULE))
 		return resolve_wasi(rc, imp, out);
 	rc->status = -MOTE_ENOFUNC;
 	snprintf(rc->reason, sizeof(rc->reason),
-		 "unknown import %.*s.%.*s (%s): only \"env\" and \"" WASI_MODULE
-		 "\" functions can be imported",
+		 "unknown import %.*s.%.*s (%s): only \"env\" functions, memories and tables "
+		 "and \"" WASI_MODULE "\" functions can be imported",
 		 (int)(imp->module_len > 64 ? 64 : imp->module_len), imp->module,
 		 (int)(imp->name_len > 64 ? 64 : imp->name_len), imp->name, kind_name(imp->kind));
 	return -1;
