@@ -23,6 +23,22 @@ static struct mote_boot_info boot_copy;
 /* The call path lives in one section placed first in .text, so a call
  * touches as few code pages as possible. */
 #define HOT __attribute__((section(".text.mote_hot")))
+
+/* Message headers are written and checked one word at a time: merged into
+ * one 64-bit access, gcc takes the constant from .rodata, a page a call
+ * otherwise never reads, and the first call after a start would fault on
+ * it (an exit on kvm-pvm). Relaxed atomics are never merged. */
+static inline void put_header(struct mote_msg *m, uint32_t kind)
+{
+	__atomic_store_n(&m->magic, MOTE_MSG_MAGIC, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->kind, kind, __ATOMIC_RELAXED);
+}
+
+static inline bool has_header(const struct mote_msg *m, uint32_t kind)
+{
+	return __atomic_load_n(&m->magic, __ATOMIC_RELAXED) == MOTE_MSG_MAGIC &&
+	       __atomic_load_n(&m->kind, __ATOMIC_RELAXED) == kind;
+}
 static const char *call_failure;
 static uint32_t hostresult_off; /* where the host puts host-call results */
 
@@ -161,8 +177,7 @@ static void send_init(void)
 		f->nargs = d->nargs;
 		memcpy(f->args, d->args, d->nargs);
 	}
-	m->magic = MOTE_MSG_MAGIC;
-	m->kind = MOTE_MSG_INIT;
+	put_header(m, MOTE_MSG_INIT);
 	m->size = size;
 	m->nvals = (uint32_t)n;
 	m->status = 0;
@@ -210,7 +225,7 @@ HOT static void handle_call(void)
 	const char *failure = 0;
 
 	/* The host validated the call; these checks guard against a host bug. */
-	if (in->magic != MOTE_MSG_MAGIC || in->kind != MOTE_MSG_CALL || in->index >= fn_count() ||
+	if (!has_header(in, MOTE_MSG_CALL) || in->index >= fn_count() ||
 	    in->nvals != __mote_fns_start[in->index].nargs || in->size > mote__boot->in_size) {
 		status = -MOTE_EPROTOCOL;
 		failure = "malformed call message";
@@ -248,8 +263,7 @@ HOT static void handle_call(void)
 		}
 	}
 	free_call_allocs();
-	out->magic = MOTE_MSG_MAGIC;
-	out->kind = MOTE_MSG_RESULT;
+	put_header(out, MOTE_MSG_RESULT);
 	out->size = size;
 	out->status = status;
 	out->index = 0;
@@ -274,8 +288,7 @@ int mote_host_call(const char *name, mote_type ret, mote_value *result, const mo
 		if (rc)
 			return rc;
 	}
-	m->magic = MOTE_MSG_MAGIC;
-	m->kind = MOTE_MSG_HOSTCALL;
+	put_header(m, MOTE_MSG_HOSTCALL);
 	m->size = size;
 	m->nvals = (uint32_t)nargs;
 	m->status = 0;
@@ -286,7 +299,7 @@ int mote_host_call(const char *name, mote_type ret, mote_value *result, const mo
 
 	const uint8_t *base = (const uint8_t *)mote__boot->in_buf + hostresult_off;
 	const struct mote_msg *r = (const struct mote_msg *)base;
-	if (r->magic != MOTE_MSG_MAGIC || r->kind != MOTE_MSG_HOSTRESULT)
+	if (!has_header(r, MOTE_MSG_HOSTRESULT))
 		return -MOTE_EPROTOCOL;
 	if (r->status < 0)
 		return r->status;
@@ -307,8 +320,7 @@ void mote_abort(int code, const char *message)
 		message = "";
 	size_t len = strnlen(message, 1024);
 	uint32_t off = put_data(&size, message, len, false);
-	m->magic = MOTE_MSG_MAGIC;
-	m->kind = MOTE_MSG_ABORT;
+	put_header(m, MOTE_MSG_ABORT);
 	m->size = size;
 	m->nvals = 0;
 	m->status = code;
