@@ -351,12 +351,20 @@ static mote_host_functions *import_functions(bool wrong_add)
 	return fns;
 }
 
-TEST(env_imports_call_host_functions_with_the_right_values)
+/* A sandbox with every host function imports.wasm needs, module loaded. */
+static mote_sandbox *new_imports_sandbox(void)
 {
 	mote_host_functions *fns = import_functions(false);
-	REQUIRE(fns);
+	if (!fns)
+		return NULL;
 	mote_sandbox *sb = new_wasm(fns, IMPORTS);
 	mote_host_functions_free(fns);
+	return sb;
+}
+
+TEST(env_imports_call_host_functions_with_the_right_values)
+{
+	mote_sandbox *sb = new_imports_sandbox();
 	REQUIRE(sb);
 	host_error = 0;
 	CHECK_EQ_INT(call_i32(sb, "call_add", 2, 19, 2), 42);
@@ -402,10 +410,7 @@ static uint32_t call_u32(mote_sandbox *sb, const char *name, size_t n, uint32_t 
  * function runs. */
 TEST(env_imports_return_strings_and_bytes_into_linear_memory)
 {
-	mote_host_functions *fns = import_functions(false);
-	REQUIRE(fns);
-	mote_sandbox *sb = new_wasm(fns, IMPORTS);
-	mote_host_functions_free(fns);
+	mote_sandbox *sb = new_imports_sandbox();
 	REQUIRE(sb);
 	const char *want = "hello, wasm";
 	CHECK_EQ_INT(call_u32(sb, "greet", 2, 64, '#'), 11);
