@@ -2,6 +2,7 @@
  * from tests/wasm-modules/ run inside a sandbox by mote's engine. Loads,
  * calls with every value type, signature checks, traps, malformed modules,
  * imports, unload, snapshots, memory isolation, WASI and the CLI. */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -834,6 +835,159 @@ TEST(wasi_command_gets_arguments_environment_output_and_exit_code)
 	mote_sandbox_free(sb);
 }
 
+/* ---- WASI files ---- */
+#define WASI_FILES MOTE_BUILD_DIR "/wasm-modules/wasi_files.wasm"
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* root/a.txt, root/sub/, root/link -> a.txt, root/escape -> ../outside/s.txt */
+static char *files_tree(void)
+{
+	static char dir[64];
+	strcpy(dir, "/tmp/mote-wasi-XXXXXX");
+	if (!mkdtemp(dir))
+		return NULL;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkdir -p root/sub outside && printf 'hello file' > root/a.txt && "
+		 "printf secret > outside/s.txt && ln -s a.txt root/link && "
+		 "ln -s ../outside/s.txt root/escape",
+		 dir);
+	return system(cmd) == 0 ? dir : NULL;
+}
+
+static int run_files(mote_sandbox *sb, const char *const *ops, size_t n)
+{
+	const char *argv[16] = {"files"};
+	for (size_t i = 0; i < n && i < 15; i++)
+		argv[i + 1] = ops[i];
+	int code = -1;
+	ncaptured = 0;
+	captured[0] = 0;
+	int rc = mote_wasm_run(sb, argv, n + 1, NULL, 0, &code);
+	return rc ? rc : code;
+}
+
+/* Files under a preopened directory can be read, statted and seeked; no
+ * path leads out of it; nothing can be written. */
+TEST(wasi_reads_files_beneath_preopened_directories_only)
+{
+	char *dir = files_tree();
+	REQUIRE(dir);
+	char root[128];
+	snprintf(root, sizeof(root), "%s/root", dir);
+	mote_sandbox *sb = new_wasm(NULL, WASI_FILES);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/data", root), 0);
+	const char *ops[] = {"cat:/data/a.txt",     "stat:/data/a.txt",  "stat:/data/sub",
+			     "tail:/data/a.txt",    "pread:/data/a.txt", "cat:/data/link",
+			     "cat:/data/sub/../a.txt", "write:/data/new.txt",
+			     "write:/data/a.txt",   "cat:/data/../outside/s.txt",
+			     "cat:/data/escape",    "stat:/data/escape", "open:/etc/passwd",
+			     "cat:/data/missing"};
+	CHECK_EQ_INT(run_files(sb, ops, sizeof(ops) / sizeof(ops[0])), 0);
+	CHECK_EQ_STR(captured, "cat /data/a.txt: hello file\n"
+			       "stat /data/a.txt: file 10\n"
+			       "stat /data/sub: dir\n"
+			       "tail /data/a.txt: at 6 file\n"
+			       "pread /data/a.txt: llo \n"
+			       "cat /data/link: hello file\n"
+			       "cat /data/sub/../a.txt: hello file\n"
+			       "write /data/new.txt: Read-only file system\n"
+			       "write /data/a.txt: Read-only file system\n"
+			       "cat /data/../outside/s.txt: Capabilities insufficient\n"
+			       "cat /data/escape: Capabilities insufficient\n"
+			       "stat /data/escape: Capabilities insufficient\n"
+			       "open /etc/passwd: Capabilities insufficient\n"
+			       "cat /data/missing: No such file or directory\n");
+	char created[160];
+	snprintf(created, sizeof(created), "%s/new.txt", root);
+	CHECK(access(created, F_OK) != 0);
+	mote_sandbox_free(sb);
+
+	/* Without a preopen there is nothing to open (wasi-libc finds no
+	 * directory the path could be under). */
+	sb = new_wasm(NULL, WASI_FILES);
+	REQUIRE(sb);
+	const char *none[] = {"cat:/data/a.txt", "cat:a.txt"};
+	CHECK_EQ_INT(run_files(sb, none, 2), 0);
+	CHECK_EQ_STR(captured, "cat /data/a.txt: Capabilities insufficient\n"
+			       "cat a.txt: Capabilities insufficient\n");
+	mote_sandbox_free(sb);
+
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* Files a module leaves open are closed when another module is loaded and
+ * when the sandbox is freed; preopens stay for the next module. */
+TEST(wasi_files_are_closed_with_their_module)
+{
+	char *dir = files_tree();
+	REQUIRE(dir);
+	char root[128];
+	snprintf(root, sizeof(root), "%s/root", dir);
+	int before = count_fds();
+	mote_sandbox *sb = new_wasm(NULL, WASI_FILES);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/data", root), 0);
+	int with_preopen = count_fds();
+	const char *keep[] = {"keep:/data/a.txt", "keep:/data/link", "keep:/data/sub"};
+	CHECK_EQ_INT(run_files(sb, keep, 3), 0);
+	CHECK_EQ_STR(captured, "keep /data/a.txt: kept\nkeep /data/link: kept\n"
+			       "keep /data/sub: kept\n");
+	CHECK_EQ_INT(count_fds(), with_preopen + 3);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_FILES), 0);
+	CHECK_EQ_INT(count_fds(), with_preopen);
+	const char *cat[] = {"cat:/data/a.txt"};
+	CHECK_EQ_INT(run_files(sb, cat, 1), 0);
+	CHECK_EQ_STR(captured, "cat /data/a.txt: hello file\n");
+	CHECK_EQ_INT(run_files(sb, keep, 1), 0);
+	mote_sandbox_free(sb);
+	CHECK_EQ_INT(count_fds(), before);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+TEST(wasm_preopen_refuses_bad_requests)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/d", "/nonexistent-mote-dir"), -MOTE_EIO);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "cannot open directory /nonexistent-mote-dir: No such file or directory");
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/d", "/etc/hostname"), -MOTE_EIO);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "Not a directory");
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "", "/tmp"), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb),
+		     "preopen guest path must be 1 to 255 bytes, not 0");
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/t", "/tmp"), 0);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/t", "/"), -MOTE_EEXIST);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "'/t' is already preopened");
+	char name[8];
+	for (int i = 1; i < 16; i++) {
+		snprintf(name, sizeof(name), "/t%d", i);
+		CHECK_EQ_INT(mote_wasm_preopen(sb, name, "/tmp"), 0);
+	}
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/more", "/tmp"), -MOTE_ETOOBIG);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "at most 16 preopened directories");
+	CHECK_EQ_INT(mote_wasm_preopen(NULL, "/d", "/tmp"), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, NULL, "/tmp"), -MOTE_EINVAL);
+	mote_sandbox_free(sb);
+}
+
 /* ---- the CLI ---- */
 static int run_cli(const char *cmd, char *out, size_t cap)
 {
@@ -865,6 +1019,20 @@ TEST(cli_runs_modules_and_snapshots)
 	CHECK_CONTAINS(out, "add(i32, i32) -> i32");
 	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " WASI_HELLO " x y 2>&1", out, sizeof(out)), 3);
 	CHECK_CONTAINS(out, "argc=3 [" WASI_HELLO "] [x] [y]\n");
+	/* --dir GUEST=HOST */
+	char *tree = files_tree();
+	REQUIRE(tree);
+	char dcmd[512];
+	snprintf(dcmd, sizeof(dcmd),
+		 MOTE_CLI " wasm run --dir /in=%s/root " WASI_FILES " cat:/in/a.txt write:/in/x 2>&1",
+		 tree);
+	CHECK_EQ_INT(run_cli(dcmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "cat /in/a.txt: hello file\nwrite /in/x: Read-only file system\n");
+	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run --dir nodir " WASI_FILES " 2>&1", out, sizeof(out)),
+		     2);
+	CHECK_EQ_STR(out, "mote wasm run: --dir wants GUEST=HOST, not 'nodir'\n");
+	snprintf(dcmd, sizeof(dcmd), "rm -rf %s", tree);
+	CHECK_EQ_INT(system(dcmd), 0);
 
 	char path[] = "/tmp/mote-wasm-cli-XXXXXX";
 	int fd = mkstemp(path);

@@ -850,13 +850,15 @@ static void wasm_usage(FILE *f)
 	fprintf(f,
 		"usage: mote wasm run [OPTIONS] MODULE.wasm|SNAPSHOT --invoke EXPORT [ARGS...]\n"
 		"       mote wasm run [OPTIONS] [--env NAME=VALUE]... [--stdin FILE|-]\n"
-		"                     MODULE.wasm|SNAPSHOT [ARGS...]\n"
+		"                     [--dir GUEST=HOST]... MODULE.wasm|SNAPSHOT [ARGS...]\n"
 		"       mote wasm snapshot [OPTIONS] MODULE.wasm -o FILE\n"
 		"       mote wasm exports MODULE.wasm|SNAPSHOT\n"
 		"\n"
 		"run --invoke calls EXPORT with ARGS parsed by its parameter types and prints\n"
 		"each result on a line. run without --invoke runs a WASI command's _start\n"
 		"with argv = MODULE ARGS...; the exit status is the module's exit code.\n"
+		"--dir lets it read the files under directory HOST, which it sees as\n"
+		"GUEST (e.g. --dir /data=./data); read-only, nothing outside HOST.\n"
 		"snapshot loads MODULE and saves a snapshot with it instantiated; run and\n"
 		"exports accept that file instead of a module (no load at all).\n"
 		"OPTIONS are run's (--heap, --stack, --input-size, --output-size, --timeout,\n"
@@ -953,10 +955,14 @@ static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 {
 	const char *stdin_path = NULL; /* --stdin FILE, "-" for ours */
 	const char **envp = calloc((size_t)argc + 1, sizeof(*envp));
-	size_t envc = 0;
+	const char **dirs = calloc((size_t)argc + 1, sizeof(*dirs)); /* GUEST=HOST */
+	size_t envc = 0, ndirs = 0;
 	int code = EXIT_USAGE;
-	if (!envp)
+	if (!envp || !dirs) {
+		free(envp);
+		free(dirs);
 		return fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
+	}
 	while (argc > 0 && !strncmp(argv[0], "--", 2)) {
 		if (!strcmp(argv[0], "--env") && argc > 1) {
 			envp[envc++] = argv[1];
@@ -966,6 +972,18 @@ static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 		}
 		if (!strcmp(argv[0], "--stdin") && argc > 1) {
 			stdin_path = argv[1];
+			argc -= 2;
+			argv += 2;
+			continue;
+		}
+		if (!strcmp(argv[0], "--dir") && argc > 1) {
+			const char *eq = strchr(argv[1], '=');
+			if (!eq || eq == argv[1] || !eq[1]) {
+				fprintf(stderr, "mote wasm run: --dir wants GUEST=HOST, not '%s'\n",
+					argv[1]);
+				goto out;
+			}
+			dirs[ndirs++] = argv[1];
 			argc -= 2;
 			argv += 2;
 			continue;
@@ -1001,6 +1019,17 @@ static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 		}
 	} else {
 		int exit_code = 0, rc = 0;
+		for (size_t i = 0; !rc && i < ndirs; i++) {
+			size_t gl = (size_t)(strchr(dirs[i], '=') - dirs[i]);
+			char *guest = strndup(dirs[i], gl);
+			rc = guest ? mote_wasm_preopen(sb, guest, dirs[i] + gl + 1) : -MOTE_ENOMEM;
+			free(guest);
+		}
+		if (rc) {
+			code = fail(EXIT_USAGE, rc, mote_sandbox_last_error(sb));
+			mote_sandbox_free(sb);
+			goto out;
+		}
 		if (stdin_path) {
 			size_t len = 0;
 			void *data = !strcmp(stdin_path, "-") ? read_stream(stdin, &len)
@@ -1028,6 +1057,7 @@ static int wasm_cmd_run(int argc, char **argv, mote_config *cfg)
 	mote_sandbox_free(sb);
 out:
 	free(envp);
+	free(dirs);
 	return code;
 }
 

@@ -115,16 +115,28 @@ MOTE_API int mote_wasm_call(mote_sandbox *sandbox, const char *export_name,
  * ("NAME=value" strings; both may be empty). *exit_code receives the code
  * passed to proc_exit, or 0 when _start returns. The WASI subset: args_*,
  * environ_*, fd_write to 1 and 2 (to the output callback, as guest
- * prints), fd_read of 0 (mote_wasm_set_stdin; empty by default), fd_fdstat_get, fd_close and fd_seek on 0-2,
+ * prints), fd_read of 0 (mote_wasm_set_stdin; empty by default), read-only
+ * files under preopened directories (mote_wasm_preopen: fd_prestat_get,
+ * fd_prestat_dir_name, path_open, fd_read, fd_pread, fd_seek, fd_tell,
+ * fd_close, fd_fdstat_get, fd_filestat_get, path_filestat_get),
  * clock_time_get / clock_res_get (host clocks), random_get (host
- * getrandom), proc_exit, sched_yield; other fd_* and path_* calls fail with
- * EBADF (there are no files), everything else with ENOSYS. The arguments
- * stay set for later calls. */
+ * getrandom), proc_exit, sched_yield. Opening for writing, creating or
+ * truncating fails with EROFS; other fd_* and path_* calls (fd_readdir
+ * among them) with EBADF or ENOSYS, everything else with ENOSYS. The
+ * arguments stay set for later calls. */
 MOTE_API int mote_wasm_run(mote_sandbox *sandbox, const char *const *argv, size_t argc,
 			   const char *const *envp, size_t envc, int *exit_code);
 /* Give WASI commands `len` bytes of standard input (copied; replaces what is
  * left of any earlier input). Without it, stdin is empty. */
 MOTE_API int mote_wasm_set_stdin(mote_sandbox *sandbox, const void *data, size_t len);
+/* Let WASI commands read the files under `host_dir`, which they see as the
+ * preopened directory `guest_path` (e.g. "/data" or "."). Read-only: paths
+ * resolve beneath host_dir only (no "..", absolute path or symlink leads
+ * out; such an open fails with ENOTCAPABLE). Up to 16 per sandbox; they
+ * stay for later modules. Files a module has open are closed when another
+ * module is loaded or it is unloaded, and are not part of snapshots. */
+MOTE_API int mote_wasm_preopen(mote_sandbox *sandbox, const char *guest_path,
+			       const char *host_dir);
 
 /* ---- Exports of the loaded module ---- */
 typedef enum mote_wasm_kind {

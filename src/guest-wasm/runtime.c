@@ -46,6 +46,13 @@
 #define HOST_WASI_CLOCK "__mote_wasi_clock"   /* u64 (i32 clock id): nanoseconds */
 #define HOST_WASI_RANDOM "__mote_wasi_random" /* bytes (u32 n): n random bytes */
 #define HOST_WASI_STDIN "__mote_wasi_stdin"   /* bytes (u32 max): next stdin bytes */
+/* Read-only files (src/host/wasi_fs.c). Replies start with a u32 WASI errno. */
+#define HOST_WASI_DIRS "__mote_wasi_dirs"         /* bytes (): preopened names */
+#define HOST_WASI_OPEN "__mote_wasi_open"         /* bytes (u32 dir, str path, u32 is_dir) */
+#define HOST_WASI_PREAD "__mote_wasi_pread"       /* bytes (u64 h, u64 off, u32 n) */
+#define HOST_WASI_FSTAT "__mote_wasi_fstat"       /* bytes (u64 h): filestat */
+#define HOST_WASI_PATHSTAT "__mote_wasi_pathstat" /* bytes (u32 dir, str path) */
+#define HOST_WASI_CLOSE "__mote_wasi_close"       /* u32 (u64 h): errno */
 
 /* ------------------------------------------------------------------ state */
 
@@ -513,7 +520,11 @@ enum {
 	WASI_EBADF = 8,
 	WASI_EFAULT = 21,
 	WASI_EINVAL = 28,
+	WASI_EIO = 29,
+	WASI_EMFILE = 33,
+	WASI_ENAMETOOLONG = 37,
 	WASI_ENOSYS = 52,
+	WASI_EROFS = 69,
 	WASI_ESPIPE = 70,
 };
 
@@ -627,11 +638,24 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 
 /* Standard input comes from the host (mote_wasm_set_stdin), piece by piece;
  * an empty reply is the end of input. */
+struct wasi_file {
+	bool used;
+	uint64_t handle;
+	uint64_t pos;
+};
+static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t niovs,
+			 uint64_t *pos, uint32_t nread, mw_val *r);
+static struct wasi_file *file_at(uint32_t fd);
+
 static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
-	if (a[0].u32 != 0)
-		return wasi_ret(r, WASI_EBADF);
+	if (a[0].u32 != 0) {
+		struct wasi_file *f = file_at(a[0].u32);
+		if (!f)
+			return wasi_ret(r, WASI_EBADF);
+		return file_read(c, a[0].u32, a[1].u32, a[2].u32, &f->pos, a[3].u32, r);
+	}
 	uint32_t iovs = a[1].u32, niovs = a[2].u32;
 	uint8_t *nr = mem_at(c, a[3].u32, 4);
 	const uint8_t *iov = niovs <= 1024 ? mem_at(c, iovs, niovs * 8u) : 0;
@@ -659,36 +683,396 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-static mw_trap wasi_fd_close(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+/* ---- Read-only files under preopened directories ----
+ * fd 3 .. 3+ndirs-1 are the preopened directories (wasi-libc scans from 3
+ * until EBADF), files opened from them get fd FIRST_FILE_FD + slot. The
+ * host keeps the real descriptors; the guest keeps a handle and the
+ * position. */
+#define MAX_DIRS 16
+#define MAX_FILES 64
+#define FIRST_DIR_FD 3u
+#define FIRST_FILE_FD (FIRST_DIR_FD + MAX_DIRS)
+#define RIGHT_FD_READ (1ull << 1)
+#define RIGHT_FD_WRITE (1ull << 6)
+#define OFLAG_CREAT 1u
+#define OFLAG_DIRECTORY 2u
+#define OFLAG_EXCL 4u
+#define OFLAG_TRUNC 8u
+#define FDFLAG_APPEND 1u
+
+static struct {
+	char *name;
+	uint32_t len;
+} g_dirs[MAX_DIRS];
+static uint32_t g_ndirs;
+static bool g_dirs_known;
+static struct wasi_file g_files[MAX_FILES];
+
+/* The preopened names, asked of the host once per module. */
+static void load_dirs(void)
 {
-	(void)u;
-	(void)c;
-	return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESUCCESS : WASI_EBADF);
+	if (g_dirs_known)
+		return;
+	g_dirs_known = true;
+	mote_value got;
+	if (mote_host_call(HOST_WASI_DIRS, MOTE_BYTES, &got, NULL, 0) || got.v.buf.len < 4)
+		return;
+	const uint8_t *p = got.v.buf.ptr;
+	size_t len = got.v.buf.len, off = 4;
+	uint32_t n = get32(p);
+	for (uint32_t i = 0; i < n && i < MAX_DIRS && len - off >= 4; i++) {
+		uint32_t nl = get32(p + off);
+		if (nl == 0 || nl > len - off - 4)
+			break;
+		char *name = malloc(nl);
+		if (!name)
+			break;
+		memcpy(name, p + off + 4, nl);
+		g_dirs[g_ndirs].name = name;
+		g_dirs[g_ndirs].len = nl;
+		g_ndirs++;
+		off += 4 + nl;
+	}
 }
 
-static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+/* The host's preopens may differ from those cached (a sandbox started
+ * from a snapshot has its own): ask again at the next use. */
+static void forget_dirs(void)
+{
+	for (uint32_t i = 0; i < g_ndirs; i++)
+		free(g_dirs[i].name);
+	memset(g_dirs, 0, sizeof(g_dirs));
+	g_ndirs = 0;
+	g_dirs_known = false;
+}
+
+static void forget_files(void)
+{
+	forget_dirs();
+	memset(g_files, 0, sizeof(g_files));
+}
+
+static bool is_dir_fd(uint32_t fd)
+{
+	load_dirs();
+	return fd >= FIRST_DIR_FD && fd - FIRST_DIR_FD < g_ndirs;
+}
+
+static struct wasi_file *file_at(uint32_t fd)
+{
+	if (fd < FIRST_FILE_FD || fd - FIRST_FILE_FD >= MAX_FILES)
+		return NULL;
+	struct wasi_file *f = &g_files[fd - FIRST_FILE_FD];
+	return f->used ? f : NULL;
+}
+
+/* A host reply: errno first; *payload and *len what follows. */
+static uint32_t host_reply(const mote_value *got, const uint8_t **payload, size_t *len)
+{
+	if (got->v.buf.len < 4)
+		return WASI_EIO;
+	*payload = (const uint8_t *)got->v.buf.ptr + 4;
+	*len = got->v.buf.len - 4;
+	return get32(got->v.buf.ptr);
+}
+
+/* Reads into the iovecs from *pos on, advancing it. */
+static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t niovs,
+			 uint64_t *pos, uint32_t nread, mw_val *r)
+{
+	struct wasi_file *f = file_at(fd);
+	uint8_t *nr = mem_at(c, nread, 4);
+	const uint8_t *iov = niovs <= 1024 ? mem_at(c, iovs, niovs * 8u) : 0;
+	if (!nr || !iov)
+		return wasi_ret(r, WASI_EFAULT);
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < niovs; i++) {
+		uint32_t ptr = get32(iov + 8 * i), len = get32(iov + 8 * i + 4);
+		uint8_t *dst = mem_at(c, ptr, len);
+		if (!dst)
+			return wasi_ret(r, WASI_EFAULT);
+		for (uint32_t done = 0; done < len;) {
+			uint32_t want = len - done < 65536 ? len - done : 65536;
+			mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(*pos),
+					      mote_val_u32(want)};
+			mote_value got;
+			const uint8_t *data;
+			size_t k;
+			if (mote_host_call(HOST_WASI_PREAD, MOTE_BYTES, &got, args, 3))
+				return wasi_ret(r, WASI_EIO);
+			uint32_t err = host_reply(&got, &data, &k);
+			if (err)
+				return wasi_ret(r, (int32_t)err);
+			if (k > want)
+				k = want;
+			memcpy(dst + done, data, k);
+			done += (uint32_t)k;
+			total += (uint32_t)k;
+			*pos += k;
+			if (k < want) { /* the end of the file */
+				put32(nr, total);
+				return wasi_ret(r, WASI_ESUCCESS);
+			}
+		}
+	}
+	put32(nr, total);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_pread(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
-	if (a[0].u32 > 2)
-		return wasi_ret(r, WASI_EBADF);
-	uint8_t *st = mem_at(c, a[1].u32, 24);
-	if (!st)
-		return wasi_ret(r, WASI_EFAULT);
-	memset(st, 0, 24);
-	st[0] = 2; /* filetype: character device */
-	/* rights: fd_read (bit 1) for stdin, fd_write (bit 6) for the others */
-	put64(st + 8, a[0].u32 == 0 ? 1u << 1 : 1u << 6);
-	return wasi_ret(r, WASI_ESUCCESS);
+	if (!file_at(a[0].u32))
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	uint64_t pos = a[3].u64;
+	return file_read(c, a[0].u32, a[1].u32, a[2].u32, &pos, a[4].u32, r);
+}
+
+static uint32_t file_stat(uint64_t handle, uint8_t out[64])
+{
+	mote_value h = mote_val_u64(handle), got;
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(HOST_WASI_FSTAT, MOTE_BYTES, &got, &h, 1))
+		return WASI_EIO;
+	uint32_t err = host_reply(&got, &data, &k);
+	if (!err && k != 64)
+		err = WASI_EIO;
+	if (!err)
+		memcpy(out, data, 64);
+	return err;
+}
+
+static uint32_t path_stat(uint32_t dir, const char *path, uint32_t len, uint8_t out[64])
+{
+	mote_value args[2] = {mote_val_u32(dir), {MOTE_STRING, {.u64 = 0}}}, got;
+	args[1].v.buf.ptr = path;
+	args[1].v.buf.len = len;
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(HOST_WASI_PATHSTAT, MOTE_BYTES, &got, args, 2))
+		return WASI_EIO;
+	uint32_t err = host_reply(&got, &data, &k);
+	if (!err && k != 64)
+		err = WASI_EIO;
+	if (!err)
+		memcpy(out, data, 64);
+	return err;
 }
 
 static mw_trap wasi_fd_seek(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
-	(void)c;
-	return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	uint8_t *out = mem_at(c, a[3].u32, 8);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	int64_t base;
+	switch (a[2].u32) {
+	case 0: /* SET */
+		base = 0;
+		break;
+	case 1: /* CUR */
+		base = (int64_t)f->pos;
+		break;
+	case 2: { /* END */
+		uint8_t st[64];
+		uint32_t err = file_stat(f->handle, st);
+		if (err)
+			return wasi_ret(r, (int32_t)err);
+		uint64_t size;
+		memcpy(&size, st + 32, 8);
+		base = (int64_t)size;
+		break;
+	}
+	default:
+		return wasi_ret(r, WASI_EINVAL);
+	}
+	int64_t off = a[1].i64;
+	if ((off < 0 && base + off < 0) || (off > 0 && base > INT64_MAX - off))
+		return wasi_ret(r, WASI_EINVAL);
+	f->pos = (uint64_t)(base + off);
+	put64(out, f->pos);
+	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-/* No preopened directories: wasi-libc stops scanning at the first EBADF. */
+static mw_trap wasi_fd_tell(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	uint8_t *out = mem_at(c, a[1].u32, 8);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	put64(out, f->pos);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_close(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (f) {
+		mote_value h = mote_val_u64(f->handle), got;
+		mote_host_call(HOST_WASI_CLOSE, MOTE_U32, &got, &h, 1);
+		f->used = false;
+		return wasi_ret(r, WASI_ESUCCESS);
+	}
+	return wasi_ret(r, fd <= 2 || is_dir_fd(fd) ? WASI_ESUCCESS : WASI_EBADF);
+}
+
+static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (fd > 2 && !f && !is_dir_fd(fd))
+		return wasi_ret(r, WASI_EBADF);
+	uint8_t *st = mem_at(c, a[1].u32, 24);
+	if (!st)
+		return wasi_ret(r, WASI_EFAULT);
+	memset(st, 0, 24);
+	if (fd <= 2) {
+		st[0] = 2; /* filetype: character device */
+		/* rights: fd_read (bit 1) for stdin, fd_write (bit 6) for the others */
+		put64(st + 8, fd == 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE);
+	} else if (f) {
+		uint8_t fst[64];
+		uint32_t err = file_stat(f->handle, fst);
+		if (err)
+			return wasi_ret(r, (int32_t)err);
+		st[0] = fst[16];
+		/* read, seek, tell, filestat_get, advise: no writing */
+		put64(st + 8, (1ull << 1) | (1ull << 2) | (1ull << 5) | (1ull << 7) | (1ull << 21));
+	} else {
+		st[0] = 3; /* a preopened directory */
+		/* path_open, path_filestat_get, fd_filestat_get; files opened
+		 * from it may ask for every right (writing is refused at open,
+		 * with EROFS, rather than turning into EBADF later) */
+		put64(st + 8, (1ull << 13) | (1ull << 18) | (1ull << 21));
+		put64(st + 16, (1ull << 29) - 1);
+	}
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_prestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!is_dir_fd(a[0].u32))
+		return wasi_ret(r, WASI_EBADF);
+	uint8_t *out = mem_at(c, a[1].u32, 8);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	memset(out, 0, 8); /* tag 0: a directory */
+	put32(out + 4, g_dirs[a[0].u32 - FIRST_DIR_FD].len);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_prestat_dir_name(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!is_dir_fd(a[0].u32))
+		return wasi_ret(r, WASI_EBADF);
+	uint32_t n = g_dirs[a[0].u32 - FIRST_DIR_FD].len;
+	if (a[2].u32 < n)
+		return wasi_ret(r, WASI_ENAMETOOLONG);
+	uint8_t *out = mem_at(c, a[1].u32, n);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	memcpy(out, g_dirs[a[0].u32 - FIRST_DIR_FD].name, n);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* path_open(dirfd, dirflags, path, path_len, oflags, rights_base,
+ * rights_inheriting, fdflags, *fd): read-only, beneath a preopen. */
+static mw_trap wasi_path_open(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t dirfd = a[0].u32, oflags = a[4].u32, fdflags = a[7].u32;
+	if (!is_dir_fd(dirfd))
+		return wasi_ret(r, WASI_EBADF);
+	const char *path = (const char *)mem_at(c, a[2].u32, a[3].u32);
+	uint8_t *fd_out = mem_at(c, a[8].u32, 4);
+	if (!path || !fd_out)
+		return wasi_ret(r, WASI_EFAULT);
+	if (oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC) || fdflags & FDFLAG_APPEND ||
+	    a[5].u64 & RIGHT_FD_WRITE)
+		return wasi_ret(r, WASI_EROFS);
+	uint32_t slot = 0;
+	while (slot < MAX_FILES && g_files[slot].used)
+		slot++;
+	if (slot == MAX_FILES)
+		return wasi_ret(r, WASI_EMFILE);
+	mote_value args[3] = {mote_val_u32(dirfd - FIRST_DIR_FD),
+			      {MOTE_STRING, {.u64 = 0}},
+			      mote_val_u32(oflags & OFLAG_DIRECTORY ? 1 : 0)},
+		   got;
+	args[1].v.buf.ptr = path;
+	args[1].v.buf.len = a[3].u32;
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(HOST_WASI_OPEN, MOTE_BYTES, &got, args, 3))
+		return wasi_ret(r, WASI_EIO);
+	uint32_t err = host_reply(&got, &data, &k);
+	if (!err && k != 8)
+		err = WASI_EIO;
+	if (err)
+		return wasi_ret(r, (int32_t)err);
+	memcpy(&g_files[slot].handle, data, 8);
+	g_files[slot].used = true;
+	g_files[slot].pos = 0;
+	put32(fd_out, FIRST_FILE_FD + slot);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (fd > 2 && !f && !is_dir_fd(fd))
+		return wasi_ret(r, WASI_EBADF);
+	uint8_t *out = mem_at(c, a[1].u32, 64);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	uint8_t st[64] = {0};
+	uint32_t err = 0;
+	if (f)
+		err = file_stat(f->handle, st);
+	else if (fd > 2)
+		err = path_stat(fd - FIRST_DIR_FD, ".", 1, st);
+	else
+		st[16] = 2; /* a character device */
+	if (err)
+		return wasi_ret(r, (int32_t)err);
+	memcpy(out, st, 64);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* path_filestat_get(dirfd, lookupflags, path, path_len, *filestat) */
+static mw_trap wasi_path_filestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!is_dir_fd(a[0].u32))
+		return wasi_ret(r, WASI_EBADF);
+	const char *path = (const char *)mem_at(c, a[2].u32, a[3].u32);
+	uint8_t *out = mem_at(c, a[4].u32, 64);
+	if (!path || !out)
+		return wasi_ret(r, WASI_EFAULT);
+	uint8_t st[64];
+	uint32_t err = path_stat(a[0].u32 - FIRST_DIR_FD, path, a[3].u32, st);
+	if (err)
+		return wasi_ret(r, (int32_t)err);
+	memcpy(out, st, 64);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* The rest of fd_* and path_*. */
 static mw_trap wasi_ebadf(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
@@ -787,9 +1171,16 @@ static const struct wasi_fn {
 	{"clock_time_get", "iIi:i", wasi_clock_time_get},
 	{"fd_close", "i:i", wasi_fd_close},
 	{"fd_fdstat_get", "ii:i", wasi_fd_fdstat_get},
+	{"fd_filestat_get", "ii:i", wasi_fd_filestat_get},
+	{"fd_prestat_dir_name", "iii:i", wasi_fd_prestat_dir_name},
+	{"fd_prestat_get", "ii:i", wasi_fd_prestat_get},
+	{"fd_pread", "iiiIi:i", wasi_fd_pread},
 	{"fd_read", "iiii:i", wasi_fd_read},
 	{"fd_seek", "iIii:i", wasi_fd_seek},
+	{"fd_tell", "ii:i", wasi_fd_tell},
 	{"fd_write", "iiii:i", wasi_fd_write},
+	{"path_filestat_get", "iiiii:i", wasi_path_filestat_get},
+	{"path_open", "iiiiiIIii:i", wasi_path_open},
 	{"proc_exit", "i:", wasi_proc_exit},
 	{"random_get", "ii:i", wasi_random_get},
 	{"sched_yield", ":i", wasi_sched_yield},
@@ -797,7 +1188,7 @@ static const struct wasi_fn {
 
 static bool wasi_type_matches(const char *spec, const mw_functype *ft)
 {
-	uint8_t p[8], res[2];
+	uint8_t p[12], res[2];
 	uint32_t np = 0, nr = 0;
 	bool after = false;
 	for (const char *s = spec; *s; s++) {
@@ -1029,6 +1420,7 @@ static void do_unload(void)
 	g_store = NULL;
 	g_mod = NULL;
 	g_inst = NULL;
+	forget_files(); /* the host closes its side on load and unload */
 }
 
 static int trap_status(mw_trap t, const char *what)
@@ -1410,6 +1802,7 @@ MOTE_FN0(bytes, wasm_exports)
 MOTE_FN1(bytes, wasm_run, bytes, argv_env)
 {
 	int32_t code = 0;
+	forget_dirs();
 	int st = set_args(argv_env.ptr, argv_env.len);
 	if (!st)
 		st = do_run(&code);

@@ -163,6 +163,7 @@ struct mote_sandbox {
 	bool wasm_unload_pending;
 	uint8_t *wasm_stdin; /* WASI standard input (mote_wasm_set_stdin) */
 	size_t wasm_stdin_len, wasm_stdin_pos;
+	struct mote_wasi_fs *wasi_fs; /* preopened directories, open files (wasi_fs.c) */
 
 	/* Guest memory past core_end joins the VM in chunks on first access. */
 	uint64_t core_end, chunk_size;
@@ -215,6 +216,24 @@ static inline void *mote_guest_ptr(const struct mote_sandbox *sb, uint64_t gpa, 
 		return NULL;
 	return sb->mem + gpa;
 }
+
+/* WASI files (wasi_fs.c): the host functions the Wasm runtime calls, and
+ * cleanup. close_files drops every open file (a new module starts with
+ * none); free also drops the preopens. */
+void mote_wasi_fs_close_files(struct mote_wasi_fs *fs);
+void mote_wasi_fs_free(struct mote_wasi_fs *fs);
+int mote_wasi_host_dirs(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			mote_value *result);
+int mote_wasi_host_open(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			mote_value *result);
+int mote_wasi_host_pread(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
+int mote_wasi_host_fstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
+int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			    mote_value *result);
+int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
 
 __attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
 							    const char *fmt, ...);

@@ -1004,6 +1004,7 @@ void mote_sandbox_free(mote_sandbox *sb)
 	mote_free(sb->dirty_log);
 	mote_free(sb->chunk_mapped);
 	mote_free(sb->wasm_stdin);
+	mote_wasi_fs_free(sb->wasi_fs);
 	mote_snapshot_release(sb->base);
 	pthread_mutex_destroy(&sb->run_lock);
 	mote_free(sb);

@@ -44,6 +44,24 @@ __asm__(".section .rodata\n"
 #define HOST_WASI_RANDOM "__mote_wasi_random"
 #define HOST_WASI_STDIN "__mote_wasi_stdin"
 
+/* Read-only files (wasi_fs.c); names and types shared with the runtime
+ * guest (src/guest-wasm/runtime.c). */
+static const struct {
+	const char *name;
+	mote_type ret;
+	uint8_t nargs;
+	mote_type args[3];
+	mote_host_fn fn;
+} wasi_fs_fns[] = {
+	{"__mote_wasi_dirs", MOTE_BYTES, 0, {MOTE_VOID}, mote_wasi_host_dirs},
+	{"__mote_wasi_open", MOTE_BYTES, 3, {MOTE_U32, MOTE_STRING, MOTE_U32}, mote_wasi_host_open},
+	{"__mote_wasi_pread", MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32}, mote_wasi_host_pread},
+	{"__mote_wasi_fstat", MOTE_BYTES, 1, {MOTE_U64}, mote_wasi_host_fstat},
+	{"__mote_wasi_pathstat", MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_pathstat},
+	{"__mote_wasi_close", MOTE_U32, 1, {MOTE_U64}, mote_wasi_host_close},
+};
+#define NWASI_FS_FNS (sizeof(wasi_fs_fns) / sizeof(wasi_fs_fns[0]))
+
 /* ---- WASI host functions, registered in every Wasm sandbox ---- */
 static int wasi_clock(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
 		      mote_value *result)
@@ -119,6 +137,9 @@ int mote_wasm_set_stdin(mote_sandbox *sb, const void *data, size_t len)
 
 static bool is_internal_name(const char *name)
 {
+	for (size_t i = 0; i < NWASI_FS_FNS; i++)
+		if (!strcmp(name, wasi_fs_fns[i].name))
+			return true;
 	return !strcmp(name, HOST_WASI_CLOCK) || !strcmp(name, HOST_WASI_RANDOM) ||
 	       !strcmp(name, HOST_WASI_STDIN);
 }
@@ -146,6 +167,13 @@ static int with_wasi_functions(const mote_host_functions *imports, mote_host_fun
 	if (!rc && !mote_host_functions_find(fns, HOST_WASI_STDIN, strlen(HOST_WASI_STDIN)))
 		rc = mote_host_functions_add(fns, HOST_WASI_STDIN, MOTE_BYTES, random_args, 1,
 					     wasi_stdin, NULL);
+	for (size_t i = 0; !rc && i < NWASI_FS_FNS; i++) {
+		const char *name = wasi_fs_fns[i].name;
+		if (!mote_host_functions_find(fns, name, strlen(name)))
+			rc = mote_host_functions_add(fns, name, wasi_fs_fns[i].ret,
+						     wasi_fs_fns[i].args, wasi_fs_fns[i].nargs,
+						     wasi_fs_fns[i].fn, NULL);
+	}
 	if (rc) {
 		mote_host_functions_free(fns);
 		return rc;
@@ -492,6 +520,7 @@ int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
 		return -MOTE_EINVAL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
+	mote_wasi_fs_close_files(sb->wasi_fs); /* the new module starts with none */
 	/* After an unload, or in a poisoned sandbox (timeout, interrupt),
 	 * start over from the runtime. */
 	int rc = mote_sandbox_poisoned(sb) || sb->wasm_unload_pending ? restore_runtime(sb) : 0;
@@ -575,6 +604,7 @@ int mote_wasm_unload(mote_sandbox *sb)
 		return -MOTE_EINVAL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
+	mote_wasi_fs_close_files(sb->wasi_fs);
 	if (mote_sandbox_poisoned(sb)) /* recover now: the caller may inspect it */
 		return restore_runtime(sb);
 	sb->wasm_unload_pending = true;
