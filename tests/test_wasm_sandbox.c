@@ -850,7 +850,8 @@ static int count_fds(void)
 	return n;
 }
 
-/* root/a.txt, root/sub/, root/link -> a.txt, root/escape -> ../outside/s.txt */
+/* root/a.txt, root/sub/, root/link -> a.txt, root/escape -> ../outside/s.txt,
+ * root/many/ with 300 files (a listing takes several fd_readdir calls) */
 static char *files_tree(void)
 {
 	static char dir[64];
@@ -861,15 +862,16 @@ static char *files_tree(void)
 	snprintf(cmd, sizeof(cmd),
 		 "cd %s && mkdir -p root/sub outside && printf 'hello file' > root/a.txt && "
 		 "printf secret > outside/s.txt && ln -s a.txt root/link && "
-		 "ln -s ../outside/s.txt root/escape",
+		 "ln -s ../outside/s.txt root/escape && mkdir root/many && for i in $(seq 300); "
+		 "do : > root/many/file-with-a-longish-name-$i; done",
 		 dir);
 	return system(cmd) == 0 ? dir : NULL;
 }
 
 static int run_files(mote_sandbox *sb, const char *const *ops, size_t n)
 {
-	const char *argv[16] = {"files"};
-	for (size_t i = 0; i < n && i < 15; i++)
+	const char *argv[24] = {"files"};
+	for (size_t i = 0; i < n && i < 23; i++)
 		argv[i + 1] = ops[i];
 	int code = -1;
 	ncaptured = 0;
@@ -894,7 +896,8 @@ TEST(wasi_reads_files_beneath_preopened_directories_only)
 			     "cat:/data/sub/../a.txt", "write:/data/new.txt",
 			     "write:/data/a.txt",   "cat:/data/../outside/s.txt",
 			     "cat:/data/escape",    "stat:/data/escape", "open:/etc/passwd",
-			     "cat:/data/missing"};
+			     "cat:/data/missing",   "ls:/data",          "ls:/data/sub",
+			     "ls:/data/many",       "ls:/data/a.txt"};
 	CHECK_EQ_INT(run_files(sb, ops, sizeof(ops) / sizeof(ops[0])), 0);
 	CHECK_EQ_STR(captured, "cat /data/a.txt: hello file\n"
 			       "stat /data/a.txt: file 10\n"
@@ -909,7 +912,11 @@ TEST(wasi_reads_files_beneath_preopened_directories_only)
 			       "cat /data/escape: Capabilities insufficient\n"
 			       "stat /data/escape: Capabilities insufficient\n"
 			       "open /etc/passwd: Capabilities insufficient\n"
-			       "cat /data/missing: No such file or directory\n");
+			       "cat /data/missing: No such file or directory\n"
+			       "ls /data: . .. a.txt escape link many sub\n"
+			       "ls /data/sub: . ..\n"
+			       "ls /data/many: 302 entries, last file-with-a-longish-name-99\n"
+			       "ls /data/a.txt: Not a directory\n");
 	char created[160];
 	snprintf(created, sizeof(created), "%s/new.txt", root);
 	CHECK(access(created, F_OK) != 0);

@@ -118,11 +118,11 @@ MOTE_API int mote_wasm_call(mote_sandbox *sandbox, const char *export_name,
  * prints), fd_read of 0 (mote_wasm_set_stdin; empty by default), read-only
  * files under preopened directories (mote_wasm_preopen: fd_prestat_get,
  * fd_prestat_dir_name, path_open, fd_read, fd_pread, fd_seek, fd_tell,
- * fd_close, fd_fdstat_get, fd_filestat_get, path_filestat_get),
+ * fd_readdir, fd_close, fd_fdstat_get, fd_filestat_get, path_filestat_get),
  * clock_time_get / clock_res_get (host clocks), random_get (host
  * getrandom), proc_exit, sched_yield. Opening for writing, creating or
- * truncating fails with EROFS; other fd_* and path_* calls (fd_readdir
- * among them) with EBADF or ENOSYS, everything else with ENOSYS. The
+ * truncating fails with EROFS; other fd_* and path_* calls with EBADF,
+ * everything else with ENOSYS. The
  * arguments stay set for later calls. */
 MOTE_API int mote_wasm_run(mote_sandbox *sandbox, const char *const *argv, size_t argc,
 			   const char *const *envp, size_t envc, int *exit_code);

@@ -53,6 +53,7 @@
 #define HOST_WASI_FSTAT "__mote_wasi_fstat"       /* bytes (u64 h): filestat */
 #define HOST_WASI_PATHSTAT "__mote_wasi_pathstat" /* bytes (u32 dir, str path) */
 #define HOST_WASI_CLOSE "__mote_wasi_close"       /* u32 (u64 h): errno */
+#define HOST_WASI_READDIR "__mote_wasi_readdir"   /* bytes (u64 h, u64 cookie, u32 max) */
 
 /* ------------------------------------------------------------------ state */
 
@@ -1054,6 +1055,56 @@ static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
+/* fd_readdir(fd, buf, buf_len, cookie, *bufused): whole entries while they
+ * fit, then as much of the next as fits (bufused == buf_len tells the
+ * caller to come back with that entry's cookie); bufused < buf_len is the
+ * end of the directory. */
+static mw_trap wasi_fd_readdir(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
+		return wasi_ret(r, WASI_EBADF);
+	uint32_t cap = a[2].u32;
+	uint8_t *buf = mem_at(c, a[1].u32, cap), *used_out = mem_at(c, a[4].u32, 4);
+	if (!buf || !used_out)
+		return wasi_ret(r, WASI_EFAULT);
+	uint64_t cookie = a[3].u64;
+	uint32_t used = 0;
+	while (used < cap) {
+		/* Ask for a little more than the room left, so a last entry
+		 * that only partly fits still comes back. */
+		uint32_t room = cap - used, ask = room < 65536 - 280 ? room + 280 : 65536;
+		mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(cookie),
+				      mote_val_u32(ask)},
+			   got;
+		const uint8_t *data;
+		size_t k;
+		if (mote_host_call(HOST_WASI_READDIR, MOTE_BYTES, &got, args, 3))
+			return wasi_ret(r, WASI_EIO);
+		uint32_t err = host_reply(&got, &data, &k);
+		if (err)
+			return wasi_ret(r, (int32_t)err);
+		if (k == 0)
+			break; /* the end of the directory */
+		uint32_t before = used;
+		for (size_t off = 0; off + 24 <= k && used < cap;) {
+			uint32_t namlen = get32(data + off + 16);
+			if (namlen > k - off - 24)
+				return wasi_ret(r, WASI_EIO);
+			uint32_t whole = 24 + namlen, n = whole < cap - used ? whole : cap - used;
+			memcpy(buf + used, data + off, n);
+			used += n;
+			memcpy(&cookie, data + off, 8);
+			off += whole;
+		}
+		if (used == before)
+			return wasi_ret(r, WASI_EIO); /* a reply with no whole entry */
+	}
+	put32(used_out, used);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
 /* path_filestat_get(dirfd, lookupflags, path, path_len, *filestat) */
 static mw_trap wasi_path_filestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
@@ -1176,6 +1227,7 @@ static const struct wasi_fn {
 	{"fd_prestat_get", "ii:i", wasi_fd_prestat_get},
 	{"fd_pread", "iiiIi:i", wasi_fd_pread},
 	{"fd_read", "iiii:i", wasi_fd_read},
+	{"fd_readdir", "iiiIi:i", wasi_fd_readdir},
 	{"fd_seek", "iIii:i", wasi_fd_seek},
 	{"fd_tell", "ii:i", wasi_fd_tell},
 	{"fd_write", "iiii:i", wasi_fd_write},

@@ -234,6 +234,8 @@ int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args
 			    mote_value *result);
 int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
 			 mote_value *result);
+int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			   mote_value *result);
 
 __attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
 							    const char *fmt, ...);

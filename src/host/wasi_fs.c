@@ -9,6 +9,7 @@
  * serial number so that one left over from a snapshot or an earlier
  * module never names a file opened since.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -356,6 +357,66 @@ int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args
 	uint8_t fst[64];
 	put_filestat(fst, &st);
 	return reply(sb, result, WE_SUCCESS, fst, sizeof(fst));
+}
+
+/* __mote_wasi_readdir(u64 handle, u64 cookie, u32 max) -> bytes: errno,
+ * then whole WASI dirents (d_next, d_ino, d_namlen, d_type, name) from the
+ * cookie-th entry on, at most `max` bytes (and 64 KiB); none at the end.
+ * A cookie is an entry's index: each call reads the directory afresh. */
+int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+                           mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	struct wasi_file *f = file_of(sb->wasi_fs, args[0].v.u64);
+	if (!f)
+		return reply(sb, result, WE_EBADF, NULL, 0);
+	int fd = openat(f->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		uint32_t err = wasi_errno(errno);
+		if (fd >= 0)
+			close(fd);
+		return reply(sb, result, err, NULL, 0);
+	}
+	size_t max = args[2].v.u32 < MAX_READ ? args[2].v.u32 : MAX_READ;
+	uint8_t *p = mote_hostcall_scratch(sb, 4 + max);
+	if (!p) {
+		closedir(d);
+		return -MOTE_ENOMEM;
+	}
+	uint64_t index = 0, cookie = args[1].v.u64;
+	size_t used = 4;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (index++ < cookie)
+			continue;
+		size_t nl = strlen(e->d_name);
+		if (used - 4 + 24 + nl > max)
+			break;
+		uint8_t type = e->d_type == DT_REG    ? 4
+		               : e->d_type == DT_DIR  ? 3
+		               : e->d_type == DT_LNK  ? 7
+		               : e->d_type == DT_CHR  ? 2
+		               : e->d_type == DT_BLK  ? 1
+		               : e->d_type == DT_SOCK ? 6
+		                                      : 0;
+		uint64_t next = index, ino = e->d_ino;
+		uint32_t namlen = (uint32_t)nl;
+		memset(p + used, 0, 24);
+		memcpy(p + used, &next, 8);
+		memcpy(p + used + 8, &ino, 8);
+		memcpy(p + used + 16, &namlen, 4);
+		p[used + 20] = type;
+		memcpy(p + used + 24, e->d_name, nl);
+		used += 24 + nl;
+	}
+	closedir(d);
+	uint32_t ok = WE_SUCCESS;
+	memcpy(p, &ok, 4);
+	result->v.buf.ptr = p;
+	result->v.buf.len = used;
+	return 0;
 }
 
 /* __mote_wasi_close(u64 handle) -> u32 errno. */

@@ -59,6 +59,8 @@ static const struct {
 	{"__mote_wasi_fstat", MOTE_BYTES, 1, {MOTE_U64}, mote_wasi_host_fstat},
 	{"__mote_wasi_pathstat", MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_pathstat},
 	{"__mote_wasi_close", MOTE_U32, 1, {MOTE_U64}, mote_wasi_host_close},
+	{"__mote_wasi_readdir", MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32},
+	 mote_wasi_host_readdir},
 };
 #define NWASI_FS_FNS (sizeof(wasi_fs_fns) / sizeof(wasi_fs_fns[0]))
 

@@ -3,14 +3,46 @@
  *   cat:P    the file's content          stat:P   "file N" or "dir"
  *   tail:P   the last 4 bytes (lseek END) pread:P  4 bytes at offset 2
  *   write:P  what fopen(P, "w") says      open:P   what open(P, O_RDONLY) says
- *   keep:P   open(P) and never close it
+ *   keep:P   open(P) and never close it ls:P     the sorted names in directory P
+ *                                        (over 16: their count and the last)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d) {
+		printf("%s\n", strerror(errno));
+		return;
+	}
+	static char *names[1024];
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < 1024)
+		names[n++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, (size_t)n, sizeof(names[0]), by_name);
+	if (n > 16)
+		printf("%d entries, last %s", n, names[n - 1]);
+	for (int i = 0; i < n; i++) {
+		if (n <= 16)
+			printf("%s%s", i ? " " : "", names[i]);
+		free(names[i]);
+	}
+	printf("\n");
+}
 
 static void run(const char *op, const char *path)
 {
@@ -54,6 +86,8 @@ static void run(const char *op, const char *path)
 	} else if (!strcmp(op, "write")) {
 		FILE *f = fopen(path, "w");
 		printf("%s\n", f ? "opened" : strerror(errno));
+	} else if (!strcmp(op, "ls")) {
+		list(path);
 	} else if (!strcmp(op, "keep")) {
 		printf("%s\n", open(path, O_RDONLY) >= 0 ? "kept" : strerror(errno));
 	} else if (!strcmp(op, "open")) {
