@@ -637,8 +637,7 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-/* Standard input comes from the host (mote_wasm_set_stdin), piece by piece;
- * an empty reply is the end of input. */
+/* An open file (below): the host's handle and the read position. */
 struct wasi_file {
 	bool used;
 	uint64_t handle;
@@ -648,6 +647,8 @@ static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t ni
 			 uint64_t *pos, uint32_t nread, mw_val *r);
 static struct wasi_file *file_at(uint32_t fd);
 
+/* Standard input comes from the host (mote_wasm_set_stdin), piece by piece;
+ * an empty reply is the end of input. Files are read by file_read. */
 static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
@@ -792,6 +793,8 @@ static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t ni
 		uint8_t *dst = mem_at(c, ptr, len);
 		if (!dst)
 			return wasi_ret(r, WASI_EFAULT);
+		if (len > UINT32_MAX - total)
+			break; /* a short read: *nread says how much */
 		for (uint32_t done = 0; done < len;) {
 			uint32_t want = len - done < 65536 ? len - done : 65536;
 			mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(*pos),
