@@ -159,7 +159,8 @@ static uint32_t wasi_errno(int e)
 	}
 }
 
-/* Open `path` (not NUL-checked by the caller) beneath preopen `dir`. */
+/* Open `path` (`len` bytes from the guest, NUL after them) beneath preopen
+ * `dir`; a NUL inside it is EINVAL. */
 static int open_beneath(struct mote_wasi_fs *fs, uint32_t dir, const char *path, size_t len,
                         uint64_t flags, uint32_t *err)
 {
