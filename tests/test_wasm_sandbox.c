@@ -851,7 +851,8 @@ static int count_fds(void)
 }
 
 /* root/a.txt, root/sub/, root/link -> a.txt, root/escape -> ../outside/s.txt,
- * root/many/ with 300 files (a listing takes several fd_readdir calls) */
+ * root/many/ with 300 files (a listing takes several fd_readdir calls),
+ * root/big.bin of 3 MiB + 1234 random bytes (several 1 MiB host reads) */
 static char *files_tree(void)
 {
 	static char dir[64];
@@ -863,7 +864,8 @@ static char *files_tree(void)
 		 "cd %s && mkdir -p root/sub outside && printf 'hello file' > root/a.txt && "
 		 "printf secret > outside/s.txt && ln -s a.txt root/link && "
 		 "ln -s ../outside/s.txt root/escape && mkdir root/many && for i in $(seq 300); "
-		 "do : > root/many/file-with-a-longish-name-$i; done",
+		 "do : > root/many/file-with-a-longish-name-$i; done && "
+		 "head -c 3146962 /dev/urandom > root/big.bin",
 		 dir);
 	return system(cmd) == 0 ? dir : NULL;
 }
@@ -913,13 +915,29 @@ TEST(wasi_reads_files_beneath_preopened_directories_only)
 			       "stat /data/escape: Capabilities insufficient\n"
 			       "open /etc/passwd: Capabilities insufficient\n"
 			       "cat /data/missing: No such file or directory\n"
-			       "ls /data: . .. a.txt escape link many sub\n"
+			       "ls /data: . .. a.txt big.bin escape link many sub\n"
 			       "ls /data/sub: . ..\n"
 			       "ls /data/many: 302 entries, last file-with-a-longish-name-99\n"
 			       "ls /data/a.txt: Not a directory\n");
 	char created[160];
 	snprintf(created, sizeof(created), "%s/new.txt", root);
 	CHECK(access(created, F_OK) != 0);
+
+	/* A big file read to the end: every byte arrives, once. */
+	char big[160], want[128];
+	snprintf(big, sizeof(big), "%s/big.bin", root);
+	FILE *f = fopen(big, "rb");
+	REQUIRE(f);
+	unsigned sum = 0;
+	long long total = 0;
+	for (int ch; (ch = fgetc(f)) != EOF; total++)
+		sum += (unsigned)ch;
+	fclose(f);
+	snprintf(want, sizeof(want), "size /data/big.bin: %lld bytes, sum %u\n", total, sum);
+	const char *size_op[] = {"size:/data/big.bin"};
+	CHECK_EQ_INT(run_files(sb, size_op, 1), 0);
+	CHECK_EQ_STR(captured, want);
+	CHECK_EQ_INT(total, 3146962);
 	mote_sandbox_free(sb);
 
 	/* Without a preopen there is nothing to open (wasi-libc finds no

@@ -701,6 +701,7 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 #define OFLAG_EXCL 4u
 #define OFLAG_TRUNC 8u
 #define FDFLAG_APPEND 1u
+#define FILE_READ_MAX (1u << 20) /* bytes per host call; see MAX_READ in wasi_fs.c */
 
 static struct {
 	char *name;
@@ -796,7 +797,7 @@ static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t ni
 		if (len > UINT32_MAX - total)
 			break; /* a short read: *nread says how much */
 		for (uint32_t done = 0; done < len;) {
-			uint32_t want = len - done < 65536 ? len - done : 65536;
+			uint32_t want = len - done < FILE_READ_MAX ? len - done : FILE_READ_MAX;
 			mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(*pos),
 					      mote_val_u32(want)};
 			mote_value got;

@@ -23,7 +23,7 @@
 
 #define MAX_DIRS  16
 #define MAX_FILES 64
-#define MAX_READ  (64u << 10) /* bytes per pread reply */
+#define MAX_READ  (1u << 20) /* bytes per pread or readdir reply */
 
 /* WASI preview 1 errno values the host returns. */
 enum {

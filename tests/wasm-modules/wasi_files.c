@@ -5,6 +5,7 @@
  *   write:P  what fopen(P, "w") says      open:P   what open(P, O_RDONLY) says
  *   keep:P   open(P) and never close it ls:P     the sorted names in directory P
  *                                        (over 16: their count and the last)
+ *   size:P   bytes read to the end with 1 MiB reads, and their sum
  */
 #include <dirent.h>
 #include <errno.h>
@@ -86,6 +87,23 @@ static void run(const char *op, const char *path)
 	} else if (!strcmp(op, "write")) {
 		FILE *f = fopen(path, "w");
 		printf("%s\n", f ? "opened" : strerror(errno));
+	} else if (!strcmp(op, "size")) {
+		static unsigned char big[1 << 20];
+		int fd = open(path, O_RDONLY);
+		if (fd < 0) {
+			printf("%s\n", strerror(errno));
+			return;
+		}
+		long long total = 0;
+		unsigned sum = 0;
+		ssize_t n;
+		while ((n = read(fd, big, sizeof(big))) > 0) {
+			for (ssize_t i = 0; i < n; i++)
+				sum += big[i];
+			total += n;
+		}
+		close(fd);
+		printf("%lld bytes, sum %u\n", total, sum);
 	} else if (!strcmp(op, "ls")) {
 		list(path);
 	} else if (!strcmp(op, "keep")) {
