@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "host/internal.h"
 #include "mote.h"
 #include "mote/wasm.h"
 #include "test.h"
@@ -981,6 +982,100 @@ TEST(wasi_files_are_closed_with_their_module)
 	CHECK_EQ_INT(run_files(sb, keep, 1), 0);
 	mote_sandbox_free(sb);
 	CHECK_EQ_INT(count_fds(), before);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* The host side alone, as a hostile guest could drive it: handles from
+ * nowhere, closed or reused slots, paths out of the directory, embedded
+ * NULs and absurd offsets all come back as WASI errors. */
+static uint32_t reply_errno(const mote_value *r)
+{
+	uint32_t e = 0xffffffff;
+	if (r->v.buf.len >= 4)
+		memcpy(&e, r->v.buf.ptr, 4);
+	return e;
+}
+
+static uint64_t host_open(mote_sandbox *sb, uint32_t dir, const char *path, size_t len,
+			  uint32_t *err)
+{
+	mote_value a[3] = {mote_u32(dir), mote_string(path), mote_u32(0)}, r = {0};
+	a[1].v.buf.len = len;
+	uint64_t h = 0;
+	CHECK_EQ_INT(mote_wasi_host_open(NULL, sb, a, 3, &r), 0);
+	*err = reply_errno(&r);
+	if (*err == 0 && r.v.buf.len == 12)
+		memcpy(&h, (const uint8_t *)r.v.buf.ptr + 4, 8);
+	return h;
+}
+
+static uint32_t host_pread(mote_sandbox *sb, uint64_t h, uint64_t off, char *out, size_t cap)
+{
+	mote_value a[3] = {mote_u64(h), mote_u64(off), mote_u32((uint32_t)cap)}, r = {0};
+	CHECK_EQ_INT(mote_wasi_host_pread(NULL, sb, a, 3, &r), 0);
+	size_t n = r.v.buf.len >= 4 ? r.v.buf.len - 4 : 0;
+	if (out && n <= cap)
+		memcpy(out, (const uint8_t *)r.v.buf.ptr + 4, n);
+	return reply_errno(&r);
+}
+
+TEST(wasi_host_functions_refuse_what_a_hostile_guest_sends)
+{
+	char *dir = files_tree();
+	REQUIRE(dir);
+	char root[128];
+	snprintf(root, sizeof(root), "%s/root", dir);
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	uint32_t err;
+	/* No preopens yet. */
+	host_open(sb, 0, "a.txt", 5, &err);
+	CHECK_EQ_INT(err, 8); /* EBADF */
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/d", root), 0);
+	uint64_t h = host_open(sb, 0, "a.txt", 5, &err);
+	CHECK_EQ_INT(err, 0);
+	char buf[16] = {0};
+	CHECK_EQ_INT(host_pread(sb, h, 0, buf, 5), 0);
+	CHECK_EQ_STR(buf, "hello");
+	CHECK_EQ_INT(host_pread(sb, h, 1ull << 63, NULL, 5), 28);  /* EINVAL */
+	CHECK_EQ_INT(host_pread(sb, h ^ 0x100, 0, NULL, 5), 8);    /* another serial */
+	CHECK_EQ_INT(host_pread(sb, (h & ~0xffull) | 200, 0, NULL, 5), 8); /* no such slot */
+	mote_value c = mote_u64(h), r = {0};
+	CHECK_EQ_INT(mote_wasi_host_close(NULL, sb, &c, 1, &r), 0);
+	CHECK_EQ_INT(r.v.u32, 0);
+	CHECK_EQ_INT(mote_wasi_host_close(NULL, sb, &c, 1, &r), 0);
+	CHECK_EQ_INT(r.v.u32, 8);
+	/* The slot is reused; the old handle still names nothing. */
+	uint64_t h2 = host_open(sb, 0, "link", 4, &err);
+	CHECK_EQ_INT(err, 0);
+	CHECK_EQ_INT(h2 & 0xff, h & 0xff);
+	CHECK(h2 != h);
+	CHECK_EQ_INT(host_pread(sb, h, 0, NULL, 5), 8);
+	CHECK_EQ_INT(host_pread(sb, h2, 6, buf, 4), 0);
+	buf[4] = 0;
+	CHECK_EQ_STR(buf, "file");
+	host_open(sb, 1, "a.txt", 5, &err);
+	CHECK_EQ_INT(err, 8); /* no second preopen */
+	host_open(sb, 0, "../outside/s.txt", 16, &err);
+	CHECK_EQ_INT(err, 76); /* ENOTCAPABLE */
+	host_open(sb, 0, "/etc/passwd", 11, &err);
+	CHECK_EQ_INT(err, 76);
+	host_open(sb, 0, "escape", 6, &err);
+	CHECK_EQ_INT(err, 76);
+	host_open(sb, 0, "a.txt\0x", 7, &err);
+	CHECK_EQ_INT(err, 28); /* EINVAL: a NUL inside */
+	/* Opening until the table is full: EMFILE, then nothing leaks. */
+	int opened = 1;
+	for (; opened < 100; opened++) {
+		host_open(sb, 0, "a.txt", 5, &err);
+		if (err)
+			break;
+	}
+	CHECK_EQ_INT(err, 33); /* EMFILE */
+	CHECK_EQ_INT(opened, 64);
+	mote_sandbox_free(sb);
 	char cmd[160];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK_EQ_INT(system(cmd), 0);
