@@ -122,8 +122,7 @@ MOTE_API int mote_wasm_call(mote_sandbox *sandbox, const char *export_name,
  * clock_time_get / clock_res_get (host clocks), random_get (host
  * getrandom), proc_exit, sched_yield. Opening for writing, creating or
  * truncating fails with EROFS; other fd_* and path_* calls with EBADF,
- * everything else with ENOSYS. The
- * arguments stay set for later calls. */
+ * everything else with ENOSYS. The arguments stay set for later calls. */
 MOTE_API int mote_wasm_run(mote_sandbox *sandbox, const char *const *argv, size_t argc,
 			   const char *const *envp, size_t envc, int *exit_code);
 /* Give WASI commands `len` bytes of standard input (copied; replaces what is
