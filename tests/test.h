@@ -9,10 +9,24 @@
 #ifndef MOTE_TEST_H
 #define MOTE_TEST_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Open file descriptors of this process (leak checks); -1 if unknown. */
+static inline int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
 
 typedef void (*test_fn)(void);
 struct test_case {

@@ -13,7 +13,6 @@
  *
  * Guests: tests/guests/hostile (one function per behaviour),
  * tests/guests/hostile_init_fault and tests/guests/hostile_init_loop. */
-#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -907,18 +906,6 @@ static uint8_t *read_file(const char *path, size_t *len)
 	}
 	close(fd);
 	return buf;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 /* Load `len` bytes of `data` both from a buffer of exactly that size (so

@@ -1,6 +1,5 @@
 /* Sandbox behaviour on real KVM: value round trips, host functions, output,
  * configuration, many calls and many sandboxes. */
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -279,18 +278,6 @@ TEST(thousand_calls)
 	}
 	CHECK_EQ_INT(bad, 0);
 	mote_sandbox_free(sb);
-}
-
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 static long rss_kib(void)

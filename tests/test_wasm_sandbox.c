@@ -2,7 +2,6 @@
  * from tests/wasm-modules/ run inside a sandbox by mote's engine. Loads,
  * calls with every value type, signature checks, traps, malformed modules,
  * imports, unload, snapshots, memory isolation, WASI and the CLI. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -839,22 +838,10 @@ TEST(wasi_command_gets_arguments_environment_output_and_exit_code)
 /* ---- WASI files ---- */
 #define WASI_FILES MOTE_BUILD_DIR "/wasm-modules/wasi_files.wasm"
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* root/a.txt, root/sub/, root/link -> a.txt, root/escape -> ../outside/s.txt,
  * root/many/ with 300 files (a listing takes several fd_readdir calls),
  * root/big.bin of 3 MiB + 1234 random bytes (several 1 MiB host reads) */
-static char *files_tree(void)
+static char *files_tree(char *root, size_t root_len)
 {
 	static char dir[64];
 	strcpy(dir, "/tmp/mote-wasi-XXXXXX");
@@ -868,7 +855,17 @@ static char *files_tree(void)
 		 "do : > root/many/file-with-a-longish-name-$i; done && "
 		 "head -c 3146962 /dev/urandom > root/big.bin",
 		 dir);
-	return system(cmd) == 0 ? dir : NULL;
+	if (system(cmd) != 0)
+		return NULL;
+	snprintf(root, root_len, "%s/root", dir);
+	return dir;
+}
+
+static void remove_tree(const char *dir)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
 }
 
 static int run_files(mote_sandbox *sb, const char *const *ops, size_t n)
@@ -887,10 +884,9 @@ static int run_files(mote_sandbox *sb, const char *const *ops, size_t n)
  * path leads out of it; nothing can be written. */
 TEST(wasi_reads_files_beneath_preopened_directories_only)
 {
-	char *dir = files_tree();
-	REQUIRE(dir);
 	char root[128];
-	snprintf(root, sizeof(root), "%s/root", dir);
+	char *dir = files_tree(root, sizeof(root));
+	REQUIRE(dir);
 	mote_sandbox *sb = new_wasm(NULL, WASI_FILES);
 	REQUIRE(sb);
 	CHECK_EQ_INT(mote_wasm_preopen(sb, "/data", root), 0);
@@ -951,19 +947,16 @@ TEST(wasi_reads_files_beneath_preopened_directories_only)
 			       "cat a.txt: Capabilities insufficient\n");
 	mote_sandbox_free(sb);
 
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK_EQ_INT(system(cmd), 0);
+	remove_tree(dir);
 }
 
 /* Files a module leaves open are closed when another module is loaded and
  * when the sandbox is freed; preopens stay for the next module. */
 TEST(wasi_files_are_closed_with_their_module)
 {
-	char *dir = files_tree();
-	REQUIRE(dir);
 	char root[128];
-	snprintf(root, sizeof(root), "%s/root", dir);
+	char *dir = files_tree(root, sizeof(root));
+	REQUIRE(dir);
 	int before = count_fds();
 	mote_sandbox *sb = new_wasm(NULL, WASI_FILES);
 	REQUIRE(sb);
@@ -982,9 +975,7 @@ TEST(wasi_files_are_closed_with_their_module)
 	CHECK_EQ_INT(run_files(sb, keep, 1), 0);
 	mote_sandbox_free(sb);
 	CHECK_EQ_INT(count_fds(), before);
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK_EQ_INT(system(cmd), 0);
+	remove_tree(dir);
 }
 
 /* The host side alone, as a hostile guest could drive it: handles from
@@ -1023,10 +1014,9 @@ static uint32_t host_pread(mote_sandbox *sb, uint64_t h, uint64_t off, char *out
 
 TEST(wasi_host_functions_refuse_what_a_hostile_guest_sends)
 {
-	char *dir = files_tree();
-	REQUIRE(dir);
 	char root[128];
-	snprintf(root, sizeof(root), "%s/root", dir);
+	char *dir = files_tree(root, sizeof(root));
+	REQUIRE(dir);
 	mote_sandbox *sb = new_wasm(NULL, NULL);
 	REQUIRE(sb);
 	uint32_t err;
@@ -1076,9 +1066,7 @@ TEST(wasi_host_functions_refuse_what_a_hostile_guest_sends)
 	CHECK_EQ_INT(err, 33); /* EMFILE */
 	CHECK_EQ_INT(opened, 64);
 	mote_sandbox_free(sb);
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK_EQ_INT(system(cmd), 0);
+	remove_tree(dir);
 }
 
 TEST(wasm_preopen_refuses_bad_requests)
@@ -1140,19 +1128,19 @@ TEST(cli_runs_modules_and_snapshots)
 	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run " WASI_HELLO " x y 2>&1", out, sizeof(out)), 3);
 	CHECK_CONTAINS(out, "argc=3 [" WASI_HELLO "] [x] [y]\n");
 	/* --dir GUEST=HOST */
-	char *tree = files_tree();
+	char root[128];
+	char *tree = files_tree(root, sizeof(root));
 	REQUIRE(tree);
 	char dcmd[512];
 	snprintf(dcmd, sizeof(dcmd),
-		 MOTE_CLI " wasm run --dir /in=%s/root " WASI_FILES " cat:/in/a.txt write:/in/x 2>&1",
-		 tree);
+		 MOTE_CLI " wasm run --dir /in=%s " WASI_FILES " cat:/in/a.txt write:/in/x 2>&1",
+		 root);
 	CHECK_EQ_INT(run_cli(dcmd, out, sizeof(out)), 0);
 	CHECK_EQ_STR(out, "cat /in/a.txt: hello file\nwrite /in/x: Read-only file system\n");
 	CHECK_EQ_INT(run_cli(MOTE_CLI " wasm run --dir nodir " WASI_FILES " 2>&1", out, sizeof(out)),
 		     2);
 	CHECK_EQ_STR(out, "mote wasm run: --dir wants GUEST=HOST, not 'nodir'\n");
-	snprintf(dcmd, sizeof(dcmd), "rm -rf %s", tree);
-	CHECK_EQ_INT(system(dcmd), 0);
+	remove_tree(tree);
 
 	char path[] = "/tmp/mote-wasm-cli-XXXXXX";
 	int fd = mkstemp(path);

@@ -769,6 +769,12 @@ static struct wasi_file *file_at(uint32_t fd)
 	return f->used ? f : NULL;
 }
 
+/* fd names something: standard I/O, a preopen or an open file. */
+static bool fd_exists(uint32_t fd)
+{
+	return fd <= 2 || file_at(fd) || is_dir_fd(fd);
+}
+
 /* A host reply: errno first; *payload and *len what follows. */
 static uint32_t host_reply(const mote_value *got, const uint8_t **payload, size_t *len)
 {
@@ -833,12 +839,14 @@ static mw_trap wasi_fd_pread(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	return file_read(c, a[0].u32, a[1].u32, a[2].u32, &pos, a[4].u32, r);
 }
 
-static uint32_t file_stat(uint64_t handle, uint8_t out[64])
+/* A stat host call: the 64-byte filestat into out, or a WASI errno (out
+ * untouched). */
+static uint32_t stat_call(const char *fn, const mote_value *args, size_t nargs, uint8_t out[64])
 {
-	mote_value h = mote_val_u64(handle), got;
+	mote_value got;
 	const uint8_t *data;
 	size_t k;
-	if (mote_host_call(HOST_WASI_FSTAT, MOTE_BYTES, &got, &h, 1))
+	if (mote_host_call(fn, MOTE_BYTES, &got, args, nargs))
 		return WASI_EIO;
 	uint32_t err = host_reply(&got, &data, &k);
 	if (!err && k != 64)
@@ -848,21 +856,18 @@ static uint32_t file_stat(uint64_t handle, uint8_t out[64])
 	return err;
 }
 
+static uint32_t file_stat(uint64_t handle, uint8_t out[64])
+{
+	mote_value h = mote_val_u64(handle);
+	return stat_call(HOST_WASI_FSTAT, &h, 1, out);
+}
+
 static uint32_t path_stat(uint32_t dir, const char *path, uint32_t len, uint8_t out[64])
 {
-	mote_value args[2] = {mote_val_u32(dir), {MOTE_STRING, {.u64 = 0}}}, got;
+	mote_value args[2] = {mote_val_u32(dir), {MOTE_STRING, {.u64 = 0}}};
 	args[1].v.buf.ptr = path;
 	args[1].v.buf.len = len;
-	const uint8_t *data;
-	size_t k;
-	if (mote_host_call(HOST_WASI_PATHSTAT, MOTE_BYTES, &got, args, 2))
-		return WASI_EIO;
-	uint32_t err = host_reply(&got, &data, &k);
-	if (!err && k != 64)
-		err = WASI_EIO;
-	if (!err)
-		memcpy(out, data, 64);
-	return err;
+	return stat_call(HOST_WASI_PATHSTAT, args, 2, out);
 }
 
 static mw_trap wasi_fd_seek(void *u, mw_instance *c, const mw_val *a, mw_val *r)
@@ -928,7 +933,7 @@ static mw_trap wasi_fd_close(void *u, mw_instance *c, const mw_val *a, mw_val *r
 		f->used = false;
 		return wasi_ret(r, WASI_ESUCCESS);
 	}
-	return wasi_ret(r, fd <= 2 || is_dir_fd(fd) ? WASI_ESUCCESS : WASI_EBADF);
+	return wasi_ret(r, fd_exists(fd) ? WASI_ESUCCESS : WASI_EBADF);
 }
 
 static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
@@ -936,7 +941,7 @@ static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_v
 	(void)u;
 	uint32_t fd = a[0].u32;
 	struct wasi_file *f = file_at(fd);
-	if (fd > 2 && !f && !is_dir_fd(fd))
+	if (!fd_exists(fd))
 		return wasi_ret(r, WASI_EBADF);
 	uint8_t *st = mem_at(c, a[1].u32, 24);
 	if (!st)
@@ -1040,23 +1045,21 @@ static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw
 	(void)u;
 	uint32_t fd = a[0].u32;
 	struct wasi_file *f = file_at(fd);
-	if (fd > 2 && !f && !is_dir_fd(fd))
+	if (!fd_exists(fd))
 		return wasi_ret(r, WASI_EBADF);
 	uint8_t *out = mem_at(c, a[1].u32, 64);
 	if (!out)
 		return wasi_ret(r, WASI_EFAULT);
-	uint8_t st[64] = {0};
 	uint32_t err = 0;
-	if (f)
-		err = file_stat(f->handle, st);
-	else if (fd > 2)
-		err = path_stat(fd - FIRST_DIR_FD, ".", 1, st);
-	else
-		st[16] = 2; /* a character device */
-	if (err)
-		return wasi_ret(r, (int32_t)err);
-	memcpy(out, st, 64);
-	return wasi_ret(r, WASI_ESUCCESS);
+	if (f) {
+		err = file_stat(f->handle, out);
+	} else if (fd > 2) {
+		err = path_stat(fd - FIRST_DIR_FD, ".", 1, out);
+	} else {
+		memset(out, 0, 64);
+		out[16] = 2; /* a character device */
+	}
+	return wasi_ret(r, (int32_t)err);
 }
 
 /* fd_readdir(fd, buf, buf_len, cookie, *bufused): whole entries while they
@@ -1119,12 +1122,7 @@ static mw_trap wasi_path_filestat_get(void *u, mw_instance *c, const mw_val *a, 
 	uint8_t *out = mem_at(c, a[4].u32, 64);
 	if (!path || !out)
 		return wasi_ret(r, WASI_EFAULT);
-	uint8_t st[64];
-	uint32_t err = path_stat(a[0].u32 - FIRST_DIR_FD, path, a[3].u32, st);
-	if (err)
-		return wasi_ret(r, (int32_t)err);
-	memcpy(out, st, 64);
-	return wasi_ret(r, WASI_ESUCCESS);
+	return wasi_ret(r, (int32_t)path_stat(a[0].u32 - FIRST_DIR_FD, path, a[3].u32, out));
 }
 
 /* The rest of fd_* and path_*. */

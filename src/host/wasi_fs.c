@@ -317,6 +317,17 @@ int mote_wasi_host_pread(void *user, mote_sandbox *sb, const mote_value *args, s
 	return 0;
 }
 
+/* The reply to a stat request: errno, then the 64-byte filestat of fd. */
+static int stat_reply(mote_sandbox *sb, mote_value *result, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return reply(sb, result, wasi_errno(errno), NULL, 0);
+	uint8_t fst[64];
+	put_filestat(fst, &st);
+	return reply(sb, result, WE_SUCCESS, fst, sizeof(fst));
+}
+
 /* __mote_wasi_fstat(u64 handle) -> bytes: errno, 64-byte filestat. */
 int mote_wasi_host_fstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
                          mote_value *result)
@@ -324,14 +335,9 @@ int mote_wasi_host_fstat(void *user, mote_sandbox *sb, const mote_value *args, s
 	(void)user;
 	(void)nargs;
 	struct wasi_file *f = file_of(sb->wasi_fs, args[0].v.u64);
-	struct stat st;
 	if (!f)
 		return reply(sb, result, WE_EBADF, NULL, 0);
-	if (fstat(f->fd, &st) < 0)
-		return reply(sb, result, wasi_errno(errno), NULL, 0);
-	uint8_t fst[64];
-	put_filestat(fst, &st);
-	return reply(sb, result, WE_SUCCESS, fst, sizeof(fst));
+	return stat_reply(sb, result, f->fd);
 }
 
 /* __mote_wasi_pathstat(u32 dir, string path) -> bytes: errno, filestat.
@@ -349,20 +355,14 @@ int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args
 	    open_beneath(fs, args[0].v.u32, args[1].v.buf.ptr, args[1].v.buf.len, O_PATH, &err);
 	if (fd < 0)
 		return reply(sb, result, err, NULL, 0);
-	struct stat st;
-	int rc = fstat(fd, &st);
-	int e = errno;
+	int rc = stat_reply(sb, result, fd);
 	close(fd);
-	if (rc < 0)
-		return reply(sb, result, wasi_errno(e), NULL, 0);
-	uint8_t fst[64];
-	put_filestat(fst, &st);
-	return reply(sb, result, WE_SUCCESS, fst, sizeof(fst));
+	return rc;
 }
 
 /* __mote_wasi_readdir(u64 handle, u64 cookie, u32 max) -> bytes: errno,
  * then whole WASI dirents (d_next, d_ino, d_namlen, d_type, name) from the
- * cookie-th entry on, at most `max` bytes (and 64 KiB); none at the end.
+ * cookie-th entry on, at most `max` bytes (and MAX_READ); none at the end.
  * A cookie is an entry's index: each call reads the directory afresh. */
 int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
                            mote_value *result)
