@@ -1133,6 +1133,9 @@ struct blob_src {
 	 * extra[k - nram] instead of guest memory. */
 	size_t nram;
 	const uint8_t *const *extra;
+	/* A layer: the absent pages a region swallows are the base's, not
+	 * zero, so their bytes come from mem (the composed memory) too. */
+	bool gaps_from_mem;
 };
 
 static bool page_present(const uint64_t *bm, uint64_t page)
@@ -1155,7 +1158,8 @@ static uint64_t run_end(const uint64_t *bm, uint64_t page, uint64_t limit, bool 
 }
 
 /* Feed blob bytes [off, off+len) (page-aligned) to fn in pieces: guest
- * memory, or NULL for the absent pages a region swallowed (stored as zeros). */
+ * memory, or NULL for the absent pages a standalone snapshot's region
+ * swallowed (stored as zeros). */
 typedef int (*blob_piece_fn)(void *ctx, const uint8_t *p, uint64_t len, uint64_t blob_off);
 
 static int walk_blob(const struct blob_src *src, uint64_t off, uint64_t len, blob_piece_fn fn,
@@ -1183,8 +1187,9 @@ static int walk_blob(const struct blob_src *src, uint64_t off, uint64_t len, blo
 		}
 		uint64_t page = (r->guest_addr + in) / PAGE, endp = page + n / PAGE;
 		while (page < endp) {
-			bool set = page_present(src->present, page);
-			uint64_t e = run_end(src->present, page, endp, set);
+			bool set = src->gaps_from_mem || page_present(src->present, page);
+			uint64_t e = src->gaps_from_mem ? endp
+							: run_end(src->present, page, endp, set);
 			uint64_t bytes = (e - page) * PAGE;
 			int rc = fn(ctx, set ? src->mem + page * PAGE : NULL, bytes, off);
 			if (rc)
@@ -1948,7 +1953,8 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	/* Blob and guard page while the helper thread hashes from memory; then
 	 * this thread helps hash what is left. The header goes last, so an
 	 * interrupted temporary file never looks complete. */
-	struct blob_src src = {mem, present, regions, nregions, blob_offset, nram, extra};
+	struct blob_src src = {mem, present, regions, nregions, blob_offset, nram, extra,
+			       .gaps_from_mem = parent != NULL};
 	job.blob_size = blob_size;
 	job.chunk_size = WRITE_CHUNK_SIZE;
 	job.nchunks = (unsigned)nchunks;

@@ -98,7 +98,10 @@ struct mote_snapfile {
  * of the directory. An existing file at `path` is replaced only when the new
  * one is complete, and a file that sandboxes have mapped is never written.
  * Runs of present pages separated by a few absent pages are stored as one
- * region; the absent pages in it are stored as zeros (never read from mem).
+ * region. The absent pages in it are stored as zeros in a standalone file
+ * (never read from mem); in a layer (meta->parent_path set) they are read
+ * from mem, which must then hold the composed memory: outside the layer's
+ * regions a reader takes the base's pages, so a region must carry them too.
  * Blob chunks are hashed on two threads. A created_unix_ns of 0 means "now",
  * an empty cpu_vendor means this host's CPUID vendor. The metadata is
  * validated exactly as the reader would (-MOTE_EINVAL if it would not pass).
