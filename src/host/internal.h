@@ -177,6 +177,12 @@ static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t 
 		bm[p / 64] |= 1ull << (p % 64);
 }
 
+static inline void mote_bitmap_clear_range(uint64_t *bm, uint64_t first, uint64_t count)
+{
+	for (uint64_t p = first; p < first + count; p++)
+		bm[p / 64] &= ~(1ull << (p % 64));
+}
+
 static inline bool mote_bitmap_test(const uint64_t *bm, uint64_t page)
 {
 	return (bm[page / 64] >> (page % 64)) & 1;

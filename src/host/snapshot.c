@@ -233,6 +233,14 @@ static int collect_dirty(struct mote_sandbox *sb, bool *any)
 	memset(sb->dirty_log, 0, sb->bitmap_words * sizeof(uint64_t));
 	if (mote_vm_get_dirty_log(&sb->vm, sb->dirty_log))
 		return mote_sandbox_fail(sb, -MOTE_EKVM, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+	/* The page tables never change after creation: no guest mapping
+	 * reaches [MOTE_PGTABLE_ADDR, MOTE_IMAGE_BASE) and their A/D bits are
+	 * preset. Yet under nested paging (AMD NPT; Intel EPT with A/D flags)
+	 * the CPU's walk through them counts as a write, so KVM logs them on
+	 * every call (docs/architecture.md, "Dirty tracking"). Dropped, so
+	 * layers and restores cost only the pages the guest wrote. */
+	mote_bitmap_clear_range(sb->dirty_log, MOTE_PGTABLE_ADDR / MOTE_PAGE_SIZE,
+				(MOTE_IMAGE_BASE - MOTE_PGTABLE_ADDR) / MOTE_PAGE_SIZE);
 	uint64_t acc = 0;
 	for (size_t i = 0; i < sb->bitmap_words; i++) {
 		uint64_t w = sb->dirty_log[i];
