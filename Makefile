@@ -33,6 +33,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 all:
 
 TESTS     :=
+KVM_TESTS :=
 TEST_GUESTS :=
 FUZZERS   :=
 BENCHES   :=
@@ -48,10 +49,17 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)
 
+# Tests that need /dev/kvm (KVM_TESTS) run in a QEMU VM that emulates AMD SVM
+# where it is missing; `make test-vm` runs them there on any machine.
 test:
 	@sh scripts/deps.sh
-	@$(MAKE) --no-print-directory all $(TESTS)
-	@sh tests/run.sh $(TESTS)
+	@$(MAKE) --no-print-directory all $(TESTS) $(KVM_TESTS)
+	@sh tests/run.sh $(TESTS) --kvm $(KVM_TESTS)
+
+test-vm:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all $(TESTS) $(KVM_TESTS)
+	@MOTE_TEST_VM=1 sh tests/run.sh $(TESTS) --kvm $(KVM_TESTS)
 
 # Every libFuzzer target, each for FUZZ_SECONDS (default 600).
 FUZZ_SECONDS ?= 600
@@ -69,5 +77,5 @@ bench: all
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all demo test fuzz bench clean
+.PHONY: all demo test test-vm fuzz bench clean
 .DELETE_ON_ERROR:

@@ -30,7 +30,8 @@ $(BUILD)/tests/wasm_spec_sandbox: tests/wasm/spec_runner.c $(LIBMOTE_A) $(WASM_H
 	@mkdir -p $(@D)
 	$(CC) $(WASM_CFLAGS) -DSPEC_IN_SANDBOX $< -o $@ $(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
 
-TESTS += $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api $(BUILD)/tests/wasm_spec_sandbox
+TESTS += $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
+KVM_TESTS += $(BUILD)/tests/wasm_spec_sandbox
 ALL_TARGETS += $(WASM_LIB) $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
 
 # Freestanding compile check of the engine (as it will be built for guests).

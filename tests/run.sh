@@ -1,33 +1,103 @@
 #!/bin/sh
-# Runs each test program given as an argument, shows its output, and ends
-# with the total "N passed, M failed" over all of them. Exits non-zero if any
-# test failed or any program crashed before printing its own count.
-passed=0
-failed=0
-crashed=""
-for t in "$@"; do
-	echo "== $t"
-	out=$("$t" 2>&1)
-	rc=$?
-	printf '%s\n' "$out" | grep -v '^PASS ' | grep -v '^[0-9]* passed, [0-9]* failed'
-	line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-	if [ -z "$line" ]; then
-		crashed="$crashed $t"
-		failed=$((failed + 1))
-		echo "   $t exited with status $rc without a summary"
-		continue
-	fi
-	p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
-	f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-	echo "   $line"
-	passed=$((passed + p))
-	failed=$((failed + f))
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-		crashed="$crashed $t"
-		failed=$((failed + 1))
-		echo "   $t exited with status $rc"
+# Runs test programs, shows their output, and ends with the total
+# "N passed, M failed" over all of them. Exits non-zero if any test failed
+# or any program crashed, timed out or ended before printing its own count.
+#
+#   sh tests/run.sh PROGRAM... [--kvm PROGRAM...]
+#
+# Programs after --kvm need /dev/kvm. Where it exists they run here like the
+# others; where it does not (or with MOTE_TEST_VM=1, as `make test-vm` sets)
+# they run inside a QEMU VM that emulates AMD SVM (tests/vm/run-in-vm.sh).
+# Each group ends with a labelled count, so the reader sees what ran where.
+# MOTE_TEST_TIMEOUT: seconds a program may run here (default 600).
+TIMEOUT=${MOTE_TEST_TIMEOUT:-600}
+here=""
+kvm=""
+in_kvm=0
+for a in "$@"; do
+	if [ "$a" = --kvm ]; then
+		in_kvm=1
+	elif [ $in_kvm -eq 1 ]; then
+		kvm="$kvm $a"
+	else
+		here="$here $a"
 	fi
 done
-[ -n "$crashed" ] && echo "programs that failed to finish:$crashed"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+
+total_passed=0
+total_failed=0
+labels=""
+
+# add LABEL PASSED FAILED
+add() {
+	total_passed=$((total_passed + $2))
+	total_failed=$((total_failed + $3))
+	labels="$labels$1: $2 passed, $3 failed
+"
+}
+
+# run_here PROGRAM...: sets passed and failed.
+run_here() {
+	passed=0
+	failed=0
+	crashed=""
+	for t in "$@"; do
+		echo "== $t"
+		out=$(timeout --foreground -k 10 "$TIMEOUT" "$t" 2>&1)
+		rc=$?
+		printf '%s\n' "$out" | grep -v '^PASS ' | grep -v '^[0-9]* passed, [0-9]* failed'
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			crashed="$crashed $t"
+			failed=$((failed + 1))
+			echo "   $t timed out after $TIMEOUT s (MOTE_TEST_TIMEOUT)"
+			continue
+		fi
+		line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+		if [ -z "$line" ]; then
+			crashed="$crashed $t"
+			failed=$((failed + 1))
+			echo "   $t exited with status $rc without a summary"
+			continue
+		fi
+		p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+		f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+		echo "   $line"
+		passed=$((passed + p))
+		failed=$((failed + f))
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			crashed="$crashed $t"
+			failed=$((failed + 1))
+			echo "   $t exited with status $rc"
+		fi
+	done
+	[ -n "$crashed" ] && echo "programs that failed to finish:$crashed"
+}
+
+if [ -n "$here" ]; then
+	# shellcheck disable=SC2086
+	run_here $here
+	[ -n "$kvm" ] && add host "$passed" "$failed"
+	[ -n "$kvm" ] || add "" "$passed" "$failed"
+fi
+if [ -n "$kvm" ]; then
+	if [ -e /dev/kvm ] && [ "${MOTE_TEST_VM:-0}" != 1 ]; then
+		# shellcheck disable=SC2086
+		run_here $kvm
+		add "kvm (/dev/kvm)" "$passed" "$failed"
+	else
+		log=$(mktemp /tmp/mote-vm-tests.XXXXXX)
+		# shellcheck disable=SC2086
+		sh tests/vm/run-in-vm.sh $kvm 2>&1 | tee "$log"
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+		rm -f "$log"
+		passed=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+		failed=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+		[ -n "$line" ] || { passed=0; failed=1; }
+		add "kvm (QEMU VM, emulated)" "$passed" "$failed"
+	fi
+fi
+if [ -n "$kvm" ]; then
+	printf '%s' "$labels" | sed 's/^/   /'
+fi
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]
