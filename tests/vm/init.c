@@ -1,10 +1,11 @@
 /* PID 1 of the test VM's initramfs (tests/vm/run-in-vm.sh builds it static).
  *
- * Loads the kernel modules listed in /modules/order (KVM for AMD SVM, virtio
- * and 9p), mounts the host's root filesystem (virtio-9p, read-only) at /host,
- * the run's results folder over its own path inside it (writable), gives the
- * chroot fresh /proc, /sys, /dev and a tmpfs /tmp, then runs the run's
- * cmd.sh there and powers off. Everything it learns goes to the console and,
+ * Loads the kernel modules listed in /modules/order (KVM for AMD SVM, virtio,
+ * 9p, overlayfs), mounts the host's root filesystem (virtio-9p, read-only)
+ * at /host, the host's /tmp over it through an overlay that keeps writes in
+ * memory, the run's results folder over its own path (writable), gives the
+ * chroot fresh /proc, /sys and /dev, then runs the run's cmd.sh there and
+ * powers off. Everything it learns goes to the console and,
  * once the results folder is mounted, to its vm-log file; a step that fails
  * is written to vm-error, so the host can say why the VM run failed.
  */
@@ -157,6 +158,15 @@ int main(void)
 	 * during the run), which makes starting programs much faster. */
 	must_mount("hostroot", HOST_ROOT, "9p", MS_RDONLY,
 		   "trans=virtio,version=9p2000.L,msize=262144,cache=loose");
+	/* /tmp: the host's, seen through an overlay whose writes stay in the
+	 * VM's memory. The checkout and ../shared may live under /tmp (as a CI
+	 * clone may), and the tests write their files there. */
+	must_mount("tmpfs", "/tmp-upper", "tmpfs", 0, "mode=755");
+	mkdir("/tmp-upper/upper", 01777);
+	chmod("/tmp-upper/upper", 01777);
+	mkdir("/tmp-upper/work", 0755);
+	must_mount("overlay", HOST_ROOT "/tmp", "overlay", 0,
+		   "lowerdir=" HOST_ROOT "/tmp,upperdir=/tmp-upper/upper,workdir=/tmp-upper/work");
 	char path[600];
 	snprintf(path, sizeof(path), HOST_ROOT "%s", run_dir);
 	if (mount("results", path, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144") != 0)
@@ -179,8 +189,6 @@ int main(void)
 	must_mount("sysfs", HOST_ROOT "/sys", "sysfs", 0, NULL);
 	must_mount("devtmpfs", HOST_ROOT "/dev", "devtmpfs", 0, NULL);
 	must_mount("tmpfs", HOST_ROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	must_mount("tmpfs", HOST_ROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	must_mount("tmpfs", HOST_ROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755");
 
 	pid_t pid = fork();
 	if (pid < 0)

@@ -52,7 +52,9 @@ kernel_package() {
 		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1
 }
 KDIR="$VM_DIR/kernel"
-if [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/modules.order" ]; then
+want="kvm-amd virtio_pci 9pnet_virtio 9p overlay"
+if [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/modules.order" ] ||
+	[ "$(cat "$KDIR/wanted" 2>/dev/null)" != "$want" ]; then
 	pkg=$(kernel_package)
 	if [ -z "$pkg" ]; then
 		apt-get update -q >&2 || true
@@ -80,7 +82,6 @@ if [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/modules.order" ]; then
 	deps_of() {
 		modinfo -F depends "$KDIR/$(module_path "$1")" | tr , ' '
 	}
-	want="kvm-amd virtio_pci 9pnet_virtio 9p"
 	todo=$want
 	seen=" "
 	while [ -n "$todo" ]; do
@@ -119,6 +120,7 @@ if [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/modules.order" ]; then
 		order "$m"
 	done
 	echo "$pkg" > "$KDIR/package"
+	echo "$want" > "$KDIR/wanted"
 	mv "$KDIR/modules.order.tmp" "$KDIR/modules.order"
 	rm -rf "$KDIR/deb"
 fi
