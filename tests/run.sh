@@ -36,6 +36,12 @@ add() {
 "
 }
 
+# count LINE: sets p and f from an "N passed, M failed" line.
+count() {
+	p=$(echo "$1" | sed -E 's/^([0-9]+) passed.*/\1/')
+	f=$(echo "$1" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+}
+
 # run_here PROGRAM...: sets passed and failed.
 run_here() {
 	passed=0
@@ -59,8 +65,7 @@ run_here() {
 			echo "   $t exited with status $rc without a summary"
 			continue
 		fi
-		p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
-		f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+		count "$line"
 		echo "   $line"
 		passed=$((passed + p))
 		failed=$((failed + f))
@@ -76,8 +81,7 @@ run_here() {
 if [ -n "$here" ]; then
 	# shellcheck disable=SC2086
 	run_here $here
-	[ -n "$kvm" ] && add host "$passed" "$failed"
-	[ -n "$kvm" ] || add "" "$passed" "$failed"
+	add host "$passed" "$failed"
 fi
 if [ -n "$kvm" ]; then
 	if [ -e /dev/kvm ] && [ "${MOTE_TEST_VM:-0}" != 1 ]; then
@@ -90,10 +94,10 @@ if [ -n "$kvm" ]; then
 		sh tests/vm/run-in-vm.sh $kvm 2>&1 | tee "$log"
 		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
 		rm -f "$log"
-		passed=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
-		failed=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-		[ -n "$line" ] || { passed=0; failed=1; }
-		add "kvm (QEMU VM, emulated)" "$passed" "$failed"
+		p=0
+		f=1
+		[ -n "$line" ] && count "$line"
+		add "kvm (QEMU VM, emulated)" "$p" "$f"
 	fi
 fi
 if [ -n "$kvm" ]; then

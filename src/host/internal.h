@@ -177,9 +177,15 @@ static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t 
 		bm[p / 64] |= 1ull << (p % 64);
 }
 
+/* Word at a time: it runs on every snapshot and restore. */
 static inline void mote_bitmap_clear_range(uint64_t *bm, uint64_t first, uint64_t count)
 {
-	for (uint64_t p = first; p < first + count; p++)
+	uint64_t p = first, end = first + count;
+	for (; p < end && p % 64; p++)
+		bm[p / 64] &= ~(1ull << (p % 64));
+	for (; p + 64 <= end; p += 64)
+		bm[p / 64] = 0;
+	for (; p < end; p++)
 		bm[p / 64] &= ~(1ull << (p % 64));
 }
 
