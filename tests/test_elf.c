@@ -864,7 +864,7 @@ TEST(wrong_abi_version)
 	CHECK_EQ_INT(parse(&im, &out), -MOTE_EABI);
 	CHECK_EQ_INT(out.abi_version, 7);
 	CHECK_EQ_INT(out.nsegments, 0);
-	CHECK_CONTAINS(errbuf, "guest ABI version 7, host supports 1");
+	CHECK_CONTAINS(errbuf, "guest ABI version 7, host supports 2");
 
 	/* A guest for another ABI is reported as such even if its layout
 	 * breaks this host's rules. */

@@ -347,18 +347,18 @@ TEST(system_area_protected)
 		uint64_t addr;
 		const char *want;
 	} cases[] = {
-	    {"read_addr", MOTE_GDT_ADDR, "read at 0x1000 (page is not user-accessible;"},
-	    {"write_addr", MOTE_GDT_ADDR, "write at 0x1000 (page is not user-accessible;"},
-	    {"read_addr", MOTE_IDT_ADDR, "read at 0x2000 (page is not user-accessible;"},
-	    {"write_addr", MOTE_IDT_ADDR, "write at 0x2000 (page is not user-accessible;"},
+	    {"read_addr", MOTE_GDT_ADDR, "read at 0x10000 (page is not user-accessible;"},
+	    {"write_addr", MOTE_GDT_ADDR, "write at 0x10000 (page is not user-accessible;"},
+	    {"read_addr", MOTE_IDT_ADDR, "read at 0x11000 (page is not user-accessible;"},
+	    {"write_addr", MOTE_IDT_ADDR, "write at 0x11000 (page is not user-accessible;"},
 	    {"exec_addr", MOTE_STUBS_ADDR,
-	     "execute at 0x3000 (page is not user-accessible; rip 0x3000)"},
-	    {"write_addr", MOTE_KSTACK_ADDR, "write at 0x4000 (page is not user-accessible;"},
-	    {"write_addr", MOTE_KSTACK_TOP - 8, "write at 0x5ff8 (page is not user-accessible;"},
-	    {"write_addr", MOTE_BOOTINFO_ADDR, "write at 0x6000 (page is read-only;"},
-	    {"exec_addr", MOTE_BOOTINFO_ADDR, "execute at 0x6000 (page not executable;"},
-	    {"read_addr", MOTE_PGTABLE_ADDR, "read at 0x7000 (page not mapped;"},
-	    {"write_addr", MOTE_PGTABLE_ADDR, "write at 0x7000 (page not mapped;"},
+	     "execute at 0x12000 (page is not user-accessible; rip 0x12000)"},
+	    {"write_addr", MOTE_KSTACK_ADDR, "write at 0x13000 (page is not user-accessible;"},
+	    {"write_addr", MOTE_KSTACK_TOP - 8, "write at 0x14ff8 (page is not user-accessible;"},
+	    {"write_addr", MOTE_BOOTINFO_ADDR, "write at 0x15000 (page is read-only;"},
+	    {"exec_addr", MOTE_BOOTINFO_ADDR, "execute at 0x15000 (page not executable;"},
+	    {"read_addr", MOTE_PGTABLE_ADDR, "read at 0x16000 (page not mapped;"},
+	    {"write_addr", MOTE_PGTABLE_ADDR, "write at 0x16000 (page not mapped;"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		mote_value a = mote_u64(cases[i].addr);
@@ -995,13 +995,14 @@ static bool load_real_guest(struct real_guest *g)
 			g->data_end = ph.p_offset + ph.p_filesz;
 		if (ph.p_type == PT_LOAD && ph.p_filesz && g->text_ph < 0)
 			g->text_ph = i;
-		/* The mote note: namesz 5, descsz 4, type, "mote\0" padded to 8. */
-		if (ph.p_type == PT_NOTE && ph.p_filesz >= 24) {
+		/* The ABI note: namesz 5, descsz 4, type, "mote\0" padded to 8. */
+		for (uint64_t pos = 0; ph.p_type == PT_NOTE && pos + 24 <= ph.p_filesz;) {
 			uint32_t hdr[3];
-			memcpy(hdr, g->b + ph.p_offset, sizeof(hdr));
+			memcpy(hdr, g->b + ph.p_offset + pos, sizeof(hdr));
 			if (hdr[0] == 5 && hdr[1] == 4 && hdr[2] == MOTE_NOTE_TYPE_ABI &&
-			    memcmp(g->b + ph.p_offset + 12, "mote", 5) == 0)
-				g->note_desc = ph.p_offset + 20;
+			    memcmp(g->b + ph.p_offset + pos + 12, "mote", 5) == 0)
+				g->note_desc = ph.p_offset + pos + 20;
+			pos += 12 + ((hdr[0] + 3) & ~3u) + ((hdr[1] + 3) & ~3u);
 		}
 	}
 	if (g->text_ph < 0 || !g->note_desc || g->data_end > g->len) {

@@ -513,7 +513,7 @@ TEST(function_directory)
 	mote_memory_info mi;
 	CHECK_EQ_INT(mote_sandbox_memory_info(sb, &mi), 0);
 	CHECK_EQ_U64(mi.heap_size, 128 * 1024);
-	CHECK_EQ_INT(mi.abi_version, 1);
+	CHECK_EQ_INT(mi.abi_version, 2); /* src/common/abi.h MOTE_ABI_VERSION */
 	mote_sandbox_free(sb);
 }
 

@@ -699,7 +699,7 @@ TEST(header_fields)
 	BAD32(H_FORMAT, 9, "format version 9, this reader supports 1");
 	BAD32(H_FORMAT, 0, "format version 0, this reader supports 1");
 	BAD32(H_HDRSIZE, 256, "header size 256, expected 512");
-	BAD32(H_ABI, 2, "snapshot ABI version 2, host ABI 1");
+	BAD32(H_ABI, 1, "snapshot ABI version 1, host ABI 2 (take the snapshot again");
 	BAD32(H_ABI, 0xffffffff, "snapshot ABI version 4294967295");
 	BAD32(H_ARCH, 7, "arch 7 is not x86-64");
 	BAD32(H_ARCH, 0, "arch 0 is not x86-64");
@@ -753,7 +753,7 @@ TEST(header_fields)
 	for (uint64_t off = HDR_SIZE; off < bo; off += 97)
 		expect_bad_at(__LINE__, (size_t)off, "\xff", 1, REHASH_NONE, -MOTE_EHASH,
 			      "header hash mismatch");
-	expect_bad_at(__LINE__, H_ABI, "\x02", 1, REHASH_NONE, -MOTE_EHASH, "header hash");
+	expect_bad_at(__LINE__, H_ABI, "\x07", 1, REHASH_NONE, -MOTE_EHASH, "header hash");
 }
 
 TEST(section_table)
@@ -1434,10 +1434,10 @@ TEST(failed_saves_leave_old_file)
 		     -MOTE_EINVAL);
 	CHECK_CONTAINS(err, "layout: heap");
 	m = fx.meta;
-	m.abi_version = 2;
+	m.abi_version = 1;
 	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),
 		     -MOTE_EINVAL);
-	CHECK_CONTAINS(err, "snapshot ABI version 2, host ABI 1");
+	CHECK_CONTAINS(err, "snapshot ABI version 1, host ABI 2");
 	m = fx.meta;
 	m.vcpu.nmsrs = 9;
 	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),

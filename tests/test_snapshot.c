@@ -431,7 +431,7 @@ TEST(file_info_without_loading)
 	mote_snapshot_info info;
 	REQUIRE(mote_snapshot_info_read(path, &info) == 0);
 	CHECK_EQ_INT(info.format_version, 1);
-	CHECK_EQ_INT(info.abi_version, 1);
+	CHECK_EQ_INT(info.abi_version, MOTE_ABI_VERSION);
 	CHECK_EQ_STR(info.arch, "x86_64");
 	CHECK_EQ_STR(info.hypervisor, "kvm");
 	CHECK_EQ_U64(info.heap_size, 1 << 20);

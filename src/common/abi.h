@@ -15,21 +15,27 @@
 
 #include "mote/types.h"
 
-#define MOTE_ABI_VERSION 1u
+/* 2: the system area moved above 64 KiB (vm.mmap_min_addr), exits may call
+ * the host's exit entry directly, and a note locates the function table. */
+#define MOTE_ABI_VERSION 2u
 
 #define MOTE_PAGE_SIZE 4096ull
 #define MOTE_LARGE_PAGE_SIZE (2ull << 20)
 
-/* ---- Fixed low memory (the "system area", below MOTE_IMAGE_BASE) ---- */
-#define MOTE_GDT_ADDR 0x1000ull      /* GDT + TSS, supervisor read-only */
-#define MOTE_TSS_OFFSET 0x800ull     /* TSS inside the GDT page */
-#define MOTE_IDT_ADDR 0x2000ull      /* 256 gates, supervisor read-only */
-#define MOTE_STUBS_ADDR 0x3000ull    /* exception entry stubs, supervisor exec */
-#define MOTE_KSTACK_ADDR 0x4000ull   /* exception stack (IST1), supervisor rw */
-#define MOTE_KSTACK_TOP 0x6000ull
-#define MOTE_BOOTINFO_ADDR 0x6000ull /* struct mote_boot_info, user read-only */
-#define MOTE_PGTABLE_ADDR 0x7000ull  /* page tables, not mapped at all */
-#define MOTE_STUB_SIZE 16u           /* bytes per exception stub */
+/* ---- Fixed low memory (the "system area", below MOTE_IMAGE_BASE) ----
+ * Nothing lives below MOTE_SYSTEM_BASE: on the process backend guest memory
+ * is mapped at its guest addresses in a process, and Linux refuses mappings
+ * below vm.mmap_min_addr (65536 on Debian) to unprivileged users. */
+#define MOTE_SYSTEM_BASE 0x10000ull
+#define MOTE_GDT_ADDR 0x10000ull      /* GDT + TSS, supervisor read-only */
+#define MOTE_TSS_OFFSET 0x800ull      /* TSS inside the GDT page */
+#define MOTE_IDT_ADDR 0x11000ull      /* 256 gates, supervisor read-only */
+#define MOTE_STUBS_ADDR 0x12000ull    /* exception entry stubs, supervisor exec */
+#define MOTE_KSTACK_ADDR 0x13000ull   /* exception stack (IST1), supervisor rw */
+#define MOTE_KSTACK_TOP 0x15000ull
+#define MOTE_BOOTINFO_ADDR 0x15000ull /* struct mote_boot_info, user read-only */
+#define MOTE_PGTABLE_ADDR 0x16000ull  /* page tables, not mapped at all */
+#define MOTE_STUB_SIZE 16u            /* bytes per exception stub */
 
 /* The guest image is linked at MOTE_IMAGE_BASE and must end below
  * MOTE_IMAGE_LIMIT. Everything else follows the image (see mote_boot_info). */
@@ -70,7 +76,13 @@ struct mote_map_table {
 #define MOTE_SEL_UCODE 0x23u
 #define MOTE_SEL_TSS 0x28u
 
-/* ---- Exits: the guest executes `out %al, $port` (RFLAGS.IOPL = 3) ---- */
+/* ---- Exits ----
+ * The guest executes `out %al, $port` (RFLAGS.IOPL = 3), or, when the host
+ * gave it an exit entry (boot info, CALL messages), calls that address with
+ * the port in %edi after stepping over its 128-byte red zone: the host
+ * returns to the instruction after the call with every register as it was.
+ * A sandbox parked at an exit is in the state "the exit instruction has
+ * completed" on every backend, so snapshots move between them. */
 #define MOTE_PORT_DONE 0x10u     /* init or call finished: RESULT/INIT in out buffer */
 #define MOTE_PORT_HOSTCALL 0x11u /* HOSTCALL in out buffer; reply in in buffer */
 #define MOTE_PORT_LOG 0x12u      /* log buffer full: host drains it */
@@ -96,7 +108,8 @@ struct mote_boot_info {
 	uint64_t log_size;
 	uint64_t heap_base;
 	uint64_t heap_size;
-	uint64_t reserved[4];
+	uint64_t exit_entry; /* 0: exit with `out`; else call it (see Exits) */
+	uint64_t reserved[3];
 };
 
 /* ---- Messages in the in/out buffers ---- */
@@ -128,8 +141,15 @@ struct mote_msg {
 	uint32_t nvals; /* entries in vals[] (INIT: entries in fns[]) */
 	int32_t status; /* 0 or -MOTE_E*; ABORT: the guest's code */
 	uint32_t index; /* CALL: function index; HOSTCALL: expected result type */
-	uint32_t name_off;
-	uint32_t name_len; /* HOSTCALL: function name; ABORT: message */
+	union {
+		struct {
+			uint32_t name_off;
+			uint32_t name_len; /* HOSTCALL: function name; ABORT: message */
+		};
+		/* CALL: the exit entry for this call (as in the boot info); the
+		 * backend may differ from the one the guest started on. */
+		uint64_t exit_entry;
+	};
 	/* followed by struct mote_wire_value vals[nvals] (or mote_wire_fn fns[]) */
 };
 
@@ -155,9 +175,27 @@ struct mote_log_rec {
 };
 #define MOTE_LOG_MAX_MSG 4096u
 
-/* ---- ELF note carrying the ABI version (PT_NOTE, name "mote") ---- */
+/* ---- ELF notes (PT_NOTE, name "mote") ----
+ * ABI: a 4-byte version. FNS: the guest address range of the function table
+ * (struct mote_wire_desc entries), so tools list a guest's functions without
+ * running it. */
 #define MOTE_NOTE_NAME "mote"
 #define MOTE_NOTE_TYPE_ABI 0x4d4f5445u /* "MOTE" */
+#define MOTE_NOTE_TYPE_FNS 0x534e464du /* "MFNS" */
+struct mote_note_fns {
+	uint64_t start, end;
+};
+
+/* One entry of the guest's function table (.mote_fns), as the guest SDK's
+ * struct mote_fn_desc lays it out: pointers are guest addresses. */
+struct mote_wire_desc {
+	uint64_t name; /* NUL-terminated */
+	uint8_t ret;
+	uint8_t nargs;
+	uint8_t pad[6];
+	uint64_t args; /* nargs type bytes */
+	uint64_t wrapper;
+};
 
 /* ---- Tripwires ---- */
 _Static_assert(sizeof(struct mote_boot_info) == 144, "boot info size is ABI");
@@ -170,6 +208,12 @@ _Static_assert(sizeof(struct mote_wire_fn) == 32, "function entry size is ABI");
 _Static_assert(offsetof(struct mote_wire_fn, args) == 10, "function entry layout is ABI");
 _Static_assert(sizeof(struct mote_log_hdr) == 8, "log header size is ABI");
 _Static_assert(sizeof(struct mote_log_rec) == 4, "log record size is ABI");
+_Static_assert(offsetof(struct mote_boot_info, exit_entry) == 112, "boot info layout is ABI");
+_Static_assert(offsetof(struct mote_msg, exit_entry) == 24, "message layout is ABI");
+_Static_assert(sizeof(struct mote_note_fns) == 16, "function note size is ABI");
+_Static_assert(sizeof(struct mote_wire_desc) == 32, "function table entry size is ABI");
+_Static_assert(MOTE_SYSTEM_BASE >= 65536 && MOTE_GDT_ADDR >= MOTE_SYSTEM_BASE,
+	       "nothing below Debian's vm.mmap_min_addr");
 _Static_assert(MOTE_KSTACK_TOP <= MOTE_BOOTINFO_ADDR, "kernel stack below boot info");
 _Static_assert(MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE <= MOTE_PGTABLE_ADDR, "layout order");
 _Static_assert(32 * MOTE_STUB_SIZE <= MOTE_PAGE_SIZE, "stubs fit one page");

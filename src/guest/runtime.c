@@ -1,5 +1,6 @@
 /* Guest runtime: entry, the call loop, host calls, output and abort. Runs at
- * CPL 3; every exit to the host is a single `out` (RFLAGS.IOPL = 3). */
+ * CPL 3; every exit to the host is one `out` (RFLAGS.IOPL = 3) or one call
+ * of the host's exit entry (src/common/abi.h, "Exits"). */
 #include "common/abi.h"
 #include "common/wire.h"
 #include "guest/guest_internal.h"
@@ -13,6 +14,25 @@ __attribute__((used, section(".note.mote"), aligned(4))) static const struct {
 } mote_abi_note = {5, 4, MOTE_NOTE_TYPE_ABI, MOTE_NOTE_NAME, MOTE_ABI_VERSION};
 
 extern const struct mote_fn_desc __mote_fns_start[], __mote_fns_end[];
+
+/* Where the function table is, for tools that inspect the ELF. Packed: a
+ * note's descriptor follows its name at 4-byte alignment. */
+__attribute__((used, section(".note.mote"), aligned(4))) static const struct __attribute__((packed)) {
+	uint32_t namesz, descsz, type;
+	char name[8];
+	struct mote_note_fns fns;
+} mote_fns_note = {5, sizeof(struct mote_note_fns), MOTE_NOTE_TYPE_FNS, MOTE_NOTE_NAME,
+		   {(uint64_t)(uintptr_t)__mote_fns_start, (uint64_t)(uintptr_t)__mote_fns_end}};
+
+_Static_assert(sizeof(struct mote_fn_desc) == sizeof(struct mote_wire_desc), "table is ABI");
+_Static_assert(offsetof(struct mote_fn_desc, ret) == offsetof(struct mote_wire_desc, ret),
+	       "table is ABI");
+_Static_assert(offsetof(struct mote_fn_desc, nargs) == offsetof(struct mote_wire_desc, nargs),
+	       "table is ABI");
+_Static_assert(offsetof(struct mote_fn_desc, args) == offsetof(struct mote_wire_desc, args),
+	       "table is ABI");
+_Static_assert(offsetof(struct mote_fn_desc, wrapper) == offsetof(struct mote_wire_desc, wrapper),
+	       "table is ABI");
 __attribute__((weak)) void mote_init(void);
 
 const struct mote_boot_info *mote__boot;
@@ -42,10 +62,23 @@ static inline bool has_header(const struct mote_msg *m, uint32_t kind)
 static const char *call_failure;
 static uint32_t hostresult_off; /* where the host puts host-call results */
 
+/* The host's exit entry, 0 for `out`: from the boot info at start, then
+ * from every CALL (a snapshot may resume on another backend). */
+static uint64_t exit_entry;
+
 HOT static inline void exit_to_host(uint16_t port)
 {
-	/* "memory": the host reads what we just wrote to the buffers. */
-	__asm__ volatile("outb %%al, %w0" : : "Nd"(port), "a"(0) : "memory");
+	/* "memory": the host reads what we just wrote to the buffers. The
+	 * host preserves every register, so nothing else is clobbered. */
+	if (exit_entry)
+		__asm__ volatile("sub $128, %%rsp\n\t"
+				 "call *%[entry]\n\t"
+				 "add $128, %%rsp"
+				 :
+				 : [entry] "r"(exit_entry), "D"((uint32_t)port)
+				 : "memory", "cc");
+	else
+		__asm__ volatile("outb %%al, %w0" : : "Nd"(port), "a"(0) : "memory");
 }
 
 HOT static size_t fn_count(void)
@@ -224,6 +257,8 @@ HOT static void handle_call(void)
 	mote_value result = {MOTE_VOID, {.u64 = 0}};
 	const char *failure = 0;
 
+	if (has_header(in, MOTE_MSG_CALL))
+		exit_entry = in->exit_entry;
 	/* The host validated the call; these checks guard against a host bug. */
 	if (!has_header(in, MOTE_MSG_CALL) || in->index >= fn_count() ||
 	    in->nvals != __mote_fns_start[in->index].nargs || in->size > mote__boot->in_size) {
@@ -355,6 +390,7 @@ HOT void mote__main(const struct mote_boot_info *boot)
 {
 	boot_copy = *boot;
 	mote__boot = &boot_copy;
+	exit_entry = boot->exit_entry;
 	mote__heap_init((void *)boot->heap_base, boot->heap_size);
 	if (mote_init)
 		mote_init();

@@ -450,7 +450,9 @@ int mote_elf_parse(const void *buf, size_t len, struct mote_elf_image *out, char
 		return rc;
 	out->abi_version = version;
 	if (version != MOTE_ABI_VERSION)
-		return fail(&ctx, MOTE_EABI, "guest ABI version %" PRIu32 ", host supports %u",
+		return fail(&ctx, MOTE_EABI,
+			    "guest ABI version %" PRIu32 ", host supports %u (rebuild the guest "
+			    "with this mote's mote-cc)",
 			    version, MOTE_ABI_VERSION);
 	rc = collect_loads(&ctx, &eh, out);
 	if (rc) {

@@ -952,8 +952,9 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 		return BAD("unknown flags 0x%x (written by a newer mote?)", flags);
 	f->meta.abi_version = get32(h->abi_version);
 	if (f->meta.abi_version != MOTE_ABI_VERSION)
-		return BAD("snapshot ABI version %u, host ABI %u", f->meta.abi_version,
-			   MOTE_ABI_VERSION);
+		return BAD("snapshot ABI version %u, host ABI %u (take the snapshot again with "
+			   "this mote, from the guest rebuilt with its mote-cc)",
+			   f->meta.abi_version, MOTE_ABI_VERSION);
 	f->arch = get32(h->arch);
 	if (f->arch != MOTE_SNAP_ARCH_X86_64)
 		return BAD("arch %u is not x86-64", f->arch);
