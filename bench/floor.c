@@ -8,6 +8,7 @@
 
 #include "host/elf.h"
 #include "host/internal.h"
+#include "host/kvm/kvm.h"
 
 #define FLOOR_MEM (MOTE_IMAGE_BASE + 128 * 1024)
 
@@ -42,8 +43,10 @@ static int floor_boot(struct floor_vm *f)
 	int rc = mote_vm_create(&f->vm, f->mem, FLOOR_MEM, false, false, NULL, 0);
 	if (rc)
 		return rc;
+	struct mote_cpu_state cpu;
 	struct mote_vcpu_state st;
-	mote_layout_initial_state(&lay, MOTE_IMAGE_BASE, &st);
+	mote_layout_initial_state(&lay, MOTE_IMAGE_BASE, &cpu);
+	mote_kvm_full_state(&cpu, &st);
 	if (mote_vm_set_state(&f->vm, &st))
 		return -MOTE_EKVM;
 	struct mote_exit ex;

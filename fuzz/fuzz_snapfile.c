@@ -80,7 +80,7 @@ static void check_file(const struct mote_snapfile *f, size_t size)
 	require(l->in_buf < l->out_buf && l->out_buf < l->log_buf && l->log_buf < l->heap_base);
 	require(l->heap_base + l->heap_size <= l->mem_size);
 	require(f->meta.image_size && MOTE_IMAGE_BASE + f->meta.image_size <= l->image_end);
-	require(f->meta.vcpu.rip < l->mem_size && f->meta.vcpu.nmsrs <= 8);
+	require(f->meta.cpu.rip < l->mem_size && !(f->meta.cpu.rflags & ~MOTE_RFLAGS_GUEST));
 	require(memchr(f->meta.cpu_vendor, 0, sizeof(f->meta.cpu_vendor)) != NULL);
 	check_fns(f->meta.host_fns, f->meta.nhost_fns);
 	check_fns(f->meta.guest_fns, f->meta.nguest_fns);

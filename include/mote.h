@@ -239,7 +239,7 @@ typedef struct mote_snapshot_info {
 	uint32_t format_version;
 	uint32_t abi_version;
 	const char *arch;       /* "x86_64" */
-	const char *hypervisor; /* "kvm" */
+	const char *hypervisor; /* the backend that saved it: "kvm" or "process" */
 	char cpu_vendor[16];
 	uint64_t created_unix_ns;
 	uint64_t file_size;

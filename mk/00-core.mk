@@ -1,6 +1,7 @@
 # libmote (host library), the guest SDK, the CLI and test guests.
 
-LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm.c \
+LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm/kvm.c \
+	    src/host/kvm/kvm_x86_64.c \
 	    src/host/layout.c src/host/sandbox.c src/host/snapshot.c src/host/snapfile.c \
 	    src/host/mapping.c src/host/wasm_sandbox.c src/host/sha256x16.c \
 	    src/host/wasi_fs.c
@@ -17,7 +18,8 @@ MOTE_BIN   := $(BUILD)/bin/mote
 
 ALL_TARGETS += $(LIBMOTE_A) $(LIBMOTE_SO) $(LIBGUEST) $(MOTE_CC) $(MOTE_BIN)
 
-HEADERS := $(wildcard include/*.h include/mote/*.h src/common/*.h src/host/*.h src/guest/*.h)
+HEADERS := $(wildcard include/*.h include/mote/*.h src/common/*.h src/host/*.h src/host/*/*.h \
+	     src/guest/*.h)
 
 $(BUILD)/host/%.o: src/host/%.c $(HEADERS)
 	@mkdir -p $(@D)

@@ -2,7 +2,7 @@
 # mk/00-core.mk (LIB_SRCS); the fuzzer compiles the parser and the allocator
 # (common.c) directly with the sanitizers.
 
-SNAPFILE_DEPS := src/host/snapfile.h src/host/internal.h src/host/kvm.h src/common/abi.h \
+SNAPFILE_DEPS := src/host/snapfile.h src/host/internal.h src/host/backend.h src/common/abi.h \
 		 include/mote.h include/mote/types.h
 
 FUZZ_CC ?= clang

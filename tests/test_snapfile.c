@@ -178,13 +178,6 @@ static bool is_present(const uint64_t *bm, uint64_t page)
 	return bm[page / 64] >> (page % 64) & 1;
 }
 
-static void fill_segment(struct mote_segment *s, uint64_t base, uint32_t limit, uint16_t sel,
-			 uint8_t type, uint8_t s_bit, uint8_t dpl, uint8_t l)
-{
-	*s = (struct mote_segment){.base = base, .limit = limit, .selector = sel, .type = type,
-				   .present = 1, .dpl = dpl, .s = s_bit, .l = l, .g = 1};
-}
-
 static void make_meta(struct fixture *fx)
 {
 	struct mote_snap_meta *m = &fx->meta;
@@ -207,44 +200,19 @@ static void make_meta(struct fixture *fx)
 		.heap_size = MEM_SIZE - 0x239000,
 	};
 	m->image_size = 0x3a10;
-	struct mote_vcpu_state *v = &m->vcpu;
+	m->saved_by = MOTE_SNAP_BACKEND_KVM;
+	struct mote_cpu_state *v = &m->cpu;
 	for (int i = 0; i < 16; i++)
 		v->gpr[i] = 0x1111111111111111ull * (uint64_t)(i + 1);
 	v->rip = 0x201234;
-	v->rflags = 0x3202;
-	fill_segment(&v->cs, 0, 0xfffff, 0x23, 11, 1, 3, 1);
-	fill_segment(&v->ds, 0, 0xfffff, 0x1b, 3, 1, 3, 0);
-	v->ds.db = 1;
-	v->es = v->ds;
-	v->fs = v->ds;
-	v->fs.base = 0x7fff0000;
-	v->gs = v->ds;
-	v->gs.base = 0x123456789abcull;
-	v->ss = v->ds;
-	fill_segment(&v->tr, 0x1800, 0x88, 0x28, 11, 0, 0, 0);
-	v->tr.g = 0;
-	v->ldt.unusable = 1;
-	v->gdt_base = 0x1000;
-	v->gdt_limit = 0x37;
-	v->idt_base = 0x2000;
-	v->idt_limit = 0xfff;
-	v->cr0 = 0x80050033;
-	v->cr2 = 0xdeadb000;
-	v->cr3 = 0x7000;
-	v->cr4 = 0x6a0;
-	v->cr8 = 5;
-	v->efer = 0xd01;
-	v->apic_base = 0xfee00900;
-	for (int i = 0; i < 4096; i++)
-		v->xsave[i] = (uint8_t)(i * 7 + 3);
-	v->nmsrs = 3;
-	v->msrs[0].index = 0xc0000100;
-	v->msrs[0].value = 0x7fff0000;
-	v->msrs[1].index = 0xc0000102;
-	v->msrs[1].value = 0xffff800000000000ull;
-	v->msrs[2].index = 0x10;
-	v->msrs[2].value = 0x123456789ull;
-	v->msrs[5].index = 0xdead; /* past nmsrs: must not be written */
+	v->rflags = 0x0202 & MOTE_RFLAGS_GUEST;
+	v->fs_base = 0x7fff0000;
+	v->gs_base = 0x123456789abcull;
+	for (int i = 0; i < 512; i++)
+		v->fxsave[i] = (uint8_t)(i * 7 + 3);
+	v->fxsave[24] = 0x80; /* MXCSR 0x1f80 */
+	v->fxsave[25] = 0x1f;
+	v->fxsave[26] = v->fxsave[27] = 0;
 
 	fx->host[0] = (struct mote_sig){.name = "log_line", .ret = MOTE_VOID, .nargs = 1,
 					.args = {MOTE_STRING}};
@@ -402,14 +370,6 @@ static bool same_sig(const struct mote_sig *a, const struct mote_sig *b)
 	return true;
 }
 
-static bool same_segment(const struct mote_segment *a, const struct mote_segment *b)
-{
-	return a->base == b->base && a->limit == b->limit && a->selector == b->selector &&
-	       a->type == b->type && a->present == b->present && a->dpl == b->dpl &&
-	       a->db == b->db && a->s == b->s && a->l == b->l && a->g == b->g &&
-	       a->avl == b->avl && a->unusable == b->unusable;
-}
-
 static void check_meta(const struct mote_snap_meta *got, const struct mote_snap_meta *want)
 {
 	CHECK_EQ_INT(got->abi_version, want->abi_version);
@@ -417,32 +377,14 @@ static void check_meta(const struct mote_snap_meta *got, const struct mote_snap_
 	CHECK(!memcmp(got->cpu_vendor, want->cpu_vendor, 16));
 	CHECK(!memcmp(&got->layout, &want->layout, sizeof(got->layout)));
 	CHECK_EQ_U64(got->image_size, want->image_size);
-	const struct mote_vcpu_state *a = &got->vcpu, *b = &want->vcpu;
+	const struct mote_cpu_state *a = &got->cpu, *b = &want->cpu;
 	CHECK(!memcmp(a->gpr, b->gpr, sizeof(a->gpr)));
 	CHECK_EQ_U64(a->rip, b->rip);
 	CHECK_EQ_U64(a->rflags, b->rflags);
-	CHECK(same_segment(&a->cs, &b->cs) && same_segment(&a->ds, &b->ds));
-	CHECK(same_segment(&a->es, &b->es) && same_segment(&a->fs, &b->fs));
-	CHECK(same_segment(&a->gs, &b->gs) && same_segment(&a->ss, &b->ss));
-	CHECK(same_segment(&a->tr, &b->tr) && same_segment(&a->ldt, &b->ldt));
-	CHECK_EQ_U64(a->gdt_base, b->gdt_base);
-	CHECK_EQ_U64(a->idt_base, b->idt_base);
-	CHECK_EQ_INT(a->gdt_limit, b->gdt_limit);
-	CHECK_EQ_INT(a->idt_limit, b->idt_limit);
-	CHECK_EQ_U64(a->cr0, b->cr0);
-	CHECK_EQ_U64(a->cr2, b->cr2);
-	CHECK_EQ_U64(a->cr3, b->cr3);
-	CHECK_EQ_U64(a->cr4, b->cr4);
-	CHECK_EQ_U64(a->cr8, b->cr8);
-	CHECK_EQ_U64(a->efer, b->efer);
-	CHECK_EQ_U64(a->apic_base, b->apic_base);
-	CHECK(!memcmp(a->xsave, b->xsave, sizeof(a->xsave)));
-	CHECK_EQ_INT(a->nmsrs, b->nmsrs);
-	for (unsigned i = 0; i < 8; i++) {
-		bool used = i < b->nmsrs;
-		CHECK_EQ_U64(a->msrs[i].index, used ? b->msrs[i].index : 0);
-		CHECK_EQ_U64(a->msrs[i].value, used ? b->msrs[i].value : 0);
-	}
+	CHECK_EQ_U64(a->fs_base, b->fs_base);
+	CHECK_EQ_U64(a->gs_base, b->gs_base);
+	CHECK(!memcmp(a->fxsave, b->fxsave, sizeof(a->fxsave)));
+	CHECK_EQ_INT(got->saved_by, want->saved_by);
 	CHECK_EQ_INT(got->nhost_fns, want->nhost_fns);
 	CHECK_EQ_INT(got->nguest_fns, want->nguest_fns);
 	for (size_t i = 0; i < got->nhost_fns && i < want->nhost_fns; i++)
@@ -539,7 +481,7 @@ TEST(roundtrip_all_modes)
 		CHECK(f.fd >= 0);
 		CHECK_EQ_INT(f.format_version, MOTE_SNAP_FORMAT_VERSION);
 		CHECK_EQ_INT(f.arch, MOTE_SNAP_ARCH_X86_64);
-		CHECK_EQ_INT(f.hypervisor, MOTE_SNAP_HYPERVISOR_KVM);
+		CHECK_EQ_INT(f.hypervisor, MOTE_SNAP_BACKEND_KVM);
 		CHECK_EQ_U64(f.blob_offset % PAGE, 0);
 		CHECK_EQ_U64(f.blob_size, 35 * PAGE);
 		CHECK_EQ_U64(f.chunk_size, 2ull << 20);
@@ -696,14 +638,15 @@ TEST(header_fields)
 	expect_bad_at(__LINE__, H_MAGIC, "MOTESNAQ", 8, REHASH_ALL, -MOTE_EBADSNAP,
 		      "bad magic (not a mote snapshot)");
 	expect_bad_at(__LINE__, H_MAGIC, "\0\0\0\0", 4, REHASH_NONE, -MOTE_EBADSNAP, "bad magic");
-	BAD32(H_FORMAT, 9, "format version 9, this reader supports 1");
-	BAD32(H_FORMAT, 0, "format version 0, this reader supports 1");
+	BAD32(H_FORMAT, 9, "format version 9, this reader supports 2");
+	BAD32(H_FORMAT, 0, "format version 0, this reader supports 2");
 	BAD32(H_HDRSIZE, 256, "header size 256, expected 512");
 	BAD32(H_ABI, 1, "snapshot ABI version 1, host ABI 2 (take the snapshot again");
 	BAD32(H_ABI, 0xffffffff, "snapshot ABI version 4294967295");
 	BAD32(H_ARCH, 7, "arch 7 is not x86-64");
 	BAD32(H_ARCH, 0, "arch 0 is not x86-64");
-	BAD32(H_HYPERVISOR, 3, "hypervisor 3 is not KVM");
+	BAD32(H_HYPERVISOR, 3, "saved by backend 3, not KVM (1) or process (2)");
+	BAD32(H_FORMAT, 1, "format version 1, this reader supports 2: the file predates");
 	BAD32(H_FLAGS, 1, "unknown flags 0x1");
 	BAD32(H_FLAGS, 0x80000000u, "unknown flags 0x80000000");
 	expect_bad_at(__LINE__, H_VENDOR, "AAAAAAAAAAAAAAAA", 16, REHASH_ALL, -MOTE_EBADSNAP,
@@ -840,27 +783,21 @@ TEST(layout_fields)
 #undef LF
 }
 
-TEST(vcpu_fields)
+TEST(cpu_fields)
 {
 	const size_t V = (size_t)sec_off(S_VCPU);
-	const size_t SEG = V + 144, CS = SEG, SS = SEG + 5 * 24;
 	BAD64(V + 128, MEM_SIZE, "entry/rip 0x400000 outside guest memory (mem_size 0x400000)");
 	BAD64(V + 128, UINT64_MAX, "entry/rip 0xffffffffffffffff outside guest memory");
-	BAD8(CS + 14, 16, "vcpu: cs.type 16 exceeds 15");
-	BAD8(CS + 15, 2, "vcpu: cs.present 2 exceeds 1");
-	BAD8(CS + 16, 4, "vcpu: cs.dpl 4 exceeds 3");
-	BAD8(SS + 17, 2, "vcpu: ss.db 2 exceeds 1");
-	BAD8(SS + 22, 9, "vcpu: ss.unusable 9 exceeds 1");
-	BAD8(SEG + 7 * 24 + 23, 1, "vcpu: ldt.reserved 1 exceeds 0");
-	BAD32(V + 356, 1, "vcpu: reserved bytes are not zero");
-	BAD32(V + 416, 9, "vcpu: nmsrs 9 exceeds 8");
-	BAD32(V + 416, 0xffffffff, "vcpu: nmsrs 4294967295 exceeds 8");
-	BAD32(V + 416, 2, "vcpu: MSR slot 2 has non-zero unused bytes");
-	BAD32(V + 424 + 5 * 16, 0xdead, "vcpu: MSR slot 5 has non-zero unused bytes");
-	BAD32(V + 424 + 4, 1, "vcpu: MSR slot 0 has non-zero unused bytes");
-	BAD32(V + 420, 1, "vcpu: reserved bytes are not zero");
-	/* XSAVE bytes are opaque: any value parses. */
-	expect_bad_at(__LINE__, V + 552 + 100, "\x42", 1, REHASH_ALL, 0, "");
+	/* IOPL, IF and friends are the backend's, not the file's. */
+	BAD64(V + 136, 0x3202, "cpu: rflags 0x3202 has bits a backend sets");
+	BAD64(V + 136, 0x2, "cpu: rflags 0x2 has bits a backend sets");
+	BAD64(V + 144, 0x800000000000ull, "cpu: fs base 0x800000000000 or gs base");
+	BAD64(V + 152, 0xffff800000000000ull, "gs base 0xffff800000000000 is not a user address");
+	BAD32(V + 160, 1, "cpu: reserved bytes are not zero");
+	BAD32(V + 188, 1, "cpu: reserved bytes are not zero");
+	BAD32(V + 192 + 24, 0x10000, "cpu: MXCSR 0x10000 sets reserved bits");
+	/* The rest of the FXSAVE area is opaque: any value parses. */
+	expect_bad_at(__LINE__, V + 192 + 100, "\x42", 1, REHASH_ALL, 0, "");
 }
 
 TEST(function_fields)
@@ -1424,7 +1361,7 @@ TEST(failed_saves_leave_old_file)
 
 	/* Invalid metadata: EINVAL before anything is created. */
 	struct mote_snap_meta m = fx.meta;
-	m.vcpu.rip = MEM_SIZE;
+	m.cpu.rip = MEM_SIZE;
 	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),
 		     -MOTE_EINVAL);
 	CHECK_CONTAINS(err, "invalid snapshot metadata: entry/rip 0x400000 outside guest memory");
@@ -1439,9 +1376,15 @@ TEST(failed_saves_leave_old_file)
 		     -MOTE_EINVAL);
 	CHECK_CONTAINS(err, "snapshot ABI version 1, host ABI 2");
 	m = fx.meta;
-	m.vcpu.nmsrs = 9;
+	m.cpu.rflags = 0x3000;
 	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),
 		     -MOTE_EINVAL);
+	CHECK_CONTAINS(err, "cpu: rflags 0x3000 has bits a backend sets");
+	m = fx.meta;
+	m.saved_by = 7;
+	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),
+		     -MOTE_EINVAL);
+	CHECK_CONTAINS(err, "saved by backend 7, not KVM (1) or process (2)");
 	struct mote_sig dup[3];
 	memcpy(dup, fx.guest, sizeof(dup));
 	dup[2].name = "add";

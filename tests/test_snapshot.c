@@ -74,7 +74,7 @@ static int64_t call_i(mote_sandbox *sb, const char *fn, uint32_t a, uint32_t b, 
 struct image {
 	uint8_t *mem;
 	uint64_t size;
-	struct mote_vcpu_state regs;
+	struct mote_cpu_state regs;
 };
 
 static int capture(mote_sandbox *sb, struct image *img)
@@ -86,7 +86,7 @@ static int capture(mote_sandbox *sb, struct image *img)
 		return -1;
 	memcpy(img->mem, mem, size);
 	img->size = size;
-	if (mote_sandbox_settle(sb) || mote_vm_get_state(&sb->vm, &img->regs))
+	if (mote_sandbox_settle(sb) || sb->be->get_state(sb, &img->regs))
 		return -1;
 	return 0;
 }
@@ -108,21 +108,18 @@ static void check_same(const struct image *a, const struct image *b)
 	}
 	if (diffs)
 		TEST_FAILF("%zu pages differ, first at 0x%zx", diffs, first);
-	const struct mote_vcpu_state *x = &a->regs, *y = &b->regs;
+	const struct mote_cpu_state *x = &a->regs, *y = &b->regs;
 	if (memcmp(x->gpr, y->gpr, sizeof(x->gpr)))
 		TEST_FAILF("general registers differ");
 	if (x->rip != y->rip || x->rflags != y->rflags)
 		TEST_FAILF("rip/rflags differ: 0x%llx/0x%llx vs 0x%llx/0x%llx",
 			   (unsigned long long)x->rip, (unsigned long long)x->rflags,
 			   (unsigned long long)y->rip, (unsigned long long)y->rflags);
-	if (memcmp(&x->cs, &y->cs, sizeof(x->cs)) || memcmp(&x->ss, &y->ss, sizeof(x->ss)) ||
-	    memcmp(&x->ds, &y->ds, sizeof(x->ds)) || x->cr0 != y->cr0 || x->cr3 != y->cr3 ||
-	    x->cr4 != y->cr4 || x->efer != y->efer)
-		TEST_FAILF("segment or control registers differ");
-	/* The legacy x87/SSE region of the XSAVE area: control words, MXCSR
-	 * and the xmm registers. */
-	if (memcmp(x->xsave, y->xsave, 2) || memcmp(x->xsave + 24, y->xsave + 24, 4) ||
-	    memcmp(x->xsave + 160, y->xsave + 160, 256))
+	if (x->fs_base != y->fs_base || x->gs_base != y->gs_base)
+		TEST_FAILF("fs/gs base differ");
+	/* The FXSAVE area: control words, MXCSR and the xmm registers. */
+	if (memcmp(x->fxsave, y->fxsave, 2) || memcmp(x->fxsave + 24, y->fxsave + 24, 4) ||
+	    memcmp(x->fxsave + 160, y->fxsave + 160, 256))
 		TEST_FAILF("FPU/SSE state differs");
 }
 
@@ -430,7 +427,7 @@ TEST(file_info_without_loading)
 	REQUIRE(mote_snapshot_save(snap, path) == 0);
 	mote_snapshot_info info;
 	REQUIRE(mote_snapshot_info_read(path, &info) == 0);
-	CHECK_EQ_INT(info.format_version, 1);
+	CHECK_EQ_INT(info.format_version, 2);
 	CHECK_EQ_INT(info.abi_version, MOTE_ABI_VERSION);
 	CHECK_EQ_STR(info.arch, "x86_64");
 	CHECK_EQ_STR(info.hypervisor, "kvm");

@@ -11,10 +11,10 @@
 #include <time.h>
 
 #include "common/abi.h"
-#include "host/kvm.h"
+#include "host/backend.h"
 #include "mote.h"
 
-/* Kicks a vCPU out of KVM_RUN; see mote.h. */
+/* Interrupts a running guest (kicks a vCPU out of KVM_RUN); see mote.h. */
 #define MOTE_INTERRUPT_SIGNAL (SIGRTMIN + 4)
 
 /* ---- Allocation through the replaceable allocator ---- */
@@ -67,6 +67,10 @@ struct mote_config {
 void mote_config_defaults(struct mote_config *cfg);
 
 /* ---- Guest memory layout ---- */
+/* The TSS's limit: 104 bytes + the I/O bitmap for ports 0-255 + its
+ * terminator byte (layout.c writes it, the KVM backend loads it). */
+#define MOTE_TSS_LIMIT (0x68 + 32)
+
 struct mote_layout {
 	uint64_t mem_size;
 	uint64_t image_end;
@@ -89,16 +93,24 @@ int mote_layout_compute(const struct mote_config *cfg, uint64_t image_end,
 int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 			     const struct mote_elf_image *img, uint64_t *system_end, char *err,
 			     size_t errlen);
-/* Initial vCPU state: long mode, CPL 3 at `entry`. */
+/* The CPU state the guest starts in: at `entry`, rsp at the top of the
+ * stack, rdi pointing at the boot info. */
 void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
-			       struct mote_vcpu_state *st);
+			       struct mote_cpu_state *st);
+/* The leaf entry mapping `va` in the page tables written by
+ * mote_layout_write_system (0 if none); `mem` is guest memory. */
+uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va);
+#define MOTE_PTE_PRESENT 0x1ull
+#define MOTE_PTE_WRITE 0x2ull
+#define MOTE_PTE_USER 0x4ull
+#define MOTE_PTE_NX (1ull << 63)
 
 /* A host file mapped into the guest's mapping window. */
 struct mote_file_map {
 	char *path;
 	uint64_t offset, size, gpa;
 	unsigned flags; /* MOTE_MAP_* */
-	int slot;       /* KVM slot, -1 when not established */
+	int slot;       /* the backend's handle, -1 when not established */
 	void *hva;
 	uint64_t dev, ino;
 	/* Absorbed into a snapshot file: map the content from src_fd at
@@ -109,8 +121,9 @@ struct mote_file_map {
 
 /* ---- Sandboxes ---- */
 struct mote_sandbox {
-	struct mote_vm vm;
-	uint8_t *mem; /* host view of guest physical memory */
+	const struct mote_backend_ops *be;
+	void *be_data; /* the backend's own state */
+	uint8_t *mem;  /* host view of guest physical memory */
 	uint64_t mem_size;
 	struct mote_layout layout;
 	struct mote_config cfg;
@@ -151,9 +164,8 @@ struct mote_sandbox {
 	struct mote_snapshot *base; /* what restore returns to cheaply */
 	uint64_t *touched;          /* pages that may differ from zero */
 	uint64_t *dirty;            /* pages written since `base` was set */
-	uint64_t *dirty_log;        /* scratch for KVM_GET_DIRTY_LOG */
+	uint64_t *dirty_log;        /* scratch for the backend's dirty pages */
 	size_t bitmap_words;
-	bool io_pending; /* the last exit was an OUT KVM has not completed */
 
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
 	size_t nmaps;
@@ -164,11 +176,6 @@ struct mote_sandbox {
 	uint8_t *wasm_stdin; /* WASI standard input (mote_wasm_set_stdin) */
 	size_t wasm_stdin_len, wasm_stdin_pos;
 	struct mote_wasi_fs *wasi_fs; /* preopened directories, open files (wasi_fs.c) */
-
-	/* Guest memory past core_end joins the VM in chunks on first access. */
-	uint64_t core_end, chunk_size;
-	uint8_t *chunk_mapped;
-	size_t nchunks;
 };
 
 static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t count)
@@ -212,11 +219,10 @@ void mote_sandbox_advise_heap(struct mote_sandbox *sb);
 struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 					const mote_host_functions *host_functions, int *rc);
 int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb);
-/* Create the VM with guest memory [0, core_end) (rounded up to 2 MiB); the
- * rest is added lazily. */
-int mote_sandbox_create_vm(struct mote_sandbox *sb, uint64_t core_end);
-/* Complete an OUT the guest is parked on, without running guest code, so
- * the vCPU state is consistent (snapshot, restore). */
+/* Hand the prepared memory to the backend; [0, core_end) is what the guest
+ * will certainly touch. */
+int mote_sandbox_create_guest(struct mote_sandbox *sb, uint64_t core_end);
+/* Complete an exit the guest is parked in (backend settle). */
 int mote_sandbox_settle(struct mote_sandbox *sb);
 void mote_snapshot_release(struct mote_snapshot *snap);
 

@@ -6,9 +6,6 @@
 #include "host/elf.h"
 #include "host/internal.h"
 
-/* 104-byte TSS + 32-byte I/O bitmap (ports 0-255) + terminator byte. */
-#define MOTE_TSS_LIMIT (0x68 + 32)
-
 #define PTE_P 0x1ull
 #define PTE_RW 0x2ull
 #define PTE_US 0x4ull
@@ -258,33 +255,30 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 	return 0;
 }
 
-static struct mote_segment user_data_segment(void)
-{
-	return (struct mote_segment){.selector = MOTE_SEL_UDATA, .limit = 0xffffffff, .type = 3,
-				     .present = 1, .dpl = 3, .db = 1, .s = 1, .g = 1};
-}
-
 void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
-			       struct mote_vcpu_state *st)
+			       struct mote_cpu_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->rip = entry;
-	st->rflags = 0x2 | 0x3000; /* IOPL 3: the guest exits with OUT at CPL 3 */
 	st->gpr[4] = lay->stack_base + lay->stack_size; /* rsp */
 	st->gpr[7] = MOTE_BOOTINFO_ADDR;                /* rdi: first argument */
-	st->cs = (struct mote_segment){.selector = MOTE_SEL_UCODE, .limit = 0xffffffff, .type = 11,
-				       .present = 1, .dpl = 3, .s = 1, .l = 1, .g = 1};
-	st->ds = st->es = st->fs = st->gs = st->ss = user_data_segment();
-	st->tr = (struct mote_segment){.selector = MOTE_SEL_TSS, .base = MOTE_GDT_ADDR + MOTE_TSS_OFFSET,
-				       .limit = MOTE_TSS_LIMIT, .type = 11, .present = 1};
-	st->ldt = (struct mote_segment){.unusable = 1, .type = 2, .present = 1};
-	st->gdt_base = MOTE_GDT_ADDR;
-	st->gdt_limit = (uint16_t)((MOTE_SEL_TSS >> 3) * 8 + 16 - 1);
-	st->idt_base = MOTE_IDT_ADDR;
-	st->idt_limit = 32 * 16 - 1;
-	st->cr0 = 0x80050033; /* PG WP NE ET MP PE */
-	st->cr3 = MOTE_PGTABLE_ADDR;
-	st->cr4 = 0x620;      /* OSXMMEXCPT OSFXSR PAE */
-	st->efer = 0xd00;     /* NXE LMA LME */
-	/* xsave left zero: a new vCPU's FPU is already in its reset state. */
+	/* fxsave left zero: the CPU's reset state. */
+}
+
+uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va)
+{
+	uint64_t table = MOTE_PGTABLE_ADDR;
+	for (int level = 3; level >= 0; level--) {
+		unsigned idx = (unsigned)(va >> (12 + 9 * level)) & 511;
+		uint64_t at = table + idx * 8ull, e;
+		if (at + 8 > mem_size)
+			return 0;
+		memcpy(&e, mem + at, 8);
+		if (!(e & PTE_P))
+			return 0;
+		if (level == 0 || (level <= 2 && (e & PTE_PS))) /* 4 KiB, or a 2 MiB/1 GiB page */
+			return e;
+		table = e & PTE_ADDR;
+	}
+	return 0;
 }

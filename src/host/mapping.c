@@ -2,10 +2,10 @@
  *
  * Mappings live in a guest-physical window above RAM (MOTE_MAP_BASE ..
  * MOTE_MAP_LIMIT) that the host's page tables cover with 2 MiB pages from the
- * start, so mapping a file never edits guest page tables: it only adds a
- * KVM memory slot. A read-only mapping is a read-only slot over a MAP_SHARED
- * mapping of the file (guest writes exit and are reported as access
- * violations); a copy-on-write one is a writable slot over a MAP_PRIVATE
+ * start, so mapping a file never edits guest page tables: the backend only
+ * backs part of the window (a KVM memory slot). A read-only mapping is a
+ * MAP_SHARED mapping of the file that the guest may only read (writes are
+ * reported as access violations); a copy-on-write one is a MAP_PRIVATE
  * mapping, so guest writes stay private to the sandbox. The guest reads the
  * list of mappings from a table in its boot-info page. */
 #include <errno.h>
@@ -92,16 +92,13 @@ static int attach(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
 	if (hva == MAP_FAILED)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %s: %s", m->path,
 					 strerror(errno));
-	int slot = mote_vm_map(&sb->vm, m->gpa, m->size, hva, !cow, false, sb->err,
-			       sizeof(sb->err));
-	if (slot < 0) {
-		munmap(hva, m->size);
-		return mote_sandbox_fail(sb, slot, "cannot map %s into the guest: %s", m->path,
-					 sb->err);
-	}
 	m->hva = hva;
-	m->slot = slot;
-	return 0;
+	int rc = sb->be->map(sb, m);
+	if (rc) {
+		munmap(hva, m->size);
+		m->hva = NULL;
+	}
+	return rc;
 }
 
 static int establish(struct mote_sandbox *sb, struct mote_file_map *m)
@@ -124,7 +121,7 @@ static int establish(struct mote_sandbox *sb, struct mote_file_map *m)
 static void teardown(struct mote_sandbox *sb, struct mote_file_map *m)
 {
 	if (m->slot >= 0)
-		mote_vm_unmap(&sb->vm, m->slot);
+		sb->be->unmap(sb, m);
 	if (m->hva)
 		munmap(m->hva, m->size);
 	m->slot = -1;

@@ -52,17 +52,17 @@ int mote_sandbox_fail(struct mote_sandbox *sb, int code, const char *fmt, ...)
 /* Fail and poison: the guest's state can no longer be trusted. */
 #define POISON(sb, code, ...) (((sb)->poisoned = true), mote_sandbox_fail(sb, code, __VA_ARGS__))
 
-/* ---- Interruption: a signal kicks the vCPU out of KVM_RUN ---- */
-static __thread struct mote_vm *thread_vm;
+/* ---- Interruption: a signal kicks the running guest ---- */
+static __thread struct mote_sandbox *thread_sb;
 static pthread_once_t signal_once = PTHREAD_ONCE_INIT;
 static int interrupt_signal;
 
 static void on_interrupt_signal(int sig)
 {
 	(void)sig;
-	struct mote_vm *vm = thread_vm;
-	if (vm)
-		mote_vm_kick(vm);
+	struct mote_sandbox *sb = thread_sb;
+	if (sb)
+		sb->be->kick(sb);
 }
 
 static void install_signal_handler(void)
@@ -71,7 +71,7 @@ static void install_signal_handler(void)
 	struct sigaction old;
 	if (sigaction(interrupt_signal, NULL, &old) == 0 && old.sa_handler != SIG_DFL &&
 	    old.sa_handler != SIG_IGN)
-		return; /* the application handles it; its handler still interrupts KVM_RUN */
+		return; /* the application handles it; its handler still interrupts the run */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_interrupt_signal;
@@ -131,9 +131,9 @@ static int begin_run(struct mote_sandbox *sb, uint64_t *deadline)
 	sb->running = true;
 	sb->run_thread = pthread_self();
 	__atomic_store_n(&sb->cancel, 0, __ATOMIC_SEQ_CST);
-	mote_vm_clear_kick(&sb->vm);
+	sb->be->clear_kick(sb);
 	pthread_mutex_unlock(&sb->run_lock);
-	thread_vm = &sb->vm;
+	thread_sb = sb;
 	*deadline = sb->cfg.timeout_us ? now_us() + sb->cfg.timeout_us : 0;
 	return arm_timeout(sb);
 }
@@ -144,7 +144,7 @@ static void end_run(struct mote_sandbox *sb)
 	pthread_mutex_lock(&sb->run_lock);
 	sb->running = false;
 	pthread_mutex_unlock(&sb->run_lock);
-	thread_vm = NULL;
+	thread_sb = NULL;
 }
 
 int mote_sandbox_interrupt(mote_sandbox *sb)
@@ -156,7 +156,7 @@ int mote_sandbox_interrupt(mote_sandbox *sb)
 		/* Order matters: cancel before the kick, so a runner that clears
 		 * a kick always sees the cancel when it re-checks. */
 		__atomic_store_n(&sb->cancel, 1, __ATOMIC_SEQ_CST);
-		mote_vm_kick(&sb->vm);
+		sb->be->kick(sb);
 		pthread_kill(sb->run_thread, interrupt_signal);
 	}
 	pthread_mutex_unlock(&sb->run_lock);
@@ -426,67 +426,9 @@ static int handle_hostcall(struct mote_sandbox *sb)
 	return rc;
 }
 
-/* ---- Lazily added guest memory ---- */
-/* KVM's per-slot metadata (rmap arrays under shadow paging) costs time in
- * proportion to the slot's size, so one slot for a 1 GiB heap would make
- * such a sandbox start ~0.5 ms slower than a 128 KiB one. The VM therefore
- * starts with [0, core_end) and the rest joins in chunks when the guest
- * first touches it: that access exits as MMIO, the host adds the chunk's
- * slot and completes the access itself. */
-int mote_sandbox_create_vm(struct mote_sandbox *sb, uint64_t core_end)
+int mote_sandbox_create_guest(struct mote_sandbox *sb, uint64_t core_end)
 {
-	core_end = (core_end + MOTE_LARGE_PAGE_SIZE - 1) & ~(MOTE_LARGE_PAGE_SIZE - 1);
-	if (core_end > sb->mem_size)
-		core_end = sb->mem_size;
-	sb->core_end = core_end;
-	uint64_t lazy = sb->mem_size - core_end;
-	uint64_t chunk = 32ull << 20;
-	if (lazy / chunk > 200) /* bound the number of slots */
-		chunk = (lazy / 200 + MOTE_LARGE_PAGE_SIZE - 1) & ~(MOTE_LARGE_PAGE_SIZE - 1);
-	sb->chunk_size = chunk;
-	sb->nchunks = (size_t)((lazy + chunk - 1) / chunk);
-	if (sb->nchunks) {
-		sb->chunk_mapped = mote_calloc(sb->nchunks, 1);
-		if (!sb->chunk_mapped)
-			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-	}
-	return mote_vm_create(&sb->vm, sb->mem, core_end, true, true, sb->err, sizeof(sb->err));
-}
-
-static int map_chunk(struct mote_sandbox *sb, uint64_t gpa)
-{
-	size_t i = (size_t)((gpa - sb->core_end) / sb->chunk_size);
-	if (sb->chunk_mapped[i])
-		return 0;
-	uint64_t start = sb->core_end + i * sb->chunk_size;
-	uint64_t size = sb->mem_size - start < sb->chunk_size ? sb->mem_size - start : sb->chunk_size;
-	int slot = mote_vm_map(&sb->vm, start, size, sb->mem + start, false, true, sb->err,
-			       sizeof(sb->err));
-	if (slot < 0)
-		return POISON(sb, slot, "cannot add guest memory: %s", sb->err);
-	sb->chunk_mapped[i] = 1;
-	return 0;
-}
-
-/* 1: a first touch of lazily added memory, now mapped and completed;
- * 0: not ours (a real fault); < 0: error. */
-static int lazy_memory_access(struct mote_sandbox *sb, const struct mote_exit *ex)
-{
-	uint64_t addr = ex->value, len = ex->mmio_len;
-	if (addr < sb->core_end || addr >= sb->mem_size || !len || len > sb->mem_size - addr)
-		return 0;
-	int rc = map_chunk(sb, addr);
-	if (!rc && (addr + len - 1) / sb->chunk_size != addr / sb->chunk_size)
-		rc = map_chunk(sb, addr + len - 1);
-	if (rc)
-		return rc;
-	if (ex->mmio_write) {
-		memcpy(sb->mem + addr, ex->mmio_data, len);
-		mote_sandbox_mark_written(sb, addr, len);
-	} else {
-		memcpy(ex->mmio_data, sb->mem + addr, len);
-	}
-	return 1;
+	return sb->be->create(sb, core_end);
 }
 
 /* ---- Faults ---- */
@@ -513,61 +455,38 @@ static const char *const exception_names[32] = {
 	[21] = "#CP (control protection)",
 };
 
-/* The leaf entry mapping `va` in the host-built page tables (0 if none). */
-static uint64_t leaf_pte(const struct mote_sandbox *sb, uint64_t va)
+static int report_exception(struct mote_sandbox *sb, const struct mote_event *ev)
 {
-	uint64_t table = MOTE_PGTABLE_ADDR;
-	for (int level = 3; level >= 0; level--) {
-		unsigned idx = (unsigned)(va >> (12 + 9 * level)) & 511;
-		const uint64_t *e = mote_guest_ptr(sb, table + idx * 8ull, 8);
-		if (!e || !(*e & 1))
-			return 0;
-		if (level == 0 || (level <= 2 && (*e & 0x80))) /* 4 KiB, or a 2 MiB/1 GiB page */
-			return *e;
-		table = *e & 0x000ffffffffff000ull;
-	}
-	return 0;
-}
-
-static int report_exception(struct mote_sandbox *sb, unsigned vector)
-{
-	/* The stub left the CPU's frame at the top of the IST stack:
-	 * error code, rip, cs, rflags, rsp, ss. */
-	const uint64_t *f = mote_guest_ptr(sb, MOTE_KSTACK_TOP - 48, 48);
-	uint64_t error = f[0], rip = f[1], rsp = f[4];
-	struct mote_fault_regs regs;
-	uint64_t cr2 = mote_vm_fault_regs(&sb->vm, &regs) == 0 ? regs.cr2 : 0;
+	unsigned vector = ev->vector < 32 ? ev->vector : 31;
 	const char *name = exception_names[vector] ? exception_names[vector] : "reserved";
+	unsigned long long rip = ev->rip, error = ev->error_code, addr = ev->addr;
 
 	if (vector == 14) {
 		const struct mote_layout *l = &sb->layout;
-		if (cr2 >= l->stack_base - MOTE_PAGE_SIZE && cr2 < l->stack_base)
+		if (addr >= l->stack_base - MOTE_PAGE_SIZE && addr < l->stack_base)
 			return POISON(sb, -MOTE_EFAULT,
 				      "stack overflow: access to guard page at 0x%llx (rip 0x%llx, "
 				      "rsp 0x%llx)",
-				      (unsigned long long)cr2, (unsigned long long)rip,
-				      (unsigned long long)rsp);
+				      addr, rip, (unsigned long long)ev->rsp);
 		const char *access = (error & 0x10) ? "execute" : (error & 2) ? "write" : "read";
 		/* The error code does not say which permission failed: a CPL 3
 		 * write to a writable supervisor page sets the same bits as one
 		 * to a read-only user page. The page's own flags do. */
-		uint64_t pte = leaf_pte(sb, cr2);
-		const char *cause = !(error & 1)              ? "page not mapped"
-				    : (error & 4) && !(pte & 4) ? "page is not user-accessible"
-				    : (error & 0x10)            ? "page not executable"
-				    : (error & 2)               ? "page is read-only"
-								: "protection violation";
+		uint64_t pte = mote_layout_leaf_pte(sb->mem, sb->mem_size, addr);
+		const char *cause = !(error & 1)                           ? "page not mapped"
+				    : (error & 4) && !(pte & MOTE_PTE_USER) ? "page is not user-accessible"
+				    : (error & 0x10)                         ? "page not executable"
+				    : (error & 2)                            ? "page is read-only"
+									     : "protection violation";
 		return POISON(sb, -MOTE_EFAULT,
-			      "memory access violation: %s at 0x%llx (%s; rip 0x%llx)", access,
-			      (unsigned long long)cr2, cause, (unsigned long long)rip);
+			      "memory access violation: %s at 0x%llx (%s; rip 0x%llx)", access, addr,
+			      cause, rip);
 	}
-	bool has_error = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17;
-	if (has_error)
+	if (ev->has_error_code)
 		return POISON(sb, -MOTE_EEXCEPTION,
-			      "guest exception %s at rip 0x%llx (error code 0x%llx)", name,
-			      (unsigned long long)rip, (unsigned long long)error);
-	return POISON(sb, -MOTE_EEXCEPTION, "guest exception %s at rip 0x%llx", name,
-		      (unsigned long long)rip);
+			      "guest exception %s at rip 0x%llx (error code 0x%llx)", name, rip,
+			      error);
+	return POISON(sb, -MOTE_EEXCEPTION, "guest exception %s at rip 0x%llx", name, rip);
 }
 
 static int report_abort(struct mote_sandbox *sb)
@@ -582,15 +501,13 @@ static int report_abort(struct mote_sandbox *sb)
 		      (const char *)v.base + v.hdr->name_off);
 }
 
-/* A guest access KVM could not satisfy from memory. */
-static int report_mmio(struct mote_sandbox *sb, const struct mote_exit *ex)
+/* A guest access where no memory is. */
+static int report_no_memory(struct mote_sandbox *sb, const struct mote_event *ev)
 {
-	const char *access = ex->mmio_write ? "write" : "read";
-	unsigned long long addr = ex->value;
-	struct mote_fault_regs regs;
-	unsigned long long rip = mote_vm_fault_regs(&sb->vm, &regs) == 0 ? regs.rip : 0;
-	const struct mote_file_map *m = mote_mapping_at(sb, ex->value);
-	if (m && ex->mmio_write)
+	const char *access = ev->write ? "write" : "read";
+	unsigned long long addr = ev->addr, rip = ev->rip;
+	const struct mote_file_map *m = mote_mapping_at(sb, ev->addr);
+	if (m && ev->write)
 		return POISON(sb, -MOTE_EFAULT,
 			      "memory access violation: write at 0x%llx (read-only mapping of %s; "
 			      "rip 0x%llx)",
@@ -613,39 +530,35 @@ static int run_guest(struct mote_sandbox *sb)
 	if (rc)
 		return rc;
 	for (;;) {
-		struct mote_exit ex;
-		if (mote_vm_run(&sb->vm, &ex)) {
-			rc = POISON(sb, -MOTE_EKVM, "KVM_RUN failed: %s", strerror(errno));
+		struct mote_event ev;
+		rc = sb->be->run(sb, &ev);
+		if (rc) {
+			sb->poisoned = true;
 			break;
 		}
-		sb->io_pending = ex.kind == MOTE_EXIT_IO || ex.kind == MOTE_EXIT_MMIO;
 		drain_log(sb);
-		if (ex.kind == MOTE_EXIT_IO && !ex.io_in) {
-			if (ex.port == MOTE_PORT_DONE) {
+		if (ev.kind == MOTE_EVENT_EXIT) {
+			if (ev.port == MOTE_PORT_DONE) {
 				rc = 0;
 				break;
 			}
-			if (ex.port == MOTE_PORT_HOSTCALL) {
+			if (ev.port == MOTE_PORT_HOSTCALL) {
 				rc = handle_hostcall(sb);
 				if (rc && sb->poisoned)
 					break;
 				continue;
 			}
-			if (ex.port == MOTE_PORT_LOG)
+			if (ev.port == MOTE_PORT_LOG)
 				continue;
-			if (ex.port == MOTE_PORT_ABORT) {
+			if (ev.port == MOTE_PORT_ABORT) {
 				rc = report_abort(sb);
 				break;
 			}
-			if (ex.port >= MOTE_PORT_EXC_BASE && ex.port < MOTE_PORT_EXC_BASE + 32) {
-				rc = report_exception(sb, ex.port - MOTE_PORT_EXC_BASE);
-				break;
-			}
 			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: OUT to port 0x%x",
-				    ex.port);
+				    ev.port);
 			break;
 		}
-		if (ex.kind == MOTE_EXIT_INTR) {
+		if (ev.kind == MOTE_EVENT_INTERRUPTED) {
 			if (__atomic_load_n(&sb->cancel, __ATOMIC_SEQ_CST)) {
 				rc = POISON(sb, -MOTE_ECANCELLED, "call cancelled by interrupt");
 				break;
@@ -656,35 +569,23 @@ static int run_guest(struct mote_sandbox *sb)
 				break;
 			}
 			/* Spurious: clear, then re-check what an interrupter may have set. */
-			mote_vm_clear_kick(&sb->vm);
+			sb->be->clear_kick(sb);
 			if (__atomic_load_n(&sb->cancel, __ATOMIC_SEQ_CST))
-				mote_vm_kick(&sb->vm);
+				sb->be->kick(sb);
 			continue;
 		}
-		if (ex.kind == MOTE_EXIT_MMIO) {
-			rc = lazy_memory_access(sb, &ex);
-			if (rc == 1)
-				continue;
-			if (rc < 0)
-				break;
-		}
-		switch (ex.kind) {
-		case MOTE_EXIT_IO:
-			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: IN from port 0x%x",
-				    ex.port);
+		switch (ev.kind) {
+		case MOTE_EVENT_EXCEPTION:
+			rc = report_exception(sb, &ev);
 			break;
-		case MOTE_EXIT_SHUTDOWN:
+		case MOTE_EVENT_NO_MEMORY:
+			rc = report_no_memory(sb, &ev);
+			break;
+		case MOTE_EVENT_SHUTDOWN:
 			rc = POISON(sb, -MOTE_EEXCEPTION, "guest triple fault (CPU shutdown)");
 			break;
-		case MOTE_EXIT_MMIO:
-			rc = report_mmio(sb, &ex);
-			break;
-		case MOTE_EXIT_HLT:
-			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: HLT");
-			break;
 		default:
-			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: KVM exit reason %u",
-				    ex.reason);
+			rc = POISON(sb, -MOTE_EPROTOCOL, "unexpected exit: %s", ev.detail);
 			break;
 		}
 		break;
@@ -753,7 +654,7 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 		*rc = -MOTE_ENOMEM;
 		return NULL;
 	}
-	sb->vm.vm_fd = sb->vm.vcpu_fd = -1;
+	sb->be = &mote_kvm_backend;
 	pthread_mutex_init(&sb->run_lock, NULL);
 	if (config)
 		sb->cfg = *config;
@@ -785,29 +686,10 @@ int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb)
 
 int mote_sandbox_settle(struct mote_sandbox *sb)
 {
-	if (!sb->io_pending)
-		return 0;
-	/* KVM finishes a pending OUT or MMIO access on the next KVM_RUN even
-	 * with immediate_exit set; a split MMIO access may exit once more per
-	 * fragment (its data is discarded: the state is about to be replaced
-	 * or the guest is parked between calls). */
-	int rc = 0;
-	mote_vm_kick(&sb->vm);
-	for (int i = 0; i < 16; i++) {
-		struct mote_exit ex;
-		rc = mote_vm_run(&sb->vm, &ex);
-		if (rc || ex.kind == MOTE_EXIT_INTR)
-			break;
-		if (ex.kind != MOTE_EXIT_MMIO && ex.kind != MOTE_EXIT_IO) {
-			rc = -MOTE_EKVM;
-			break;
-		}
-	}
-	mote_vm_clear_kick(&sb->vm);
+	int rc = sb->be->settle(sb);
 	if (rc)
-		return POISON(sb, -MOTE_EKVM, "cannot complete the guest's pending exit");
-	sb->io_pending = false;
-	return 0;
+		sb->poisoned = true;
+	return rc;
 }
 
 /* Map the whole pages of a read-only segment straight from the guest file
@@ -912,19 +794,16 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		goto fail;
 	}
 	mote_sandbox_mark_written(sb, MOTE_GDT_ADDR, system_end - MOTE_GDT_ADDR);
-	/* Dirty logging from the start: restore copies back only written pages. */
-	rc = mote_sandbox_create_vm(sb, sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE);
+	rc = mote_sandbox_create_guest(sb, sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE);
 	if (rc) {
 		set_thread_error(sb->err);
 		goto fail;
 	}
-	struct mote_vcpu_state st;
+	struct mote_cpu_state st;
 	mote_layout_initial_state(&sb->layout, img.entry, &st);
-	if (mote_vm_set_state(&sb->vm, &st)) {
-		rc = mote_sandbox_fail(sb, -MOTE_EKVM, "cannot set the initial vCPU state: %s",
-				       strerror(errno));
+	rc = sb->be->set_state(sb, &st);
+	if (rc)
 		goto fail;
-	}
 	sb->hostresult_off = 0;
 	rc = run_guest(sb);
 	if (rc == 0)
@@ -987,7 +866,7 @@ void mote_sandbox_free(mote_sandbox *sb)
 	if (!sb)
 		return;
 	mote_mappings_clear(sb);
-	mote_vm_destroy(&sb->vm);
+	sb->be->destroy(sb);
 	if (sb->mem)
 		munmap(sb->mem, sb->mem_size);
 	if (sb->have_timer)
@@ -1002,7 +881,6 @@ void mote_sandbox_free(mote_sandbox *sb)
 	mote_free(sb->touched);
 	mote_free(sb->dirty);
 	mote_free(sb->dirty_log);
-	mote_free(sb->chunk_mapped);
 	mote_free(sb->wasm_stdin);
 	mote_wasi_fs_free(sb->wasi_fs);
 	mote_snapshot_release(sb->base);

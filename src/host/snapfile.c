@@ -100,37 +100,15 @@ struct disk_layout {
 	uint8_t image_size[8];
 };
 
-struct disk_segment {
-	uint8_t base[8];
-	uint8_t limit[4];
-	uint8_t selector[2];
-	uint8_t type, present, dpl, db, s, l, g, avl, unusable;
-	uint8_t reserved;
-};
-
-struct disk_msr {
-	uint8_t index[4];
-	uint8_t reserved[4];
-	uint8_t value[8];
-};
-
-#define NSEGS 8
-#define NMSRS 8
-struct disk_vcpu {
+/* The backend-neutral CPU state (struct mote_cpu_state). */
+struct disk_cpu {
 	uint8_t gpr[16][8];
 	uint8_t rip[8];
 	uint8_t rflags[8];
-	struct disk_segment segs[NSEGS]; /* cs ds es fs gs ss tr ldt */
-	uint8_t gdt_base[8];
-	uint8_t idt_base[8];
-	uint8_t gdt_limit[2];
-	uint8_t idt_limit[2];
-	uint8_t reserved0[4];
-	uint8_t cr0[8], cr2[8], cr3[8], cr4[8], cr8[8], efer[8], apic_base[8];
-	uint8_t nmsrs[4];
-	uint8_t reserved1[4];
-	struct disk_msr msrs[NMSRS];
-	uint8_t xsave[4096];
+	uint8_t fs_base[8];
+	uint8_t gs_base[8];
+	uint8_t reserved[32];
+	uint8_t fxsave[512];
 };
 
 /* Followed by name_len name bytes and zero padding to a multiple of 8. */
@@ -184,15 +162,10 @@ _Static_assert(offsetof(struct disk_header, sections) == 192, "header layout is 
 _Static_assert(offsetof(struct disk_header, reserved1) == 384, "header layout is format");
 _Static_assert(NSECTIONS == 8, "section table entries are format");
 _Static_assert(sizeof(struct disk_layout) == 104, "layout record size is format");
-_Static_assert(sizeof(struct disk_segment) == 24, "segment record size is format");
-_Static_assert(sizeof(struct disk_msr) == 16, "MSR record size is format");
-_Static_assert(offsetof(struct disk_vcpu, segs) == 144, "vcpu record layout is format");
-_Static_assert(offsetof(struct disk_vcpu, gdt_base) == 336, "vcpu record layout is format");
-_Static_assert(offsetof(struct disk_vcpu, cr0) == 360, "vcpu record layout is format");
-_Static_assert(offsetof(struct disk_vcpu, nmsrs) == 416, "vcpu record layout is format");
-_Static_assert(offsetof(struct disk_vcpu, msrs) == 424, "vcpu record layout is format");
-_Static_assert(offsetof(struct disk_vcpu, xsave) == 552, "vcpu record layout is format");
-_Static_assert(sizeof(struct disk_vcpu) == 4648, "vcpu record size is format");
+_Static_assert(offsetof(struct disk_cpu, rflags) == 136, "cpu record layout is format");
+_Static_assert(offsetof(struct disk_cpu, fs_base) == 144, "cpu record layout is format");
+_Static_assert(offsetof(struct disk_cpu, fxsave) == 192, "cpu record layout is format");
+_Static_assert(sizeof(struct disk_cpu) == 704, "cpu record size is format");
 _Static_assert(sizeof(struct disk_fn) == 24, "function record size is format");
 _Static_assert(sizeof(struct disk_region) == 24, "region record size is format");
 _Static_assert(sizeof(struct disk_parent) == 8, "parent record size is format");
@@ -202,18 +175,10 @@ _Static_assert(offsetof(struct disk_mapping, path_len) == 28, "mapping record la
 _Static_assert(offsetof(struct disk_mapping, sha256) == 32, "mapping record layout is format");
 _Static_assert(MOTE_MAX_MAPPINGS == 32, "mapping count limit is format");
 _Static_assert(MOTE_MAP_COPY_ON_WRITE == 1, "mapping flag bit is format");
-_Static_assert(sizeof(((struct mote_vcpu_state *)0)->xsave) == 4096, "xsave area size");
-_Static_assert(sizeof(((struct mote_vcpu_state *)0)->msrs) /
-			       sizeof(((struct mote_vcpu_state *)0)->msrs[0]) == NMSRS,
-	       "MSR slots");
+_Static_assert(sizeof(((struct mote_cpu_state *)0)->fxsave) == 512, "FXSAVE area size");
 _Static_assert(HDR_SIZE % 8 == 0 && PAGE % 8 == 0, "sections stay 8-byte aligned");
 
 /* ---- Little-endian fields ---- */
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -223,12 +188,6 @@ static uint32_t get32(const uint8_t *p)
 static uint64_t get64(const uint8_t *p)
 {
 	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -415,132 +374,51 @@ static void encode_layout(struct disk_layout *d, const struct mote_layout *l, ui
 	put64(d->image_size, image_size);
 }
 
-static const char *const seg_names[NSEGS] = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
-
-/* Segment i in on-disk order, read-only and writable views. */
-static const struct mote_segment *vcpu_seg_c(const struct mote_vcpu_state *v, unsigned i)
-{
-	const struct mote_segment *s[NSEGS] = {&v->cs, &v->ds, &v->es, &v->fs,
-					       &v->gs, &v->ss, &v->tr, &v->ldt};
-	return s[i];
-}
-
-static struct mote_segment *vcpu_seg(struct mote_vcpu_state *v, unsigned i)
-{
-	struct mote_segment *s[NSEGS] = {&v->cs, &v->ds, &v->es, &v->fs,
-					 &v->gs, &v->ss, &v->tr, &v->ldt};
-	return s[i];
-}
-
-static void encode_vcpu(struct disk_vcpu *d, const struct mote_vcpu_state *v)
+static void encode_cpu(struct disk_cpu *d, const struct mote_cpu_state *v)
 {
 	for (unsigned i = 0; i < 16; i++)
 		put64(d->gpr[i], v->gpr[i]);
 	put64(d->rip, v->rip);
 	put64(d->rflags, v->rflags);
-	for (unsigned i = 0; i < NSEGS; i++) {
-		const struct mote_segment *s = vcpu_seg_c(v, i);
-		struct disk_segment *ds = &d->segs[i];
-		put64(ds->base, s->base);
-		put32(ds->limit, s->limit);
-		put16(ds->selector, s->selector);
-		ds->type = s->type;
-		ds->present = s->present;
-		ds->dpl = s->dpl;
-		ds->db = s->db;
-		ds->s = s->s;
-		ds->l = s->l;
-		ds->g = s->g;
-		ds->avl = s->avl;
-		ds->unusable = s->unusable;
-	}
-	put64(d->gdt_base, v->gdt_base);
-	put64(d->idt_base, v->idt_base);
-	put16(d->gdt_limit, v->gdt_limit);
-	put16(d->idt_limit, v->idt_limit);
-	put64(d->cr0, v->cr0);
-	put64(d->cr2, v->cr2);
-	put64(d->cr3, v->cr3);
-	put64(d->cr4, v->cr4);
-	put64(d->cr8, v->cr8);
-	put64(d->efer, v->efer);
-	put64(d->apic_base, v->apic_base);
-	put32(d->nmsrs, v->nmsrs);
-	/* Slots past nmsrs stay zero whatever the caller left in them. */
-	for (unsigned i = 0; i < NMSRS && i < v->nmsrs; i++) {
-		put32(d->msrs[i].index, v->msrs[i].index);
-		put64(d->msrs[i].value, v->msrs[i].value);
-	}
-	memcpy(d->xsave, v->xsave, sizeof(d->xsave));
+	put64(d->fs_base, v->fs_base);
+	put64(d->gs_base, v->gs_base);
+	memcpy(d->fxsave, v->fxsave, sizeof(d->fxsave));
 }
 
-static int decode_vcpu(const struct disk_vcpu *d, struct mote_vcpu_state *v, uint64_t mem_size,
-		       char *err, size_t errlen)
+/* Shared by the writer and the reader: a state every backend can load. */
+static int check_cpu(const struct mote_cpu_state *v, uint64_t mem_size, char *err, size_t errlen)
+{
+	if (v->rflags & ~MOTE_RFLAGS_GUEST)
+		return BAD("cpu: rflags 0x%llx has bits a backend sets (allowed: 0x%llx)",
+			   U(v->rflags), U(MOTE_RFLAGS_GUEST));
+	/* Canonical user addresses: loading anything else faults. */
+	if (v->fs_base >> 47 || v->gs_base >> 47)
+		return BAD("cpu: fs base 0x%llx or gs base 0x%llx is not a user address",
+			   U(v->fs_base), U(v->gs_base));
+	uint32_t mxcsr;
+	memcpy(&mxcsr, v->fxsave + 24, sizeof(mxcsr));
+	if (mxcsr >> 16)
+		return BAD("cpu: MXCSR 0x%x sets reserved bits", mxcsr);
+	if (v->rip >= mem_size)
+		return BAD("entry/rip 0x%llx outside guest memory (mem_size 0x%llx)", U(v->rip),
+			   U(mem_size));
+	return 0;
+}
+
+static int decode_cpu(const struct disk_cpu *d, struct mote_cpu_state *v, uint64_t mem_size,
+		      char *err, size_t errlen)
 {
 	memset(v, 0, sizeof(*v));
 	for (unsigned i = 0; i < 16; i++)
 		v->gpr[i] = get64(d->gpr[i]);
 	v->rip = get64(d->rip);
 	v->rflags = get64(d->rflags);
-	for (unsigned i = 0; i < NSEGS; i++) {
-		const struct disk_segment *ds = &d->segs[i];
-		struct mote_segment *s = vcpu_seg(v, i);
-		const struct {
-			const char *name;
-			uint8_t v, max;
-		} f[] = {
-			{"type", ds->type, 15}, {"present", ds->present, 1}, {"dpl", ds->dpl, 3},
-			{"db", ds->db, 1}, {"s", ds->s, 1}, {"l", ds->l, 1}, {"g", ds->g, 1},
-			{"avl", ds->avl, 1}, {"unusable", ds->unusable, 1},
-			{"reserved", ds->reserved, 0},
-		};
-		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
-			if (f[k].v > f[k].max)
-				return BAD("vcpu: %s.%s %u exceeds %u", seg_names[i], f[k].name,
-					   f[k].v, f[k].max);
-		s->base = get64(ds->base);
-		s->limit = get32(ds->limit);
-		s->selector = get16(ds->selector);
-		s->type = ds->type;
-		s->present = ds->present;
-		s->dpl = ds->dpl;
-		s->db = ds->db;
-		s->s = ds->s;
-		s->l = ds->l;
-		s->g = ds->g;
-		s->avl = ds->avl;
-		s->unusable = ds->unusable;
-	}
-	v->gdt_base = get64(d->gdt_base);
-	v->idt_base = get64(d->idt_base);
-	v->gdt_limit = get16(d->gdt_limit);
-	v->idt_limit = get16(d->idt_limit);
-	v->cr0 = get64(d->cr0);
-	v->cr2 = get64(d->cr2);
-	v->cr3 = get64(d->cr3);
-	v->cr4 = get64(d->cr4);
-	v->cr8 = get64(d->cr8);
-	v->efer = get64(d->efer);
-	v->apic_base = get64(d->apic_base);
-	if (!all_zero(d->reserved0, sizeof(d->reserved0)) ||
-	    !all_zero(d->reserved1, sizeof(d->reserved1)))
-		return BAD("vcpu: reserved bytes are not zero");
-	v->nmsrs = get32(d->nmsrs);
-	if (v->nmsrs > NMSRS)
-		return BAD("vcpu: nmsrs %u exceeds %u", v->nmsrs, NMSRS);
-	for (unsigned i = 0; i < NMSRS; i++) {
-		const struct disk_msr *m = &d->msrs[i];
-		if (!all_zero(m->reserved, sizeof(m->reserved)) ||
-		    (i >= v->nmsrs && !all_zero((const uint8_t *)m, sizeof(*m))))
-			return BAD("vcpu: MSR slot %u has non-zero unused bytes", i);
-		v->msrs[i].index = get32(m->index);
-		v->msrs[i].value = get64(m->value);
-	}
-	memcpy(v->xsave, d->xsave, sizeof(v->xsave));
-	if (v->rip >= mem_size)
-		return BAD("entry/rip 0x%llx outside guest memory (mem_size 0x%llx)", U(v->rip),
-			   U(mem_size));
-	return 0;
+	v->fs_base = get64(d->fs_base);
+	v->gs_base = get64(d->gs_base);
+	if (!all_zero(d->reserved, sizeof(d->reserved)))
+		return BAD("cpu: reserved bytes are not zero");
+	memcpy(v->fxsave, d->fxsave, sizeof(v->fxsave));
+	return check_cpu(v, mem_size, err, errlen);
 }
 
 /* Shared by the writer (before encoding) and the reader (after decoding). */
@@ -919,6 +797,10 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	if (memcmp(h->magic, SNAP_MAGIC, sizeof(h->magic)))
 		return BAD("bad magic (not a mote snapshot)");
 	f->format_version = get32(h->format_version);
+	if (f->format_version == 1)
+		return BAD("format version 1, this reader supports %u: the file predates "
+			   "backend-neutral CPU state; take the snapshot again with this mote",
+			   MOTE_SNAP_FORMAT_VERSION);
 	if (f->format_version != MOTE_SNAP_FORMAT_VERSION)
 		return BAD("format version %u, this reader supports %u", f->format_version,
 			   MOTE_SNAP_FORMAT_VERSION);
@@ -959,8 +841,9 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	if (f->arch != MOTE_SNAP_ARCH_X86_64)
 		return BAD("arch %u is not x86-64", f->arch);
 	f->hypervisor = get32(h->hypervisor);
-	if (f->hypervisor != MOTE_SNAP_HYPERVISOR_KVM)
-		return BAD("hypervisor %u is not KVM", f->hypervisor);
+	if (f->hypervisor != MOTE_SNAP_BACKEND_KVM && f->hypervisor != MOTE_SNAP_BACKEND_PROCESS)
+		return BAD("saved by backend %u, not KVM (1) or process (2)", f->hypervisor);
+	f->meta.saved_by = f->hypervisor;
 	if (!all_zero(h->reserved0, sizeof(h->reserved0)) ||
 	    !all_zero(h->reserved1, sizeof(h->reserved1)))
 		return BAD("reserved header bytes are not zero");
@@ -1029,11 +912,11 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	if (rc)
 		return rc;
 	s = &secs[SEC_VCPU];
-	if (s->count != 1 || s->size != sizeof(struct disk_vcpu))
+	if (s->count != 1 || s->size != sizeof(struct disk_cpu))
 		return BAD("vcpu section: count %u size 0x%llx, expected 1 and 0x%zx", s->count,
-			   U(s->size), sizeof(struct disk_vcpu));
-	rc = decode_vcpu((const struct disk_vcpu *)(buf + s->off), &f->meta.vcpu,
-			 f->meta.layout.mem_size, err, errlen);
+			   U(s->size), sizeof(struct disk_cpu));
+	rc = decode_cpu((const struct disk_cpu *)(buf + s->off), &f->meta.cpu,
+			f->meta.layout.mem_size, err, errlen);
 	if (!rc)
 		rc = parse_fns(buf, &secs[SEC_HOST_FNS], "host", &f->meta.host_fns,
 			       &f->meta.nhost_fns, err, errlen);
@@ -1808,7 +1691,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	/* Metadata geometry. */
 	uint64_t sizes[NSECTIONS] = {
 		sizeof(struct disk_layout),
-		sizeof(struct disk_vcpu),
+		sizeof(struct disk_cpu),
 		fns_size(meta->host_fns, meta->nhost_fns),
 		fns_size(meta->guest_fns, meta->nguest_fns),
 		nregions * sizeof(struct disk_region),
@@ -1859,7 +1742,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	put32(h->header_size, HDR_SIZE);
 	put32(h->abi_version, meta->abi_version);
 	put32(h->arch, MOTE_SNAP_ARCH_X86_64);
-	put32(h->hypervisor, MOTE_SNAP_HYPERVISOR_KVM);
+	put32(h->hypervisor, meta->saved_by);
 	char vendor[16];
 	memcpy(vendor, meta->cpu_vendor, sizeof(vendor));
 	if (!vendor[0])
@@ -1884,7 +1767,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	}
 	encode_layout((struct disk_layout *)(buf + offs[SEC_LAYOUT]), &meta->layout,
 		      meta->image_size);
-	encode_vcpu((struct disk_vcpu *)(buf + offs[SEC_VCPU]), &meta->vcpu);
+	encode_cpu((struct disk_cpu *)(buf + offs[SEC_VCPU]), &meta->cpu);
 	encode_fns(buf + offs[SEC_HOST_FNS], meta->host_fns, meta->nhost_fns);
 	encode_fns(buf + offs[SEC_GUEST_FNS], meta->guest_fns, meta->nguest_fns);
 	for (size_t i = 0; i < nregions; i++) {

@@ -12,9 +12,13 @@
 
 #include "host/internal.h"
 
-#define MOTE_SNAP_FORMAT_VERSION 1u
+/* 2: backend-neutral CPU state (struct mote_cpu_state); version 1 files
+ * are refused with a message that says to take them again. */
+#define MOTE_SNAP_FORMAT_VERSION 2u
 #define MOTE_SNAP_ARCH_X86_64 1u
-#define MOTE_SNAP_HYPERVISOR_KVM 1u
+/* The header's `hypervisor` field: the backend that saved the file. */
+#define MOTE_SNAP_BACKEND_KVM 1u
+#define MOTE_SNAP_BACKEND_PROCESS 2u
 #define MOTE_SNAP_HASH_SIZE 32u /* SHA-256 */
 /* Bounds a reader enforces (a writer never exceeds them). */
 #define MOTE_SNAP_MAX_FUNCTIONS 4096u
@@ -44,7 +48,8 @@ struct mote_snap_meta {
 	uint64_t created_unix_ns;
 	char cpu_vendor[16]; /* CPUID vendor string, NUL-terminated */
 	struct mote_layout layout;
-	struct mote_vcpu_state vcpu;
+	struct mote_cpu_state cpu;
+	uint32_t saved_by; /* MOTE_SNAP_BACKEND_* */
 	uint64_t image_size;
 	struct mote_sig *host_fns; /* host functions the guest may call */
 	size_t nhost_fns;

@@ -3,8 +3,8 @@
  * A snapshot's memory lives in a file: a memfd for snapshots taken in this
  * process, the snapshot file itself for opened ones. Sandboxes started from
  * it map its regions MAP_PRIVATE, so unwritten pages stay shared in the page
- * cache. Restore uses KVM's dirty log: only pages written since the sandbox's
- * base snapshot are copied back (see docs/snapshots.md for the measurements
+ * cache. Restore uses the backend's record of written pages (KVM's dirty
+ * log): only pages written since the sandbox's base snapshot are copied back (see docs/snapshots.md for the measurements
  * behind this choice). */
 #include <cpuid.h>
 #include <errno.h>
@@ -226,35 +226,53 @@ static int regions_from_bitmap(const uint64_t *bm, uint64_t pages, struct mote_s
 	return 0;
 }
 
-/* Fold KVM's dirty log into the sandbox's dirty and touched sets. Returns
- * true if any page was written since `base` was set. */
+/* Fold the pages the backend saw written into the sandbox's dirty and
+ * touched sets. `any`: was any page written since `base` was set? */
 static int collect_dirty(struct mote_sandbox *sb, bool *any)
 {
-	memset(sb->dirty_log, 0, sb->bitmap_words * sizeof(uint64_t));
-	if (mote_vm_get_dirty_log(&sb->vm, sb->dirty_log))
-		return mote_sandbox_fail(sb, -MOTE_EKVM, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
-	/* The page tables never change after creation: no guest mapping
-	 * reaches [MOTE_PGTABLE_ADDR, MOTE_IMAGE_BASE) and their A/D bits are
-	 * preset. Yet under nested paging (AMD NPT; Intel EPT with A/D flags)
-	 * the CPU's walk through them counts as a write, so KVM logs them on
-	 * every call (docs/architecture.md, "Dirty tracking"). Dropped, so
-	 * layers and restores cost only the pages the guest wrote. */
-	mote_bitmap_clear_range(sb->dirty_log, MOTE_PGTABLE_ADDR / MOTE_PAGE_SIZE,
-				(MOTE_IMAGE_BASE - MOTE_PGTABLE_ADDR) / MOTE_PAGE_SIZE);
+	uint64_t *log = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
+	if (!log)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	int rc = sb->be->dirty_pages(sb, log);
 	uint64_t acc = 0;
-	for (size_t i = 0; i < sb->bitmap_words; i++) {
-		uint64_t w = sb->dirty_log[i];
-		sb->dirty[i] |= w;
-		sb->touched[i] |= w;
+	for (size_t i = 0; !rc && i < sb->bitmap_words; i++) {
+		sb->dirty[i] |= log[i];
+		sb->touched[i] |= log[i];
 		acc |= sb->dirty[i];
 	}
+	mote_free(log);
 	*any = acc != 0;
-	return 0;
+	return rc;
 }
 
 static bool same_layout(const struct mote_layout *a, const struct mote_layout *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/* Copy the snapshot's own regions out of the sandbox into its sparse
+ * memfd, through a writable view of it. */
+static int fill_snapshot(struct mote_sandbox *sb, struct mote_snapshot *snap)
+{
+	uint8_t *w = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, snap->fd, 0);
+	if (w == MAP_FAILED)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
+					 strerror(errno));
+	struct mote_mem_copy v[64];
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < snap->nregions && !rc; i++) {
+		const struct mote_snap_region *r = &snap->regions[i];
+		/* One allocation pass instead of a fault per page. */
+		madvise(w + r->file_offset, r->size, MADV_POPULATE_WRITE);
+		v[n++] = (struct mote_mem_copy){r->guest_addr, w + r->file_offset, r->size};
+		if (n == sizeof(v) / sizeof(v[0]) || i + 1 == snap->nregions) {
+			rc = sb->be->read(sb, v, n);
+			n = 0;
+		}
+	}
+	munmap(w, sb->mem_size);
+	return rc;
 }
 
 int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
@@ -285,17 +303,16 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 	struct mote_snap_meta *m = &snap->meta;
 	m->abi_version = MOTE_ABI_VERSION;
+	m->saved_by = sb->be->file_id;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	m->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	host_cpu_vendor(m->cpu_vendor);
 	m->layout = sb->layout;
 	m->image_size = sb->image_size;
-	if (mote_vm_get_state(&sb->vm, &m->vcpu)) {
-		rc = mote_sandbox_fail(sb, -MOTE_EKVM, "cannot read the vCPU state: %s",
-				       strerror(errno));
+	rc = sb->be->get_state(sb, &m->cpu);
+	if (rc)
 		goto fail;
-	}
 	rc = copy_sigs(&m->guest_fns, &m->nguest_fns, sb->fns, sb->nfns);
 	if (!rc && sb->host_fns.n) {
 		m->host_fns = mote_calloc(sb->host_fns.n, sizeof(*m->host_fns));
@@ -342,23 +359,9 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 				       strerror(errno));
 		goto fail;
 	}
-	for (size_t i = 0; i < snap->nregions; i++) {
-		const struct mote_snap_region *r = &snap->regions[i];
-		uint64_t done = 0;
-		while (done < r->size) {
-			ssize_t n = pwrite(snap->fd, sb->mem + r->guest_addr + done, r->size - done,
-					   (off_t)(r->file_offset + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				rc = mote_sandbox_fail(sb, -MOTE_ENOMEM,
-						       "cannot fill snapshot memory: %s",
-						       strerror(errno));
-				goto fail;
-			}
-			done += (uint64_t)n;
-		}
-	}
+	rc = fill_snapshot(sb, snap);
+	if (rc)
+		goto fail;
 	if (snapshot_map(snap, MAP_SHARED)) {
 		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
 				       strerror(errno));
@@ -375,22 +378,36 @@ fail:
 	return rc;
 }
 
-/* Make every page set in `pages` equal to the snapshot's. */
-static void copy_back(struct mote_sandbox *sb, const struct mote_snapshot *snap,
-		      const uint64_t *pages)
+/* Make every page set in `pages` equal to the snapshot's, a batch of runs
+ * at a time (one backend call each). */
+static int copy_back(struct mote_sandbox *sb, const struct mote_snapshot *snap,
+		     const uint64_t *pages)
 {
-	for (size_t w = 0; w < sb->bitmap_words; w++) {
+	struct mote_mem_copy v[64];
+	size_t n = 0;
+	int rc = 0;
+	for (size_t w = 0; w < sb->bitmap_words && !rc; w++) {
 		uint64_t bits = pages[w];
-		while (bits) {
+		while (bits && !rc) {
 			unsigned b = (unsigned)__builtin_ctzll(bits);
 			bits &= bits - 1;
-			uint64_t off = ((uint64_t)w * 64 + b) * MOTE_PAGE_SIZE;
-			if (mote_bitmap_test(snap->present, (uint64_t)w * 64 + b))
-				memcpy(sb->mem + off, snap->map + off, MOTE_PAGE_SIZE);
-			else
-				memset(sb->mem + off, 0, MOTE_PAGE_SIZE);
+			uint64_t page = (uint64_t)w * 64 + b, off = page * MOTE_PAGE_SIZE;
+			void *src = mote_bitmap_test(snap->present, page) ? snap->map + off : NULL;
+			bool same_kind = n && (v[n - 1].buf == NULL) == (src == NULL);
+			if (same_kind && v[n - 1].gpa + v[n - 1].len == off) {
+				v[n - 1].len += MOTE_PAGE_SIZE;
+				continue;
+			}
+			if (n == sizeof(v) / sizeof(v[0])) {
+				rc = sb->be->write(sb, v, n);
+				n = 0;
+			}
+			v[n++] = (struct mote_mem_copy){off, src, MOTE_PAGE_SIZE};
 		}
 	}
+	if (!rc && n)
+		rc = sb->be->write(sb, v, n);
+	return rc;
 }
 
 static int set_guest_functions(struct mote_sandbox *sb, const struct mote_snapshot *snap)
@@ -427,12 +444,16 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 		return rc;
 	if (snap == sb->base) {
 		if (any)
-			copy_back(sb, snap, sb->dirty);
+			rc = copy_back(sb, snap, sb->dirty);
 	} else {
 		/* Another snapshot: every page either side may have written. */
 		for (size_t i = 0; i < sb->bitmap_words; i++)
 			sb->dirty[i] = sb->touched[i] | snap->present[i];
-		copy_back(sb, snap, sb->dirty);
+		rc = copy_back(sb, snap, sb->dirty);
+		if (rc) {
+			sb->poisoned = true;
+			return rc;
+		}
 		memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
 		rc = set_guest_functions(sb, snap);
 		if (rc)
@@ -441,16 +462,17 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 		mote_snapshot_release(sb->base);
 		sb->base = snap;
 	}
-	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
-	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
 	if (rc) {
 		sb->poisoned = true;
 		return rc;
 	}
-	if (mote_vm_set_state(&sb->vm, &snap->meta.vcpu)) {
+	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
+	if (!rc)
+		rc = sb->be->set_state(sb, &snap->meta.cpu);
+	if (rc) {
 		sb->poisoned = true;
-		return mote_sandbox_fail(sb, -MOTE_EKVM, "cannot restore the vCPU state: %s",
-					 strerror(errno));
+		return rc;
 	}
 	sb->poisoned = false;
 	sb->err[0] = 0;
@@ -557,14 +579,11 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 			break;
 		}
 	}
-	rc = mote_sandbox_create_vm(sb, stored_end);
+	rc = mote_sandbox_create_guest(sb, stored_end);
+	if (!rc)
+		rc = sb->be->set_state(sb, &snap->meta.cpu);
 	if (rc)
 		goto fail;
-	if (mote_vm_set_state(&sb->vm, &snap->meta.vcpu)) {
-		rc = mote_sandbox_fail(sb, -MOTE_EKVM, "cannot set the vCPU state: %s",
-				       strerror(errno));
-		goto fail;
-	}
 	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
 	if (rc)
 		goto fail;
@@ -1019,7 +1038,7 @@ int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 	out->format_version = f.format_version;
 	out->abi_version = m->abi_version;
 	out->arch = "x86_64";
-	out->hypervisor = "kvm";
+	out->hypervisor = f.hypervisor == MOTE_SNAP_BACKEND_PROCESS ? "process" : "kvm";
 	memcpy(out->cpu_vendor, m->cpu_vendor, sizeof(out->cpu_vendor));
 	out->cpu_vendor[sizeof(out->cpu_vendor) - 1] = 0;
 	out->created_unix_ns = m->created_unix_ns;

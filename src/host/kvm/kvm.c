@@ -1,6 +1,6 @@
 /* KVM backend: the only file in mote that talks to /dev/kvm.
  * Failures unwind with goto in reverse order of acquisition, as kvmtool does. */
-#include "host/kvm.h"
+#include "host/kvm/kvm.h"
 
 #include <errno.h>
 #include <fcntl.h>

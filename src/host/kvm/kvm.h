@@ -1,8 +1,8 @@
-/* The KVM backend: the only part of mote that issues KVM ioctls. The rest of
- * the host sees a VM with one vCPU, one guest memory range starting at guest
- * physical 0, and exits reduced to struct mote_exit. */
-#ifndef MOTE_HOST_KVM_H
-#define MOTE_HOST_KVM_H
+/* KVM plumbing for the KVM backend (kvm_x86_64.c): the only code in mote
+ * that issues KVM ioctls. A VM with one vCPU, guest memory in slots from
+ * guest physical 0, exits reduced to struct mote_exit. */
+#ifndef MOTE_HOST_KVM_KVM_H
+#define MOTE_HOST_KVM_KVM_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,6 +74,11 @@ struct mote_vcpu_state {
 		uint64_t value;
 	} msrs[8];
 };
+
+struct mote_cpu_state;
+/* The vCPU state of a guest in `cpu`'s state: long mode at CPL 3 on the
+ * system area layout.c writes (kvm_x86_64.c). */
+void mote_kvm_full_state(const struct mote_cpu_state *cpu, struct mote_vcpu_state *out);
 
 /* Process-wide setup (opens /dev/kvm once). Returns 0 or -MOTE_EKVM. */
 int mote_kvm_init(char *err, size_t errlen);
