@@ -68,6 +68,27 @@ typedef enum mote_log_level {
 /* Receives guest output; `text` is not NUL-terminated. Default: stderr. */
 typedef void (*mote_output_fn)(void *user, mote_log_level level, const char *text, size_t len);
 
+/* ---- Backends ----
+ * How guest code runs: in a KVM virtual machine (needs /dev/kvm), or in a
+ * process of its own confined by seccomp (needs Linux 6.7 or later; no
+ * hypervisor). The same guests and snapshot files work on both; see
+ * docs/architecture.md for what each isolates. */
+typedef enum mote_backend {
+	MOTE_BACKEND_AUTO = 0, /* MOTE_BACKEND from the environment, else KVM when
+				* /dev/kvm opens, else the process backend */
+	MOTE_BACKEND_KVM = 1,
+	MOTE_BACKEND_PROCESS = 2,
+} mote_backend;
+
+/* "auto", "kvm", "process". */
+MOTE_API const char *mote_backend_name(mote_backend backend);
+/* Parse a name as above. Returns 0 or -MOTE_EINVAL. */
+MOTE_API int mote_backend_parse(const char *name, mote_backend *out);
+/* Can `backend` run on this machine? 0, or -MOTE_EBACKEND (or -MOTE_EINVAL)
+ * with mote_last_error() saying why and what to do about it. AUTO answers
+ * for the backend auto would pick, and *chosen (may be NULL) says which. */
+MOTE_API int mote_backend_check(mote_backend backend, mote_backend *chosen);
+
 /* ---- Configuration ---- */
 typedef struct mote_config mote_config;
 
@@ -87,6 +108,10 @@ MOTE_API int mote_config_set_output(mote_config *config, mote_output_fn fn, void
  * allows it: fewer, larger host page faults when a guest fills a large
  * heap, at the cost of memory in 2 MiB steps. Default off. */
 MOTE_API int mote_config_set_huge_pages(mote_config *config, bool enable);
+/* The backend sandboxes made with this configuration run on (default
+ * MOTE_BACKEND_AUTO). Creating a sandbox on a backend this machine lacks
+ * fails with -MOTE_EBACKEND and says why. */
+MOTE_API int mote_config_set_backend(mote_config *config, mote_backend backend);
 
 /* ---- Host functions ---- */
 typedef struct mote_sandbox mote_sandbox;
@@ -160,6 +185,8 @@ typedef struct mote_memory_info {
 	uint32_t abi_version;
 } mote_memory_info;
 MOTE_API int mote_sandbox_memory_info(const mote_sandbox *sandbox, mote_memory_info *out);
+/* The backend the sandbox runs on (never AUTO). */
+MOTE_API mote_backend mote_sandbox_backend(const mote_sandbox *sandbox);
 
 
 /* ---- Host files mapped into a sandbox ----

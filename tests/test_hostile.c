@@ -452,7 +452,9 @@ TEST(privileged_wrmsr)
 TEST(triple_fault)
 {
 	/* A CPL 3 guest cannot triple-fault by itself: wreck its IDT from the
-	 * host, then #UD -> gate not present -> #DF -> shutdown. */
+	 * host, then #UD -> gate not present -> #DF -> shutdown. On the
+	 * process backend the CPU's exceptions never pass through the guest's
+	 * IDT, so the same wreck changes nothing: the #UD is reported. */
 	mote_sandbox *bystander = open_hostile();
 	mote_sandbox *sb = open_hostile();
 	REQUIRE(bystander && sb);
@@ -461,7 +463,10 @@ TEST(triple_fault)
 	REQUIRE(mem && size > MOTE_IDT_ADDR + 32 * 16);
 	memset(mem + MOTE_IDT_ADDR, 0, 32 * 16);
 	CHECK_EQ_INT(mote_sandbox_call(sb, "do_ud2", NULL, 0, NULL), -MOTE_EEXCEPTION);
-	CHECK_EQ_STR(mote_sandbox_last_error(sb), "guest triple fault (CPU shutdown)");
+	if (mote_sandbox_backend(sb) == MOTE_BACKEND_KVM)
+		CHECK_EQ_STR(mote_sandbox_last_error(sb), "guest triple fault (CPU shutdown)");
+	else
+		CHECK_CONTAINS(mote_sandbox_last_error(sb), "guest exception #UD (invalid opcode)");
 	check_poisoned(sb);
 	check_alive(bystander);
 	mote_sandbox_free(sb);

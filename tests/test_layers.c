@@ -35,22 +35,27 @@ static int write_pattern(mote_sandbox *sb, uint32_t first, uint32_t count, uint3
 	return mote_sandbox_call(sb, "write_pattern", a, 3, NULL);
 }
 
+/* Guest memory as the guest sees it (on the process backend it lives in
+ * another process). */
 static uint8_t *copy_memory(mote_sandbox *sb, uint64_t *size)
 {
-	const uint8_t *mem = mote__sandbox_guest_memory(sb, size);
+	mote__sandbox_guest_memory(sb, size);
 	uint8_t *copy = malloc(*size);
-	if (copy)
-		memcpy(copy, mem, *size);
+	if (copy && mote__sandbox_read_memory(sb, 0, copy, *size)) {
+		free(copy);
+		copy = NULL;
+	}
 	return copy;
 }
 
 static void check_memory_equals(mote_sandbox *sb, const uint8_t *want, uint64_t size)
 {
 	uint64_t got_size;
-	const uint8_t *got = mote__sandbox_guest_memory(sb, &got_size);
-	if (got_size != size) {
+	uint8_t *got = copy_memory(sb, &got_size);
+	if (!got || got_size != size) {
 		TEST_FAILF("memory size %llu, want %llu", (unsigned long long)got_size,
 			   (unsigned long long)size);
+		free(got);
 		return;
 	}
 	size_t bad = 0;
@@ -60,6 +65,7 @@ static void check_memory_equals(mote_sandbox *sb, const uint8_t *want, uint64_t 
 			first = off;
 	if (bad)
 		TEST_FAILF("%zu pages differ, first at 0x%llx", bad, (unsigned long long)first);
+	free(got);
 }
 
 static long file_size(const char *path)

@@ -80,11 +80,10 @@ struct image {
 static int capture(mote_sandbox *sb, struct image *img)
 {
 	uint64_t size;
-	const uint8_t *mem = mote__sandbox_guest_memory(sb, &size);
+	mote__sandbox_guest_memory(sb, &size);
 	img->mem = malloc(size);
-	if (!img->mem)
+	if (!img->mem || mote__sandbox_read_memory(sb, 0, img->mem, size))
 		return -1;
-	memcpy(img->mem, mem, size);
 	img->size = size;
 	if (mote_sandbox_settle(sb) || sb->be->get_state(sb, &img->regs))
 		return -1;
@@ -430,7 +429,7 @@ TEST(file_info_without_loading)
 	CHECK_EQ_INT(info.format_version, 2);
 	CHECK_EQ_INT(info.abi_version, MOTE_ABI_VERSION);
 	CHECK_EQ_STR(info.arch, "x86_64");
-	CHECK_EQ_STR(info.hypervisor, "kvm");
+	CHECK_EQ_STR(info.hypervisor, mote_backend_name(mote_sandbox_backend(sb)));
 	CHECK_EQ_U64(info.heap_size, 1 << 20);
 	CHECK_EQ_INT(info.nhost_functions, 1);
 	CHECK_EQ_STR(info.host_functions[0].name, "host_tag");

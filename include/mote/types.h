@@ -72,7 +72,8 @@ typedef struct mote_value {
 	X(EBADSNAP, 20, "invalid snapshot file")                                                   \
 	X(EHASH, 21, "snapshot hash mismatch")                                                     \
 	X(ENOTSUP, 22, "not supported")                                                            \
-	X(EGUEST, 23, "guest function returned an error")
+	X(EGUEST, 23, "guest function returned an error")                                          \
+	X(EBACKEND, 24, "the backend cannot run on this machine")
 
 typedef enum mote_errno {
 	MOTE_OK = 0,

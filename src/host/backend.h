@@ -63,6 +63,10 @@ struct mote_mem_copy {
 struct mote_backend_ops {
 	const char *name; /* "kvm", "process" */
 	uint32_t file_id; /* in snapshot files: MOTE_SNAP_BACKEND_* (snapfile.h) */
+	/* The guest runs on sb->mem itself (KVM). Otherwise the backend
+	 * rebuilds guest memory elsewhere from sb->pieces, and only the boot
+	 * info page and the call buffers of sb->mem stay shared with it. */
+	bool shares_host_memory;
 
 	/* Make a guest of sb->mem_size bytes at sb->mem, with the layout in
 	 * sb->layout; [0, core_end) is what it will certainly touch. */
@@ -90,12 +94,14 @@ struct mote_backend_ops {
 	int (*read)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
 	int (*write)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
 
-	/* A host file mapping in the mapping window: m->gpa, m->size, backed
-	 * by `hva` (m->hva); read-only unless copy-on-write. */
-	int (*map)(struct mote_sandbox *sb, struct mote_file_map *m);
+	/* A host file mapping in the mapping window: m->gpa, m->size, from
+	 * `fd` at m->offset (the host's own view is m->hva); read-only
+	 * unless copy-on-write. */
+	int (*map)(struct mote_sandbox *sb, struct mote_file_map *m, int fd);
 	void (*unmap)(struct mote_sandbox *sb, struct mote_file_map *m);
 };
 
 extern const struct mote_backend_ops mote_kvm_backend;
+extern const struct mote_backend_ops mote_process_backend;
 
 #endif

@@ -187,3 +187,11 @@ int mote_host_functions_copy(const mote_host_functions *src, mote_host_functions
 	}
 	return 0;
 }
+
+int mote_config_set_backend(mote_config *c, mote_backend backend)
+{
+	if (!c || (unsigned)backend > MOTE_BACKEND_PROCESS)
+		return -MOTE_EINVAL;
+	c->backend = backend;
+	return 0;
+}

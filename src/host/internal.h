@@ -31,6 +31,11 @@ __attribute__((format(printf, 1, 2))) void mote_set_last_error(const char *fmt, 
 __attribute__((format(printf, 3, 4))) void mote_errf(char *err, size_t errlen, const char *fmt,
 						     ...);
 
+/* What the guest sees of CPUID leaf `leaf` given the CPU's answer in
+ * regs (eax, ebx, ecx, edx), adjusted in place; false: the leaf reads as
+ * zero (cpuid.c). */
+bool mote_cpuid_filter(uint32_t leaf, uint32_t regs[4]);
+
 /* ---- Signatures ---- */
 struct mote_sig {
 	char *name;
@@ -58,6 +63,7 @@ const struct mote_host_fn_entry *mote_host_functions_find(const mote_host_functi
 							  const char *name, size_t len);
 
 struct mote_config {
+	mote_backend backend;
 	uint64_t heap_size, stack_size, input_size, output_size, log_size;
 	uint64_t timeout_us;
 	bool huge_pages;
@@ -119,11 +125,23 @@ struct mote_file_map {
 	uint64_t src_offset;
 };
 
+/* How sb->mem was built, for a backend that rebuilds guest memory
+ * elsewhere (the process backend): guest [gpa, gpa + size) from `fd` at
+ * `offset`, each piece over the ones before; fd -1 is zero pages. */
+struct mote_mem_piece {
+	uint64_t gpa, size, offset;
+	int fd;
+	bool owned; /* the sandbox closes fd */
+};
+
 /* ---- Sandboxes ---- */
 struct mote_sandbox {
 	const struct mote_backend_ops *be;
 	void *be_data; /* the backend's own state */
 	uint8_t *mem;  /* host view of guest physical memory */
+	struct mote_mem_piece *pieces;
+	size_t npieces, pieces_cap;
+	uint64_t exit_entry; /* what the guest calls to exit; 0: `out` */
 	uint64_t mem_size;
 	struct mote_layout layout;
 	struct mote_config cfg;
@@ -211,10 +229,20 @@ static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t g
 	mote_bitmap_set_range(sb->touched, first, last - first + 1);
 }
 
+/* Record a piece of guest memory (see struct mote_mem_piece). */
+int mote_sandbox_add_piece(struct mote_sandbox *sb, uint64_t gpa, uint64_t size, int fd,
+			   uint64_t offset, bool owned);
+/* Where to pick a backend from: the config's choice, else MOTE_BACKEND,
+ * else KVM when /dev/kvm opens and the process backend otherwise. Fails
+ * with -MOTE_EBACKEND and a detail when the choice cannot run here. */
+int mote_backend_resolve(mote_backend want, const struct mote_backend_ops **out, char *err,
+			 size_t errlen);
+
 /* Shared by creation from an ELF and from a snapshot (sandbox.c). */
 /* Reserve sb->mem_size bytes of guest memory (untouched pages cost
- * nothing), with the huge-page setting applied to the heap. */
-int mote_sandbox_map_memory(struct mote_sandbox *sb);
+ * nothing), with the huge-page setting applied to the heap; `image`: the
+ * host will write the guest's first memory into it (an ELF's segments). */
+int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image);
 void mote_sandbox_advise_heap(struct mote_sandbox *sb);
 struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 					const mote_host_functions *host_functions, int *rc);
@@ -258,7 +286,10 @@ int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args,
 __attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
 							    const char *fmt, ...);
 
-/* Internal entry for tests and tools: raw guest memory. */
+/* Internal entries for tests and tools: the host's view of guest memory
+ * (all of it on KVM; see mote_backend_ops.shares_host_memory), and a copy
+ * of guest memory as the guest sees it, on every backend. */
 void *mote__sandbox_guest_memory(mote_sandbox *sb, uint64_t *size);
+int mote__sandbox_read_memory(mote_sandbox *sb, uint64_t gpa, void *buf, uint64_t len);
 
 #endif

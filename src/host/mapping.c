@@ -88,12 +88,14 @@ static int attach(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
 	bool cow = m->flags & MOTE_MAP_COPY_ON_WRITE;
 	void *hva = mmap(NULL, m->size, cow ? PROT_READ | PROT_WRITE : PROT_READ,
 			 cow ? MAP_PRIVATE : MAP_SHARED, fd, (off_t)m->offset);
-	close(fd);
-	if (hva == MAP_FAILED)
+	if (hva == MAP_FAILED) {
+		close(fd);
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map %s: %s", m->path,
 					 strerror(errno));
+	}
 	m->hva = hva;
-	int rc = sb->be->map(sb, m);
+	int rc = sb->be->map(sb, m, fd);
+	close(fd);
 	if (rc) {
 		munmap(hva, m->size);
 		m->hva = NULL;

@@ -473,7 +473,10 @@ static int report_exception(struct mote_sandbox *sb, const struct mote_event *ev
 		 * write to a writable supervisor page sets the same bits as one
 		 * to a read-only user page. The page's own flags do. */
 		uint64_t pte = mote_layout_leaf_pte(sb->mem, sb->mem_size, addr);
-		const char *cause = !(error & 1)                           ? "page not mapped"
+		/* From the page tables, not the error code's present bit: a
+		 * backend without them (processes) sees no page at all where
+		 * KVM sees a supervisor page. */
+		const char *cause = !(pte & MOTE_PTE_PRESENT)               ? "page not mapped"
 				    : (error & 4) && !(pte & MOTE_PTE_USER) ? "page is not user-accessible"
 				    : (error & 0x10)                         ? "page not executable"
 				    : (error & 2)                            ? "page is read-only"
@@ -652,9 +655,9 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 	struct mote_sandbox *sb = mote_calloc(1, sizeof(*sb));
 	if (!sb) {
 		*rc = -MOTE_ENOMEM;
+		set_thread_error(mote_strerror(*rc));
 		return NULL;
 	}
-	sb->be = &mote_kvm_backend;
 	pthread_mutex_init(&sb->run_lock, NULL);
 	if (config)
 		sb->cfg = *config;
@@ -662,7 +665,12 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 		mote_config_defaults(&sb->cfg);
 	if (!sb->cfg.output)
 		sb->cfg.output = default_output;
-	*rc = mote_host_functions_copy(host_functions, &sb->host_fns);
+	char why[512] = "";
+	*rc = mote_backend_resolve(sb->cfg.backend, &sb->be, why, sizeof(why));
+	if (*rc)
+		set_thread_error(why);
+	else if ((*rc = mote_host_functions_copy(host_functions, &sb->host_fns)))
+		set_thread_error(mote_strerror(*rc));
 	if (*rc) {
 		pthread_mutex_destroy(&sb->run_lock);
 		mote_free(sb);
@@ -705,6 +713,15 @@ static int load_segment(struct mote_sandbox *sb, const void *elf, int fd,
 				   MAP_PRIVATE | MAP_FIXED, fd, (off_t)s->offset) == MAP_FAILED)
 			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map guest segment: %s",
 						 strerror(errno));
+		if (mapped && !sb->be->shares_host_memory) {
+			int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (dup < 0)
+				return mote_sandbox_fail(sb, -MOTE_ENOMEM, "fcntl: %s",
+							 strerror(errno));
+			int rc = mote_sandbox_add_piece(sb, s->vaddr, mapped, dup, s->offset, true);
+			if (rc)
+				return rc;
+		}
 	}
 	memcpy(sb->mem + s->vaddr + mapped, (const uint8_t *)elf + s->offset + mapped,
 	       s->filesz - mapped);
@@ -715,18 +732,63 @@ static int load_segment(struct mote_sandbox *sb, const void *elf, int fd,
 static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
 			  const mote_host_functions *host_functions, mote_sandbox **out);
 
-int mote_sandbox_map_memory(struct mote_sandbox *sb)
+int mote_sandbox_add_piece(struct mote_sandbox *sb, uint64_t gpa, uint64_t size, int fd,
+			   uint64_t offset, bool owned)
 {
-	/* MAP_NORESERVE: untouched guest memory costs nothing. */
+	if (sb->npieces == sb->pieces_cap) {
+		size_t cap = sb->pieces_cap ? sb->pieces_cap * 2 : 16;
+		struct mote_mem_piece *v = mote_realloc(sb->pieces, cap * sizeof(*v));
+		if (!v) {
+			if (owned && fd >= 0)
+				close(fd);
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+		}
+		sb->pieces = v;
+		sb->pieces_cap = cap;
+	}
+	sb->pieces[sb->npieces++] = (struct mote_mem_piece){gpa, size, offset, fd, owned};
+	return 0;
+}
+
+static void free_pieces(struct mote_sandbox *sb)
+{
+	for (size_t i = 0; i < sb->npieces; i++)
+		if (sb->pieces[i].owned && sb->pieces[i].fd >= 0)
+			close(sb->pieces[i].fd);
+	mote_free(sb->pieces);
+	sb->pieces = NULL;
+	sb->npieces = sb->pieces_cap = 0;
+}
+
+int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image)
+{
+	/* A backend that runs the guest elsewhere maps what the host writes
+	 * here from a memfd (an image); otherwise plain anonymous memory.
+	 * MAP_NORESERVE: untouched guest memory costs nothing. */
+	int fd = -1;
+	if (image && !sb->be->shares_host_memory) {
+		fd = memfd_create("mote-image", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)sb->mem_size) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM,
+						 "cannot create %llu bytes of guest memory: %s",
+						 (unsigned long long)sb->mem_size, strerror(errno));
+		}
+	}
 	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
+			 (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS) | MAP_NORESERVE, fd,
+			 0);
+	if (mem == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM,
 					 "cannot map %llu bytes of guest memory: %s",
 					 (unsigned long long)sb->mem_size, strerror(errno));
+	}
 	sb->mem = mem;
 	mote_sandbox_advise_heap(sb);
-	return 0;
+	return mote_sandbox_add_piece(sb, 0, sb->mem_size, fd, 0, fd >= 0);
 }
 
 void mote_sandbox_advise_heap(struct mote_sandbox *sb)
@@ -755,10 +817,8 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 	*out = NULL;
 	int rc;
 	struct mote_sandbox *sb = mote_sandbox_alloc(config, host_functions, &rc);
-	if (!sb) {
-		set_thread_error(mote_strerror(rc));
+	if (!sb)
 		return rc;
-	}
 	struct mote_elf_image img;
 	rc = mote_elf_parse(elf, len, &img, sb->err, sizeof(sb->err));
 	if (rc) {
@@ -773,7 +833,7 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		goto fail;
 	}
 	sb->mem_size = sb->layout.mem_size;
-	rc = mote_sandbox_map_memory(sb);
+	rc = mote_sandbox_map_memory(sb, true);
 	if (rc)
 		goto fail;
 	rc = mote_sandbox_alloc_bitmaps(sb);
@@ -799,6 +859,10 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		set_thread_error(sb->err);
 		goto fail;
 	}
+	/* The boot info now says how to exit (a shared page on backends that
+	 * copy guest memory elsewhere). */
+	struct mote_boot_info *bi = mote_guest_ptr(sb, MOTE_BOOTINFO_ADDR, sizeof(*bi));
+	bi->exit_entry = sb->exit_entry;
 	struct mote_cpu_state st;
 	mote_layout_initial_state(&sb->layout, img.entry, &st);
 	rc = sb->be->set_state(sb, &st);
@@ -866,7 +930,9 @@ void mote_sandbox_free(mote_sandbox *sb)
 	if (!sb)
 		return;
 	mote_mappings_clear(sb);
-	sb->be->destroy(sb);
+	if (sb->be)
+		sb->be->destroy(sb);
+	free_pieces(sb);
 	if (sb->mem)
 		munmap(sb->mem, sb->mem_size);
 	if (sb->have_timer)
@@ -993,6 +1059,7 @@ int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args
 		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
 					 "arguments of '%s' do not fit the %llu-byte input buffer",
 					 name, (unsigned long long)sb->layout.in_size);
+	((struct mote_msg *)in)->exit_entry = sb->exit_entry;
 	mote_sandbox_mark_written(sb, sb->layout.in_buf, (uint64_t)size);
 	sb->hostresult_off = ((uint64_t)size + 15) & ~15ull;
 	sb->hostcall_error = 0;
@@ -1048,4 +1115,12 @@ void *mote__sandbox_guest_memory(mote_sandbox *sb, uint64_t *size)
 {
 	*size = sb->mem_size;
 	return sb->mem;
+}
+
+int mote__sandbox_read_memory(mote_sandbox *sb, uint64_t gpa, void *buf, uint64_t len)
+{
+	if (!mote_guest_ptr(sb, gpa, len))
+		return -MOTE_EINVAL;
+	struct mote_mem_copy c = {gpa, buf, len};
+	return sb->be->read(sb, &c, 1);
 }

@@ -162,6 +162,19 @@ static int map_chain(const struct mote_snapshot *snap, uint8_t *base, int prot, 
 	return 0;
 }
 
+/* The same, as pieces for a backend that maps guest memory itself. The
+ * snapshot outlives them: the sandbox holds it as its base. */
+static int record_chain(struct mote_sandbox *sb, const struct mote_snapshot *snap)
+{
+	int rc = snap->parent ? record_chain(sb, snap->parent) : 0;
+	for (size_t i = 0; !rc && i < snap->nregions; i++) {
+		const struct mote_snap_region *r = &snap->regions[i];
+		rc = mote_sandbox_add_piece(sb, r->guest_addr, r->size, snap->fd, r->file_offset,
+					    false);
+	}
+	return rc;
+}
+
 /* Map the snapshot's memory read-only: zero pages everywhere, its (and its
  * ancestors') regions over them. Restores copy pristine pages out of it. */
 static int snapshot_map(struct mote_snapshot *snap, int map_flags)
@@ -531,15 +544,13 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 		return -MOTE_EBADSNAP;
 	}
 	struct mote_sandbox *sb = mote_sandbox_alloc(config, host_functions, &rc);
-	if (!sb) {
-		mote_set_last_error("%s", mote_strerror(rc));
+	if (!sb)
 		return rc;
-	}
 	sb->layout = snap->meta.layout;
 	sb->mem_size = sb->layout.mem_size;
 	sb->image_size = snap->meta.image_size;
 	sb->abi_version = snap->meta.abi_version;
-	rc = mote_sandbox_map_memory(sb);
+	rc = mote_sandbox_map_memory(sb, false);
 	if (rc)
 		goto fail;
 	/* Copy-on-write views of the snapshot's pages (and its ancestors'):
@@ -550,6 +561,9 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 				       strerror(errno));
 		goto fail;
 	}
+	rc = record_chain(sb, snap);
+	if (rc)
+		goto fail;
 	/* Pages nearly every call writes (the top of the stack, the call
 	 * buffers, the image's data): copy them now, in one host-side pass,
 	 * rather than one guest fault and copy-on-write at a time later. */
@@ -560,7 +574,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 		{l->out_buf, MOTE_PAGE_SIZE},
 		{l->image_end - 2 * MOTE_PAGE_SIZE, 2 * MOTE_PAGE_SIZE},
 	};
-	for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++)
+	for (size_t i = 0; sb->be->shares_host_memory && i < sizeof(hot) / sizeof(hot[0]); i++)
 		madvise(sb->mem + hot[i][0], hot[i][1], MADV_POPULATE_WRITE);
 	rc = mote_sandbox_alloc_bitmaps(sb);
 	if (rc)

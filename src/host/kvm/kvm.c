@@ -20,42 +20,23 @@ static struct kvm_cpuid2 *kvm_cpuid; /* trimmed, shared by all vCPUs */
 static char kvm_init_error[256];
 static pthread_once_t kvm_once = PTHREAD_ONCE_INIT;
 
-/* The CPUID table KVM gets: the vendor, the extended leaves (long mode,
- * NX, the brand string) and the address sizes, which KVM itself uses (the
- * physical address width decides which guest addresses are legal; the file
- * mapping window lies above 64 GiB, beyond KVM's 36-bit default). Leaves 1
- * and 7 are left out and read as zero, so guests target baseline x86-64.
- * Measured on kvm-pvm: with leaf 1 in the table KVM_SET_CPUID2 costs
- * ~150 us instead of ~19 us, an eighth of a cold start, and the guest saw
- * the host's own leaves 1 and 7 whatever the table said, so masking them
- * bought nothing there. */
-#define BIT(n) (1u << (n))
-static const uint32_t ext1_ecx = BIT(0) | BIT(5) | BIT(8);
-static const uint32_t ext1_edx = BIT(11) | BIT(20) | BIT(27) | BIT(29);
-
+/* The CPUID table KVM gets: mote_cpuid_filter's (cpuid.c). The address
+ * sizes matter to KVM itself: the physical address width decides which
+ * guest addresses are legal, and the file-mapping window lies above 64 GiB,
+ * beyond KVM's 36-bit default. Measured on kvm-pvm: with leaf 1 in the table
+ * KVM_SET_CPUID2 costs ~150 us instead of ~19 us, an eighth of a cold start,
+ * and the guest saw the host's own leaves 1 and 7 whatever the table said,
+ * so masking them bought nothing there. */
 static bool cpuid_keep(struct kvm_cpuid_entry2 *e)
 {
-	switch (e->function) {
-	case 0:
-		if (e->eax > 7)
-			e->eax = 7;
-		return true;
-	case 0x80000000:
-		if (e->eax > 0x80000008)
-			e->eax = 0x80000008;
-		return true;
-	case 0x80000001:
-		e->ecx &= ext1_ecx;
-		e->edx &= ext1_edx;
-		return true;
-	case 0x80000002:
-	case 0x80000003:
-	case 0x80000004:
-	case 0x80000008:
-		return true;
-	default:
+	uint32_t regs[4] = {e->eax, e->ebx, e->ecx, e->edx};
+	if (!mote_cpuid_filter(e->function, regs))
 		return false;
-	}
+	e->eax = regs[0];
+	e->ebx = regs[1];
+	e->ecx = regs[2];
+	e->edx = regs[3];
+	return true;
 }
 
 static void kvm_init_once(void)

@@ -346,8 +346,9 @@ static int kvm_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, siz
 
 /* A read-only mapping is a read-only slot (guest writes exit as MMIO and
  * are reported as access violations); a copy-on-write one is writable. */
-static int kvm_map(struct mote_sandbox *sb, struct mote_file_map *m)
+static int kvm_map(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
 {
+	(void)fd;
 	bool cow = m->flags & MOTE_MAP_COPY_ON_WRITE;
 	char why[256];
 	int slot = mote_vm_map(&ks(sb)->vm, m->gpa, m->size, m->hva, !cow, false, why, sizeof(why));
@@ -368,6 +369,7 @@ static void kvm_unmap(struct mote_sandbox *sb, struct mote_file_map *m)
 const struct mote_backend_ops mote_kvm_backend = {
     .name = "kvm",
     .file_id = 1,
+    .shares_host_memory = true,
     .create = kvm_create,
     .destroy = kvm_destroy,
     .run = kvm_run,

@@ -1,0 +1,36 @@
+/* What a guest sees of CPUID, the same on every backend: the vendor, the
+ * extended leaves (long mode, NX, the brand string) and the address sizes.
+ * Leaves 1 and 7 read as zero, so guests target baseline x86-64 (SSE2) and
+ * build with -mno-avx. The KVM backend gives KVM this table; the process
+ * backend answers CPUID itself where the CPU can fault on it. */
+#include "host/internal.h"
+
+#define BIT(n) (1u << (n))
+/* 0x80000001: LAHF, LZCNT, PREFETCHW; SYSCALL, NX, RDTSCP, long mode. */
+static const uint32_t ext1_ecx = BIT(0) | BIT(5) | BIT(8);
+static const uint32_t ext1_edx = BIT(11) | BIT(20) | BIT(27) | BIT(29);
+
+bool mote_cpuid_filter(uint32_t leaf, uint32_t regs[4])
+{
+	switch (leaf) {
+	case 0:
+		if (regs[0] > 7)
+			regs[0] = 7;
+		return true;
+	case 0x80000000:
+		if (regs[0] > 0x80000008)
+			regs[0] = 0x80000008;
+		return true;
+	case 0x80000001:
+		regs[2] &= ext1_ecx;
+		regs[3] &= ext1_edx;
+		return true;
+	case 0x80000002:
+	case 0x80000003:
+	case 0x80000004:
+	case 0x80000008:
+		return true;
+	default:
+		return false;
+	}
+}

@@ -1,0 +1,948 @@
+/* The process backend: guest code runs in a child process of its own, the
+ * stub (stub.c), whose address space holds guest memory at guest addresses
+ * and nothing of the host. The host talks to it through the mailbox
+ * (stub.h) and reads and writes its memory with process_vm_readv/writev;
+ * the guest's writes are tracked by the kernel (userfaultfd write
+ * protection, read back with PAGEMAP_SCAN). docs/architecture.md,
+ * "The process backend", has the threat model.
+ *
+ * Guest memory here: the child maps the pieces the core built sb->mem from
+ * (an image memfd or anonymous zeros, then file pieces) privately, with the
+ * guest's page permissions, so pages it never writes stay shared in the
+ * page cache. Only the boot-info page and the call buffers (input, output,
+ * log) are shared with the host, through a memfd both map. */
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/internal.h"
+#include "host/process/stub.h"
+
+/* The stub program, embedded (mk/60-process.mk). */
+__asm__(".section .rodata\n"
+	".balign 16\n"
+	".globl mote_stub_elf\n"
+	".hidden mote_stub_elf\n"
+	"mote_stub_elf:\n"
+	".incbin \"" MOTE_STUB_ELF "\"\n"
+	".globl mote_stub_elf_end\n"
+	".hidden mote_stub_elf_end\n"
+	"mote_stub_elf_end:\n"
+	".previous\n");
+extern const unsigned char mote_stub_elf[], mote_stub_elf_end[];
+
+/* PAGEMAP_SCAN (Linux 6.7; Debian 12's headers predate it). */
+struct pm_page_region {
+	uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+
+#define MAX_TRACKED 8
+
+struct proc_sandbox {
+	pid_t pid;
+	int pidfd;
+	int pagemap_fd;
+	int mailbox_fd;
+	int sock; /* our end of the socket that carries mapped files */
+	struct mote_mailbox *mb;
+	size_t mb_size;
+	int shared_fd; /* boot-info page + call buffers */
+	uint8_t *shared;
+	uint64_t shared_size;
+	uint32_t seen_to_host;
+	bool dead;
+	int exit_status;
+	volatile sig_atomic_t waiting; /* the host waits for a report */
+	volatile sig_atomic_t kicked;
+	uint64_t tracked[MAX_TRACKED][2]; /* guest RAM whose writes are tracked */
+	unsigned ntracked;
+	uint32_t tracked_shared; /* bit i: tracked[i] is the shared window */
+};
+
+static struct proc_sandbox *ps(struct mote_sandbox *sb)
+{
+	return sb->be_data;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- The stub program and the spawner thread ----
+ * PR_SET_PDEATHSIG fires when the thread that spawned the child exits, not
+ * the process, so children are spawned by one library thread that lives as
+ * long as the process, with every signal blocked. */
+static int stub_fd = -1;
+static char stub_init_error[256];
+static pthread_once_t stub_once = PTHREAD_ONCE_INIT;
+
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
+static struct spawn_request {
+	const posix_spawn_file_actions_t *actions;
+	char *const *argv;
+	const char *path;
+	pid_t pid;
+	int rc;
+	bool pending, done;
+} *spawn_req;
+
+static void *spawner(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&spawn_lock);
+	for (;;) {
+		while (!spawn_req || !spawn_req->pending)
+			pthread_cond_wait(&spawn_cond, &spawn_lock);
+		struct spawn_request *r = spawn_req;
+		r->pending = false;
+		char *envp[] = {NULL};
+		r->rc = posix_spawn(&r->pid, r->path, r->actions, NULL, r->argv, envp);
+		r->done = true;
+		pthread_cond_broadcast(&spawn_cond);
+	}
+	return NULL;
+}
+
+static void stub_init_once(void)
+{
+	size_t len = (size_t)(mote_stub_elf_end - mote_stub_elf);
+	/* MFD_EXEC (0x10): newer kernels warn or refuse exec without it. */
+	int fd = memfd_create("mote-stub", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x10u);
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("mote-stub", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		snprintf(stub_init_error, sizeof(stub_init_error), "memfd_create: %s",
+			 strerror(errno));
+		return;
+	}
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, mote_stub_elf + done, len - done);
+		if (n <= 0) {
+			snprintf(stub_init_error, sizeof(stub_init_error),
+				 "cannot write the stub program: %s", strerror(errno));
+			close(fd);
+			return;
+		}
+		done += (size_t)n;
+	}
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, spawner, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		snprintf(stub_init_error, sizeof(stub_init_error),
+			 "cannot start the spawner thread: %s", strerror(rc));
+		close(fd);
+		return;
+	}
+	pthread_detach(t);
+	stub_fd = fd;
+}
+
+static int spawn_on_spawner(const char *path, const posix_spawn_file_actions_t *actions,
+			    char *const *argv, pid_t *pid)
+{
+	struct spawn_request r = {actions, argv, path, 0, 0, true, false};
+	pthread_mutex_lock(&spawn_lock);
+	while (spawn_req) /* one at a time */
+		pthread_cond_wait(&spawn_cond, &spawn_lock);
+	spawn_req = &r;
+	pthread_cond_broadcast(&spawn_cond);
+	while (!r.done)
+		pthread_cond_wait(&spawn_cond, &spawn_lock);
+	spawn_req = NULL;
+	pthread_cond_broadcast(&spawn_cond);
+	pthread_mutex_unlock(&spawn_lock);
+	*pid = r.pid;
+	return r.rc;
+}
+
+/* The CPUID answers the stub gives (cpuid.c decides what a guest sees). */
+static uint32_t guest_cpuid(struct mote_stub_cpuid *out, uint32_t max)
+{
+	static const uint32_t leaves[] = {0,          0x80000000, 0x80000001, 0x80000002,
+					  0x80000003, 0x80000004, 0x80000008};
+	uint32_t n = 0;
+	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]) && n < max; i++) {
+		uint32_t r[4];
+		__cpuid_count(leaves[i], 0, r[0], r[1], r[2], r[3]);
+		if (!mote_cpuid_filter(leaves[i], r))
+			continue;
+		out[n++] = (struct mote_stub_cpuid){leaves[i], 0xffffffffu, r[0], r[1], r[2], r[3]};
+	}
+	return n;
+}
+
+/* ---- Waiting for the stub ---- */
+static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *timeout)
+{
+	return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+}
+
+static void wake_stub(struct proc_sandbox *p)
+{
+	__atomic_add_fetch(&p->mb->to_stub, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_SEQ_CST))
+		futex(&p->mb->to_stub, FUTEX_WAKE, 1, NULL);
+}
+
+static bool child_alive(struct proc_sandbox *p)
+{
+	if (p->dead)
+		return false;
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) <
+		    0 ||
+	    si.si_pid != 0) {
+		p->dead = true;
+		p->exit_status = si.si_status;
+		return false;
+	}
+	return true;
+}
+
+/* Wait for the stub's next report. 1: a report; 0: the child died. */
+static int wait_report(struct proc_sandbox *p)
+{
+	uint64_t kick_at = 0;
+	for (int i = 0; i < 4000; i++) {
+		if (__atomic_load_n(&p->mb->to_host, __ATOMIC_ACQUIRE) != p->seen_to_host)
+			goto got;
+		__builtin_ia32_pause();
+	}
+	p->waiting = 1;
+	for (;;) {
+		__atomic_store_n(&p->mb->host_sleeping, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&p->mb->to_host, __ATOMIC_SEQ_CST) != p->seen_to_host)
+			break;
+		if (p->kicked && !kick_at) {
+			kick_at = now_ns();
+			kill(p->pid, MOTE_STUB_KICK_SIGNAL);
+		}
+		/* A guest that blocked the kick signal (it can, with a forged
+		 * rt_sigreturn) is killed after a grace period. */
+		if (kick_at && now_ns() - kick_at > 200000000u)
+			kill(p->pid, SIGKILL);
+		struct timespec t = {0, 20 * 1000 * 1000};
+		long r = futex(&p->mb->to_host, FUTEX_WAIT, p->seen_to_host, &t);
+		if (r < 0 && (errno == ETIMEDOUT || errno == EINTR) && !child_alive(p)) {
+			p->waiting = 0;
+			__atomic_store_n(&p->mb->host_sleeping, 0, __ATOMIC_RELAXED);
+			return 0;
+		}
+	}
+	p->waiting = 0;
+	__atomic_store_n(&p->mb->host_sleeping, 0, __ATOMIC_RELAXED);
+got:
+	p->seen_to_host = __atomic_load_n(&p->mb->to_host, __ATOMIC_ACQUIRE);
+	return 1;
+}
+
+/* ---- Creation ---- */
+struct setup {
+	struct mote_stub_map *maps;
+	size_t n, cap;
+	int fds[MOTE_STUB_MAX_FDS];
+	int nfds;
+};
+
+static int add_map(struct setup *s, uint64_t addr, uint64_t len, int fd, uint64_t offset,
+		   uint32_t prot, bool shared)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct mote_stub_map *m = mote_realloc(s->maps, cap * sizeof(*m));
+		if (!m)
+			return -MOTE_ENOMEM;
+		s->maps = m;
+		s->cap = cap;
+	}
+	int idx = -1;
+	if (fd >= 0) {
+		for (int i = 0; i < s->nfds && idx < 0; i++)
+			if (s->fds[i] == fd)
+				idx = i;
+		if (idx < 0) {
+			if (s->nfds == MOTE_STUB_MAX_FDS)
+				return -MOTE_ENOMEM;
+			idx = s->nfds;
+			s->fds[s->nfds++] = fd;
+		}
+	}
+	s->maps[s->n++] = (struct mote_stub_map){addr, len, offset, idx, prot, shared, 0};
+	return 0;
+}
+
+static uint32_t prot_of(uint64_t pte)
+{
+	if (!(pte & MOTE_PTE_PRESENT) || !(pte & MOTE_PTE_USER))
+		return PROT_NONE;
+	uint32_t prot = PROT_READ;
+	if (pte & MOTE_PTE_WRITE)
+		prot |= PROT_WRITE;
+	if (!(pte & MOTE_PTE_NX))
+		prot |= PROT_EXEC;
+	return prot;
+}
+
+/* The guest's page permissions, from the page tables layout.c wrote: one
+ * protection change per run of pages with the same rights. */
+static int add_protections(struct mote_sandbox *sb, struct setup *s, size_t *nprotect)
+{
+	size_t first = s->n;
+	uint64_t run_start = MOTE_SYSTEM_BASE;
+	uint32_t run_prot = prot_of(mote_layout_leaf_pte(sb->mem, sb->mem_size, run_start));
+	for (uint64_t a = run_start + MOTE_PAGE_SIZE;; a += MOTE_PAGE_SIZE) {
+		uint32_t prot = a < sb->mem_size
+					? prot_of(mote_layout_leaf_pte(sb->mem, sb->mem_size, a))
+					: ~0u;
+		if (prot == run_prot)
+			continue;
+		int rc = add_map(s, run_start, a - run_start, -1, 0, run_prot, false);
+		if (rc)
+			return rc;
+		if (a >= sb->mem_size)
+			break;
+		run_start = a;
+		run_prot = prot;
+	}
+	*nprotect = s->n - first;
+	return 0;
+}
+
+/* The boot-info page and the call buffers move to a memfd both sides map,
+ * keeping their content. */
+static int share_window(struct mote_sandbox *sb, struct proc_sandbox *p)
+{
+	const struct mote_layout *l = &sb->layout;
+	uint64_t bufs = l->log_buf + l->log_size - l->in_buf;
+	p->shared_size = MOTE_PAGE_SIZE + bufs;
+	p->shared_fd = memfd_create("mote-shared", MFD_CLOEXEC);
+	if (p->shared_fd < 0 || ftruncate(p->shared_fd, (off_t)p->shared_size) < 0)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create shared memory: %s",
+					 strerror(errno));
+	if (pwrite(p->shared_fd, sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, 0) !=
+		    (ssize_t)MOTE_PAGE_SIZE ||
+	    pwrite(p->shared_fd, sb->mem + l->in_buf, bufs, MOTE_PAGE_SIZE) != (ssize_t)bufs)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot fill shared memory: %s",
+					 strerror(errno));
+	if (mmap(sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, p->shared_fd, 0) == MAP_FAILED ||
+	    mmap(sb->mem + l->in_buf, bufs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 p->shared_fd, MOTE_PAGE_SIZE) == MAP_FAILED)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map shared memory: %s",
+					 strerror(errno));
+	return 0;
+}
+
+static bool shared_page(const struct mote_sandbox *sb, uint64_t gpa, uint64_t len)
+{
+	const struct mote_layout *l = &sb->layout;
+	return (gpa >= MOTE_BOOTINFO_ADDR && gpa + len <= MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE) ||
+	       (gpa >= l->in_buf && gpa + len <= l->log_buf + l->log_size);
+}
+
+/* Writes are tracked where the guest may write: its data segments, the
+ * stack, the output and log buffers and the heap. */
+static void plan_tracking(struct mote_sandbox *sb, struct proc_sandbox *p)
+{
+	const struct mote_layout *l = &sb->layout;
+	p->ntracked = 0;
+	uint64_t start = 0;
+	bool in_run = false;
+	/* The image's writable pages, a run at a time. */
+	for (uint64_t a = MOTE_IMAGE_BASE; a <= l->image_end; a += MOTE_PAGE_SIZE) {
+		bool w = a < l->image_end &&
+			 (mote_layout_leaf_pte(sb->mem, sb->mem_size, a) & MOTE_PTE_WRITE);
+		if (w && !in_run) {
+			start = a;
+			in_run = true;
+		} else if (!w && in_run) {
+			if (p->ntracked < MAX_TRACKED - 2)
+				p->tracked[p->ntracked++][0] = start, p->tracked[p->ntracked - 1][1] = a;
+			in_run = false;
+		}
+	}
+	p->tracked[p->ntracked][0] = l->stack_base;
+	p->tracked[p->ntracked++][1] = l->in_buf;
+	p->tracked_shared = 1u << p->ntracked;
+	p->tracked[p->ntracked][0] = l->out_buf;
+	p->tracked[p->ntracked++][1] = l->log_buf + l->log_size;
+	if (l->heap_base < l->mem_size) {
+		p->tracked[p->ntracked][0] = l->heap_base;
+		p->tracked[p->ntracked++][1] = l->mem_size;
+	}
+}
+
+static int fail_setup(struct mote_sandbox *sb, struct proc_sandbox *p)
+{
+	char detail[sizeof(p->mb->detail)];
+	memcpy(detail, p->mb->detail, sizeof(detail));
+	detail[sizeof(detail) - 1] = 0;
+	int err = (int)p->mb->error_code;
+	if (strstr(detail, "userfaultfd") || strstr(detail, "UFFDIO"))
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "process backend: %s failed: %s (tracking guest writes "
+					 "needs Linux 6.7 or later with userfaultfd)",
+					 detail, strerror(err));
+	if (strstr(detail, "seccomp") || strstr(detail, "NO_NEW_PRIVS"))
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "process backend: %s failed: %s (seccomp unavailable?)",
+					 detail, strerror(err));
+	return mote_sandbox_fail(sb, -MOTE_EBACKEND, "process backend: stub setup: %s: %s",
+				 detail, strerror(err));
+}
+
+static int spawn_child(struct mote_sandbox *sb, struct proc_sandbox *p, struct setup *s)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	/* Move everything out of the way first: a dup2 to 4 must not close
+	 * a source that happens to be 4. */
+	int high[MOTE_STUB_MAX_FDS + 3], nhigh = 0, rc = 0;
+	int srcs[MOTE_STUB_MAX_FDS + 3];
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "socketpair: %s", strerror(errno));
+	p->sock = pair[0];
+	srcs[nhigh++] = p->mailbox_fd;
+	srcs[nhigh++] = pair[1];
+	for (int i = 0; i < s->nfds; i++)
+		srcs[nhigh++] = s->fds[i];
+	srcs[nhigh++] = stub_fd;
+	for (int i = 0; i < nhigh; i++) {
+		high[i] = fcntl(srcs[i], F_DUPFD_CLOEXEC, 256);
+		if (high[i] < 0) {
+			rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "fcntl(F_DUPFD): %s",
+					       strerror(errno));
+			nhigh = i;
+			goto out;
+		}
+	}
+	posix_spawn_file_actions_adddup2(&fa, high[0], MOTE_STUB_FD_MAILBOX);
+	posix_spawn_file_actions_adddup2(&fa, high[1], MOTE_STUB_FD_SOCKET);
+	for (int i = 0; i < s->nfds; i++)
+		posix_spawn_file_actions_adddup2(&fa, high[2 + i], MOTE_STUB_FD_FIRST + i);
+	int exe = MOTE_STUB_FD_FIRST + s->nfds;
+	posix_spawn_file_actions_adddup2(&fa, high[nhigh - 1], exe);
+	posix_spawn_file_actions_addclosefrom_np(&fa, exe + 1);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", exe);
+	char *argv[] = {"mote-stub", NULL};
+	int e = spawn_on_spawner(path, &fa, argv, &p->pid);
+	if (e) {
+		rc = mote_sandbox_fail(sb, -MOTE_EBACKEND,
+				       "process backend: cannot start the stub process: %s",
+				       strerror(e));
+		goto out;
+	}
+	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (p->pidfd < 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, __WALL);
+		rc = mote_sandbox_fail(sb, -MOTE_EBACKEND, "pidfd_open: %s", strerror(errno));
+	}
+out:
+	close(pair[1]);
+	for (int i = 0; i < nhigh; i++)
+		close(high[i]);
+	posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
+{
+	(void)core_end;
+	pthread_once(&stub_once, stub_init_once);
+	if (stub_fd < 0)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "process backend: %s",
+					 stub_init_error);
+	struct proc_sandbox *p = mote_calloc(1, sizeof(*p));
+	if (!p)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	p->pidfd = p->pagemap_fd = p->mailbox_fd = p->shared_fd = p->sock = -1;
+	sb->be_data = p;
+	int rc = share_window(sb, p);
+	if (rc)
+		return rc;
+
+	/* What the child maps, in order: the pieces sb->mem was built from,
+	 * the shared window over them, then the guest's page permissions. */
+	struct setup s = {0};
+	for (size_t i = 0; !rc && i < sb->npieces; i++) {
+		/* Nothing lives below MOTE_SYSTEM_BASE (mmap_min_addr). */
+		const struct mote_mem_piece *pc = &sb->pieces[i];
+		uint64_t skip = pc->gpa < MOTE_SYSTEM_BASE ? MOTE_SYSTEM_BASE - pc->gpa : 0;
+		if (skip < pc->size)
+			rc = add_map(&s, pc->gpa + skip, pc->size - skip, pc->fd, pc->offset + skip,
+				     PROT_READ | PROT_WRITE, false);
+	}
+	const struct mote_layout *l = &sb->layout;
+	if (!rc)
+		rc = add_map(&s, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, p->shared_fd, 0, PROT_READ,
+			     true);
+	if (!rc)
+		rc = add_map(&s, l->in_buf, l->log_buf + l->log_size - l->in_buf, p->shared_fd,
+			     MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE, true);
+	size_t nmaps = s.n, nprotect = 0;
+	if (!rc)
+		rc = add_protections(sb, &s, &nprotect);
+	if (rc) {
+		mote_free(s.maps);
+		return mote_sandbox_fail(sb, rc, "out of memory");
+	}
+
+	p->mb_size = MOTE_STUB_MAILBOX_HEADER + s.n * sizeof(struct mote_stub_map);
+	p->mb_size = (p->mb_size + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
+	p->mailbox_fd = memfd_create("mote-mailbox", MFD_CLOEXEC);
+	if (p->mailbox_fd < 0 || ftruncate(p->mailbox_fd, (off_t)p->mb_size) < 0 ||
+	    (p->mb = mmap(NULL, p->mb_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->mailbox_fd,
+			  0)) == MAP_FAILED) {
+		p->mb = NULL;
+		mote_free(s.maps);
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create the mailbox: %s",
+					 strerror(errno));
+	}
+	struct mote_mailbox *mb = p->mb;
+	mb->host_pid = (uint32_t)getpid();
+	mb->size = p->mb_size;
+	mb->maps_offset = MOTE_STUB_MAILBOX_HEADER;
+	mb->nmaps = (uint32_t)nmaps;
+	mb->nprotect = (uint32_t)nprotect;
+	memcpy((uint8_t *)mb + MOTE_STUB_MAILBOX_HEADER, s.maps, s.n * sizeof(s.maps[0]));
+	mote_free(s.maps);
+	plan_tracking(sb, p);
+	mb->flags = MOTE_STUB_WANT_UFFD_WP | MOTE_STUB_WANT_CPUID_FAULT;
+	mb->ntracked = p->ntracked;
+	mb->tracked_shared = p->tracked_shared;
+	memcpy(mb->tracked, p->tracked, sizeof(mb->tracked));
+	mb->ncpuid = guest_cpuid(mb->cpuid, MOTE_STUB_MAX_CPUID);
+
+	rc = spawn_child(sb, p, &s);
+	if (rc)
+		return rc;
+	p->seen_to_host = 0;
+	if (!wait_report(p))
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "process backend: the stub process died during setup "
+					 "(status %d)",
+					 p->exit_status);
+	if (mb->report == MOTE_STUB_SETUP_FAILED)
+		return fail_setup(sb, p);
+	if (mb->report != MOTE_STUB_READY)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "process backend: unexpected report %u during setup",
+					 mb->report);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)p->pid);
+	p->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->pagemap_fd < 0)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot open %s: %s", path,
+					 strerror(errno));
+	/* From here the stub's word is guest-controlled: remember what setup
+	 * said now. */
+	sb->exit_entry = mb->exit_entry;
+	return 0;
+}
+
+static void proc_destroy(struct mote_sandbox *sb)
+{
+	struct proc_sandbox *p = ps(sb);
+	if (!p)
+		return;
+	if (p->pidfd >= 0) {
+		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+		siginfo_t si;
+		waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | __WALL);
+		close(p->pidfd);
+	}
+	if (p->pagemap_fd >= 0)
+		close(p->pagemap_fd);
+	if (p->mb)
+		munmap(p->mb, p->mb_size);
+	if (p->mailbox_fd >= 0)
+		close(p->mailbox_fd);
+	if (p->shared_fd >= 0)
+		close(p->shared_fd);
+	if (p->sock >= 0)
+		close(p->sock);
+	mote_free(p);
+	sb->be_data = NULL;
+}
+
+/* ---- Running ---- */
+static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
+{
+	struct proc_sandbox *p = ps(sb);
+	memset(ev, 0, sizeof(*ev));
+	if (p->kicked) {
+		ev->kind = MOTE_EVENT_INTERRUPTED;
+		return 0;
+	}
+	if (p->dead)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "the sandbox's process is gone (status %d)", p->exit_status);
+	p->mb->cmd = MOTE_STUB_CMD_RUN;
+	wake_stub(p);
+	if (!wait_report(p)) {
+		if (p->kicked) {
+			ev->kind = MOTE_EVENT_INTERRUPTED;
+			return 0;
+		}
+		ev->kind = MOTE_EVENT_UNEXPECTED;
+		snprintf(ev->detail, sizeof(ev->detail),
+			 "the guest's process died (wait status 0x%x)", p->exit_status);
+		return 0;
+	}
+	/* Copied once: the guest can change the mailbox under us. */
+	struct mote_mailbox r;
+	memcpy(&r, p->mb, offsetof(struct mote_mailbox, exit_entry));
+	ev->rip = r.cpu.rip;
+	ev->rsp = r.cpu.gpr[4];
+	switch (r.report) {
+	case MOTE_STUB_EXIT:
+		ev->kind = MOTE_EVENT_EXIT;
+		ev->port = (uint16_t)r.port;
+		/* KVM's exception stubs exit to these ports: a guest that uses
+		 * them itself is reported alike. */
+		if (r.port >= MOTE_PORT_EXC_BASE && r.port < MOTE_PORT_EXC_BASE + 32) {
+			ev->kind = MOTE_EVENT_EXCEPTION;
+			ev->vector = (uint8_t)(r.port - MOTE_PORT_EXC_BASE);
+		}
+		return 0;
+	case MOTE_STUB_IN:
+		ev->kind = MOTE_EVENT_UNEXPECTED;
+		snprintf(ev->detail, sizeof(ev->detail), "IN from port 0x%x", r.port & 0xffff);
+		return 0;
+	case MOTE_STUB_INTERRUPTED:
+		ev->kind = MOTE_EVENT_INTERRUPTED;
+		return 0;
+	case MOTE_STUB_FAULT:
+		ev->kind = MOTE_EVENT_EXCEPTION;
+		ev->vector = (uint8_t)(r.vector < 32 ? r.vector : 31);
+		ev->error_code = r.error_code;
+		ev->has_error_code = ev->vector == 8 || (ev->vector >= 10 && ev->vector <= 14) ||
+				     ev->vector == 17;
+		ev->addr = r.addr;
+		ev->write = (r.error_code & 2) != 0;
+		/* Where KVM's page tables map a page but no memory backs it
+		 * (the file-mapping window), KVM sees an MMIO access. */
+		if (ev->vector == 14 && r.addr >= MOTE_MAP_BASE && r.addr < MOTE_MAP_LIMIT &&
+		    !(r.error_code & 0x10))
+			ev->kind = MOTE_EVENT_NO_MEMORY;
+		return 0;
+	default:
+		ev->kind = MOTE_EVENT_UNEXPECTED;
+		snprintf(ev->detail, sizeof(ev->detail), "stub report %u", r.report);
+		return 0;
+	}
+}
+
+static void proc_kick(struct mote_sandbox *sb)
+{
+	struct proc_sandbox *p = ps(sb);
+	if (!p)
+		return;
+	p->kicked = 1;
+	if (p->waiting && p->pid > 0)
+		kill(p->pid, MOTE_STUB_KICK_SIGNAL);
+}
+
+static void proc_clear_kick(struct mote_sandbox *sb)
+{
+	ps(sb)->kicked = 0;
+}
+
+/* The stub's state is always "exit completed". */
+static int proc_settle(struct mote_sandbox *sb)
+{
+	(void)sb;
+	return 0;
+}
+
+static int proc_get_state(struct mote_sandbox *sb, struct mote_cpu_state *st)
+{
+	*st = ps(sb)->mb->cpu;
+	st->rflags &= MOTE_RFLAGS_GUEST;
+	return 0;
+}
+
+static int proc_set_state(struct mote_sandbox *sb, const struct mote_cpu_state *st)
+{
+	ps(sb)->mb->cpu = *st;
+	return 0;
+}
+
+/* ---- Memory ---- */
+/* PAGE_IS_* (Linux 6.7). */
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+
+/* The pages of [lo, hi) written since the last scan, which protects them
+ * again. In private memory a written page is an anonymous one that is not
+ * the zero page: a page only read stays the file's (or the zero page).
+ * Pages not in memory at all (never touched) are skipped without a walk of
+ * their page tables, which do not exist. */
+static int scan_range(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo, uint64_t hi,
+		      bool shared, uint64_t *bitmap)
+{
+	struct pm_page_region v[256];
+	uint64_t start = lo;
+	while (start < hi) {
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = start,
+			.end = hi,
+			.vec = (uint64_t)(uintptr_t)v,
+			.vec_len = sizeof(v) / sizeof(v[0]),
+			.category_inverted = shared ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_mask = PAGE_IS_WRITTEN | (shared ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO),
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		long n = ioctl(p->pagemap_fd, PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return mote_sandbox_fail(sb, -MOTE_EBACKEND, "PAGEMAP_SCAN: %s",
+						 strerror(errno));
+		for (long i = 0; i < n; i++) {
+			uint64_t s = v[i].start, e = v[i].end;
+			if (s < lo || e > hi || s >= e)
+				continue;
+			mote_bitmap_set_range(bitmap, s / MOTE_PAGE_SIZE, (e - s) / MOTE_PAGE_SIZE);
+		}
+		if (a.walk_end <= start)
+			break;
+		start = a.walk_end;
+	}
+	return 0;
+}
+
+static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap)
+{
+	struct proc_sandbox *p = ps(sb);
+	if (p->dead)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
+	for (unsigned i = 0; i < p->ntracked; i++) {
+		int rc = scan_range(sb, p, p->tracked[i][0], p->tracked[i][1],
+				    p->tracked_shared & (1u << i), bitmap);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static bool tracked_page(const struct proc_sandbox *p, uint64_t gpa)
+{
+	for (unsigned i = 0; i < p->ntracked; i++)
+		if (gpa >= p->tracked[i][0] && gpa < p->tracked[i][1])
+			return true;
+	return false;
+}
+
+/* Where a page of guest memory lives: the shared window is the host's own
+ * mapping; what the guest can write is in the child; what it cannot write
+ * is in the child exactly as in the host's view of the same pieces. */
+enum where { IN_CHILD, SHARED, HOST_VIEW };
+
+static enum where where_is(struct mote_sandbox *sb, uint64_t gpa)
+{
+	if (tracked_page(ps(sb), gpa))
+		return IN_CHILD;
+	return shared_page(sb, gpa, 1) ? SHARED : HOST_VIEW;
+}
+
+static int copy_run(struct mote_sandbox *sb, enum where w, uint64_t gpa, uint8_t *buf,
+		    uint64_t len, bool write)
+{
+	static const uint8_t zero_page[4096];
+	if (w == SHARED || (w == HOST_VIEW && !write)) {
+		if (!write)
+			memcpy(buf, sb->mem + gpa, len);
+		else if (buf)
+			memcpy(sb->mem + gpa, buf, len);
+		else
+			memset(sb->mem + gpa, 0, len);
+		return 0;
+	}
+	if (w == HOST_VIEW) {
+		/* Unchanged is fine; other content needs a new process. */
+		for (uint64_t o = 0; o < len; o += MOTE_PAGE_SIZE)
+			if (memcmp(sb->mem + gpa + o, buf ? buf + o : zero_page, MOTE_PAGE_SIZE))
+				return mote_sandbox_fail(sb, -MOTE_ENOTSUP,
+							 "cannot change guest page 0x%llx, which the "
+							 "guest cannot write, in a running process",
+							 (unsigned long long)(gpa + o));
+		return 0;
+	}
+	for (uint64_t done = 0; done < len;) {
+		uint64_t chunk = len - done;
+		const void *src = buf ? buf + done : zero_page;
+		if (!buf && chunk > sizeof(zero_page))
+			chunk = sizeof(zero_page);
+		struct iovec local = {(void *)src, chunk};
+		struct iovec remote = {(void *)(uintptr_t)(gpa + done), chunk};
+		ssize_t r = write ? process_vm_writev(ps(sb)->pid, &local, 1, &remote, 1, 0)
+				  : process_vm_readv(ps(sb)->pid, &local, 1, &remote, 1, 0);
+		if (r <= 0)
+			return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+						 "cannot %s guest memory at 0x%llx: %s",
+						 write ? "write" : "read",
+						 (unsigned long long)(gpa + done),
+						 strerror(r < 0 ? errno : EIO));
+		done += (uint64_t)r;
+	}
+	return 0;
+}
+
+static int vm_copy(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n, bool write)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t gpa = v[i].gpa, end = v[i].gpa + v[i].len;
+		uint8_t *buf = v[i].buf;
+		while (gpa < end) {
+			/* A run of pages that live in the same place. */
+			enum where w = where_is(sb, gpa);
+			uint64_t run = (gpa | (MOTE_PAGE_SIZE - 1)) + 1;
+			while (run < end && where_is(sb, run) == w)
+				run += MOTE_PAGE_SIZE;
+			if (run > end)
+				run = end;
+			int rc = copy_run(sb, w, gpa, buf ? buf + (gpa - v[i].gpa) : NULL, run - gpa,
+					  write);
+			if (rc)
+				return rc;
+			gpa = run;
+		}
+	}
+	return 0;
+}
+
+static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
+{
+	return vm_copy(sb, v, n, false);
+}
+
+static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
+{
+	return vm_copy(sb, v, n, true);
+}
+
+/* Map and unmap commands, run by the stub while it is parked. */
+static int map_command(struct mote_sandbox *sb, uint32_t cmd, const struct mote_stub_map *m,
+		       const char *what)
+{
+	struct proc_sandbox *p = ps(sb);
+	if (p->dead)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot %s: the sandbox's process is gone",
+					 what);
+	p->mb->map = *m;
+	p->mb->cmd = cmd;
+	wake_stub(p);
+	if (!wait_report(p))
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "cannot %s: the sandbox's process died", what);
+	uint32_t report = p->mb->report;
+	long err = (long)p->mb->error_code;
+	if (report != MOTE_STUB_MAPPED)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot %s: unexpected report %u",
+					 what, report);
+	if (err)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot %s: %s", what,
+					 strerror(err < 0 && err > -4096 ? (int)-err : EIO));
+	return 0;
+}
+
+/* The child maps the file itself (zero copy, from the page cache): its
+ * descriptor goes over the socket. Read-only mappings are shared and
+ * read-only; copy-on-write ones private. */
+static int proc_map(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
+{
+	struct proc_sandbox *p = ps(sb);
+	char byte = 0;
+	struct iovec iov = {&byte, 1};
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(p->sock, &msg, MSG_NOSIGNAL) != 1)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot map %s: sendmsg: %s",
+					 m->path, strerror(errno));
+	bool cow = m->flags & MOTE_MAP_COPY_ON_WRITE;
+	struct mote_stub_map sm = {m->gpa, m->size, m->offset, 0,
+				   cow ? PROT_READ | PROT_WRITE : PROT_READ, !cow, 0};
+	char what[64];
+	snprintf(what, sizeof(what), "map a file at 0x%llx", (unsigned long long)m->gpa);
+	int rc = map_command(sb, MOTE_STUB_CMD_MAP, &sm, what);
+	if (!rc)
+		m->slot = 0;
+	return rc;
+}
+
+static void proc_unmap(struct mote_sandbox *sb, struct mote_file_map *m)
+{
+	struct mote_stub_map sm = {m->gpa, m->size, 0, -1, 0, 0, 0};
+	if (!ps(sb)->dead)
+		map_command(sb, MOTE_STUB_CMD_UNMAP, &sm, "unmap a file");
+	m->slot = -1;
+}
+
+const struct mote_backend_ops mote_process_backend = {
+	.name = "process",
+	.file_id = 2,
+	.create = proc_create,
+	.destroy = proc_destroy,
+	.run = proc_run,
+	.kick = proc_kick,
+	.clear_kick = proc_clear_kick,
+	.settle = proc_settle,
+	.get_state = proc_get_state,
+	.set_state = proc_set_state,
+	.dirty_pages = proc_dirty_pages,
+	.read = proc_read,
+	.write = proc_write,
+	.map = proc_map,
+	.unmap = proc_unmap,
+};

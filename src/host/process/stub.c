@@ -1,0 +1,622 @@
+/* The process backend's stub: a static program with no libc that the host
+ * starts in a child process of its own (process.c). It maps guest memory at
+ * guest addresses as the mailbox says, arranges that writes are tracked,
+ * installs its signal handlers and a seccomp filter, then runs guest code
+ * and turns every way the guest can leave (a call of the exit entry, `out`,
+ * a CPU exception, a system call, the host's kick) into a report in the
+ * mailbox. Compiled with -mgeneral-regs-only: nothing here touches the
+ * guest's x87/SSE registers except FXSAVE and FXRSTOR.
+ *
+ * After setup the only system calls the process can make are futex (wait
+ * and wake), rt_sigreturn and exit_group, and only from this program's code
+ * (seccomp checks the instruction pointer). Everything else traps. */
+#include <asm/prctl.h>
+#include <asm/sigcontext.h>
+#include <asm/siginfo.h>
+#include <asm/signal.h>
+#include <asm/unistd.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/futex.h>
+#include <linux/ioctl.h>
+#include <linux/mman.h>
+#include <linux/prctl.h>
+#include <linux/resource.h>
+#include <linux/seccomp.h>
+#include <linux/uio.h>
+#include <linux/userfaultfd.h>
+#include <stdbool.h>
+
+#include "host/process/stub.h"
+
+/* Newer than the kernel headers Debian 12 ships (Linux 6.7's ABI). */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#define AT_HWCAP2 26
+#define HWCAP2_FSGSBASE 2
+#define CLOSE_RANGE_UNSHARE 2
+
+/* The kernel's recvmsg structures (libc's are not available here). */
+struct k_msghdr {
+	void *msg_name;
+	int msg_namelen;
+	struct iovec *msg_iov;
+	unsigned long msg_iovlen;
+	void *msg_control;
+	unsigned long msg_controllen;
+	unsigned msg_flags;
+};
+struct k_cmsg_fd {
+	unsigned long len;
+	int level, type;
+	int fd;
+	int pad;
+};
+#define K_SOL_SOCKET 1
+#define K_SCM_RIGHTS 1
+#define K_MSG_CMSG_CLOEXEC 0x40000000
+
+struct k_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	unsigned long mask;
+};
+
+struct k_ucontext {
+	unsigned long uc_flags;
+	void *uc_link;
+	stack_t uc_stack;
+	struct sigcontext uc_mcontext;
+	unsigned long uc_sigmask;
+};
+
+/* ---- System calls ---- */
+static long sys6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#define sys3(nr, a, b, c) sys6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+static __attribute__((noreturn)) void die(int code)
+{
+	for (;;)
+		sys6(__NR_exit_group, code, 0, 0, 0, 0, 0);
+}
+
+/* gcc may call these for struct copies. */
+void *memcpy(void *dst, const void *src, unsigned long n);
+void *memset(void *dst, int c, unsigned long n);
+void *memcpy(void *dst, const void *src, unsigned long n)
+{
+	unsigned char *d = dst;
+	const unsigned char *s = src;
+	while (n--)
+		*d++ = *s++;
+	return dst;
+}
+void *memset(void *dst, int c, unsigned long n)
+{
+	unsigned char *d = dst;
+	while (n--)
+		*d++ = (unsigned char)c;
+	return dst;
+}
+
+/* ---- State shared with stub_x86_64.S ----
+ * Hidden: everything is addressed rip-relative (the stub lives above 4 GiB),
+ * and hidden symbols need no GOT. */
+#pragma GCC visibility push(hidden)
+extern char mote_stub_text_start[], mote_stub_text_end[];
+extern struct mote_mailbox mote_mailbox;
+void mote_stub_exit(void);            /* the guest's exit entry */
+void mote_stub_restorer(void);        /* rt_sigreturn */
+__attribute__((noreturn)) void mote_stub_enter_guest(void);
+void mote_stub_main(unsigned long *sp);
+void mote_stub_direct_exit(uint32_t port);
+
+#pragma GCC visibility pop
+
+#define mb (&mote_mailbox)
+
+uint32_t mote_stub_have_fsgsbase; /* read by stub_x86_64.S */
+static uint32_t seen_to_stub;
+static bool cpuid_faulting;
+static uint8_t altstack[32768] __attribute__((aligned(16)));
+
+static bool in_stub(uint64_t rip)
+{
+	return rip >= (uint64_t)mote_stub_text_start && rip < (uint64_t)mote_stub_text_end;
+}
+
+/* ---- The mailbox protocol ---- */
+static uint32_t do_map_command(uint32_t cmd);
+
+static void report_and_wait(uint32_t what)
+{
+again:
+	__atomic_store_n(&mb->report, what, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&mb->to_host, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&mb->host_sleeping, __ATOMIC_SEQ_CST))
+		sys6(__NR_futex, (long)&mb->to_host, FUTEX_WAKE, 1, 0, 0, 0);
+	/* Spin a little first: a host call or a quick next call comes back
+	 * within microseconds, and sleeping costs a wake system call. */
+	for (int i = 0; i < 2000; i++) {
+		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
+			goto woken;
+		__builtin_ia32_pause();
+	}
+	for (;;) {
+		__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&mb->to_stub, __ATOMIC_SEQ_CST) != seen_to_stub)
+			break;
+		sys6(__NR_futex, (long)&mb->to_stub, FUTEX_WAIT, seen_to_stub, 0, 0, 0);
+	}
+	__atomic_store_n(&mb->stub_sleeping, 0, __ATOMIC_RELAXED);
+woken:
+	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
+	uint32_t cmd = __atomic_load_n(&mb->cmd, __ATOMIC_RELAXED);
+	if (cmd == MOTE_STUB_CMD_MAP || cmd == MOTE_STUB_CMD_UNMAP) {
+		what = do_map_command(cmd);
+		goto again;
+	}
+}
+
+static bool window_range(uint64_t addr, uint64_t len)
+{
+	return addr >= MOTE_MAP_BASE && len && len <= MOTE_MAP_LIMIT - MOTE_MAP_BASE &&
+	       addr <= MOTE_MAP_LIMIT - len;
+}
+
+/* A host file mapping: its descriptor comes over the socket. */
+static uint32_t do_map_command(uint32_t cmd)
+{
+	struct mote_stub_map m = mb->map;
+	long r = -22;
+	if (cmd == MOTE_STUB_CMD_UNMAP) {
+		if (window_range(m.addr, m.len))
+			r = sys3(__NR_munmap, m.addr, m.len, 0);
+		mb->error_code = (uint64_t)r;
+		return MOTE_STUB_MAPPED;
+	}
+	char byte;
+	struct iovec iov = {&byte, 1};
+	struct k_cmsg_fd ctl = {0};
+	struct k_msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+			       .msg_controllen = sizeof(ctl)};
+	long n = sys3(__NR_recvmsg, MOTE_STUB_FD_SOCKET, &msg, K_MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		r = n;
+	} else if (msg.msg_controllen < 20 || ctl.level != K_SOL_SOCKET ||
+		   ctl.type != K_SCM_RIGHTS || ctl.len != 20) {
+		r = -9; /* EBADF: no descriptor came */
+	} else {
+		if (window_range(m.addr, m.len)) {
+			r = sys6(__NR_mmap, (long)m.addr, (long)m.len, m.prot,
+				 (m.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, ctl.fd,
+				 (long)m.offset);
+			r = r == (long)m.addr ? 0 : r;
+		}
+		sys3(__NR_close, ctl.fd, 0, 0);
+	}
+	mb->error_code = (uint64_t)r;
+	return MOTE_STUB_MAPPED;
+}
+
+/* An all-zero FXSAVE area stands for the reset state (backend.h). */
+static void fix_fpu_area(uint8_t *fx)
+{
+	for (int i = 0; i < 512; i++)
+		if (fx[i])
+			return;
+	fx[0] = 0x7f; /* FCW 0x37f */
+	fx[1] = 0x03;
+	fx[24] = 0x80; /* MXCSR 0x1f80 */
+	fx[25] = 0x1f;
+}
+
+/* Called by stub_x86_64.S on the stub's stack after the exit entry saved
+ * the guest's registers into the mailbox. */
+void mote_stub_direct_exit(uint32_t port)
+{
+	mb->port = port;
+	report_and_wait(MOTE_STUB_EXIT);
+	fix_fpu_area(mb->cpu.fxsave);
+}
+
+/* ---- Signals: faults, `out`, system calls, kicks ---- */
+static void save_context(const struct sigcontext *mc)
+{
+	struct mote_cpu_state *c = &mb->cpu;
+	const uint64_t gpr[16] = {mc->rax, mc->rcx, mc->rdx, mc->rbx, mc->rsp, mc->rbp,
+				  mc->rsi, mc->rdi, mc->r8,  mc->r9,  mc->r10, mc->r11,
+				  mc->r12, mc->r13, mc->r14, mc->r15};
+	for (int i = 0; i < 16; i++)
+		c->gpr[i] = gpr[i];
+	c->rip = mc->rip;
+	c->rflags = mc->eflags & MOTE_RFLAGS_GUEST;
+	if (mote_stub_have_fsgsbase) {
+		__asm__ volatile("rdfsbase %0" : "=r"(c->fs_base));
+		__asm__ volatile("rdgsbase %0" : "=r"(c->gs_base));
+	}
+	if (mc->fpstate)
+		memcpy(c->fxsave, (const void *)mc->fpstate, 512);
+	else
+		memset(c->fxsave, 0, 512);
+}
+
+static void load_context(struct sigcontext *mc)
+{
+	const struct mote_cpu_state *c = &mb->cpu;
+	__u64 *gpr[16] = {&mc->rax, &mc->rcx, &mc->rdx, &mc->rbx, &mc->rsp, &mc->rbp,
+			     &mc->rsi, &mc->rdi, &mc->r8,  &mc->r9,  &mc->r10, &mc->r11,
+			     &mc->r12, &mc->r13, &mc->r14, &mc->r15};
+	for (int i = 0; i < 16; i++)
+		*gpr[i] = c->gpr[i];
+	mc->rip = c->rip;
+	mc->eflags = (mc->eflags & ~MOTE_RFLAGS_GUEST) | (c->rflags & MOTE_RFLAGS_GUEST);
+	if (mote_stub_have_fsgsbase) {
+		__asm__ volatile("wrfsbase %0" : : "r"(c->fs_base));
+		__asm__ volatile("wrgsbase %0" : : "r"(c->gs_base));
+	}
+	if (mc->fpstate) {
+		uint8_t *fp = (uint8_t *)mc->fpstate;
+		memcpy(fp, c->fxsave, 512);
+		/* In an XSAVE frame, mark x87 and SSE as in use, or sigreturn
+		 * would load their init state instead. */
+		uint32_t magic;
+		memcpy(&magic, fp + 464, 4);
+		if (magic == FP_XSTATE_MAGIC1) {
+			uint64_t bv;
+			memcpy(&bv, fp + 512, 8);
+			bv |= 3;
+			memcpy(fp + 512, &bv, 8);
+		}
+	}
+}
+
+/* CPUID with faulting on: answer from the host's table (what the KVM
+ * backend's guests see), zeros for anything else. */
+static void emulate_cpuid(struct sigcontext *mc)
+{
+	uint32_t leaf = (uint32_t)mc->rax, sub = (uint32_t)mc->rcx;
+	uint32_t n = mb->ncpuid < MOTE_STUB_MAX_CPUID ? mb->ncpuid : MOTE_STUB_MAX_CPUID;
+	mc->rax = mc->rbx = mc->rcx = mc->rdx = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mote_stub_cpuid *e = &mb->cpuid[i];
+		if (e->leaf == leaf && (e->subleaf == sub || e->subleaf == 0xffffffffu)) {
+			mc->rax = e->eax;
+			mc->rbx = e->ebx;
+			mc->rcx = e->ecx;
+			mc->rdx = e->edx;
+			break;
+		}
+	}
+	mc->rip += 2;
+}
+
+static void on_signal(int sig, siginfo_t *si, void *ucv)
+{
+	struct sigcontext *mc = &((struct k_ucontext *)ucv)->uc_mcontext;
+	uint32_t what = MOTE_STUB_FAULT;
+	if (sig == MOTE_STUB_KICK_SIGNAL) {
+		if (in_stub(mc->rip))
+			return; /* an exit is under way: it reports */
+		what = MOTE_STUB_INTERRUPTED;
+	} else if (in_stub(mc->rip)) {
+		die(128 + sig); /* the stub itself failed: the host sees it die */
+	} else if (sig == SIGSYS) {
+		/* A system call the filter refused. Reported as the exception
+		 * the same instruction raises under the KVM backend: `syscall`
+		 * #UD (EFER.SCE is clear), `int $0x80` #GP (no such gate). */
+		uint64_t at = (uint64_t)si->si_call_addr - 2;
+		mc->rip = at;
+		mb->addr = 0;
+		if (si->si_arch == AUDIT_ARCH_X86_64) {
+			mb->vector = 6;
+			mb->error_code = 0;
+		} else {
+			mb->vector = 13;
+			mb->error_code = 0x80 * 8 + 2;
+		}
+	} else {
+		const uint8_t *code = (const uint8_t *)mc->rip;
+		mb->vector = (uint32_t)mc->trapno;
+		mb->error_code = mc->err;
+		mb->addr = mc->cr2;
+		/* Port I/O is what KVM would have seen as an I/O exit: out and in
+		 * with an immediate port (e6 e7, e4 e5) or the port in %dx (ee
+		 * ef, ec ed). */
+		bool gp = sig == SIGSEGV && mc->trapno == 13;
+		if (gp && (code[0] & 0xfc) == 0xe4) {
+			what = code[0] & 2 ? MOTE_STUB_EXIT : MOTE_STUB_IN;
+			mb->port = code[1];
+			mc->rip += 2;
+		} else if (gp && (code[0] & 0xfc) == 0xec) {
+			what = code[0] & 2 ? MOTE_STUB_EXIT : MOTE_STUB_IN;
+			mb->port = (uint16_t)mc->rdx;
+			mc->rip += 1;
+		} else if (sig == SIGSEGV && mc->trapno == 13 && cpuid_faulting && code[0] == 0x0f &&
+			   code[1] == 0xa2) {
+			emulate_cpuid(mc);
+			return;
+		}
+	}
+	save_context(mc);
+	report_and_wait(what);
+	fix_fpu_area(mb->cpu.fxsave);
+	load_context(mc);
+}
+
+/* ---- Setup ---- */
+static __attribute__((noreturn)) void setup_failed(const char *what, long err)
+{
+	int i = 0;
+	for (; what[i] && i < (int)sizeof(mb->detail) - 1; i++)
+		mb->detail[i] = what[i];
+	mb->detail[i] = 0;
+	mb->error_code = (uint64_t)-err;
+	__atomic_store_n(&mb->report, MOTE_STUB_SETUP_FAILED, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&mb->to_host, 1, __ATOMIC_SEQ_CST);
+	sys6(__NR_futex, (long)&mb->to_host, FUTEX_WAKE, 1, 0, 0, 0);
+	die(1);
+}
+
+static bool guest_range(uint64_t addr, uint64_t len)
+{
+	return addr >= MOTE_SYSTEM_BASE && len <= MOTE_MAP_LIMIT && addr <= MOTE_MAP_LIMIT - len;
+}
+
+static void map_guest_memory(void)
+{
+	const struct mote_stub_map *m =
+		(const struct mote_stub_map *)((const uint8_t *)mb + mb->maps_offset);
+	for (uint32_t i = 0; i < mb->nmaps; i++) {
+		if (!guest_range(m[i].addr, m[i].len) || m[i].fd >= MOTE_STUB_MAX_FDS)
+			setup_failed("mapping outside guest memory", -22);
+		long flags = (m[i].shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | MAP_NORESERVE;
+		long fd = -1;
+		if (m[i].fd < 0)
+			flags |= MAP_ANONYMOUS;
+		else
+			fd = MOTE_STUB_FD_FIRST + m[i].fd;
+		long r = sys6(__NR_mmap, (long)m[i].addr, (long)m[i].len, m[i].prot, flags, fd,
+			      (long)m[i].offset);
+		if (r != (long)m[i].addr)
+			setup_failed("mmap of guest memory", r);
+	}
+	for (uint32_t i = 0; i < mb->nprotect; i++) {
+		const struct mote_stub_map *p = &m[mb->nmaps + i];
+		if (!guest_range(p->addr, p->len))
+			setup_failed("protection change outside guest memory", -22);
+		long r = sys3(__NR_mprotect, p->addr, p->len, p->prot);
+		if (r)
+			setup_failed("mprotect of guest memory", r);
+	}
+}
+
+/* Guest writes are tracked by the kernel: userfaultfd write protection in
+ * asynchronous mode (Linux 6.7) marks a page written on its first write
+ * without a fault reaching anyone, and the host reads and re-arms the marks
+ * with PAGEMAP_SCAN on /proc/PID/pagemap. The guest cannot undo them: it
+ * has no system calls. */
+static void track_writes(void)
+{
+	long fd = sys3(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | UFFD_USER_MODE_ONLY, 0, 0);
+	if (fd < 0)
+		setup_failed("userfaultfd", fd);
+	struct uffdio_api api = {.api = UFFD_API,
+				 .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+	long r = sys3(__NR_ioctl, fd, UFFDIO_API, &api);
+	if (r)
+		setup_failed("UFFDIO_API (write-protect, asynchronous)", r);
+	uint32_t n = mb->ntracked < 8 ? mb->ntracked : 8;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t lo = mb->tracked[i][0], hi = mb->tracked[i][1];
+		if (hi <= lo || !guest_range(lo, hi - lo))
+			setup_failed("tracked range outside guest memory", -22);
+		struct uffdio_register reg = {.range = {.start = lo, .len = hi - lo},
+					      .mode = UFFDIO_REGISTER_MODE_WP};
+		r = sys3(__NR_ioctl, fd, UFFDIO_REGISTER, &reg);
+		if (r)
+			setup_failed("UFFDIO_REGISTER", r);
+		/* Private memory needs no initial protection: pages not yet in
+		 * the page tables cost nothing to scan, and a page the guest
+		 * wrote is anonymous, which is how the host tells it from one
+		 * it only read. Shared memory (the call buffers) is small and
+		 * protected now, page by page. */
+		if (!(mb->tracked_shared & (1u << i)))
+			continue;
+		struct uffdio_writeprotect wp = {.range = {.start = lo, .len = hi - lo},
+						 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+		r = sys3(__NR_ioctl, fd, UFFDIO_WRITEPROTECT, &wp);
+		if (r)
+			setup_failed("UFFDIO_WRITEPROTECT", r);
+	}
+	mb->features |= MOTE_STUB_HAVE_UFFD_WP;
+	/* The descriptor stays open: closing it would end the tracking. */
+}
+
+static void install_signals(void)
+{
+	stack_t ss = {.ss_sp = altstack, .ss_flags = 0, .ss_size = sizeof(altstack)};
+	long r = sys3(__NR_sigaltstack, &ss, 0, 0);
+	if (r)
+		setup_failed("sigaltstack", r);
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS,
+				   MOTE_STUB_KICK_SIGNAL};
+	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct k_sigaction sa = {.handler = (void *)on_signal,
+					 .flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER,
+					 .restorer = (void *)mote_stub_restorer,
+					 .mask = ~0ul};
+		r = sys6(__NR_rt_sigaction, sigs[i], (long)&sa, 0, sizeof(sa.mask), 0, 0);
+		if (r)
+			setup_failed("rt_sigaction", r);
+	}
+}
+
+/* After this, system calls come only from the stub's code and only futex
+ * (wait, wake), rt_sigreturn and exit_group; anything else raises SIGSYS. */
+static void install_filter(void)
+{
+	uint64_t lo = (uint64_t)mote_stub_text_start, hi = (uint64_t)mote_stub_text_end;
+	if (lo >> 32 != (hi - 1) >> 32)
+		setup_failed("stub code crosses a 4 GiB boundary", -22);
+#define LD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
+#define TRAP BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)
+#define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define ARG_LO(i) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i]))
+#define ARG_HI(i) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i]) + 4)
+	struct sock_filter f[] = {
+		LD(arch),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		TRAP,
+		/* instruction_pointer: high word, then low word. */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(lo >> 32), 1, 0),
+		TRAP,
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)lo, 1, 0),
+		TRAP,
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)hi, 0, 1),
+		TRAP,
+		LD(nr),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 6, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_munmap, 13, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvmsg, 18, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close, 21, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 24, 0),
+		TRAP,
+		TRAP,
+		/* mmap: inside the file-mapping window (its high word is
+		 * 0x10: [64 GiB, 68 GiB)), shorter than 4 GiB, MAP_FIXED. */
+		ARG_HI(0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MOTE_MAP_BASE >> 32), 0, 5),
+		ARG_HI(1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+		ARG_LO(3),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MAP_FIXED, 0, 1),
+		ALLOW,
+		TRAP,
+		/* munmap: the same range rules. */
+		ARG_HI(0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MOTE_MAP_BASE >> 32), 0, 3),
+		ARG_HI(1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+		ALLOW,
+		TRAP,
+		/* recvmsg: from the socket only. */
+		ARG_LO(0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOTE_STUB_FD_SOCKET, 0, 1),
+		ALLOW,
+		TRAP,
+		/* close: a received file, never the userfaultfd (which would end
+		 * the tracking of writes) or the socket. */
+		ARG_LO(0),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, MOTE_STUB_FD_FIRST, 0, 1),
+		ALLOW,
+		TRAP,
+		/* futex: FUTEX_WAIT or FUTEX_WAKE only (args[1], low word). */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAKE, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		TRAP,
+	};
+#undef LD
+#undef TRAP
+#undef ALLOW
+#undef ARG_LO
+#undef ARG_HI
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+	long r = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+	if (r)
+		setup_failed("seccomp", r);
+}
+
+static unsigned long auxv_get(unsigned long *sp, unsigned long type)
+{
+	unsigned long argc = sp[0];
+	unsigned long *p = sp + 1 + argc + 1; /* envp */
+	while (*p)
+		p++;
+	for (p++; p[0]; p += 2)
+		if (p[0] == type)
+			return p[1];
+	return 0;
+}
+
+/* From stub_x86_64.S's _start, on the stack the kernel gave. */
+void mote_stub_main(unsigned long *sp)
+{
+	/* The mask survives exec, and the host spawns with all blocked. */
+	unsigned long none = 0;
+	sys6(__NR_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none), 0, 0);
+	sys3(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+	long r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_FIXED_NOREPLACE, MOTE_STUB_FD_MAILBOX, 0);
+	if (r != (long)MOTE_STUB_MAILBOX)
+		die(2);
+	/* The parent died before PR_SET_PDEATHSIG took hold. */
+	if (sys3(__NR_getppid, 0, 0, 0) != mb->host_pid)
+		die(3);
+	uint64_t size = mb->size;
+	if (size > MOTE_STUB_MAILBOX_HEADER) {
+		r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, MOTE_STUB_FD_MAILBOX, 0);
+		if (r != (long)MOTE_STUB_MAILBOX)
+			die(4);
+	}
+	if (mb->maps_offset < sizeof(*mb) || mb->maps_offset > size ||
+	    (uint64_t)(mb->nmaps + mb->nprotect) * sizeof(struct mote_stub_map) >
+		    size - mb->maps_offset)
+		setup_failed("mailbox: mapping table outside the mailbox", -22);
+	map_guest_memory();
+	/* Only the mailbox mapping, the socket and guest memory are needed
+	 * from here. */
+	r = sys3(__NR_close_range, MOTE_STUB_FD_MAILBOX, MOTE_STUB_FD_MAILBOX, 0);
+	if (!r)
+		r = sys3(__NR_close_range, MOTE_STUB_FD_FIRST, ~0u, 0);
+	if (r)
+		setup_failed("close_range", r);
+	if (mb->flags & MOTE_STUB_WANT_UFFD_WP)
+		track_writes();
+	if (auxv_get(sp, AT_HWCAP2) & HWCAP2_FSGSBASE) {
+		mote_stub_have_fsgsbase = 1;
+		mb->features |= MOTE_STUB_HAVE_FSGSBASE;
+	}
+	if ((mb->flags & MOTE_STUB_WANT_CPUID_FAULT) &&
+	    sys3(__NR_arch_prctl, ARCH_SET_CPUID, 0, 0) == 0) {
+		cpuid_faulting = true;
+		mb->features |= MOTE_STUB_HAVE_CPUID_FAULT;
+	}
+	install_signals();
+	struct rlimit no_core = {0, 0};
+	sys3(__NR_setrlimit, RLIMIT_CORE, &no_core, 0);
+	r = sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0);
+	if (r)
+		setup_failed("PR_SET_NO_NEW_PRIVS", r);
+	install_filter();
+	mb->exit_entry = (uint64_t)mote_stub_exit;
+	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
+	report_and_wait(MOTE_STUB_READY);
+	fix_fpu_area(mb->cpu.fxsave);
+	mote_stub_enter_guest();
+}

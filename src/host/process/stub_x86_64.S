@@ -1,0 +1,115 @@
+/* The stub's entry points (see stub.c): process entry, the guest's exit
+ * entry, entering the guest, and the signal restorer. */
+#include "host/process/stub.h"
+
+#define CPU(off) (mote_mailbox + MOTE_MB_CPU + (off))(%rip)
+#define GPR(i) CPU(8 * (i))
+
+	.section .text.mote_stub_start, "ax"
+	.globl _start
+_start:
+	xor %ebp, %ebp
+	mov %rsp, %rdi
+	and $-16, %rsp
+	call mote_stub_main
+	ud2
+
+	.text
+/* The exit entry. The guest called it (after stepping over its red zone)
+ * with the port in %edi; [rsp] is its return address. Save everything as
+ * the state "after the call returned", report, then load the state the
+ * host left, which may be another one entirely (a restore). */
+	.globl mote_stub_exit
+	.type mote_stub_exit, @function
+mote_stub_exit:
+	mov %rax, GPR(0)
+	mov %rcx, GPR(1)
+	mov %rdx, GPR(2)
+	mov %rbx, GPR(3)
+	mov %rbp, GPR(5)
+	mov %rsi, GPR(6)
+	mov %rdi, GPR(7)
+	mov %r8, GPR(8)
+	mov %r9, GPR(9)
+	mov %r10, GPR(10)
+	mov %r11, GPR(11)
+	mov %r12, GPR(12)
+	mov %r13, GPR(13)
+	mov %r14, GPR(14)
+	mov %r15, GPR(15)
+	pushfq
+	pop %rax
+	mov %rax, CPU(MOTE_CPU_RFLAGS)
+	mov (%rsp), %rax
+	mov %rax, CPU(MOTE_CPU_RIP)
+	lea 8(%rsp), %rax
+	mov %rax, GPR(4)
+	fxsave64 CPU(MOTE_CPU_FXSAVE)
+	cmpl $0, mote_stub_have_fsgsbase(%rip)
+	je 1f
+	rdfsbase %rax
+	mov %rax, CPU(MOTE_CPU_FS_BASE)
+	rdgsbase %rax
+	mov %rax, CPU(MOTE_CPU_GS_BASE)
+1:	lea stub_stack_top(%rip), %rsp
+	cld
+	/* %edi still holds the port. */
+	call mote_stub_direct_exit
+	jmp mote_stub_enter_guest
+	.size mote_stub_exit, . - mote_stub_exit
+
+/* Load the mailbox's CPU state and jump to it. iretq sets rip, rflags and
+ * rsp at once, so a trap flag takes effect on the guest's instruction. */
+	.globl mote_stub_enter_guest
+	.type mote_stub_enter_guest, @function
+mote_stub_enter_guest:
+	lea stub_stack_top(%rip), %rsp
+	fxrstor64 CPU(MOTE_CPU_FXSAVE)
+	cmpl $0, mote_stub_have_fsgsbase(%rip)
+	je 1f
+	mov CPU(MOTE_CPU_FS_BASE), %rax
+	wrfsbase %rax
+	mov CPU(MOTE_CPU_GS_BASE), %rax
+	wrgsbase %rax
+1:	mov %ss, %eax
+	push %rax                 /* ss */
+	push GPR(4)               /* rsp */
+	mov CPU(MOTE_CPU_RFLAGS), %rax
+	and $0x240dd5, %rax       /* MOTE_RFLAGS_GUEST */
+	or $0x202, %rax           /* IF and the reserved bit, as the kernel keeps them */
+	push %rax                 /* rflags */
+	mov %cs, %eax
+	push %rax                 /* cs */
+	push CPU(MOTE_CPU_RIP)    /* rip */
+	mov GPR(0), %rax
+	mov GPR(1), %rcx
+	mov GPR(2), %rdx
+	mov GPR(3), %rbx
+	mov GPR(5), %rbp
+	mov GPR(6), %rsi
+	mov GPR(7), %rdi
+	mov GPR(8), %r8
+	mov GPR(9), %r9
+	mov GPR(10), %r10
+	mov GPR(11), %r11
+	mov GPR(12), %r12
+	mov GPR(13), %r13
+	mov GPR(14), %r14
+	mov GPR(15), %r15
+	iretq
+	.size mote_stub_enter_guest, . - mote_stub_enter_guest
+
+	.globl mote_stub_restorer
+	.type mote_stub_restorer, @function
+mote_stub_restorer:
+	mov $15, %eax /* __NR_rt_sigreturn */
+	syscall
+	ud2
+	.size mote_stub_restorer, . - mote_stub_restorer
+
+	.bss
+	.balign 16
+	.skip 65536
+stub_stack_top:
+
+	.section .note.GNU-stack, "", @progbits
