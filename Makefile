@@ -33,7 +33,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 all:
 
 TESTS     :=
-KVM_TESTS :=
+SANDBOX_TESTS :=
 TEST_GUESTS :=
 FUZZERS   :=
 BENCHES   :=
@@ -49,17 +49,19 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)
 
-# Tests that need /dev/kvm (KVM_TESTS) run in a QEMU VM that emulates AMD SVM
-# where it is missing; `make test-vm` runs them there on any machine.
+# Tests that start sandboxes (SANDBOX_TESTS) run once per backend: on the
+# process backend here, and on KVM here where /dev/kvm exists or in a QEMU VM
+# that emulates AMD SVM where it is missing (tests/run.sh); `make test-vm`
+# runs the KVM group in the VM on any machine.
 test:
 	@sh scripts/deps.sh
-	@$(MAKE) --no-print-directory all $(TESTS) $(KVM_TESTS)
-	@sh tests/run.sh $(TESTS) --kvm $(KVM_TESTS)
+	@$(MAKE) --no-print-directory all $(TESTS) $(SANDBOX_TESTS)
+	@sh tests/run.sh $(TESTS) --sandbox $(SANDBOX_TESTS)
 
 test-vm:
 	@sh scripts/deps.sh
-	@$(MAKE) --no-print-directory all $(TESTS) $(KVM_TESTS)
-	@MOTE_TEST_VM=1 sh tests/run.sh $(TESTS) --kvm $(KVM_TESTS)
+	@$(MAKE) --no-print-directory all $(TESTS) $(SANDBOX_TESTS)
+	@MOTE_TEST_VM=1 MOTE_TEST_BACKENDS=kvm sh tests/run.sh $(TESTS) --sandbox $(SANDBOX_TESTS)
 
 # Every libFuzzer target, each for FUZZ_SECONDS (default 600).
 FUZZ_SECONDS ?= 600

@@ -61,11 +61,11 @@ $(BUILD)/guests/%.elf: $$(wildcard tests/guests/%/*.c) $(LIBGUEST) src/guest/gue
 	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(filter %.c,$^) $(LIBGUEST) -lgcc
 
 # Host tests: tests/test_*.c linked with libmote.a (test_elf has its own rule).
-# Those that start sandboxes go in KVM_TESTS: `make test` runs them in a QEMU
-# VM where /dev/kvm is missing. test_snapfile only reads and writes files.
+# Those that start sandboxes go in SANDBOX_TESTS: `make test` runs them once
+# per backend (tests/run.sh). test_snapfile only reads and writes files.
 CORE_TESTS := $(filter-out tests/test_elf.c,$(wildcard tests/test_*.c))
 TESTS += $(BUILD)/tests/test_snapfile
-KVM_TESTS += $(filter-out $(BUILD)/tests/test_snapfile,$(CORE_TESTS:tests/%.c=$(BUILD)/tests/%))
+SANDBOX_TESTS += $(filter-out $(BUILD)/tests/test_snapfile,$(CORE_TESTS:tests/%.c=$(BUILD)/tests/%))
 
 $(BUILD)/tests/test_%: tests/test_%.c tests/test.h $(LIBMOTE_A) $(TEST_GUESTS)
 	@mkdir -p $(@D)

@@ -31,7 +31,7 @@ $(BUILD)/tests/wasm_spec_sandbox: tests/wasm/spec_runner.c $(LIBMOTE_A) $(WASM_H
 	$(CC) $(WASM_CFLAGS) -DSPEC_IN_SANDBOX $< -o $@ $(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
 
 TESTS += $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
-KVM_TESTS += $(BUILD)/tests/wasm_spec_sandbox
+SANDBOX_TESTS += $(BUILD)/tests/wasm_spec_sandbox
 ALL_TARGETS += $(WASM_LIB) $(BUILD)/tests/wasm_spec $(BUILD)/tests/test_wasm_api
 
 # Freestanding compile check of the engine (as it will be built for guests).

@@ -3,22 +3,29 @@
 # "N passed, M failed" over all of them. Exits non-zero if any test failed
 # or any program crashed, timed out or ended before printing its own count.
 #
-#   sh tests/run.sh PROGRAM... [--kvm PROGRAM...]
+#   sh tests/run.sh PROGRAM... [--sandbox PROGRAM...]
 #
-# Programs after --kvm need /dev/kvm. Where it exists they run here like the
-# others; where it does not (or with MOTE_TEST_VM=1, as `make test-vm` sets)
-# they run inside a QEMU VM that emulates AMD SVM (tests/vm/run-in-vm.sh).
+# Programs after --sandbox start sandboxes: they run once per backend.
+# - process: here, with MOTE_BACKEND=process, when this machine can run it
+#   (`mote doctor --check process`); otherwise one line says why and the
+#   group counts as skipped, never as passed.
+# - kvm: here where /dev/kvm exists; where it does not (or with
+#   MOTE_TEST_VM=1, as `make test-vm` sets) inside a QEMU VM that emulates
+#   AMD SVM (tests/vm/run-in-vm.sh).
 # Each group ends with a labelled count, so the reader sees what ran where.
 # MOTE_TEST_TIMEOUT: seconds a program may run here (default 600).
+# MOTE_TEST_BACKENDS: the backends to run the sandbox group on (default
+# "process kvm").
 TIMEOUT=${MOTE_TEST_TIMEOUT:-600}
+BACKENDS=${MOTE_TEST_BACKENDS:-process kvm}
 here=""
-kvm=""
-in_kvm=0
+sandbox=""
+in_sandbox=0
 for a in "$@"; do
-	if [ "$a" = --kvm ]; then
-		in_kvm=1
-	elif [ $in_kvm -eq 1 ]; then
-		kvm="$kvm $a"
+	if [ "$a" = --sandbox ]; then
+		in_sandbox=1
+	elif [ $in_sandbox -eq 1 ]; then
+		sandbox="$sandbox $a"
 	else
 		here="$here $a"
 	fi
@@ -83,25 +90,50 @@ if [ -n "$here" ]; then
 	run_here $here
 	add host "$passed" "$failed"
 fi
-if [ -n "$kvm" ]; then
-	if [ -e /dev/kvm ] && [ "${MOTE_TEST_VM:-0}" != 1 ]; then
-		# shellcheck disable=SC2086
-		run_here $kvm
-		add "kvm (/dev/kvm)" "$passed" "$failed"
-	else
-		log=$(mktemp /tmp/mote-vm-tests.XXXXXX)
-		# shellcheck disable=SC2086
-		sh tests/vm/run-in-vm.sh $kvm 2>&1 | tee "$log"
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
-		rm -f "$log"
-		p=0
-		f=1
-		[ -n "$line" ] && count "$line"
-		add "kvm (QEMU VM, emulated)" "$p" "$f"
-	fi
-fi
-if [ -n "$kvm" ]; then
-	printf '%s' "$labels" | sed 's/^/   /'
+skipped=""
+first=$(echo $sandbox | cut -d' ' -f1)
+mote="$(dirname "$(dirname "$first")")/bin/mote"
+for backend in $BACKENDS; do
+	[ -n "$sandbox" ] || break
+	case $backend in
+	process)
+		if why=$("$mote" doctor --check process 2>&1); then
+			echo "== sandbox tests on the process backend"
+			# shellcheck disable=SC2086
+			MOTE_BACKEND=process run_here $sandbox
+			add "process" "$passed" "$failed"
+		else
+			echo "== process backend skipped: $why"
+			skipped="$skipped
+process: skipped: $why"
+		fi
+		;;
+	kvm)
+		if [ -e /dev/kvm ] && [ "${MOTE_TEST_VM:-0}" != 1 ]; then
+			echo "== sandbox tests on the KVM backend"
+			# shellcheck disable=SC2086
+			MOTE_BACKEND=kvm run_here $sandbox
+			add "kvm (/dev/kvm)" "$passed" "$failed"
+		else
+			log=$(mktemp /tmp/mote-vm-tests.XXXXXX)
+			# shellcheck disable=SC2086
+			MOTE_BACKEND=kvm sh tests/vm/run-in-vm.sh $sandbox 2>&1 | tee "$log"
+			line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+			rm -f "$log"
+			p=0
+			f=1
+			[ -n "$line" ] && count "$line"
+			add "kvm (QEMU VM, emulated)" "$p" "$f"
+		fi
+		;;
+	*)
+		echo "unknown backend '$backend' in MOTE_TEST_BACKENDS"
+		add "$backend" 0 1
+		;;
+	esac
+done
+if [ -n "$sandbox" ]; then
+	printf '%s%s\n' "$labels" "$skipped" | sed '/^$/d; s/^/   /'
 fi
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]

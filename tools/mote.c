@@ -32,6 +32,7 @@ static int cmd_snapshot(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
 static int cmd_wasm(int argc, char **argv);
+static int cmd_doctor(int argc, char **argv);
 static int wasm_cmd_run(int argc, char **argv, mote_config *cfg);
 
 static const struct command commands[] = {
@@ -47,6 +48,8 @@ static const struct command commands[] = {
 	 "measure creation, calls, snapshots, mappings against the bare-KVM floor"},
 	{"wasm", cmd_wasm, "run|snapshot|exports [OPTIONS] MODULE.wasm|SNAPSHOT ...",
 	 "run a WebAssembly module inside a sandbox (mote wasm --help)"},
+	{"doctor", cmd_doctor, "[--json] [--check BACKEND]",
+	 "which backends this machine can run, which one auto picks, and why not"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -64,6 +67,8 @@ static void usage(FILE *f)
 		"  --input-size SIZE  argument buffer (64K default)\n"
 		"  --output-size SIZE result buffer (64K default)\n"
 		"  --timeout MS       stop the call after MS milliseconds\n"
+		"  --backend NAME     auto (default: MOTE_BACKEND, else kvm where /dev/kvm\n"
+		"                     opens, else process), kvm or process\n"
 		"  --header-only      (snapshot files) verify the header hash only\n"
 		"  --map FILE[@ADDR][,cow]  map a host file into the guest, read-only (or\n"
 		"                     copy-on-write), at ADDR or the next free address of the\n"
@@ -405,6 +410,18 @@ static int parse_config(int *argc, char ***argv, mote_config *cfg)
 		if (!strcmp(opt, "--map")) {
 			if (parse_map(val))
 				return -1;
+			*argc -= 2;
+			*argv += 2;
+			continue;
+		}
+		if (!strcmp(opt, "--backend")) {
+			mote_backend b;
+			if (mote_backend_parse(val, &b)) {
+				fprintf(stderr, "mote: --backend takes auto, kvm or process, not '%s'\n",
+					val);
+				return -1;
+			}
+			mote_config_set_backend(cfg, b);
 			*argc -= 2;
 			*argv += 2;
 			continue;
@@ -822,6 +839,76 @@ out:
 	mote_sandbox_free(sb);
 	mote_config_free(cfg);
 	return code;
+}
+
+/* What this machine can run: each backend's check, and auto's choice. */
+static int cmd_doctor(int argc, char **argv)
+{
+	bool json = false;
+	const char *check = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--check") && i + 1 < argc)
+			check = argv[++i];
+		else {
+			fprintf(stderr, "usage: mote doctor [--json] [--check BACKEND]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (check) {
+		mote_backend b;
+		if (mote_backend_parse(check, &b)) {
+			fprintf(stderr, "mote: --check takes auto, kvm or process, not '%s'\n", check);
+			return EXIT_USAGE;
+		}
+		if (mote_backend_check(b, NULL)) {
+			printf("%s\n", mote_last_error());
+			return EXIT_CALL;
+		}
+		return EXIT_OK;
+	}
+	static const mote_backend all[] = {MOTE_BACKEND_KVM, MOTE_BACKEND_PROCESS};
+	char why[2][512];
+	bool ok[2];
+	for (int i = 0; i < 2; i++) {
+		ok[i] = mote_backend_check(all[i], NULL) == 0;
+		snprintf(why[i], sizeof(why[i]), "%s", ok[i] ? "" : mote_last_error());
+	}
+	mote_backend chosen = MOTE_BACKEND_AUTO;
+	bool any = mote_backend_check(MOTE_BACKEND_AUTO, &chosen) == 0;
+	const char *env = getenv("MOTE_BACKEND");
+	if (json) {
+		printf("{\"backends\": [");
+		for (int i = 0; i < 2; i++) {
+			printf("%s{\"name\": \"%s\", \"available\": %s, \"reason\": ", i ? ", " : "",
+			       mote_backend_name(all[i]), ok[i] ? "true" : "false");
+			json_string(why[i]);
+			printf("}");
+		}
+		printf("], \"auto\": ");
+		if (any)
+			printf("\"%s\"", mote_backend_name(chosen));
+		else
+			printf("null");
+		printf(", \"MOTE_BACKEND\": ");
+		if (env)
+			json_string(env);
+		else
+			printf("null");
+		printf("}\n");
+	} else {
+		for (int i = 0; i < 2; i++)
+			printf("%-8s %s%s%s\n", mote_backend_name(all[i]),
+			       ok[i] ? "available" : "unavailable", ok[i] ? "" : ": ", why[i]);
+		if (!any)
+			printf("auto     nothing can run here\n");
+		else if (env && *env)
+			printf("auto     picks %s (MOTE_BACKEND=%s)\n", mote_backend_name(chosen), env);
+		else
+			printf("auto     picks %s\n", mote_backend_name(chosen));
+	}
+	return any ? EXIT_OK : EXIT_CREATE;
 }
 
 static int cmd_verify(int argc, char **argv)
