@@ -4,7 +4,10 @@
  * TEST_MAIN(). Each check that fails records the file, line and values and
  * marks the test failed; the program prints "PASS name" / "FAIL name" per
  * test and a closing "N passed, M failed" line, and exits non-zero if any
- * test failed. tests/run.sh adds the per-program counts into one total.
+ * test failed. A test that cannot run here sets test_skipped_current after
+ * printing why: it prints "SKIP name" and counts as neither (the closing line
+ * then adds ", K skipped"). tests/run.sh adds the per-program counts into
+ * one total.
  */
 #ifndef MOTE_TEST_H
 #define MOTE_TEST_H
@@ -38,6 +41,7 @@ struct test_case {
 static struct test_case test_cases[TEST_MAX];
 static int test_count;
 static int test_failed_current;
+static int test_skipped_current;
 
 #define TEST(name)                                                                                   \
 	static void test_##name(void);                                                               \
@@ -106,13 +110,17 @@ static int test_failed_current;
 static inline int test_main(int argc, char **argv)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
-	int passed = 0, failed = 0;
+	int passed = 0, failed = 0, skipped = 0;
 	for (int i = 0; i < test_count; i++) {
 		if (only && !strstr(test_cases[i].name, only))
 			continue;
 		test_failed_current = 0;
+		test_skipped_current = 0;
 		test_cases[i].fn();
-		if (test_failed_current) {
+		if (test_skipped_current && !test_failed_current) {
+			skipped++;
+			printf("SKIP %s\n", test_cases[i].name);
+		} else if (test_failed_current) {
 			failed++;
 			printf("FAIL %s\n", test_cases[i].name);
 		} else {
@@ -121,7 +129,10 @@ static inline int test_main(int argc, char **argv)
 		}
 		fflush(stdout);
 	}
-	printf("%d passed, %d failed\n", passed, failed);
+	if (skipped)
+		printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+	else
+		printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
 
