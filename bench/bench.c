@@ -9,6 +9,7 @@
 
 #include "bench/bench_int.h"
 #include "bench/floor.h"
+#include "bench/floor_proc.h"
 
 /* The bench guest, embedded at build time (see mk/bench.mk). */
 extern const unsigned char mote_bench_guest[];
@@ -56,13 +57,24 @@ static const char *human_size(uint64_t b, char *buf, size_t n)
 	return buf;
 }
 
+/* The backend the cases being measured run on. */
+static mote_backend cur_backend;
+
+const char *bench_floor_name(bool exit)
+{
+	if (cur_backend == MOTE_BACKEND_KVM)
+		return exit ? "floor-exit" : "floor-coldstart";
+	return exit ? "floor-proc-exit" : "floor-proc-coldstart";
+}
+
 void bench_report(const struct bench_opts *o, const char *name, uint64_t heap, struct stats s,
 		  const char *note)
 {
 	if (o->json)
-		printf("{\"case\": \"%s\", \"heap\": %llu, \"median_us\": %.2f, \"min_us\": %.2f, "
-		       "\"max_us\": %.2f, \"runs\": %d}\n",
-		       name, (unsigned long long)heap, s.median, s.min, s.max, s.runs);
+		printf("{\"backend\": \"%s\", \"case\": \"%s\", \"heap\": %llu, "
+		       "\"median_us\": %.2f, \"min_us\": %.2f, \"max_us\": %.2f, \"runs\": %d}\n",
+		       mote_backend_name(cur_backend), name, (unsigned long long)heap, s.median, s.min,
+		       s.max, s.runs);
 	else {
 		char hs[32] = "";
 		if (heap)
@@ -130,10 +142,13 @@ static int sample_floors(const struct bench_opts *o, struct floors *f)
 		floor_exit = e;
 	if (!c || !e)
 		return 1;
+	bool kvm = cur_backend == MOTE_BACKEND_KVM;
 	for (int i = 0; i < o->runs; i++) {
-		if (bench_floor_coldstart(&floor_cold[floor_n + i]) ||
-		    bench_floor_exit(100, &floor_exit[floor_n + i])) {
-			fprintf(stderr, "mote bench: the bare-KVM floor failed\n");
+		double *c0 = &floor_cold[floor_n + i], *e0 = &floor_exit[floor_n + i];
+		if (kvm ? bench_floor_coldstart(c0) || bench_floor_exit(100, e0)
+			: bench_floor_proc_coldstart(c0) || bench_floor_proc_exit(100, e0)) {
+			fprintf(stderr, "mote bench: the %s floor failed\n",
+				kvm ? "bare-KVM" : "process");
 			return 1;
 		}
 	}
@@ -152,10 +167,17 @@ static int sample_floors(const struct bench_opts *o, struct floors *f)
 static void report_floors(const struct bench_opts *o, const struct floors *f, const char *when)
 {
 	char note[128];
-	snprintf(note, sizeof(note), "VM + vCPU + memory + long mode, first exit%s", when);
-	bench_report(o, "floor-coldstart", 0, f->coldstart, note);
-	snprintf(note, sizeof(note), "one guest -> host -> guest exit at CPL 3%s", when);
-	bench_report(o, "floor-exit", 0, f->exit, note);
+	if (cur_backend == MOTE_BACKEND_KVM) {
+		snprintf(note, sizeof(note), "VM + vCPU + memory + long mode, first exit%s", when);
+		bench_report(o, "floor-coldstart", 0, f->coldstart, note);
+		snprintf(note, sizeof(note), "one guest -> host -> guest exit at CPL 3%s", when);
+		bench_report(o, "floor-exit", 0, f->exit, note);
+		return;
+	}
+	snprintf(note, sizeof(note), "posix_spawn of a static program, first round trip%s", when);
+	bench_report(o, "floor-proc-coldstart", 0, f->coldstart, note);
+	snprintf(note, sizeof(note), "futex round trip between two processes, no spin%s", when);
+	bench_report(o, "floor-proc-exit", 0, f->exit, note);
 }
 
 static int run_floors(const struct bench_opts *o, struct floors *f)
@@ -195,9 +217,9 @@ static int run_evolve(const struct bench_opts *o, const struct floors *f, double
 		struct stats s = bench_summarize(v, o->runs);
 		medians[h] = s.median;
 		char note[96], hs[32];
-		snprintf(note, sizeof(note), "heap %s: %.2f x floor-coldstart",
-			 human_size(evolve_heaps[h], hs, sizeof(hs)),
-			 s.median / f->coldstart.median);
+		snprintf(note, sizeof(note), "heap %s: %.2f x %s",
+			 human_size(evolve_heaps[h], hs, sizeof(hs)), s.median / f->coldstart.median,
+			 bench_floor_name(false));
 		bench_report(o, "evolve", evolve_heaps[h], s, note);
 	}
 	free(v);
@@ -225,7 +247,8 @@ static int run_calls(const struct bench_opts *o, const struct floors *f, double 
 		struct stats s = bench_summarize(v, n);
 		*call = s.median;
 		char note[64];
-		snprintf(note, sizeof(note), "%.2f x floor-exit", s.median / f->exit.median);
+		snprintf(note, sizeof(note), "%.2f x %s", s.median / f->exit.median,
+			 bench_floor_name(true));
 		bench_report(o, "call", 0, s, note);
 	}
 	for (int i = 0; !rc && i < n; i++) {
@@ -240,7 +263,8 @@ static int run_calls(const struct bench_opts *o, const struct floors *f, double 
 		struct stats s = bench_summarize(v, n);
 		*hostcall = s.median;
 		char note[64];
-		snprintf(note, sizeof(note), "%.2f x floor-exit", s.median / f->exit.median);
+		snprintf(note, sizeof(note), "%.2f x %s", s.median / f->exit.median,
+			 bench_floor_name(true));
 		bench_report(o, "hostcall", 0, s, note);
 	} else {
 		fprintf(stderr, "mote bench: call: %s: %s\n", mote_strerror(rc),
@@ -292,10 +316,104 @@ static void cold_table(const struct bench_opts *o, const struct floors *f,
 	for (int h = 0; h < BENCH_NCOLD; h++)
 		printf("  %-8s %12.0f %16.0f %18.0f %18.0f %8.1fx\n", heap_label(h), r->evolve[h],
 		       r->full[h], r->header[h], r->cached[h], r->evolve[h] / r->header[h]);
-	printf("  floor-coldstart (bare KVM, same run): %.0f us\n", f->coldstart.median);
+	printf("  %s (same run): %.0f us\n", bench_floor_name(false), f->coldstart.median);
 	printf("  a guest that writes 16 MiB while starting up (64 MiB heap): from ELF %.0f us, "
 	       "from a snapshot taken after it %.0f us (%.1fx)\n",
 	       r->warm_evolve, r->warm_snapshot, r->warm_evolve / r->warm_snapshot);
+}
+
+/* Every wanted suite on cur_backend, against its own floors. */
+static int bench_one_backend(struct bench_opts *o, const bool *want)
+{
+	bool kvm = cur_backend == MOTE_BACKEND_KVM;
+	if (!o->json)
+		printf("\n%s backend (%d runs per case; medians; floors measured in this run)\n",
+		       mote_backend_name(cur_backend), o->runs);
+	floor_n = 0;
+	struct floors f;
+	if (run_floors(o, &f))
+		return 1;
+	double evolve[NHEAPS] = {0}, call = 0, hostcall = 0, gbps = 0, save8 = 0, save256 = 0;
+	double restore16[2] = {0}, density = 0;
+	struct cold_results cold;
+	memset(&cold, 0, sizeof(cold));
+	int rc = 0;
+	if (want[S_EVOLVE] && run_evolve(o, &f, evolve))
+		rc = 1;
+	if (!rc && want[S_CALL] && run_calls(o, &f, &call, &hostcall))
+		rc = 1;
+	if (!rc && want[S_COLD] && bench_coldstart(o, &f, &cold))
+		rc = 1;
+	if (!rc && want[S_RESTORE] && bench_restore(o, restore16))
+		rc = 1;
+	if (!rc && want[S_DENSITY] && bench_density(o, &density))
+		rc = 1;
+	if (!rc && want[S_SAVE] && bench_verify(o, &gbps, &save8, &save256))
+		rc = 1;
+	double map1m = 0, map1g = 0, chain = 0, single = 0, layer_bpp = 0, fill4k = 0, fillhuge = 0;
+	if (!rc && want[S_MAPFILE] && bench_mapfile(o, &map1m, &map1g))
+		rc = 1;
+	if (!rc && want[S_LAYERS] && bench_layers(o, &chain, &single, &layer_bpp))
+		rc = 1;
+	if (!rc && want[S_HUGE] && bench_hugepages(o, &fill4k, &fillhuge))
+		rc = 1;
+	bench_cleanup_files();
+	if (!rc && sample_floors(o, &f))
+		rc = 1;
+	free(floor_cold);
+	free(floor_exit);
+	if (rc)
+		return 1;
+	if (!o->json)
+		printf("\n");
+	report_floors(o, &f, o->json ? "" : " (start and end of run combined)");
+	if (want[S_COLD])
+		cold_table(o, &f, &cold);
+	if (!o->json)
+		printf("\ntargets:\n");
+	if (want[S_EVOLVE] && kvm) {
+		target(o, "evolve 256 MiB / evolve 128 KiB", evolve[3] / evolve[0], 1.2);
+		target(o, "evolve 128 KiB / floor-coldstart", evolve[0] / f.coldstart.median, 2.0);
+	}
+	if (want[S_CALL]) {
+		char what[64];
+		snprintf(what, sizeof(what), "call / %s", bench_floor_name(true));
+		target(o, what, call / f.exit.median, 1.5);
+		snprintf(what, sizeof(what), "hostcall / %s", bench_floor_name(true));
+		target(o, what, hostcall / f.exit.median, 2.5);
+	}
+	if (want[S_COLD] && !kvm) {
+		target(o, "snapshot-header 1 GiB / 128 KiB", cold.header[4] / cold.header[0], 1.2);
+		target(o, "snapshot-header 128 KiB / floor-proc-coldstart",
+		       cold.header[0] / f.coldstart.median, 1.5);
+	}
+	if (want[S_COLD] && kvm) {
+		target(o, "snapshot-header 1 GiB / 128 KiB", cold.header[4] / cold.header[0], 1.2);
+		target(o, "snapshot-cached 1 GiB / 128 KiB", cold.cached[4] / cold.cached[0], 1.2);
+		target(o, "snapshot-header 1 GiB / floor-coldstart",
+		       cold.header[4] / f.coldstart.median, 1.5);
+		target(o, "snapshot-cached 1 GiB / floor-coldstart",
+		       cold.cached[4] / f.coldstart.median, 1.5);
+	}
+	if (want[S_RESTORE]) {
+		target(o, "restore-16 256 MiB / 128 KiB", restore16[1] / restore16[0], 1.2);
+		target(o, "restore-16 at 256 MiB (us)", restore16[1], 100);
+	}
+	if (want[S_SAVE])
+		target(o, "full verification, 1/(GB/s) (>= 3 GB/s)", 1 / gbps, 1 / 3.0);
+	if (want[S_DENSITY])
+		target(o, "density, MiB per sandbox", density / 1024, 1.5);
+	if (want[S_MAPFILE])
+		target(o, "mapfile 1 GiB / 1 MiB", map1g / map1m, 1.2);
+	if (want[S_LAYERS]) {
+		target(o, "cold start 3-file chain / single file", chain / single, 1.3);
+		target(o, "layer file KiB (16 pages; <= 16 x 4 + 64)", layer_bpp * 16 / 1024,
+		       16 * 4 + 64);
+	}
+	if (want[S_HUGE] && !o->json)
+		printf("  %-52s %6.2f (huge pages / 4 KiB; lower is better)\n",
+		       "fill 256 MiB heap, huge pages vs 4 KiB", fillhuge / fill4k);
+	return 0;
 }
 
 int mote_bench_main(int argc, char **argv)
@@ -334,83 +452,38 @@ int mote_bench_main(int argc, char **argv)
 	if (!any)
 		for (int k = 0; k < S_COUNT; k++)
 			want[k] = true;
-	if (!o.json)
-		printf("mote bench (%d runs per case; medians; floors measured in this run)\n",
-		       o.runs);
-	struct floors f;
-	if (run_floors(&o, &f))
-		return 1;
-	double evolve[NHEAPS] = {0}, call = 0, hostcall = 0, gbps = 0, save8 = 0, save256 = 0;
-	double restore16[2] = {0}, density = 0;
-	struct cold_results cold;
-	memset(&cold, 0, sizeof(cold));
-	int rc = 0;
-	if (want[S_EVOLVE] && run_evolve(&o, &f, evolve))
-		rc = 1;
-	if (!rc && want[S_CALL] && run_calls(&o, &f, &call, &hostcall))
-		rc = 1;
-	if (!rc && want[S_COLD] && bench_coldstart(&o, &f, &cold))
-		rc = 1;
-	if (!rc && want[S_RESTORE] && bench_restore(&o, restore16))
-		rc = 1;
-	if (!rc && want[S_DENSITY] && bench_density(&o, &density))
-		rc = 1;
-	if (!rc && want[S_SAVE] && bench_verify(&o, &gbps, &save8, &save256))
-		rc = 1;
-	double map1m = 0, map1g = 0, chain = 0, single = 0, layer_bpp = 0, fill4k = 0, fillhuge = 0;
-	if (!rc && want[S_MAPFILE] && bench_mapfile(&o, &map1m, &map1g))
-		rc = 1;
-	if (!rc && want[S_LAYERS] && bench_layers(&o, &chain, &single, &layer_bpp))
-		rc = 1;
-	if (!rc && want[S_HUGE] && bench_hugepages(&o, &fill4k, &fillhuge))
-		rc = 1;
-	bench_cleanup_files();
-	if (!rc && sample_floors(&o, &f))
-		rc = 1;
-	free(floor_cold);
-	free(floor_exit);
-	if (rc)
-		return 1;
-	if (!o.json)
-		printf("\n");
-	report_floors(&o, &f, o.json ? "" : " (start and end of run combined)");
-	if (want[S_COLD])
-		cold_table(&o, &f, &cold);
-	if (!o.json)
-		printf("\ntargets:\n");
-	if (want[S_EVOLVE]) {
-		target(&o, "evolve 256 MiB / evolve 128 KiB", evolve[3] / evolve[0], 1.2);
-		target(&o, "evolve 128 KiB / floor-coldstart", evolve[0] / f.coldstart.median, 2.0);
+	/* Every backend this machine runs, or the one MOTE_BACKEND names. */
+	mote_backend backends[2];
+	int nb = 0;
+	const char *env = getenv("MOTE_BACKEND");
+	if (env && *env && strcmp(env, "auto")) {
+		if (mote_backend_parse(env, &backends[0]) || mote_backend_check(backends[0], NULL)) {
+			fprintf(stderr, "mote bench: MOTE_BACKEND=%s: %s\n", env, mote_last_error());
+			return 1;
+		}
+		nb = 1;
+	} else {
+		static const mote_backend all[] = {MOTE_BACKEND_KVM, MOTE_BACKEND_PROCESS};
+		for (int i = 0; i < 2; i++) {
+			if (mote_backend_check(all[i], NULL) == 0)
+				backends[nb++] = all[i];
+			else if (!o.json)
+				printf("(%s backend not measured: %s)\n", mote_backend_name(all[i]),
+				       mote_last_error());
+		}
 	}
-	if (want[S_CALL]) {
-		target(&o, "call / floor-exit", call / f.exit.median, 1.5);
-		target(&o, "hostcall / floor-exit", hostcall / f.exit.median, 2.5);
+	char *saved = env ? strdup(env) : NULL;
+	int rc = nb ? 0 : 1;
+	for (int i = 0; !rc && i < nb; i++) {
+		/* Every sandbox the suites make runs on it (their configs say AUTO). */
+		setenv("MOTE_BACKEND", mote_backend_name(backends[i]), 1);
+		cur_backend = backends[i];
+		rc = bench_one_backend(&o, want);
 	}
-	if (want[S_COLD]) {
-		target(&o, "snapshot-header 1 GiB / 128 KiB", cold.header[4] / cold.header[0], 1.2);
-		target(&o, "snapshot-cached 1 GiB / 128 KiB", cold.cached[4] / cold.cached[0], 1.2);
-		target(&o, "snapshot-header 1 GiB / floor-coldstart",
-		       cold.header[4] / f.coldstart.median, 1.5);
-		target(&o, "snapshot-cached 1 GiB / floor-coldstart",
-		       cold.cached[4] / f.coldstart.median, 1.5);
-	}
-	if (want[S_RESTORE]) {
-		target(&o, "restore-16 256 MiB / 128 KiB", restore16[1] / restore16[0], 1.2);
-		target(&o, "restore-16 at 256 MiB (us)", restore16[1], 100);
-	}
-	if (want[S_SAVE])
-		target(&o, "full verification, 1/(GB/s) (>= 3 GB/s)", 1 / gbps, 1 / 3.0);
-	if (want[S_DENSITY])
-		target(&o, "density, MiB per sandbox", density / 1024, 1.5);
-	if (want[S_MAPFILE])
-		target(&o, "mapfile 1 GiB / 1 MiB", map1g / map1m, 1.2);
-	if (want[S_LAYERS]) {
-		target(&o, "cold start 3-file chain / single file", chain / single, 1.3);
-		target(&o, "layer file KiB (16 pages; <= 16 x 4 + 64)", layer_bpp * 16 / 1024,
-		       16 * 4 + 64);
-	}
-	if (want[S_HUGE] && !o.json)
-		printf("  %-52s %6.2f (huge pages / 4 KiB; lower is better)\n",
-		       "fill 256 MiB heap, huge pages vs 4 KiB", fillhuge / fill4k);
-	return 0;
+	if (saved)
+		setenv("MOTE_BACKEND", saved, 1);
+	else
+		unsetenv("MOTE_BACKEND");
+	free(saved);
+	return rc;
 }

@@ -28,6 +28,8 @@ struct cold_results {
 };
 
 struct stats bench_summarize(double *v, int n);
+/* The floors' names on the backend being measured. */
+const char *bench_floor_name(bool exit);
 void bench_report(const struct bench_opts *o, const char *name, uint64_t heap, struct stats s,
 		  const char *note);
 /* A sandbox of the embedded bench guest. */
