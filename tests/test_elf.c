@@ -16,6 +16,7 @@
 #include <elf.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "common/abi.h"
 #include "host/elf.h"
@@ -1524,6 +1525,233 @@ TEST(fns_reader_arguments)
 	CHECK_EQ_INT(n, r.n);
 	mote_free(fns);
 	free(cut);
+	free(r.b);
+}
+
+/* ---- mote_guest_info_read: the public API over the reader ---- */
+
+static char tmpdir[64];
+
+static const char *tmp_file(const char *name, const void *data, size_t len)
+{
+	static char path[128];
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/mote-test-elf-XXXXXX");
+		if (!mkdtemp(tmpdir)) {
+			tmpdir[0] = 0;
+			return NULL;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+	bool ok = f && fwrite(data, 1, len, f) == len;
+	if (f && fclose(f))
+		ok = false;
+	return ok ? path : NULL;
+}
+
+/* Counts the library's live allocations, to show that info_free (and every
+ * failure) gives back everything. */
+static long live_allocs;
+static long fail_after = -1; /* allocations that succeed; -1: all */
+
+static void *count_malloc(size_t n)
+{
+	if (fail_after == 0)
+		return NULL;
+	if (fail_after > 0)
+		fail_after--;
+	void *p = malloc(n);
+	if (p)
+		live_allocs++;
+	return p;
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+	if (q && !p)
+		live_allocs++;
+	return q;
+}
+
+static void count_free(void *p)
+{
+	if (p)
+		live_allocs--;
+	free(p);
+}
+
+static const mote_allocator counting = {count_malloc, count_realloc, count_free};
+
+TEST(guest_info_real_guest)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	mote_set_allocator(&counting);
+	live_allocs = 0;
+	int fds = count_fds();
+	mote_guest_info in;
+	int rc = mote_guest_info_read(GUEST_ELF("basic"), &in);
+	if (rc)
+		TEST_FAILF("rc %d: %s", rc, mote_last_error());
+	CHECK_EQ_INT(in.abi_version, MOTE_ABI_VERSION);
+	CHECK_EQ_U64(in.entry, r.img.entry);
+	CHECK_EQ_U64(in.file_size, r.len);
+	CHECK_EQ_U64(in.image_size, r.img.image_end - MOTE_IMAGE_BASE);
+	/* The defaults of mote_config (mote.h) and what a sandbox reports. */
+	CHECK_EQ_U64(in.heap_size, 128 * 1024);
+	CHECK_EQ_U64(in.stack_size, 64 * 1024);
+	CHECK_EQ_U64(in.input_size, 64 * 1024);
+	CHECK_EQ_U64(in.output_size, 64 * 1024);
+	CHECK(in.mem_size > r.img.image_end + in.heap_size + in.stack_size);
+	struct mote_elf_function *fns;
+	size_t n;
+	REQUIRE(read_table(r.b, r.len, &fns, &n) == 0);
+	REQUIRE(in.nfunctions == n && in.functions);
+	for (size_t i = 0; i < n; i++) {
+		const mote_function_info *fi = &in.functions[i];
+		CHECK_EQ_STR(fi->name, fns[i].name);
+		CHECK(fi->name != fns[i].name); /* a copy: the file is unmapped */
+		CHECK_EQ_INT(fi->ret, fns[i].ret);
+		CHECK_EQ_INT(fi->nargs, fns[i].nargs);
+		for (size_t a = 0; a < fi->nargs; a++)
+			CHECK_EQ_INT(fi->args[a], fns[i].args[a]);
+	}
+	mote_free(fns);
+	mote_guest_info_free(&in);
+	CHECK(in.functions == NULL && in.nfunctions == 0 && in.priv_ == NULL);
+	mote_guest_info_free(&in); /* twice is harmless */
+	mote_guest_info_free(NULL);
+	CHECK_EQ_INT(live_allocs, 0);
+	CHECK_EQ_INT(count_fds(), fds);
+	mote_set_allocator(NULL);
+	free(r.b);
+}
+
+/* mote_guest_info_read of `b` written to a file fails with `want`; the
+ * detail names the file and contains `needle`; nothing is left behind. */
+static void expect_info_(const void *b, size_t len, int want, const char *needle, int line)
+{
+	const char *path = tmp_file("guest.elf", b, len);
+	if (!path) {
+		TEST_FAILF("line %d: cannot write a temporary file", line);
+		return;
+	}
+	mote_guest_info in;
+	memset(&in, 0x5a, sizeof(in));
+	live_allocs = 0;
+	int rc = mote_guest_info_read(path, &in);
+	if (rc != want || !strstr(mote_last_error(), needle) || !strstr(mote_last_error(), path))
+		TEST_FAILF("line %d: rc %d (%s) \"%s\", want %d (%s) with \"%s\"", line, rc,
+			   mote_errname(rc), mote_last_error(), want, mote_errname(want), needle);
+	if (in.functions || in.nfunctions || in.priv_ || live_allocs)
+		TEST_FAILF("line %d: a failed read left something behind", line);
+	if (want != -MOTE_EABI && in.abi_version)
+		TEST_FAILF("line %d: abi_version %u after failure", line, in.abi_version);
+	mote_guest_info_free(&in);
+	unlink(path);
+}
+#define EXPECT_INFO(b, len, want, needle) expect_info_((b), (len), (want), (needle), __LINE__)
+
+TEST(guest_info_errors)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	unsigned char *b = copy_of(&r), notes[128];
+	REQUIRE(b);
+	mote_set_allocator(&counting);
+	int fds = count_fds();
+	mote_guest_info in;
+
+	int rc;
+	CHECK_EQ_INT(mote_guest_info_read(NULL, &in), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_guest_info_read(GUEST_ELF("basic"), NULL), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_guest_info_read("/nonexistent/guest.elf", &in), -MOTE_EIO);
+	CHECK_CONTAINS(mote_last_error(), "cannot open /nonexistent/guest.elf: No such file");
+	CHECK_EQ_INT(mote_guest_info_read("/", &in), -MOTE_EIO);
+	CHECK_CONTAINS(mote_last_error(), "/ is not a regular file");
+	CHECK_EQ_INT(mote_guest_info_read("/dev/null", &in), -MOTE_EIO);
+	EXPECT_INFO("", 0, -MOTE_EBADELF, "empty file, not an ELF");
+	EXPECT_INFO("#!/bin/sh\n", 10, -MOTE_EBADELF, "not an ELF file (bad magic)");
+
+	/* The ELF checks of mote_sandbox_new come first. */
+	memcpy(b, r.b, r.len);
+	b[EI_CLASS] = ELFCLASS32;
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF, "ELF class is 32-bit");
+
+	/* Another ABI: the guest's version is kept. */
+	uint32_t v = MOTE_ABI_VERSION + 5, d2 = MOTE_ABI_VERSION;
+	struct mote_note_fns d = {r.img.fns_start, r.img.fns_end};
+	size_t len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_FNS, &d, sizeof(d));
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	memcpy(b, r.b, r.len);
+	set_notes(b, &r, notes, len);
+	const char *path = tmp_file("abi.elf", b, r.len);
+	REQUIRE(path);
+	CHECK_EQ_INT(mote_guest_info_read(path, &in), -MOTE_EABI);
+	CHECK_EQ_INT(in.abi_version, MOTE_ABI_VERSION + 5);
+	CHECK_CONTAINS(mote_last_error(), "guest ABI version 7, host supports 2");
+	CHECK(in.functions == NULL && in.priv_ == NULL);
+	mote_guest_info_free(&in);
+	unlink(path);
+
+	/* No table note: a loadable guest, but nothing to list. */
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_ABI, &d2, 4);
+	set_notes(b, &r, notes, len);
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF,
+		    "no function table note (PT_NOTE named \"mote\", "
+		    "type 0x534e464d): guest built before ABI 2?");
+
+	/* A bad note range and a bad entry, one each way. */
+	memcpy(b, r.b, r.len);
+	put_range(b, &r, r.img.fns_start + 4, r.img.fns_end + 4);
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF, "is not 8-byte aligned");
+	memcpy(b, r.b, r.len);
+	struct mote_wire_desc e = get_desc(r.b, &r, 6);
+	e.name = get_desc(r.b, &r, 0).name;
+	put_desc(b, &r, 6, &e);
+	char want[200];
+	snprintf(want, sizeof(want), "function '%s' is declared twice (table entries 0 and 6)",
+		 r.name[0]);
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF, want);
+
+	/* Truncated right after the segments: still complete. */
+	size_t end = 0;
+	for (unsigned k = 0; k < r.img.nsegments; k++)
+		if (r.img.segments[k].offset + r.img.segments[k].filesz > end)
+			end = r.img.segments[k].offset + r.img.segments[k].filesz;
+	path = tmp_file("cut.elf", r.b, end);
+	REQUIRE(path);
+	CHECK_EQ_INT(mote_guest_info_read(path, &in), 0);
+	CHECK_EQ_INT(in.nfunctions, r.n);
+	mote_guest_info_free(&in);
+	unlink(path);
+	CHECK_EQ_INT(live_allocs, 0);
+
+	/* Out of memory at each allocation in turn: a clean -MOTE_ENOMEM. */
+	int k;
+	for (k = 0; k < 16; k++) {
+		live_allocs = 0;
+		fail_after = k;
+		rc = mote_guest_info_read(GUEST_ELF("basic"), &in);
+		fail_after = -1;
+		if (rc == 0)
+			break;
+		CHECK_EQ_INT(rc, -MOTE_ENOMEM);
+		CHECK_CONTAINS(mote_last_error(), "out of memory");
+		CHECK(in.functions == NULL && in.priv_ == NULL);
+		CHECK_EQ_INT(live_allocs, 0);
+	}
+	CHECK(k > 1 && k < 16);
+	mote_guest_info_free(&in);
+	CHECK_EQ_INT(live_allocs, 0);
+	mote_set_allocator(NULL);
+	CHECK_EQ_INT(count_fds(), fds);
+	rmdir(tmpdir);
+	free(b);
 	free(r.b);
 }
 
