@@ -294,6 +294,29 @@ MOTE_API size_t mote_snapshot_function_count(const mote_snapshot *snapshot);
 MOTE_API int mote_snapshot_function(const mote_snapshot *snapshot, size_t index,
 				    mote_function_info *out);
 
+/* What a guest ELF holds, read from the file alone: no sandbox is started,
+ * the guest runs no code and /dev/kvm is not needed. The file is validated
+ * as mote_sandbox_new() validates it (same errors), then the guest's
+ * function table, which the ABI 2 function-table note locates, is read and
+ * checked entry by entry. -MOTE_EBADELF names the reason (a guest without
+ * the note: "no function table note ...: guest built before ABI 2?");
+ * -MOTE_EABI leaves the guest's version in out->abi_version; -MOTE_EIO for a
+ * file that cannot be read. mote_last_error() gives the detail. */
+typedef struct mote_guest_info {
+	uint32_t abi_version;
+	uint64_t entry; /* guest address of the entry point */
+	uint64_t file_size;
+	/* What mote_sandbox_memory_info() would report for a sandbox created
+	 * from this guest with the default configuration. */
+	uint64_t image_size, mem_size, heap_size, stack_size, input_size, output_size;
+	size_t nfunctions; /* in the order mote_sandbox_function() lists them */
+	mote_function_info *functions;
+	void *priv_; /* owned by the library */
+} mote_guest_info;
+MOTE_API int mote_guest_info_read(const char *path, mote_guest_info *out);
+/* Release what mote_guest_info_read() filled in (also after it failed). */
+MOTE_API void mote_guest_info_free(mote_guest_info *info);
+
 /* ---- Helpers for values ---- */
 MOTE_API const char *mote_type_name(mote_type type);
 /* Parse "i32", "string", ... Returns 0 or -MOTE_EINVAL. */

@@ -14,10 +14,13 @@
  *   [2] NOTE offset 0x0e8 filesz 0x018
  */
 #include <elf.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "common/abi.h"
 #include "host/elf.h"
+#include "host/internal.h"
 #include "mote.h"
 #include "test.h"
 
@@ -221,6 +224,7 @@ TEST(valid_image)
 	CHECK_EQ_U64(out.segments[1].filesz, 0x80);
 	CHECK_EQ_INT(out.segments[1].flags, MOTE_SEG_R | MOTE_SEG_W);
 	CHECK_EQ_U64(out.image_end, 0x203000);
+	CHECK(!out.has_fns); /* optional for loading */
 	CHECK(image_ok(&out, im.len));
 }
 
@@ -945,6 +949,810 @@ TEST(empty_note_segment)
 	ph.p_filesz = 0;
 	put_ph(&im, PH_NOTE, &ph);
 	EXPECT_BAD(&im, "missing mote ABI note");
+}
+
+/* ---- The function table of the real guests ---- */
+
+#define GUEST_ELF(name) MOTE_BUILD_DIR "/guests/" name ".elf"
+
+/* Whole file in a buffer of exactly its size, so ASan sees any over-read. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *b = NULL;
+	long size;
+	if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)size)) &&
+	    fread(b, 1, (size_t)size, f) != (size_t)size) {
+		free(b);
+		b = NULL;
+	}
+	if (f)
+		fclose(f);
+	if (b)
+		*len = (size_t)size;
+	return b;
+}
+
+/* mote_elf_parse then mote_elf_read_functions; the first failure's code. */
+static int read_table(const unsigned char *b, size_t len, struct mote_elf_function **fns, size_t *n)
+{
+	struct mote_elf_image img;
+	*fns = NULL;
+	*n = 0;
+	memset(errbuf, 'X', sizeof(errbuf));
+	int rc = mote_elf_parse(b, len, &img, errbuf, sizeof(errbuf));
+	if (rc)
+		return rc;
+	return mote_elf_read_functions(b, len, &img, fns, n, errbuf, sizeof(errbuf));
+}
+
+static void sig_of(const struct mote_elf_function *f, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "%s %s(", mote_type_name(f->ret), f->name);
+	for (unsigned a = 0; a < f->nargs && n < len; a++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", a ? ", " : "",
+				      mote_type_name(f->args[a]));
+	if (n < len)
+		snprintf(buf + n, len - n, ")");
+}
+
+/* The guest's table holds exactly `want` (signatures as mote inspect prints
+ * them), in any order: the linker decides the order. */
+static void expect_functions(const char *path, const char *const *want, size_t nwant)
+{
+	size_t len, n;
+	struct mote_elf_function *fns;
+	unsigned char *b = slurp(path, &len);
+	if (!b) {
+		TEST_FAILF("cannot read %s", path);
+		return;
+	}
+	int rc = read_table(b, len, &fns, &n);
+	if (rc) {
+		TEST_FAILF("%s: rc %d: %s", path, rc, errbuf);
+		free(b);
+		return;
+	}
+	CHECK_EQ_STR(errbuf, "");
+	if (n != nwant)
+		TEST_FAILF("%s: %zu functions, want %zu", path, n, nwant);
+	for (size_t w = 0; w < nwant; w++) {
+		char sig[256];
+		size_t i;
+		for (i = 0; i < n; i++) {
+			sig_of(&fns[i], sig, sizeof(sig));
+			if (!strcmp(sig, want[w]))
+				break;
+		}
+		if (i == n)
+			TEST_FAILF("%s: no function %s", path, want[w]);
+	}
+	mote_free(fns);
+	free(b);
+}
+
+#define EXPECT_FUNCTIONS(name, ...)                                                                \
+	do {                                                                                       \
+		static const char *const want_[] = {__VA_ARGS__};                                  \
+		expect_functions(GUEST_ELF(name), want_, sizeof(want_) / sizeof(want_[0]));        \
+	} while (0)
+
+TEST(real_guest_tables)
+{
+	EXPECT_FUNCTIONS(
+	    "basic", "void noop()", "i32 add(i32, i32)", "i32 echo_i32(i32)", "u32 echo_u32(u32)",
+	    "i64 echo_i64(i64)", "u64 echo_u64(u64)", "f32 echo_f32(f32)", "f64 echo_f64(f64)",
+	    "bool echo_bool(bool)", "string echo_str(string)", "bytes echo_bytes(bytes)",
+	    "u64 str_len_checked(string)", "f64 mix(i32, i64, f32, f64)", "string greet(string)",
+	    "i32 call_host_add(i32, i32)", "string call_host_upper(string)",
+	    "i32 call_host_status(string)", "i32 call_host_wrong_types()", "i32 log_levels(i32)",
+	    "bytes make_bytes(u32)", "i32 fail_on_purpose()", "i32 bump()",
+	    "u64 heap_roundtrip(u32)", "u64 cpuid_cx_dx(u32)");
+	EXPECT_FUNCTIONS("mapfile", "u32 count()", "string name(u32)", "u64 size(u32)",
+			 "u64 address(u32)", "u64 fnv(u64, u64)", "u32 read_byte(u64)",
+			 "void write_byte(u64, u32)", "u64 touch(u64, u32, u64)");
+	EXPECT_FUNCTIONS("snap", "u32 pages()", "i32 bump()", "u32 write_pattern(u32, u32, u32)",
+			 "u64 checksum(u32, u32)", "f64 scale(f64)", "void crash()", "i32 tag()",
+			 "void spin()", "u64 touch_kinds(u32)");
+	/* Its init faults, so no sandbox could list this; the file can. */
+	EXPECT_FUNCTIONS("hostile_init_fault", "i32 never_called()");
+	EXPECT_FUNCTIONS("hostile_init_loop", "i32 never_called()");
+	EXPECT_FUNCTIONS(
+	    "hostile", "i32 add(i32, i32)", "u64 echo_len(bytes)", "void spin()",
+	    "void write_addr(u64)", "u64 read_addr(u64)", "void exec_addr(u64)", "u64 code_addr()",
+	    "void write_code()", "u64 rodata_addr()", "void write_rodata()", "u64 data_addr()",
+	    "u64 input_addr()", "u32 read_input()", "void write_input()", "u64 stack_overflow()",
+	    "void div_zero()", "void do_ud2()", "void do_int3()", "void do_hlt()",
+	    "void do_mov_cr3()", "void do_wrmsr()", "u64 insn_addr(string)", "void out_port42()",
+	    "u32 in_port42()", "void fake_exception()", "i32 call_unknown_host()",
+	    "i32 call_host_wrong_types()", "i32 call_host_add(i32, i32)", "i32 last_rc()",
+	    "bytes big_result()", "void forge(u32)", "void abort_oom()", "i32 corrupt_log()");
+}
+
+/* basic.elf and where its function table and notes are. */
+struct real {
+	unsigned char *b;
+	size_t len;
+	struct mote_elf_image img;
+	unsigned note_ph; /* the PT_NOTE program header */
+	size_t fns_desc;  /* file offset of the function table note's descriptor */
+	size_t table;     /* file offset of entry 0 */
+	size_t n;         /* entries */
+	const struct mote_elf_segment *text, *data;
+	char name[8][MOTE_MAX_NAME + 1]; /* of the first entries */
+};
+
+static size_t file_off(const struct real *r, uint64_t vaddr)
+{
+	for (unsigned k = 0; k < r->img.nsegments; k++) {
+		const struct mote_elf_segment *s = &r->img.segments[k];
+		if (vaddr >= s->vaddr && vaddr - s->vaddr < s->filesz)
+			return (size_t)(s->offset + (vaddr - s->vaddr));
+	}
+	return 0;
+}
+
+static struct mote_wire_desc get_desc(const unsigned char *b, const struct real *r, size_t i)
+{
+	struct mote_wire_desc d;
+	memcpy(&d, b + r->table + i * sizeof(d), sizeof(d));
+	return d;
+}
+
+static void put_desc(unsigned char *b, const struct real *r, size_t i,
+		     const struct mote_wire_desc *d)
+{
+	memcpy(b + r->table + i * sizeof(*d), d, sizeof(*d));
+}
+
+static bool load_real(struct real *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->b = slurp(GUEST_ELF("basic"), &r->len);
+	if (!r->b || mote_elf_parse(r->b, r->len, &r->img, errbuf, sizeof(errbuf)) != 0 ||
+	    !r->img.has_fns) {
+		TEST_FAILF("cannot parse %s: %s", GUEST_ELF("basic"), r->b ? errbuf : "unreadable");
+		free(r->b);
+		return false;
+	}
+	/* The note: namesz 5, descsz 16, type, "mote" padded to 8, then desc. */
+	static const uint32_t hdr[3] = {5, 16, MOTE_NOTE_TYPE_FNS};
+	for (size_t off = 0; off + 20 + 16 <= r->len; off += 4)
+		if (!memcmp(r->b + off, hdr, 12) && !memcmp(r->b + off + 12, "mote", 5)) {
+			r->fns_desc = off + 20;
+			break;
+		}
+	Elf64_Ehdr eh;
+	memcpy(&eh, r->b, sizeof(eh));
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, r->b + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_NOTE)
+			r->note_ph = i;
+	}
+	for (unsigned k = 0; k < r->img.nsegments; k++) {
+		const struct mote_elf_segment *s = &r->img.segments[k];
+		if ((s->flags & MOTE_SEG_X) && !r->text)
+			r->text = s;
+		if (r->img.fns_start >= s->vaddr && r->img.fns_start < s->vaddr + s->memsz)
+			r->data = s;
+	}
+	r->table = file_off(r, r->img.fns_start);
+	r->n = (r->img.fns_end - r->img.fns_start) / sizeof(struct mote_wire_desc);
+	if (!r->fns_desc || !r->note_ph || !r->table || !r->text || !r->data || r->n < 8) {
+		TEST_FAILF("unexpected layout of %s", GUEST_ELF("basic"));
+		free(r->b);
+		return false;
+	}
+	for (size_t i = 0; i < 8; i++) {
+		struct mote_wire_desc d = get_desc(r->b, r, i);
+		snprintf(r->name[i], sizeof(r->name[i]), "%s",
+			 (const char *)r->b + file_off(r, d.name));
+	}
+	return true;
+}
+
+static unsigned char *copy_of(const struct real *r)
+{
+	unsigned char *b = malloc(r->len);
+	if (b)
+		memcpy(b, r->b, r->len);
+	return b;
+}
+
+static void put_range(unsigned char *b, const struct real *r, uint64_t start, uint64_t end)
+{
+	struct mote_note_fns d = {start, end};
+	memcpy(b + r->fns_desc, &d, sizeof(d));
+}
+
+/* Read the table of patched `b` and expect `want`, with `needle` in the
+ * reason; `stage` says which call must fail: 'p' mote_elf_parse (the note),
+ * 'r' mote_elf_read_functions (an entry). */
+static void expect_table_(const unsigned char *b, size_t len, char stage, int want,
+			  const char *needle, int line)
+{
+	struct mote_elf_image img;
+	struct mote_elf_function *fns = (void *)1;
+	size_t n = 99;
+	memset(errbuf, 'X', sizeof(errbuf));
+	int rc = mote_elf_parse(b, len, &img, errbuf, sizeof(errbuf));
+	if (stage == 'r' && rc == 0)
+		rc = mote_elf_read_functions(b, len, &img, &fns, &n, errbuf, sizeof(errbuf));
+	if (rc != want || !strstr(errbuf, needle))
+		TEST_FAILF("line %d: rc %d (%s) \"%s\", want %d (%s) with \"%s\"", line, rc,
+			   mote_errname(rc), errbuf, want, mote_errname(want), needle);
+	if (stage == 'p' && rc && img.nsegments)
+		TEST_FAILF("line %d: failed parse left segments", line);
+	if (stage == 'r' && (fns || n))
+		TEST_FAILF("line %d: failed read left a table", line);
+}
+#define EXPECT_TABLE(b, len, stage, want, needle)                                                  \
+	expect_table_((b), (len), (stage), (want), (needle), __LINE__)
+
+TEST(fns_note_range_hostile)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	unsigned char *b = copy_of(&r);
+	REQUIRE(b);
+	const uint64_t s = r.img.fns_start, e = r.img.fns_end;
+	char want[160];
+
+	put_range(b, &r, 0x30000000, 0x30000000 + 64);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF,
+		     "function table note: [0x30000000,0x30000040) does not lie inside one "
+		     "loaded segment");
+	put_range(b, &r, 0x1000, 0x1020); /* below the image */
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "does not lie inside one loaded segment");
+	/* From the text segment into the next: not one segment. */
+	put_range(b, &r, r.text->vaddr + 0x20, e);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "does not lie inside one loaded segment");
+
+	put_range(b, &r, s + 4, e + 4);
+	snprintf(want, sizeof(want), "function table note: start 0x%llx is not 8-byte aligned",
+		 (unsigned long long)s + 4);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, want);
+
+	put_range(b, &r, s, e - 8);
+	snprintf(want, sizeof(want),
+		 "function table note: size 0x%llx is not a multiple of the 32-byte entry",
+		 (unsigned long long)(e - 8 - s));
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, want);
+
+	put_range(b, &r, e, s);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "is before start");
+	put_range(b, &r, UINT64_MAX - 31, 0); /* end = start + 32, wrapped */
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "is before start");
+
+	put_range(b, &r, s, s + 32ull * (MOTE_ELF_MAX_FUNCTIONS + 1));
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "function table note: 65537 entries, max 65536");
+
+	/* Into the zero-filled tail of the data segment: refused, not read
+	 * as zero entries. */
+	REQUIRE(e == r.data->vaddr + r.data->filesz && e + 32 <= r.data->vaddr + r.data->memsz);
+	put_range(b, &r, s, e + 32);
+	snprintf(want, sizeof(want),
+		 "is not in the file bytes of the segment at 0x%llx (filesz 0x%llx); zero-filled "
+		 "memory holds no table",
+		 (unsigned long long)r.data->vaddr, (unsigned long long)r.data->filesz);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, want);
+	put_range(b, &r, e + 32, e + 64);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "zero-filled memory holds no table");
+
+	/* Empty is fine anywhere in the image, even where nothing is loaded. */
+	struct mote_elf_function *fns;
+	size_t n;
+	put_range(b, &r, r.img.image_end, r.img.image_end);
+	CHECK_EQ_INT(read_table(b, r.len, &fns, &n), 0);
+	CHECK_EQ_INT(n, 0);
+	mote_free(fns);
+	put_range(b, &r, r.img.image_end + 8, r.img.image_end + 8);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "empty table at");
+	/* The first entries alone are a valid table too. */
+	put_range(b, &r, s, s + 64);
+	CHECK_EQ_INT(read_table(b, r.len, &fns, &n), 0);
+	CHECK_EQ_INT(n, 2);
+	mote_free(fns);
+	free(b);
+	free(r.b);
+}
+
+/* Replace basic.elf's notes with `notes` (n bytes), moved to the unused file
+ * bytes after the program headers. */
+static void set_notes(unsigned char *b, const struct real *r, const unsigned char *notes, size_t n)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	memcpy(&eh, b, sizeof(eh));
+	memcpy(&ph, b + eh.e_phoff + r->note_ph * sizeof(ph), sizeof(ph));
+	ph.p_offset = 0x400;
+	ph.p_filesz = n;
+	memcpy(b + eh.e_phoff + r->note_ph * sizeof(ph), &ph, sizeof(ph));
+	memcpy(b + 0x400, notes, n);
+}
+
+TEST(fns_note_shape_hostile)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	unsigned char *b = copy_of(&r), notes[256];
+	REQUIRE(b && r.text->offset >= 0x400 + sizeof(notes));
+	struct mote_note_fns d = {r.img.fns_start, r.img.fns_end};
+	uint32_t v = MOTE_ABI_VERSION;
+	struct mote_elf_function *fns;
+	size_t n, len;
+
+	/* The notes as the SDK writes them, moved: still fine. */
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_FNS, &d, sizeof(d));
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	set_notes(b, &r, notes, len);
+	CHECK_EQ_INT(read_table(b, r.len, &fns, &n), 0);
+	CHECK_EQ_INT(n, r.n);
+	mote_free(fns);
+
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_FNS, &d, sizeof(d));
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_FNS, &d, sizeof(d));
+	set_notes(b, &r, notes, len);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF, "more than one mote function table note (2)");
+
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_FNS, &d, 8);
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	set_notes(b, &r, notes, len);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EBADELF,
+		     "mote function table note has desc size 8, need 16");
+
+	/* Another ABI's guest is reported as such, whatever its table note. */
+	v = MOTE_ABI_VERSION + 1;
+	set_notes(b, &r, notes, len);
+	memcpy(notes + len - 4, &v, 4);
+	set_notes(b, &r, notes, len);
+	EXPECT_TABLE(b, r.len, 'p', -MOTE_EABI, "guest ABI version 3");
+	v = MOTE_ABI_VERSION;
+
+	/* Without the note the guest still loads; its table cannot be read. */
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	set_notes(b, &r, notes, len);
+	struct mote_elf_image img;
+	REQUIRE(mote_elf_parse(b, r.len, &img, errbuf, sizeof(errbuf)) == 0);
+	CHECK(!img.has_fns);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF,
+		     "no function table note (PT_NOTE named \"mote\", type 0x534e464d): guest "
+		     "built before ABI 2?");
+	/* The same name with another type is not a table note. */
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_FNS + 1, &d, sizeof(d));
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	set_notes(b, &r, notes, len);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "no function table note");
+	free(b);
+	free(r.b);
+}
+
+TEST(fns_entry_names_hostile)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	unsigned char *b = copy_of(&r);
+	REQUIRE(b);
+	char want[256];
+	struct mote_wire_desc d0 = get_desc(r.b, &r, 0), d;
+	const uint64_t text_end = r.text->vaddr + r.text->filesz;
+
+	d = d0;
+	d.name = 0x1000;
+	put_desc(b, &r, 0, &d);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF,
+		     "function table entry 0: name pointer 0x1000 is not inside a segment's file "
+		     "bytes");
+	d.name = r.data->vaddr + r.data->filesz; /* zero-filled: not in the file */
+	put_desc(b, &r, 0, &d);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "name pointer");
+
+	/* No NUL before the segment's file bytes end. */
+	memcpy(b, r.b, r.len);
+	b[file_off(&r, text_end - 1)] = 'x';
+	d.name = text_end - 1;
+	put_desc(b, &r, 0, &d);
+	snprintf(want, sizeof(want),
+		 "function table entry 0: name at 0x%llx has no NUL before the end of its "
+		 "segment's file bytes",
+		 (unsigned long long)text_end - 1);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+
+	/* No NUL within MOTE_MAX_NAME + 1 bytes; exactly MOTE_MAX_NAME is fine. */
+	memcpy(b, r.b, r.len);
+	size_t at = file_off(&r, text_end - 256);
+	memset(b + at, 'a', MOTE_MAX_NAME + 1);
+	d.name = text_end - 256;
+	put_desc(b, &r, 0, &d);
+	snprintf(want, sizeof(want),
+		 "function table entry 0: name at 0x%llx is longer than 127 bytes (no NUL)",
+		 (unsigned long long)text_end - 256);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	b[at + MOTE_MAX_NAME] = 0;
+	struct mote_elf_function *fns;
+	size_t n;
+	CHECK_EQ_INT(read_table(b, r.len, &fns, &n), 0);
+	if (fns)
+		CHECK_EQ_INT(strlen(fns[0].name), MOTE_MAX_NAME);
+	mote_free(fns);
+
+	memcpy(b, r.b, r.len);
+	b[file_off(&r, d0.name)] = 0;
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "function table entry 0: empty name");
+
+	/* Entry 3 takes entry 1's name. */
+	memcpy(b, r.b, r.len);
+	d = get_desc(r.b, &r, 3);
+	d.name = get_desc(r.b, &r, 1).name;
+	put_desc(b, &r, 3, &d);
+	snprintf(want, sizeof(want), "function '%s' is declared twice (table entries 1 and 3)",
+		 r.name[1]);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	/* Equal bytes at another address are a duplicate as well. */
+	memcpy(b, r.b, r.len);
+	at = file_off(&r, text_end - 256);
+	memcpy(b + at, r.name[5], strlen(r.name[5]) + 1);
+	d = get_desc(r.b, &r, 2);
+	d.name = text_end - 256;
+	put_desc(b, &r, 2, &d);
+	snprintf(want, sizeof(want), "function '%s' is declared twice (table entries 2 and 5)",
+		 r.name[5]);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	free(b);
+	free(r.b);
+}
+
+TEST(fns_entry_types_hostile)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	unsigned char *b = copy_of(&r);
+	REQUIRE(b);
+	char want[256];
+	const uint64_t text_end = r.text->vaddr + r.text->filesz;
+	const uint64_t scratch = text_end - 32; /* code bytes to overwrite */
+	struct mote_wire_desc d = get_desc(r.b, &r, 2);
+
+	d.ret = MOTE_TYPE_COUNT_;
+	put_desc(b, &r, 2, &d);
+	snprintf(want, sizeof(want), "function '%s' (table entry 2): invalid result type 10",
+		 r.name[2]);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	d.ret = 0xff;
+	put_desc(b, &r, 2, &d);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "invalid result type 255");
+
+	d = get_desc(r.b, &r, 2);
+	d.nargs = MOTE_MAX_ARGS + 1;
+	d.args = scratch;
+	put_desc(b, &r, 2, &d);
+	snprintf(want, sizeof(want), "function '%s' (table entry 2): 17 arguments, max 16",
+		 r.name[2]);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+
+	/* MOTE_MAX_ARGS valid types are fine; then one of them void or junk. */
+	d.nargs = MOTE_MAX_ARGS;
+	put_desc(b, &r, 2, &d);
+	size_t at = file_off(&r, scratch);
+	for (unsigned a = 0; a < MOTE_MAX_ARGS; a++)
+		b[at + a] = (unsigned char)(MOTE_I32 + a % (MOTE_TYPE_COUNT_ - 1));
+	struct mote_elf_function *fns;
+	size_t n;
+	REQUIRE(read_table(b, r.len, &fns, &n) == 0);
+	CHECK_EQ_INT(fns[2].nargs, MOTE_MAX_ARGS);
+	CHECK_EQ_INT(fns[2].args[15], MOTE_I32 + 15 % 9);
+	mote_free(fns);
+	b[at + 7] = MOTE_VOID;
+	snprintf(want, sizeof(want), "function '%s' (table entry 2): argument 7 has invalid type 0",
+		 r.name[2]);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	b[at + 7] = MOTE_TYPE_COUNT_;
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "argument 7 has invalid type 10");
+
+	/* The argument types must lie in file bytes too, all of them. */
+	d.nargs = 2;
+	d.args = 0x10;
+	put_desc(b, &r, 2, &d);
+	snprintf(want, sizeof(want),
+		 "function '%s' (table entry 2): argument types at 0x10 (2 bytes) are not inside "
+		 "a segment's file bytes",
+		 r.name[2]);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	d.args = text_end - 1;
+	put_desc(b, &r, 2, &d);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "argument types at");
+	/* No arguments: the pointer is not read (the SDK's points past its
+	 * one-byte array). */
+	d.nargs = 0;
+	d.args = 0xdead;
+	put_desc(b, &r, 2, &d);
+	CHECK_EQ_INT(read_table(b, r.len, &fns, &n), 0);
+	mote_free(fns);
+
+	memcpy(b, r.b, r.len);
+	d = get_desc(r.b, &r, 4);
+	d.wrapper = r.img.fns_start; /* data, not code */
+	put_desc(b, &r, 4, &d);
+	snprintf(want, sizeof(want),
+		 "function '%s' (table entry 4): wrapper 0x%llx is not inside an executable "
+		 "segment",
+		 r.name[4], (unsigned long long)r.img.fns_start);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, want);
+	d.wrapper = 0;
+	put_desc(b, &r, 4, &d);
+	EXPECT_TABLE(b, r.len, 'r', -MOTE_EBADELF, "wrapper 0x0 is not inside");
+	free(b);
+	free(r.b);
+}
+
+TEST(fns_reader_arguments)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	struct mote_elf_function *fns = (void *)1;
+	size_t n = 5;
+	CHECK_EQ_INT(mote_elf_read_functions(r.b, r.len, NULL, &fns, &n, errbuf, sizeof(errbuf)),
+		     -MOTE_EINVAL);
+	CHECK(fns == NULL && n == 0);
+	CHECK_EQ_INT(mote_elf_read_functions(r.b, r.len, &r.img, NULL, &n, NULL, 0), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_elf_read_functions(NULL, 1, &r.img, &fns, &n, NULL, 0), -MOTE_EINVAL);
+	/* An image that does not describe the buffer is caught, not trusted. */
+	CHECK_EQ_INT(
+	    mote_elf_read_functions(r.b, r.table, &r.img, &fns, &n, errbuf, sizeof(errbuf)),
+	    -MOTE_EBADELF);
+	CHECK_CONTAINS(errbuf, "function table [");
+	/* The reason may be dropped or cut; the verdict stays. */
+	CHECK_EQ_INT(mote_elf_read_functions(r.b, r.len, &r.img, &fns, &n, NULL, 0), 0);
+	CHECK_EQ_INT(n, r.n);
+	mote_free(fns);
+	/* Cut right after the segments' bytes: the table is still all there. */
+	size_t end = 0;
+	for (unsigned k = 0; k < r.img.nsegments; k++)
+		if (r.img.segments[k].offset + r.img.segments[k].filesz > end)
+			end = r.img.segments[k].offset + r.img.segments[k].filesz;
+	unsigned char *cut = malloc(end);
+	REQUIRE(cut);
+	memcpy(cut, r.b, end);
+	CHECK_EQ_INT(read_table(cut, end, &fns, &n), 0);
+	CHECK_EQ_INT(n, r.n);
+	mote_free(fns);
+	free(cut);
+	free(r.b);
+}
+
+/* ---- mote_guest_info_read: the public API over the reader ---- */
+
+static char tmpdir[64];
+
+static const char *tmp_file(const char *name, const void *data, size_t len)
+{
+	static char path[128];
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/mote-test-elf-XXXXXX");
+		if (!mkdtemp(tmpdir)) {
+			tmpdir[0] = 0;
+			return NULL;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+	bool ok = f && fwrite(data, 1, len, f) == len;
+	if (f && fclose(f))
+		ok = false;
+	return ok ? path : NULL;
+}
+
+/* Counts the library's live allocations, to show that info_free (and every
+ * failure) gives back everything. */
+static long live_allocs;
+static long fail_after = -1; /* allocations that succeed; -1: all */
+
+static void *count_malloc(size_t n)
+{
+	if (fail_after == 0)
+		return NULL;
+	if (fail_after > 0)
+		fail_after--;
+	void *p = malloc(n);
+	if (p)
+		live_allocs++;
+	return p;
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+	if (q && !p)
+		live_allocs++;
+	return q;
+}
+
+static void count_free(void *p)
+{
+	if (p)
+		live_allocs--;
+	free(p);
+}
+
+static const mote_allocator counting = {count_malloc, count_realloc, count_free};
+
+TEST(guest_info_real_guest)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	mote_set_allocator(&counting);
+	live_allocs = 0;
+	int fds = count_fds();
+	mote_guest_info in;
+	int rc = mote_guest_info_read(GUEST_ELF("basic"), &in);
+	if (rc)
+		TEST_FAILF("rc %d: %s", rc, mote_last_error());
+	CHECK_EQ_INT(in.abi_version, MOTE_ABI_VERSION);
+	CHECK_EQ_U64(in.entry, r.img.entry);
+	CHECK_EQ_U64(in.file_size, r.len);
+	CHECK_EQ_U64(in.image_size, r.img.image_end - MOTE_IMAGE_BASE);
+	/* The defaults of mote_config (mote.h) and what a sandbox reports. */
+	CHECK_EQ_U64(in.heap_size, 128 * 1024);
+	CHECK_EQ_U64(in.stack_size, 64 * 1024);
+	CHECK_EQ_U64(in.input_size, 64 * 1024);
+	CHECK_EQ_U64(in.output_size, 64 * 1024);
+	CHECK(in.mem_size > r.img.image_end + in.heap_size + in.stack_size);
+	struct mote_elf_function *fns;
+	size_t n;
+	REQUIRE(read_table(r.b, r.len, &fns, &n) == 0);
+	REQUIRE(in.nfunctions == n && in.functions);
+	for (size_t i = 0; i < n; i++) {
+		const mote_function_info *fi = &in.functions[i];
+		CHECK_EQ_STR(fi->name, fns[i].name);
+		CHECK(fi->name != fns[i].name); /* a copy: the file is unmapped */
+		CHECK_EQ_INT(fi->ret, fns[i].ret);
+		CHECK_EQ_INT(fi->nargs, fns[i].nargs);
+		for (size_t a = 0; a < fi->nargs; a++)
+			CHECK_EQ_INT(fi->args[a], fns[i].args[a]);
+	}
+	mote_free(fns);
+	mote_guest_info_free(&in);
+	CHECK(in.functions == NULL && in.nfunctions == 0 && in.priv_ == NULL);
+	mote_guest_info_free(&in); /* twice is harmless */
+	mote_guest_info_free(NULL);
+	CHECK_EQ_INT(live_allocs, 0);
+	CHECK_EQ_INT(count_fds(), fds);
+	mote_set_allocator(NULL);
+	free(r.b);
+}
+
+/* mote_guest_info_read of `b` written to a file fails with `want`; the
+ * detail names the file and contains `needle`; nothing is left behind. */
+static void expect_info_(const void *b, size_t len, int want, const char *needle, int line)
+{
+	const char *path = tmp_file("guest.elf", b, len);
+	if (!path) {
+		TEST_FAILF("line %d: cannot write a temporary file", line);
+		return;
+	}
+	mote_guest_info in;
+	memset(&in, 0x5a, sizeof(in));
+	live_allocs = 0;
+	int rc = mote_guest_info_read(path, &in);
+	if (rc != want || !strstr(mote_last_error(), needle) || !strstr(mote_last_error(), path))
+		TEST_FAILF("line %d: rc %d (%s) \"%s\", want %d (%s) with \"%s\"", line, rc,
+			   mote_errname(rc), mote_last_error(), want, mote_errname(want), needle);
+	if (in.functions || in.nfunctions || in.priv_ || live_allocs)
+		TEST_FAILF("line %d: a failed read left something behind", line);
+	if (want != -MOTE_EABI && in.abi_version)
+		TEST_FAILF("line %d: abi_version %u after failure", line, in.abi_version);
+	mote_guest_info_free(&in);
+	unlink(path);
+}
+#define EXPECT_INFO(b, len, want, needle) expect_info_((b), (len), (want), (needle), __LINE__)
+
+TEST(guest_info_errors)
+{
+	struct real r;
+	if (!load_real(&r))
+		return;
+	unsigned char *b = copy_of(&r), notes[128];
+	REQUIRE(b);
+	mote_set_allocator(&counting);
+	int fds = count_fds();
+	mote_guest_info in;
+
+	int rc;
+	CHECK_EQ_INT(mote_guest_info_read(NULL, &in), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_guest_info_read(GUEST_ELF("basic"), NULL), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_guest_info_read("/nonexistent/guest.elf", &in), -MOTE_EIO);
+	CHECK_CONTAINS(mote_last_error(), "cannot open /nonexistent/guest.elf: No such file");
+	CHECK_EQ_INT(mote_guest_info_read("/", &in), -MOTE_EIO);
+	CHECK_CONTAINS(mote_last_error(), "/ is not a regular file");
+	CHECK_EQ_INT(mote_guest_info_read("/dev/null", &in), -MOTE_EIO);
+	EXPECT_INFO("", 0, -MOTE_EBADELF, "empty file, not an ELF");
+	EXPECT_INFO("#!/bin/sh\n", 10, -MOTE_EBADELF, "not an ELF file (bad magic)");
+
+	/* The ELF checks of mote_sandbox_new come first. */
+	memcpy(b, r.b, r.len);
+	b[EI_CLASS] = ELFCLASS32;
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF, "ELF class is 32-bit");
+
+	/* Another ABI: the guest's version is kept. */
+	uint32_t v = MOTE_ABI_VERSION + 5, d2 = MOTE_ABI_VERSION;
+	struct mote_note_fns d = {r.img.fns_start, r.img.fns_end};
+	size_t len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_FNS, &d, sizeof(d));
+	len += put_note(notes + len, "mote", 5, MOTE_NOTE_TYPE_ABI, &v, 4);
+	memcpy(b, r.b, r.len);
+	set_notes(b, &r, notes, len);
+	const char *path = tmp_file("abi.elf", b, r.len);
+	REQUIRE(path);
+	CHECK_EQ_INT(mote_guest_info_read(path, &in), -MOTE_EABI);
+	CHECK_EQ_INT(in.abi_version, MOTE_ABI_VERSION + 5);
+	CHECK_CONTAINS(mote_last_error(), "guest ABI version 7, host supports 2");
+	CHECK(in.functions == NULL && in.priv_ == NULL);
+	mote_guest_info_free(&in);
+	unlink(path);
+
+	/* No table note: a loadable guest, but nothing to list. */
+	len = put_note(notes, "mote", 5, MOTE_NOTE_TYPE_ABI, &d2, 4);
+	set_notes(b, &r, notes, len);
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF,
+		    "no function table note (PT_NOTE named \"mote\", "
+		    "type 0x534e464d): guest built before ABI 2?");
+
+	/* A bad note range and a bad entry, one each way. */
+	memcpy(b, r.b, r.len);
+	put_range(b, &r, r.img.fns_start + 4, r.img.fns_end + 4);
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF, "is not 8-byte aligned");
+	memcpy(b, r.b, r.len);
+	struct mote_wire_desc e = get_desc(r.b, &r, 6);
+	e.name = get_desc(r.b, &r, 0).name;
+	put_desc(b, &r, 6, &e);
+	char want[200];
+	snprintf(want, sizeof(want), "function '%s' is declared twice (table entries 0 and 6)",
+		 r.name[0]);
+	EXPECT_INFO(b, r.len, -MOTE_EBADELF, want);
+
+	/* Truncated right after the segments: still complete. */
+	size_t end = 0;
+	for (unsigned k = 0; k < r.img.nsegments; k++)
+		if (r.img.segments[k].offset + r.img.segments[k].filesz > end)
+			end = r.img.segments[k].offset + r.img.segments[k].filesz;
+	path = tmp_file("cut.elf", r.b, end);
+	REQUIRE(path);
+	CHECK_EQ_INT(mote_guest_info_read(path, &in), 0);
+	CHECK_EQ_INT(in.nfunctions, r.n);
+	mote_guest_info_free(&in);
+	unlink(path);
+	CHECK_EQ_INT(live_allocs, 0);
+
+	/* Out of memory at each allocation in turn: a clean -MOTE_ENOMEM. */
+	int k;
+	for (k = 0; k < 16; k++) {
+		live_allocs = 0;
+		fail_after = k;
+		rc = mote_guest_info_read(GUEST_ELF("basic"), &in);
+		fail_after = -1;
+		if (rc == 0)
+			break;
+		CHECK_EQ_INT(rc, -MOTE_ENOMEM);
+		CHECK_CONTAINS(mote_last_error(), "out of memory");
+		CHECK(in.functions == NULL && in.priv_ == NULL);
+		CHECK_EQ_INT(live_allocs, 0);
+	}
+	CHECK(k > 1 && k < 16);
+	mote_guest_info_free(&in);
+	CHECK_EQ_INT(live_allocs, 0);
+	mote_set_allocator(NULL);
+	CHECK_EQ_INT(count_fds(), fds);
+	rmdir(tmpdir);
+	free(b);
+	free(r.b);
 }
 
 /* ---- Random mutation ---- */

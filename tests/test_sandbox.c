@@ -517,6 +517,50 @@ TEST(function_directory)
 	mote_sandbox_free(sb);
 }
 
+/* The table read from the file (no sandbox) is the one the booted guest
+ * sends: same functions, same order, same sizes. */
+TEST(static_info_matches_sandbox)
+{
+	static const char *const guests[] = {"basic", "hostile", "mapfile", "snap"};
+	for (size_t g = 0; g < sizeof(guests) / sizeof(guests[0]); g++) {
+		char path[256];
+		snprintf(path, sizeof(path), MOTE_BUILD_DIR "/guests/%s.elf", guests[g]);
+		mote_guest_info in;
+		int rc = mote_guest_info_read(path, &in);
+		if (rc) {
+			TEST_FAILF("%s: %s", path, mote_last_error());
+			continue;
+		}
+		mote_sandbox *sb = NULL;
+		struct captured c = {0};
+		mote_config *cfg = quiet_config(&c);
+		REQUIRE(cfg && mote_sandbox_new(path, cfg, NULL, &sb) == 0);
+		mote_memory_info mi;
+		CHECK_EQ_INT(mote_sandbox_memory_info(sb, &mi), 0);
+		CHECK_EQ_INT(in.abi_version, mi.abi_version);
+		CHECK_EQ_U64(in.image_size, mi.image_size);
+		CHECK_EQ_U64(in.mem_size, mi.mem_size);
+		CHECK_EQ_U64(in.heap_size, mi.heap_size);
+		CHECK_EQ_U64(in.stack_size, mi.stack_size);
+		CHECK_EQ_U64(in.input_size, mi.input_size);
+		CHECK_EQ_U64(in.output_size, mi.output_size);
+		CHECK_EQ_INT(in.nfunctions, mote_sandbox_function_count(sb));
+		for (size_t i = 0; i < in.nfunctions; i++) {
+			mote_function_info fi;
+			if (mote_sandbox_function(sb, i, &fi) != 0)
+				break;
+			CHECK_EQ_STR(in.functions[i].name, fi.name);
+			CHECK_EQ_INT(in.functions[i].ret, fi.ret);
+			CHECK_EQ_INT(in.functions[i].nargs, fi.nargs);
+			for (size_t a = 0; a < fi.nargs && a < in.functions[i].nargs; a++)
+				CHECK_EQ_INT(in.functions[i].args[a], fi.args[a]);
+		}
+		mote_sandbox_free(sb);
+		mote_config_free(cfg);
+		mote_guest_info_free(&in);
+	}
+}
+
 TEST(heap_sizes)
 {
 	/* 128 KiB to 4 GiB: creation does not touch memory it does not need. */

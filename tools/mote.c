@@ -78,6 +78,7 @@ static void usage(FILE *f)
 		"@FILE for a file's contents. Results print the same way (bytes as hex).\n"
 		"\nA snapshot file is recognised by its magic. Opening one verifies every hash\n"
 		"(SHA-256) unless --header-only is given; inspect reads the header only.\n"
+		"inspect reads a guest ELF without starting it (no /dev/kvm needed).\n"
 		"\nexit status: 0 success; 1 the call failed (guest fault, abort, timeout,\n"
 		"guest error) or verify found the file invalid; 2 usage error or arguments\n"
 		"that do not match the signature; 3 the sandbox or snapshot could not be\n"
@@ -717,6 +718,49 @@ static int inspect_snapshot(const char *path, bool json)
 	return EXIT_OK;
 }
 
+/* From the file alone (mote_guest_info_read): no sandbox, no /dev/kvm. */
+static int inspect_elf(const char *path, bool json)
+{
+	mote_guest_info in;
+	int rc = mote_guest_info_read(path, &in);
+	if (rc)
+		return fail(EXIT_CREATE, rc, mote_last_error());
+	if (json) {
+		printf("{\"kind\": \"elf\", \"path\": ");
+		json_string(path);
+		printf(", \"abi_version\": %u, \"image_size\": %" PRIu64
+		       ", \"memory_size\": %" PRIu64 ", \"heap_size\": %" PRIu64
+		       ", \"stack_size\": %" PRIu64 ", \"input_size\": %" PRIu64
+		       ", \"output_size\": %" PRIu64 ", \"functions\": [",
+		       in.abi_version, in.image_size, in.mem_size, in.heap_size, in.stack_size,
+		       in.input_size, in.output_size);
+		for (size_t i = 0; i < in.nfunctions; i++) {
+			const mote_function_info *fi = &in.functions[i];
+			printf("%s{\"name\": ", i ? ", " : "");
+			json_string(fi->name);
+			printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fi->ret));
+			for (size_t a = 0; a < fi->nargs; a++)
+				printf("%s\"%s\"", a ? ", " : "", mote_type_name(fi->args[a]));
+			printf("]}");
+		}
+		printf("]}\n");
+	} else {
+		printf("guest:        %s (ELF)\n", path);
+		printf("ABI version:  %u\n", in.abi_version);
+		printf("image:        %" PRIu64 " bytes\n", in.image_size);
+		printf("memory:       %" PRIu64 " bytes (heap %" PRIu64 ", stack %" PRIu64
+		       ", input %" PRIu64 ", output %" PRIu64 ") with default settings\n",
+		       in.mem_size, in.heap_size, in.stack_size, in.input_size, in.output_size);
+		printf("functions:    %zu\n", in.nfunctions);
+		for (size_t i = 0; i < in.nfunctions; i++) {
+			char sig[256];
+			printf("  %s\n", sig_text(&in.functions[i], sig, sizeof(sig)));
+		}
+	}
+	mote_guest_info_free(&in);
+	return EXIT_OK;
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
 	bool json = false;
@@ -731,50 +775,7 @@ static int cmd_inspect(int argc, char **argv)
 	}
 	if (is_snapshot_file(argv[0]))
 		return inspect_snapshot(argv[0], json);
-	mote_sandbox *sb;
-	int rc = mote_sandbox_new(argv[0], NULL, NULL, &sb);
-	if (rc)
-		return fail(EXIT_CREATE, rc, mote_last_error());
-	mote_memory_info mi;
-	mote_sandbox_memory_info(sb, &mi);
-	size_t n = mote_sandbox_function_count(sb);
-	if (json) {
-		printf("{\"kind\": \"elf\", \"path\": ");
-		json_string(argv[0]);
-		printf(", \"abi_version\": %u, \"image_size\": %" PRIu64 ", \"memory_size\": %" PRIu64
-		       ", \"heap_size\": %" PRIu64 ", \"stack_size\": %" PRIu64
-		       ", \"input_size\": %" PRIu64 ", \"output_size\": %" PRIu64
-		       ", \"functions\": [",
-		       mi.abi_version, mi.image_size, mi.mem_size, mi.heap_size, mi.stack_size,
-		       mi.input_size, mi.output_size);
-		for (size_t i = 0; i < n; i++) {
-			mote_function_info fi;
-			mote_sandbox_function(sb, i, &fi);
-			printf("%s{\"name\": ", i ? ", " : "");
-			json_string(fi.name);
-			printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fi.ret));
-			for (size_t a = 0; a < fi.nargs; a++)
-				printf("%s\"%s\"", a ? ", " : "", mote_type_name(fi.args[a]));
-			printf("]}");
-		}
-		printf("]}\n");
-	} else {
-		printf("guest:        %s (ELF)\n", argv[0]);
-		printf("ABI version:  %u\n", mi.abi_version);
-		printf("image:        %" PRIu64 " bytes\n", mi.image_size);
-		printf("memory:       %" PRIu64 " bytes (heap %" PRIu64 ", stack %" PRIu64
-		       ", input %" PRIu64 ", output %" PRIu64 ") with default settings\n",
-		       mi.mem_size, mi.heap_size, mi.stack_size, mi.input_size, mi.output_size);
-		printf("functions:    %zu\n", n);
-		for (size_t i = 0; i < n; i++) {
-			mote_function_info fi;
-			char sig[256];
-			mote_sandbox_function(sb, i, &fi);
-			printf("  %s\n", sig_text(&fi, sig, sizeof(sig)));
-		}
-	}
-	mote_sandbox_free(sb);
-	return EXIT_OK;
+	return inspect_elf(argv[0], json);
 }
 
 static int cmd_snapshot(int argc, char **argv)

@@ -20,9 +20,11 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/abi.h"
+#include "host/internal.h"
 #include "mote.h"
 
 /* Headers are copied straight into glibc's structs, which is only right on a
@@ -217,13 +219,25 @@ static bool align_up(uint64_t v, uint64_t align, uint64_t *out)
 	return true;
 }
 
-/* Walk the notes of PT_NOTE segment `idx`, looking for the mote ABI note.
+/* What the PT_NOTE segments say about mote. The function table note is only
+ * recorded while walking: its checks wait until the ABI version is known (a
+ * guest of another ABI may shape it differently) and the segments are
+ * (its range must lie in one). */
+struct mote_notes {
+	bool abi_found;
+	uint32_t version;
+	unsigned nfns;       /* function table notes seen */
+	uint32_t fns_descsz; /* of the first one */
+	struct mote_note_fns fns;
+};
+
+/* Walk the notes of PT_NOTE segment `idx`, looking for the mote notes.
  * Each note is a 12-byte header (namesz, descsz, type), the name padded to
  * the note alignment, then the descriptor padded likewise. The alignment is
  * 4 bytes, or 8 when the segment says p_align == 8 (as GNU property notes
  * do); this matches what binutils and libelf accept. */
-static int walk_notes(struct parse_ctx *ctx, unsigned idx, const Elf64_Phdr *ph, bool *found,
-		      uint32_t *version)
+static int walk_notes(struct parse_ctx *ctx, unsigned idx, const Elf64_Phdr *ph,
+		      struct mote_notes *notes)
 {
 	if (!in_file(ctx, ph->p_offset, ph->p_filesz))
 		return fail(ctx, MOTE_EBADELF,
@@ -258,18 +272,22 @@ static int walk_notes(struct parse_ctx *ctx, unsigned idx, const Elf64_Phdr *ph,
 				    " overrun the 0x%" PRIx64 "-byte note segment",
 				    idx, pos, namesz, descsz, size);
 
-		if (namesz == sizeof(MOTE_NOTE_NAME) &&
-		    memcmp(seg + name_off, MOTE_NOTE_NAME, sizeof(MOTE_NOTE_NAME)) == 0 &&
-		    type == MOTE_NOTE_TYPE_ABI) {
+		bool mote = namesz == sizeof(MOTE_NOTE_NAME) &&
+			    memcmp(seg + name_off, MOTE_NOTE_NAME, sizeof(MOTE_NOTE_NAME)) == 0;
+		if (mote && type == MOTE_NOTE_TYPE_ABI) {
 			if (descsz != 4)
 				return fail(ctx, MOTE_EBADELF,
 					    "segment %u: mote ABI note has desc size %" PRIu32
 					    ", need 4",
 					    idx, descsz);
-			if (*found)
+			if (notes->abi_found)
 				return fail(ctx, MOTE_EBADELF, "more than one mote ABI note");
-			*found = true;
-			*version = read_u32(seg + desc_off);
+			notes->abi_found = true;
+			notes->version = read_u32(seg + desc_off);
+		} else if (mote && type == MOTE_NOTE_TYPE_FNS && notes->nfns++ == 0) {
+			notes->fns_descsz = descsz;
+			if (descsz == sizeof(notes->fns))
+				memcpy(&notes->fns, seg + desc_off, sizeof(notes->fns));
 		}
 		/* Other notes (build IDs, GNU properties, future mote notes)
 		 * are skipped. Padding after the last descriptor may be cut
@@ -281,20 +299,18 @@ static int walk_notes(struct parse_ctx *ctx, unsigned idx, const Elf64_Phdr *ph,
 	return 0;
 }
 
-static int find_abi_note(struct parse_ctx *ctx, const Elf64_Ehdr *eh, uint32_t *version)
+static int find_notes(struct parse_ctx *ctx, const Elf64_Ehdr *eh, struct mote_notes *notes)
 {
-	bool found = false;
-
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		Elf64_Phdr ph;
 		read_phdr(ctx, eh, i, &ph);
 		if (ph.p_type != PT_NOTE)
 			continue;
-		int rc = walk_notes(ctx, i, &ph, &found, version);
+		int rc = walk_notes(ctx, i, &ph, notes);
 		if (rc)
 			return rc;
 	}
-	if (!found)
+	if (!notes->abi_found)
 		return fail(ctx, MOTE_EBADELF,
 			    "missing mote ABI note (PT_NOTE named \"%s\", type 0x%x); "
 			    "was the guest built with the mote SDK?",
@@ -427,12 +443,99 @@ static int collect_loads(struct parse_ctx *ctx, const Elf64_Ehdr *eh, struct mot
 		    (uint64_t)eh->e_entry);
 }
 
+/* The segment holding guest range [addr, addr+size) wholly in its file-backed
+ * bytes, or NULL. size 0 matches up to and including the end of those bytes. */
+static const struct mote_elf_segment *file_segment(const struct mote_elf_image *img, uint64_t addr,
+						   uint64_t size)
+{
+	for (unsigned k = 0; k < img->nsegments && k < MOTE_ELF_MAX_SEGMENTS; k++) {
+		const struct mote_elf_segment *s = &img->segments[k];
+		if (addr >= s->vaddr && addr - s->vaddr <= s->filesz &&
+		    size <= s->filesz - (addr - s->vaddr))
+			return s;
+	}
+	return NULL;
+}
+
+/* The same in the whole segment (memsz), zero-filled part included. */
+static const struct mote_elf_segment *mem_segment(const struct mote_elf_image *img, uint64_t addr,
+						  uint64_t size)
+{
+	for (unsigned k = 0; k < img->nsegments; k++) {
+		const struct mote_elf_segment *s = &img->segments[k];
+		if (addr >= s->vaddr && addr - s->vaddr <= s->memsz &&
+		    size <= s->memsz - (addr - s->vaddr))
+			return s;
+	}
+	return NULL;
+}
+
+/* The function table note, once the ABI and the segments are known. Only
+ * file-backed bytes can hold the table: the zero-filled rest of a segment
+ * would read as entries with null names, which no SDK emits. */
+static int check_fns_note(struct parse_ctx *ctx, const struct mote_notes *n,
+			  struct mote_elf_image *out)
+{
+	const uint64_t start = n->fns.start, end = n->fns.end;
+	const uint64_t esz = sizeof(struct mote_wire_desc);
+
+	if (n->nfns == 0)
+		return 0; /* optional here; mote_elf_read_functions requires it */
+	if (n->nfns > 1)
+		return fail(ctx, MOTE_EBADELF, "more than one mote function table note (%u)",
+			    n->nfns);
+	if (n->fns_descsz != sizeof(struct mote_note_fns))
+		return fail(ctx, MOTE_EBADELF,
+			    "mote function table note has desc size %" PRIu32 ", need %zu",
+			    n->fns_descsz, sizeof(struct mote_note_fns));
+	if (start % 8)
+		return fail(ctx, MOTE_EBADELF,
+			    "function table note: start 0x%" PRIx64 " is not 8-byte aligned",
+			    start);
+	if (end < start)
+		return fail(ctx, MOTE_EBADELF,
+			    "function table note: end 0x%" PRIx64 " is before start 0x%" PRIx64,
+			    end, start);
+	if ((end - start) % esz)
+		return fail(ctx, MOTE_EBADELF,
+			    "function table note: size 0x%" PRIx64
+			    " is not a multiple of the %" PRIu64 "-byte entry",
+			    end - start, esz);
+	if ((end - start) / esz > MOTE_ELF_MAX_FUNCTIONS)
+		return fail(ctx, MOTE_EBADELF, "function table note: %" PRIu64 " entries, max %u",
+			    (end - start) / esz, MOTE_ELF_MAX_FUNCTIONS);
+	if (start == end) {
+		/* Nothing to read; an empty section may sit at the image end. */
+		if (start < MOTE_IMAGE_BASE || start > out->image_end)
+			return fail(ctx, MOTE_EBADELF,
+				    "function table note: empty table at 0x%" PRIx64
+				    " lies outside the guest image",
+				    start);
+	} else if (!file_segment(out, start, end - start)) {
+		const struct mote_elf_segment *s = mem_segment(out, start, end - start);
+		if (s)
+			return fail(ctx, MOTE_EBADELF,
+				    "function table note: [0x%" PRIx64 ",0x%" PRIx64
+				    ") is not in the file bytes of the segment at 0x%" PRIx64
+				    " (filesz 0x%" PRIx64 "); zero-filled memory holds no table",
+				    start, end, s->vaddr, s->filesz);
+		return fail(ctx, MOTE_EBADELF,
+			    "function table note: [0x%" PRIx64 ",0x%" PRIx64
+			    ") does not lie inside one loaded segment",
+			    start, end);
+	}
+	out->has_fns = true;
+	out->fns_start = start;
+	out->fns_end = end;
+	return 0;
+}
+
 int mote_elf_parse(const void *buf, size_t len, struct mote_elf_image *out, char *err,
 		   size_t errlen)
 {
 	struct parse_ctx ctx = {buf, len, err, errlen};
 	Elf64_Ehdr eh;
-	uint32_t version = 0;
+	struct mote_notes notes = {0};
 	int rc;
 
 	if (err && errlen)
@@ -445,20 +548,186 @@ int mote_elf_parse(const void *buf, size_t len, struct mote_elf_image *out, char
 	rc = check_ehdr(&ctx, &eh);
 	if (rc)
 		return rc;
-	rc = find_abi_note(&ctx, &eh, &version);
+	rc = find_notes(&ctx, &eh, &notes);
 	if (rc)
 		return rc;
-	out->abi_version = version;
-	if (version != MOTE_ABI_VERSION)
+	out->abi_version = notes.version;
+	if (notes.version != MOTE_ABI_VERSION)
 		return fail(&ctx, MOTE_EABI,
 			    "guest ABI version %" PRIu32 ", host supports %u (rebuild the guest "
 			    "with this mote's mote-cc)",
-			    version, MOTE_ABI_VERSION);
+			    notes.version, MOTE_ABI_VERSION);
 	rc = collect_loads(&ctx, &eh, out);
+	if (!rc)
+		rc = check_fns_note(&ctx, &notes, out);
 	if (rc) {
 		/* Leave no half-filled image behind. */
 		memset(out, 0, sizeof(*out));
 		return rc;
 	}
+	return 0;
+}
+
+/* ---- The function table ---- */
+
+/* File bytes behind guest range [addr, addr+size), all inside one segment's
+ * file-backed part; *avail gets the bytes from addr to that part's end. The
+ * file range is checked again because `img` comes from the caller. */
+static const unsigned char *file_bytes(const struct parse_ctx *ctx,
+				       const struct mote_elf_image *img, uint64_t addr,
+				       uint64_t size, uint64_t *avail)
+{
+	const struct mote_elf_segment *s = file_segment(img, addr, size);
+	if (!s || !in_file(ctx, s->offset, s->filesz))
+		return NULL;
+	if (avail)
+		*avail = s->filesz - (addr - s->vaddr);
+	return ctx->buf + s->offset + (addr - s->vaddr);
+}
+
+static int read_name(struct parse_ctx *ctx, const struct mote_elf_image *img, size_t i,
+		     uint64_t addr, const char **name)
+{
+	uint64_t avail;
+	const unsigned char *p = file_bytes(ctx, img, addr, 1, &avail);
+	if (!p)
+		return fail(ctx, MOTE_EBADELF,
+			    "function table entry %zu: name pointer 0x%" PRIx64
+			    " is not inside a segment's file bytes",
+			    i, addr);
+	size_t lim = avail < MOTE_MAX_NAME + 1 ? (size_t)avail : MOTE_MAX_NAME + 1;
+	const unsigned char *nul = memchr(p, 0, lim);
+	if (!nul && lim == avail)
+		return fail(ctx, MOTE_EBADELF,
+			    "function table entry %zu: name at 0x%" PRIx64
+			    " has no NUL before the end of its segment's file bytes",
+			    i, addr);
+	if (!nul)
+		return fail(ctx, MOTE_EBADELF,
+			    "function table entry %zu: name at 0x%" PRIx64
+			    " is longer than %d bytes (no NUL)",
+			    i, addr, MOTE_MAX_NAME);
+	if (nul == p)
+		return fail(ctx, MOTE_EBADELF, "function table entry %zu: empty name", i);
+	*name = (const char *)p;
+	return 0;
+}
+
+static int read_entry(struct parse_ctx *ctx, const struct mote_elf_image *img, size_t i,
+		      const unsigned char *raw, struct mote_elf_function *f)
+{
+	struct mote_wire_desc d;
+	memcpy(&d, raw, sizeof(d));
+	int rc = read_name(ctx, img, i, d.name, &f->name);
+	if (rc)
+		return rc;
+	if (d.ret >= MOTE_TYPE_COUNT_)
+		return fail(ctx, MOTE_EBADELF,
+			    "function '%s' (table entry %zu): invalid result type %u", f->name, i,
+			    d.ret);
+	if (d.nargs > MOTE_MAX_ARGS)
+		return fail(ctx, MOTE_EBADELF,
+			    "function '%s' (table entry %zu): %u arguments, max %d", f->name, i,
+			    d.nargs, MOTE_MAX_ARGS);
+	/* With no arguments the pointer may sit just past its array. */
+	const unsigned char *args = d.nargs ? file_bytes(ctx, img, d.args, d.nargs, NULL) : raw;
+	if (!args)
+		return fail(ctx, MOTE_EBADELF,
+			    "function '%s' (table entry %zu): argument types at 0x%" PRIx64
+			    " (%u bytes) are not inside a segment's file bytes",
+			    f->name, i, d.args, d.nargs);
+	for (unsigned a = 0; a < d.nargs; a++) {
+		if (args[a] == MOTE_VOID || args[a] >= MOTE_TYPE_COUNT_)
+			return fail(ctx, MOTE_EBADELF,
+				    "function '%s' (table entry %zu): argument %u has invalid type "
+				    "%u",
+				    f->name, i, a, args[a]);
+		f->args[a] = args[a];
+	}
+	f->ret = d.ret;
+	f->nargs = d.nargs;
+	/* Never called by the host, but a wrapper outside the code means the
+	 * table is not what the SDK wrote. */
+	const struct mote_elf_segment *ws = file_segment(img, d.wrapper, 1);
+	if (!ws || !(ws->flags & MOTE_SEG_X))
+		return fail(ctx, MOTE_EBADELF,
+			    "function '%s' (table entry %zu): wrapper 0x%" PRIx64
+			    " is not inside an executable segment",
+			    f->name, i, d.wrapper);
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct mote_elf_function *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* Sorted, so a hostile table of 65536 entries costs n log n, not n^2. */
+static int check_duplicates(struct parse_ctx *ctx, const struct mote_elf_function *fns, size_t n)
+{
+	if (n < 2)
+		return 0;
+	const struct mote_elf_function **v = mote_calloc(n, sizeof(*v));
+	if (!v)
+		return fail(ctx, MOTE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = &fns[i];
+	qsort(v, n, sizeof(*v), by_name);
+	int rc = 0;
+	for (size_t i = 1; i < n && !rc; i++) {
+		if (strcmp(v[i - 1]->name, v[i]->name) != 0)
+			continue;
+		size_t a = (size_t)(v[i - 1] - fns), b = (size_t)(v[i] - fns);
+		rc = fail(ctx, MOTE_EBADELF,
+			  "function '%s' is declared twice (table entries %zu and %zu)", v[i]->name,
+			  a < b ? a : b, a < b ? b : a);
+	}
+	mote_free(v);
+	return rc;
+}
+
+int mote_elf_read_functions(const void *buf, size_t len, const struct mote_elf_image *img,
+			    struct mote_elf_function **out, size_t *count, char *err, size_t errlen)
+{
+	struct parse_ctx ctx = {buf, len, err, errlen};
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (out)
+		*out = NULL;
+	if (count)
+		*count = 0;
+	if (!img || !out || !count || (!buf && len))
+		return fail(&ctx, MOTE_EINVAL, "mote_elf_read_functions: NULL argument");
+	if (!img->has_fns)
+		return fail(&ctx, MOTE_EBADELF,
+			    "no function table note (PT_NOTE named \"%s\", type 0x%x): guest built "
+			    "before ABI 2?",
+			    MOTE_NOTE_NAME, MOTE_NOTE_TYPE_FNS);
+	const uint64_t esz = sizeof(struct mote_wire_desc);
+	uint64_t size = img->fns_end - img->fns_start;
+	const unsigned char *tab = file_bytes(&ctx, img, img->fns_start, size, NULL);
+	/* mote_elf_parse checked all this; `img` may not come from it. */
+	if (img->fns_end < img->fns_start || size % esz || size / esz > MOTE_ELF_MAX_FUNCTIONS ||
+	    (size && !tab))
+		return fail(&ctx, MOTE_EBADELF,
+			    "function table [0x%" PRIx64 ",0x%" PRIx64 ") is malformed",
+			    img->fns_start, img->fns_end);
+	size_t n = (size_t)(size / esz);
+	struct mote_elf_function *fns = mote_calloc(n ? n : 1, sizeof(*fns));
+	if (!fns)
+		return fail(&ctx, MOTE_ENOMEM, "out of memory");
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = read_entry(&ctx, img, i, tab + i * esz, &fns[i]);
+	if (!rc)
+		rc = check_duplicates(&ctx, fns, n);
+	if (rc) {
+		mote_free(fns);
+		return rc;
+	}
+	*out = fns;
+	*count = n;
 	return 0;
 }
