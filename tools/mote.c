@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bench/bench.h"
+#include "common/abi.h"
 #include "mote.h"
 #include "mote/wasm.h"
 
@@ -692,8 +693,8 @@ static int inspect_snapshot(const char *path, bool json)
 	} else {
 		char sig[256];
 		printf("snapshot:       %s\n", path);
-		printf("format:         version %u, guest ABI %u, %s, %s, %s CPU\n", in.format_version,
-		       in.abi_version, in.arch, in.hypervisor, in.cpu_vendor);
+		printf("format:         version %u, guest ABI %u, %s, saved on %s, %s CPU\n",
+		       in.format_version, in.abi_version, in.arch, in.hypervisor, in.cpu_vendor);
 		printf("created:        %s\n", when);
 		printf("file:           %" PRIu64 " bytes, %" PRIu64 " bytes of memory stored in %zu "
 		       "regions\n",
@@ -1263,7 +1264,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		printf("mote %s (guest ABI %d)\n", mote_version(), 1);
+		printf("mote %s (guest ABI %u)\n", mote_version(), MOTE_ABI_VERSION);
 		return EXIT_OK;
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)
