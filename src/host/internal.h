@@ -106,6 +106,9 @@ void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
 /* The leaf entry mapping `va` in the page tables written by
  * mote_layout_write_system (0 if none); `mem` is guest memory. */
 uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va);
+/* The same, and in *span the bytes from va on that the entry (or the hole
+ * where nothing is mapped) covers, to walk large ranges quickly. */
+uint64_t mote_layout_leaf(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span);
 #define MOTE_PTE_PRESENT 0x1ull
 #define MOTE_PTE_WRITE 0x2ull
 #define MOTE_PTE_USER 0x4ull

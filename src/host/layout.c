@@ -265,15 +265,18 @@ void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
 	/* fxsave left zero: the CPU's reset state. */
 }
 
-uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va)
+uint64_t mote_layout_leaf(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span)
 {
 	uint64_t table = MOTE_PGTABLE_ADDR;
 	for (int level = 3; level >= 0; level--) {
-		unsigned idx = (unsigned)(va >> (12 + 9 * level)) & 511;
-		uint64_t at = table + idx * 8ull, e;
-		if (at + 8 > mem_size)
-			return 0;
-		memcpy(&e, mem + at, 8);
+		unsigned shift = 12 + 9 * (unsigned)level;
+		unsigned idx = (unsigned)(va >> shift) & 511;
+		uint64_t at = table + idx * 8ull, e = 0;
+		/* What this entry covers from va on: the rest of its page, or
+		 * of the hole where nothing is mapped. */
+		*span = (((va >> shift) + 1) << shift) - va;
+		if (at + 8 <= mem_size)
+			memcpy(&e, mem + at, 8);
 		if (!(e & PTE_P))
 			return 0;
 		if (level == 0 || (level <= 2 && (e & PTE_PS))) /* 4 KiB, or a 2 MiB/1 GiB page */
@@ -281,4 +284,10 @@ uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va
 		table = e & PTE_ADDR;
 	}
 	return 0;
+}
+
+uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va)
+{
+	uint64_t span;
+	return mote_layout_leaf(mem, mem_size, va, &span);
 }

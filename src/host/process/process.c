@@ -188,8 +188,27 @@ static int spawn_on_spawner(const char *path, const posix_spawn_file_actions_t *
 	return r.rc;
 }
 
-/* The CPUID answers the stub gives (cpuid.c decides what a guest sees). */
+/* The CPUID answers the stub gives (cpuid.c decides what a guest sees),
+ * asked once per process: CPUID is slow inside a VM. */
+static struct mote_stub_cpuid cpuid_table[MOTE_STUB_MAX_CPUID];
+static uint32_t cpuid_count;
+static pthread_once_t cpuid_once = PTHREAD_ONCE_INIT;
+
+static uint32_t fill_cpuid(struct mote_stub_cpuid *out, uint32_t max);
+static void cpuid_init(void)
+{
+	cpuid_count = fill_cpuid(cpuid_table, MOTE_STUB_MAX_CPUID);
+}
+
 static uint32_t guest_cpuid(struct mote_stub_cpuid *out, uint32_t max)
+{
+	pthread_once(&cpuid_once, cpuid_init);
+	uint32_t n = cpuid_count < max ? cpuid_count : max;
+	memcpy(out, cpuid_table, n * sizeof(*out));
+	return n;
+}
+
+static uint32_t fill_cpuid(struct mote_stub_cpuid *out, uint32_t max)
 {
 	static const uint32_t leaves[] = {0,          0x80000000, 0x80000001, 0x80000002,
 					  0x80000003, 0x80000004, 0x80000008};
@@ -322,14 +341,16 @@ static uint32_t prot_of(uint64_t pte)
 static int add_protections(struct mote_sandbox *sb, struct setup *s, size_t *nprotect)
 {
 	size_t first = s->n;
-	uint64_t run_start = MOTE_SYSTEM_BASE;
-	uint32_t run_prot = prot_of(mote_layout_leaf_pte(sb->mem, sb->mem_size, run_start));
-	for (uint64_t a = run_start + MOTE_PAGE_SIZE;; a += MOTE_PAGE_SIZE) {
+	uint64_t run_start = MOTE_SYSTEM_BASE, span;
+	uint32_t run_prot = prot_of(mote_layout_leaf(sb->mem, sb->mem_size, run_start, &span));
+	for (uint64_t a = run_start + span;; a += span) {
 		uint32_t prot = a < sb->mem_size
-					? prot_of(mote_layout_leaf_pte(sb->mem, sb->mem_size, a))
+					? prot_of(mote_layout_leaf(sb->mem, sb->mem_size, a, &span))
 					: ~0u;
 		if (prot == run_prot)
 			continue;
+		if (a > sb->mem_size)
+			a = sb->mem_size;
 		int rc = add_map(s, run_start, a - run_start, -1, 0, run_prot, false);
 		if (rc)
 			return rc;
@@ -339,6 +360,22 @@ static int add_protections(struct mote_sandbox *sb, struct setup *s, size_t *npr
 		run_prot = prot;
 	}
 	*nprotect = s->n - first;
+	return 0;
+}
+
+/* Copy guest [gpa, gpa + len) into the shared memfd at `off`: only what
+ * pieces with content back (the rest is zeros, which a new memfd is). */
+static int fill_shared(struct mote_sandbox *sb, int fd, uint64_t gpa, uint64_t len, uint64_t off)
+{
+	for (size_t i = 0; i < sb->npieces; i++) {
+		const struct mote_mem_piece *pc = &sb->pieces[i];
+		uint64_t lo = pc->gpa > gpa ? pc->gpa : gpa;
+		uint64_t hi = pc->gpa + pc->size < gpa + len ? pc->gpa + pc->size : gpa + len;
+		if (pc->fd < 0 || lo >= hi)
+			continue;
+		if (pwrite(fd, sb->mem + lo, hi - lo, (off_t)(off + lo - gpa)) != (ssize_t)(hi - lo))
+			return -1;
+	}
 	return 0;
 }
 
@@ -353,9 +390,8 @@ static int share_window(struct mote_sandbox *sb, struct proc_sandbox *p)
 	if (p->shared_fd < 0 || ftruncate(p->shared_fd, (off_t)p->shared_size) < 0)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create shared memory: %s",
 					 strerror(errno));
-	if (pwrite(p->shared_fd, sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, 0) !=
-		    (ssize_t)MOTE_PAGE_SIZE ||
-	    pwrite(p->shared_fd, sb->mem + l->in_buf, bufs, MOTE_PAGE_SIZE) != (ssize_t)bufs)
+	if (fill_shared(sb, p->shared_fd, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, 0) ||
+	    fill_shared(sb, p->shared_fd, l->in_buf, bufs, MOTE_PAGE_SIZE))
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot fill shared memory: %s",
 					 strerror(errno));
 	if (mmap(sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -829,27 +865,75 @@ static int copy_run(struct mote_sandbox *sb, enum where w, uint64_t gpa, uint8_t
 	return 0;
 }
 
+/* Runs in the child go to the kernel in batches: one process_vm_readv or
+ * process_vm_writev for up to BATCH of them (each call costs a permission
+ * check and a page-table walk setup, ~10 us here). */
+#define BATCH 256
+
+struct vm_batch {
+	struct iovec local[BATCH], remote[BATCH];
+	int n;
+	uint64_t bytes;
+};
+
+static int flush_batch(struct mote_sandbox *sb, struct vm_batch *b, bool write)
+{
+	if (!b->n)
+		return 0;
+	ssize_t r = write ? process_vm_writev(ps(sb)->pid, b->local, (unsigned long)b->n, b->remote,
+					      (unsigned long)b->n, 0)
+			  : process_vm_readv(ps(sb)->pid, b->local, (unsigned long)b->n, b->remote,
+					     (unsigned long)b->n, 0);
+	int rc = 0;
+	if (r != (ssize_t)b->bytes) {
+		/* Partial: redo run by run, to name the address that fails. */
+		for (int i = 0; !rc && i < b->n; i++)
+			rc = copy_run(sb, IN_CHILD, (uint64_t)(uintptr_t)b->remote[i].iov_base,
+				      b->local[i].iov_base, b->local[i].iov_len, write);
+	}
+	b->n = 0;
+	b->bytes = 0;
+	return rc;
+}
+
 static int vm_copy(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n, bool write)
 {
-	for (size_t i = 0; i < n; i++) {
+	static uint8_t zero_page[4096];
+	struct vm_batch *b = mote_malloc(sizeof(*b));
+	if (!b)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	b->n = 0;
+	b->bytes = 0;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
 		uint64_t gpa = v[i].gpa, end = v[i].gpa + v[i].len;
 		uint8_t *buf = v[i].buf;
-		while (gpa < end) {
+		while (!rc && gpa < end) {
 			/* A run of pages that live in the same place. */
 			enum where w = where_is(sb, gpa);
 			uint64_t run = (gpa | (MOTE_PAGE_SIZE - 1)) + 1;
-			while (run < end && where_is(sb, run) == w)
+			while (run < end && where_is(sb, run) == w && (buf || run - gpa < 4096))
 				run += MOTE_PAGE_SIZE;
 			if (run > end)
 				run = end;
-			int rc = copy_run(sb, w, gpa, buf ? buf + (gpa - v[i].gpa) : NULL, run - gpa,
-					  write);
-			if (rc)
-				return rc;
+			uint8_t *src = buf ? buf + (gpa - v[i].gpa) : NULL;
+			if (w == IN_CHILD) {
+				if (b->n == BATCH)
+					rc = flush_batch(sb, b, write);
+				b->local[b->n] = (struct iovec){src ? src : zero_page, run - gpa};
+				b->remote[b->n] = (struct iovec){(void *)(uintptr_t)gpa, run - gpa};
+				b->n++;
+				b->bytes += run - gpa;
+			} else {
+				rc = copy_run(sb, w, gpa, src, run - gpa, write);
+			}
 			gpa = run;
 		}
 	}
-	return 0;
+	if (!rc)
+		rc = flush_batch(sb, b, write);
+	mote_free(b);
+	return rc;
 }
 
 static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
@@ -857,9 +941,34 @@ static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, siz
 	return vm_copy(sb, v, n, false);
 }
 
+/* The host's own writes into the child (restores) count as written pages
+ * too; protect them again at once, or every later scan would report them
+ * and every restore copy them once more. */
 static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
 {
-	return vm_copy(sb, v, n, true);
+	int rc = vm_copy(sb, v, n, true);
+	struct proc_sandbox *p = ps(sb);
+	for (unsigned t = 0; !rc && t < p->ntracked; t++) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t s0 = v[i].gpa, e0 = v[i].gpa + v[i].len;
+			if (s0 < p->tracked[t][0])
+				s0 = p->tracked[t][0];
+			if (e0 > p->tracked[t][1])
+				e0 = p->tracked[t][1];
+			if (s0 < e0) {
+				lo = s0 < lo ? s0 : lo;
+				hi = e0 > hi ? e0 : hi;
+			}
+		}
+		if (lo < hi) {
+			uint64_t *scratch = sb->dirty_log;
+			memset(scratch, 0, sb->bitmap_words * sizeof(uint64_t));
+			rc = scan_range(sb, p, lo & ~(MOTE_PAGE_SIZE - 1), hi, p->tracked_shared & (1u << t),
+					scratch);
+		}
+	}
+	return rc;
 }
 
 /* Map and unmap commands, run by the stub while it is parked. */

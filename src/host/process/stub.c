@@ -151,9 +151,15 @@ again:
 	__atomic_add_fetch(&mb->to_host, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&mb->host_sleeping, __ATOMIC_SEQ_CST))
 		sys6(__NR_futex, (long)&mb->to_host, FUTEX_WAKE, 1, 0, 0, 0);
-	/* Spin a little first: a host call or a quick next call comes back
-	 * within microseconds, and sleeping costs a wake system call. */
-	for (int i = 0; i < 2000; i++) {
+	/* Spin a little first where the host answers at once (a host call, a
+	 * full log): sleeping costs a wake system call on both sides. After a
+	 * call the next request may be long in coming, and a spinning CPU
+	 * makes the host's write tracking (PAGEMAP_SCAN's TLB flushes) slow. */
+	int spin = what == MOTE_STUB_EXIT &&
+			   (mb->port == MOTE_PORT_HOSTCALL || mb->port == MOTE_PORT_LOG)
+		   ? 2000
+		   : 0;
+	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
 		__builtin_ia32_pause();
