@@ -1,7 +1,7 @@
 #!/bin/sh
 # The main job behind `make demo`: build a guest with mote-cc, start it from
 # its ELF, save a snapshot, start again from the snapshot file, and measure
-# cold starts across heap sizes against the bare-KVM floor.
+# cold starts across heap sizes against each backend's floor.
 set -e
 B=${1:-build}
 MOTE="$B/bin/mote"
@@ -10,6 +10,9 @@ trap 'rm -rf "$DIR"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
+
+step "0. Which backends this machine runs (the demo uses the one auto picks)"
+show "$MOTE" doctor
 
 step "1. Build a guest with mote-cc (examples/hello/hello.c)"
 show "$B/bin/mote-cc" -o "$DIR/hello.elf" examples/hello/hello.c
@@ -34,5 +37,5 @@ show "$MOTE" wasm run "$B/examples/fib.wasm" --invoke fib 25
 show "$MOTE" wasm snapshot "$B/examples/fib.wasm" -o "$DIR/fib.snap"
 show "$MOTE" run "$DIR/fib.snap" fib 25
 
-step "7. Cold start across heap sizes, against bare KVM measured in the same run"
+step "7. Cold start across heap sizes, against each backend's floor measured in the same run"
 "$MOTE" bench coldstart restore --runs 11

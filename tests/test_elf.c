@@ -1067,7 +1067,10 @@ TEST(real_guest_tables)
 	    "void do_mov_cr3()", "void do_wrmsr()", "u64 insn_addr(string)", "void out_port42()",
 	    "u32 in_port42()", "void fake_exception()", "i32 call_unknown_host()",
 	    "i32 call_host_wrong_types()", "i32 call_host_add(i32, i32)", "i32 last_rc()",
-	    "bytes big_result()", "void forge(u32)", "void abort_oom()", "i32 corrupt_log()");
+	    "bytes big_result()", "void forge(u32)", "void abort_oom()", "i32 corrupt_log()",
+	    "void do_syscall()", "u64 syscall_at()", "void do_int80()", "u64 int80_at()",
+	    "void do_sysenter()", "u64 stub_gadget(u64, u64, u64, u64)", "void poke(u64, u32)",
+	    "void forge_report()");
 }
 
 /* basic.elf and where its function table and notes are. */

@@ -13,6 +13,7 @@
  *
  * Guests: tests/guests/hostile (one function per behaviour),
  * tests/guests/hostile_init_fault and tests/guests/hostile_init_loop. */
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -357,8 +358,8 @@ TEST(system_area_protected)
 	    {"write_addr", MOTE_KSTACK_TOP - 8, "write at 0x14ff8 (page is not user-accessible;"},
 	    {"write_addr", MOTE_BOOTINFO_ADDR, "write at 0x15000 (page is read-only;"},
 	    {"exec_addr", MOTE_BOOTINFO_ADDR, "execute at 0x15000 (page not executable;"},
-	    {"read_addr", MOTE_PGTABLE_ADDR, "read at 0x16000 (page not mapped;"},
-	    {"write_addr", MOTE_PGTABLE_ADDR, "write at 0x16000 (page not mapped;"},
+	    {"read_addr", MOTE_PGTABLE_ADDR, "read at 0x17000 (page not mapped;"},
+	    {"write_addr", MOTE_PGTABLE_ADDR, "write at 0x17000 (page not mapped;"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		mote_value a = mote_u64(cases[i].addr);
@@ -1220,6 +1221,178 @@ __attribute__((destructor)) static void remove_tmpdir(void)
 {
 	if (tmpdir[0])
 		rmdir(tmpdir);
+}
+
+/* ================= Escapes from the process backend's process =================
+ * Each ends as an exact typed error on both backends, and leaves nothing
+ * behind: no child process, zombie, file descriptor or mapping. */
+
+/* Processes whose parent is us (children and zombies alike). */
+static int count_children(void)
+{
+	DIR *d = opendir("/proc");
+	int n = 0;
+	struct dirent *e;
+	char path[300], buf[512];
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = 0;
+		const char *close_paren = strrchr(buf, ')');
+		int ppid = 0;
+		char state;
+		if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 &&
+		    ppid == (int)getpid())
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int count_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, c;
+	while (f && (c = fgetc(f)) != EOF)
+		n += c == '\n';
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* expect_failure, then check that freeing the sandbox left nothing. */
+static void expect_clean_failure(const char *fn, const mote_value *args, size_t nargs, int want,
+				 const char *sub1, const char *sub2)
+{
+	mote_sandbox *warm = open_hostile(); /* the library's one-time setup, done */
+	mote_sandbox_free(warm);
+	int fds = count_fds(), kids = count_children(), maps = count_mappings();
+	expect_failure(fn, args, nargs, want, sub1, sub2, POISONED);
+	CHECK_EQ_INT(count_fds(), fds);
+	CHECK_EQ_INT(count_children(), kids);
+	CHECK_EQ_INT(count_mappings(), maps);
+}
+
+/* The rip a function reports, or 0. */
+static uint64_t address_of(const char *fn)
+{
+	mote_sandbox *sb = open_hostile();
+	int rc;
+	uint64_t v = sb ? (uint64_t)call_i64(sb, fn, NULL, 0, &rc) : 0;
+	mote_sandbox_free(sb);
+	return v;
+}
+
+static bool on_process_backend(void)
+{
+	mote_sandbox *sb = open_hostile();
+	bool p = sb && mote_sandbox_backend(sb) == MOTE_BACKEND_PROCESS;
+	mote_sandbox_free(sb);
+	return p;
+}
+
+TEST(system_call_instruction)
+{
+	/* KVM: EFER.SCE is clear, so `syscall` is #UD; the process backend's
+	 * seccomp filter refuses it and reports the same. */
+	char want[96];
+	snprintf(want, sizeof(want), "guest exception #UD (invalid opcode) at rip 0x%llx",
+		 (unsigned long long)address_of("syscall_at"));
+	expect_clean_failure("do_syscall", NULL, 0, -MOTE_EEXCEPTION, want, NULL);
+}
+
+TEST(int80_system_call)
+{
+	/* No gate 0x80 in the IDT: a CPU exception at the instruction. Which
+	 * one depends on who plays the CPU: hardware raises #GP with error
+	 * code 0x402 (and so does the process backend), QEMU's TCG 0x802,
+	 * kvm-pvm #UD. */
+	char want[64];
+	snprintf(want, sizeof(want), "at rip 0x%llx", (unsigned long long)address_of("int80_at"));
+	expect_clean_failure("do_int80", NULL, 0, -MOTE_EEXCEPTION, "guest exception #", want);
+	if (on_process_backend())
+		expect_clean_failure("do_int80", NULL, 0, -MOTE_EEXCEPTION,
+				     "#GP (general protection)", "(error code 0x402)");
+}
+
+TEST(sysenter_instruction)
+{
+	expect_clean_failure("do_sysenter", NULL, 0, -MOTE_EEXCEPTION, "guest exception #UD", NULL);
+}
+
+TEST(jump_into_stub_for_a_system_call)
+{
+	/* With the stub's own `syscall` instruction, the address check passes,
+	 * but the filter's argument checks do not: mmap over guest RAM, close
+	 * of the userfaultfd (it would end write tracking), write to stdout.
+	 * The stub dies rather than let them run. Under KVM the address is
+	 * not mapped at all. */
+	static const uint64_t calls[][4] = {
+		{9, 0x200000, 4096, 3},   /* mmap(image, 4096, RW) */
+		{3, 3, 0, 0},             /* close(3): the userfaultfd */
+		{1, 1, 0x200000, 16},     /* write(1, ...) */
+		{39, 0, 0, 0},            /* getpid */
+	};
+	bool process = on_process_backend();
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		mote_value a[4] = {mote_u64(calls[i][0]), mote_u64(calls[i][1]),
+				   mote_u64(calls[i][2]), mote_u64(calls[i][3])};
+		if (process)
+			expect_clean_failure("stub_gadget", a, 4, -MOTE_EPROTOCOL,
+					     "unexpected exit: the guest's process died (exit status 159)",
+					     NULL);
+		else
+			expect_clean_failure("stub_gadget", a, 4, -MOTE_EFAULT,
+					     "read at 0x7e0000000000 (page not mapped", NULL);
+	}
+}
+
+TEST(write_to_stub_code)
+{
+	mote_value a[2] = {mote_u64(0x7e0000000010ull), mote_u32(0xcc)};
+	if (on_process_backend())
+		/* Read-only: a page fault in the guest, like any read-only page. */
+		expect_clean_failure("poke", a, 2, -MOTE_EFAULT,
+				     "memory access violation: write at 0x7e0000000010", NULL);
+	else
+		expect_clean_failure("poke", a, 2, -MOTE_EFAULT,
+				     "write at 0x7e0000000010 (page not mapped", NULL);
+}
+
+TEST(forged_mailbox_report)
+{
+	/* The guest posts "exit" in the mailbox itself and runs on. The host
+	 * notices at its next step that the guest used the CPU while it was
+	 * said to be parked, stops it, and the sandbox is poisoned. */
+	if (!on_process_backend()) {
+		mote_value a[2] = {mote_u64(0x7e0000400014ull), mote_u32(3)};
+		expect_clean_failure("poke", a, 2, -MOTE_EFAULT, "page not mapped", NULL);
+		return;
+	}
+	mote_sandbox *warm = open_hostile();
+	mote_sandbox_free(warm);
+	int fds = count_fds(), kids = count_children(), maps = count_mappings();
+	mote_sandbox *sb = open_hostile();
+	REQUIRE(sb);
+	/* Whatever the forged exit makes of this call, the next one fails. */
+	mote_sandbox_call(sb, "forge_report", NULL, 0, NULL);
+	usleep(20000);
+	mote_value args[2] = {mote_i32(1), mote_i32(2)};
+	int rc = mote_sandbox_call(sb, "add", args, 2, NULL);
+	if (rc != -MOTE_EPROTOCOL && rc != -MOTE_EPOISONED)
+		TEST_FAILF("call after a forged report: rc %d (%s)", rc, mote_sandbox_last_error(sb));
+	CHECK(mote_sandbox_poisoned(sb));
+	mote_sandbox_free(sb);
+	CHECK_EQ_INT(count_fds(), fds);
+	CHECK_EQ_INT(count_children(), kids);
+	CHECK_EQ_INT(count_mappings(), maps);
 }
 
 TEST_MAIN()

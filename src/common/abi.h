@@ -34,7 +34,8 @@
 #define MOTE_KSTACK_ADDR 0x13000ull   /* exception stack (IST1), supervisor rw */
 #define MOTE_KSTACK_TOP 0x15000ull
 #define MOTE_BOOTINFO_ADDR 0x15000ull /* struct mote_boot_info, user read-only */
-#define MOTE_PGTABLE_ADDR 0x16000ull  /* page tables, not mapped at all */
+#define MOTE_SYSCALL_ADDR 0x16000ull  /* where SYSCALL lands, user execute (host's) */
+#define MOTE_PGTABLE_ADDR 0x17000ull  /* page tables, not mapped at all */
 #define MOTE_STUB_SIZE 16u            /* bytes per exception stub */
 
 /* The guest image is linked at MOTE_IMAGE_BASE and must end below
@@ -88,6 +89,7 @@ struct mote_map_table {
 #define MOTE_PORT_LOG 0x12u      /* log buffer full: host drains it */
 #define MOTE_PORT_ABORT 0x13u    /* ABORT in out buffer */
 #define MOTE_PORT_EXC_BASE 0x80u /* + vector (0..31): CPU exception */
+#define MOTE_PORT_SYSCALL 0x7fu  /* the SYSCALL landing stub: the guest ran `syscall` */
 
 /* ---- Boot info: written by the host at MOTE_BOOTINFO_ADDR ---- */
 #define MOTE_BOOT_MAGIC 0x544f4f4245544f4dull /* "MOTEBOOT" */
@@ -215,7 +217,8 @@ _Static_assert(sizeof(struct mote_wire_desc) == 32, "function table entry size i
 _Static_assert(MOTE_SYSTEM_BASE >= 65536 && MOTE_GDT_ADDR >= MOTE_SYSTEM_BASE,
 	       "nothing below Debian's vm.mmap_min_addr");
 _Static_assert(MOTE_KSTACK_TOP <= MOTE_BOOTINFO_ADDR, "kernel stack below boot info");
-_Static_assert(MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE <= MOTE_PGTABLE_ADDR, "layout order");
+_Static_assert(MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE <= MOTE_SYSCALL_ADDR, "layout order");
+_Static_assert(MOTE_SYSCALL_ADDR + MOTE_PAGE_SIZE <= MOTE_PGTABLE_ADDR, "layout order");
 _Static_assert(32 * MOTE_STUB_SIZE <= MOTE_PAGE_SIZE, "stubs fit one page");
 _Static_assert(MOTE_TYPE_COUNT_ == 10, "value type numbering is ABI");
 _Static_assert(sizeof(struct mote_map_entry) == 72, "mapping entry size is ABI");

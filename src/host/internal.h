@@ -76,6 +76,8 @@ void mote_config_defaults(struct mote_config *cfg);
 /* The TSS's limit: 104 bytes + the I/O bitmap for ports 0-255 + its
  * terminator byte (layout.c writes it, the KVM backend loads it). */
 #define MOTE_TSS_LIMIT (0x68 + 32)
+/* The SYSCALL landing stub (layout.c). */
+#define MOTE_SYSCALL_STUB_ADDR MOTE_SYSCALL_ADDR
 
 struct mote_layout {
 	uint64_t mem_size;

@@ -154,6 +154,19 @@ static void write_cpl0(uint8_t *mem)
 	memset(t + 0x68, 0, 32);
 	t[0x68 + 32] = 0xff;
 
+	/* Where SYSCALL lands (MSR_LSTAR). With EFER.SCE clear `syscall` is
+	 * #UD on hardware, but a KVM flavour that emulates CPL 0 (kvm-pvm)
+	 * takes it, and runs the target with user rights, so the page is user
+	 * executable; this stub turns it into the same #UD report:
+	 * out %al, $SYSCALL ; hlt ; jmp . A guest may run it too: it only
+	 * reports a #UD of its own. */
+	uint8_t *sc = mem + MOTE_SYSCALL_STUB_ADDR;
+	sc[0] = 0xe6;
+	sc[1] = (uint8_t)MOTE_PORT_SYSCALL;
+	sc[2] = 0xf4;
+	sc[3] = 0xeb;
+	sc[4] = 0xfe;
+
 	/* Stub for vector v: [push $0] ; out %al, $(EXC_BASE + v) ; hlt ; jmp . */
 	uint8_t *stubs = mem + MOTE_STUBS_ADDR;
 	uint8_t *idt = mem + MOTE_IDT_ADDR;
@@ -212,7 +225,7 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 	bi->heap_size = lay->heap_size;
 
 	struct pt_builder b = {mem, MOTE_PGTABLE_ADDR + MOTE_PAGE_SIZE, MOTE_IMAGE_BASE};
-	struct page_map maps[9 + MOTE_ELF_MAX_SEGMENTS];
+	struct page_map maps[10 + MOTE_ELF_MAX_SEGMENTS];
 	unsigned n = 0;
 	maps[n++] = (struct page_map){MOTE_GDT_ADDR, MOTE_PAGE_SIZE, PTE_NX};
 	maps[n++] = (struct page_map){MOTE_IDT_ADDR, MOTE_PAGE_SIZE, PTE_NX};
@@ -220,6 +233,7 @@ int mote_layout_write_system(uint8_t *mem, const struct mote_layout *lay,
 	maps[n++] = (struct page_map){MOTE_KSTACK_ADDR, MOTE_KSTACK_TOP - MOTE_KSTACK_ADDR,
 				      PTE_RW | PTE_NX};
 	maps[n++] = (struct page_map){MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, PTE_US | PTE_NX};
+	maps[n++] = (struct page_map){MOTE_SYSCALL_ADDR, MOTE_PAGE_SIZE, PTE_US};
 	for (unsigned i = 0; i < img->nsegments; i++) {
 		const struct mote_elf_segment *s = &img->segments[i];
 		uint64_t start = s->vaddr & ~(MOTE_PAGE_SIZE - 1);

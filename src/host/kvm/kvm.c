@@ -499,5 +499,6 @@ int mote_vm_fault_regs(struct mote_vm *vm, struct mote_fault_regs *out)
 	out->rip = regs.rip;
 	out->rsp = regs.rsp;
 	out->cr2 = sregs.cr2;
+	out->rcx = regs.rcx;
 	return 0;
 }

@@ -115,7 +115,7 @@ int mote_vm_get_dirty_log(struct mote_vm *vm, uint64_t *bitmap);
 
 /* Registers needed to describe a fault. */
 struct mote_fault_regs {
-	uint64_t rip, rsp, cr2;
+	uint64_t rip, rsp, cr2, rcx;
 };
 int mote_vm_fault_regs(struct mote_vm *vm, struct mote_fault_regs *out);
 

@@ -62,6 +62,22 @@ static void system_state(struct mote_vcpu_state *st)
 	st->cr3 = MOTE_PGTABLE_ADDR;
 	st->cr4 = 0x620;  /* OSXMMEXCPT OSFXSR PAE */
 	st->efer = 0xd00; /* NXE LMA LME */
+	/* SYSCALL, where a KVM flavour takes it despite EFER.SCE: to the
+	 * landing stub at CPL 0 with interrupts off (layout.c). */
+	const struct {
+		uint32_t index;
+		uint64_t value;
+	} msrs[] = {
+		{0xc0000081, (uint64_t)MOTE_SEL_KCODE << 32}, /* STAR */
+		{0xc0000082, MOTE_SYSCALL_STUB_ADDR},         /* LSTAR */
+		{0xc0000083, MOTE_SYSCALL_STUB_ADDR},         /* CSTAR */
+		{0xc0000084, 0x47700},                        /* FMASK: TF DF IF IOPL NT AC */
+	};
+	for (unsigned i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++) {
+		st->msrs[i].index = msrs[i].index;
+		st->msrs[i].value = msrs[i].value;
+	}
+	st->nmsrs = sizeof(msrs) / sizeof(msrs[0]);
 }
 
 void mote_kvm_full_state(const struct mote_cpu_state *cpu, struct mote_vcpu_state *out)
@@ -229,6 +245,15 @@ static int kvm_run(struct mote_sandbox *sb, struct mote_event *ev)
 			} else if (ex.port >= MOTE_PORT_EXC_BASE &&
 			           ex.port < MOTE_PORT_EXC_BASE + 32) {
 				decode_exception(sb, ex.port - MOTE_PORT_EXC_BASE, ev);
+			} else if (ex.port == MOTE_PORT_SYSCALL) {
+				/* `syscall` left its address + 2 in rcx. */
+				struct mote_fault_regs regs;
+				memset(&regs, 0, sizeof(regs));
+				mote_vm_fault_regs(&k->vm, &regs);
+				ev->kind = MOTE_EVENT_EXCEPTION;
+				ev->vector = 6;
+				ev->rip = regs.rcx - 2;
+				ev->rsp = regs.rsp;
 			} else {
 				ev->kind = MOTE_EVENT_EXIT;
 				ev->port = ex.port;

@@ -74,9 +74,11 @@ struct proc_sandbox {
 	uint64_t shared_size;
 	uint32_t seen_to_host;
 	bool dead;
-	int exit_status;
+	int exit_code, exit_status; /* waitid's si_code and si_status */
 	volatile sig_atomic_t waiting; /* the host waits for a report */
 	volatile sig_atomic_t kicked;
+	clockid_t cpu_clock;     /* the child's CPU time */
+	uint64_t cpu_at_report;  /* its value when the last report came */
 	uint64_t tracked[MAX_TRACKED][2]; /* guest RAM whose writes are tracked */
 	unsigned ntracked;
 	uint32_t tracked_shared; /* bit i: tracked[i] is the shared window */
@@ -246,10 +248,19 @@ static bool child_alive(struct proc_sandbox *p)
 		    0 ||
 	    si.si_pid != 0) {
 		p->dead = true;
+		p->exit_code = si.si_code;
 		p->exit_status = si.si_status;
 		return false;
 	}
 	return true;
+}
+
+static uint64_t child_cpu_ns(struct proc_sandbox *p)
+{
+	struct timespec ts;
+	if (clock_gettime(p->cpu_clock, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Wait for the stub's next report. 1: a report; 0: the child died. */
@@ -610,6 +621,10 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	/* From here the stub's word is guest-controlled: remember what setup
 	 * said now. */
 	sb->exit_entry = mb->exit_entry;
+	if (clock_getcpuclockid(p->pid, &p->cpu_clock))
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "clock_getcpuclockid: %s",
+					 strerror(errno));
+	p->cpu_at_report = child_cpu_ns(p);
 	return 0;
 }
 
@@ -639,10 +654,24 @@ static void proc_destroy(struct mote_sandbox *sb)
 }
 
 /* ---- Running ---- */
+/* The guest can write the mailbox: it can post a report and run on. A
+ * parked stub uses no CPU, so time spent since the last report means the
+ * report was forged; the guest is stopped for good. */
+#define PARKED_CPU_SLACK_NS 5000000u
+
 static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 {
 	struct proc_sandbox *p = ps(sb);
 	memset(ev, 0, sizeof(*ev));
+	if (!p->dead && child_cpu_ns(p) - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
+		kill(p->pid, SIGKILL);
+		child_alive(p);
+		p->dead = true;
+		ev->kind = MOTE_EVENT_UNEXPECTED;
+		snprintf(ev->detail, sizeof(ev->detail),
+			 "the guest ran on after reporting to the host (a forged report)");
+		return 0;
+	}
 	if (p->kicked) {
 		ev->kind = MOTE_EVENT_INTERRUPTED;
 		return 0;
@@ -658,10 +687,11 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 			return 0;
 		}
 		ev->kind = MOTE_EVENT_UNEXPECTED;
-		snprintf(ev->detail, sizeof(ev->detail),
-			 "the guest's process died (wait status 0x%x)", p->exit_status);
+		snprintf(ev->detail, sizeof(ev->detail), "the guest's process died (%s %d)",
+			 p->exit_code == CLD_EXITED ? "exit status" : "signal", p->exit_status);
 		return 0;
 	}
+	p->cpu_at_report = child_cpu_ns(p);
 	/* Copied once: the guest can change the mailbox under us. */
 	struct mote_mailbox r;
 	memcpy(&r, p->mb, offsetof(struct mote_mailbox, exit_entry));
@@ -985,6 +1015,7 @@ static int map_command(struct mote_sandbox *sb, uint32_t cmd, const struct mote_
 	if (!wait_report(p))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
 					 "cannot %s: the sandbox's process died", what);
+	p->cpu_at_report = child_cpu_ns(p);
 	uint32_t report = p->mb->report;
 	long err = (long)p->mb->error_code;
 	if (report != MOTE_STUB_MAPPED)

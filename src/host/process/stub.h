@@ -63,6 +63,7 @@ enum {
 #define MOTE_STUB_HAVE_FSGSBASE 1u
 #define MOTE_STUB_HAVE_CPUID_FAULT 2u
 #define MOTE_STUB_HAVE_UFFD_WP 4u
+#define MOTE_STUB_HAVE_NAMESPACES 8u
 
 /* Setup flags (host -> stub). */
 #define MOTE_STUB_WANT_CPUID_FAULT 1u

@@ -369,3 +369,98 @@ MOTE_FN0(i32, corrupt_log)
 	mote_log(MOTE_LOG_INFO, "after");
 	return 42;
 }
+
+/* ---- Escape attempts that matter to the process backend ----
+ * A guest there shares its process with the stub: these try what the
+ * stub can do (system calls), reach its code and data, and lie to the host
+ * through the mailbox. Under KVM none of that memory exists. */
+void hostile_syscall(void);
+void hostile_int80(void);
+void hostile_sysenter(void);
+extern const char hostile_syscall_at[], hostile_int80_at[], hostile_sysenter_at[];
+__asm__(".text\n"
+        ".globl hostile_syscall, hostile_syscall_at\n"
+        "hostile_syscall:\n"
+        "	mov $39, %eax\n" /* getpid */
+        "hostile_syscall_at:\n"
+        "	syscall\n"
+        "	ret\n"
+        ".globl hostile_int80, hostile_int80_at\n"
+        "hostile_int80:\n"
+        "	mov $20, %eax\n" /* getpid, i386 */
+        "hostile_int80_at:\n"
+        "	int $0x80\n"
+        "	ret\n"
+        ".globl hostile_sysenter, hostile_sysenter_at\n"
+        "hostile_sysenter:\n"
+        "hostile_sysenter_at:\n"
+        "	sysenter\n"
+        "	ret\n");
+
+MOTE_FN0(void, do_syscall)
+{
+	hostile_syscall();
+}
+MOTE_FN0(u64, syscall_at)
+{
+	return (uint64_t)(uintptr_t)hostile_syscall_at;
+}
+MOTE_FN0(void, do_int80)
+{
+	hostile_int80();
+}
+MOTE_FN0(u64, int80_at)
+{
+	return (uint64_t)(uintptr_t)hostile_int80_at;
+}
+MOTE_FN0(void, do_sysenter)
+{
+	hostile_sysenter();
+}
+
+/* The process backend's stub lives at 0x7e0000000000 (src/host/process/
+ * stub.h), its mailbox at 0x7e0000400000. */
+#define STUB_TEXT 0x7e0000000000ull
+#define STUB_MAILBOX 0x7e0000400000ull
+
+/* Find a `syscall` instruction in the stub's code and jump to it with the
+ * registers of a system call the stub's filter must refuse from anyone:
+ * nr, then the first three arguments. */
+MOTE_FN4(u64, stub_gadget, u64, nr, u64, a0, u64, a1, u64, a2)
+{
+	const uint8_t *p = (const uint8_t *)(uintptr_t)STUB_TEXT;
+	size_t i = 0;
+	while (i < 65536 && !(p[i] == 0x0f && p[i + 1] == 0x05))
+		i++;
+	register uint64_t r10 __asm__("r10") = 0;
+	register uint64_t r8 __asm__("r8") = 0;
+	register uint64_t r9 __asm__("r9") = 0;
+	uint64_t ret;
+	__asm__ volatile("lea 1f(%%rip), %%r11\n\t"
+			 "push %%r11\n\t"
+			 "jmp *%[gadget]\n"
+			 "1:"
+			 : "=a"(ret)
+			 : [gadget] "r"(p + i), "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10),
+			   "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* Write a byte at an address of the stub's (code, data, mailbox). */
+MOTE_FN2(void, poke, u64, addr, u32, value)
+{
+	*(volatile uint8_t *)(uintptr_t)addr = (uint8_t)value;
+}
+
+/* Forge the stub's report "call done" in the mailbox and wake the host,
+ * then keep running instead of waiting: the host must not believe it. */
+MOTE_FN0(void, forge_report)
+{
+	volatile uint32_t *mb = (volatile uint32_t *)(uintptr_t)STUB_MAILBOX;
+	/* to_stub, to_host, stub_sleeping, host_sleeping, cmd, report */
+	mb[5] = 3; /* MOTE_STUB_EXIT */
+	__atomic_add_fetch((uint32_t *)&mb[1], 1, __ATOMIC_SEQ_CST);
+	for (;;)
+		__asm__ volatile("pause");
+}
