@@ -1332,11 +1332,15 @@ TEST(jump_into_stub_for_a_system_call)
 	/* With the stub's own `syscall` instruction, the address check passes,
 	 * but the filter's argument checks do not: mmap over guest RAM, close
 	 * of the userfaultfd (it would end write tracking), write to stdout.
-	 * The stub dies rather than let them run. Under KVM the address is
-	 * not mapped at all. */
+	 * The stub dies rather than let them run: SIGSYS in its own code makes
+	 * it exit with 128 + 31 = 159. (Had one been allowed, the stub code
+	 * after that `syscall`, which is die()'s exit_group loop, would have
+	 * exited with the guest's first argument instead.) Under KVM the
+	 * address is not mapped at all. */
 	static const uint64_t calls[][4] = {
 		{9, 0x200000, 4096, 3},   /* mmap(image, 4096, RW) */
-		{3, 3, 0, 0},             /* close(3): the userfaultfd */
+		{3, 0, 0, 0},             /* close(0): the userfaultfd */
+		{3, 4, 0, 0},             /* close(4): the socket */
 		{1, 1, 0x200000, 16},     /* write(1, ...) */
 		{39, 0, 0, 0},            /* getpid */
 	};

@@ -419,9 +419,11 @@ static void map_guest_memory(void)
  * without a fault reaching anyone, and the host reads and re-arms the marks
  * with PAGEMAP_SCAN on /proc/PID/pagemap. The guest cannot undo them: it
  * has no system calls. */
+static long uffd = -1; /* the filter keeps the guest from closing it */
+
 static void track_writes(void)
 {
-	long fd = sys3(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | UFFD_USER_MODE_ONLY, 0, 0);
+	long fd = uffd = sys3(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | UFFD_USER_MODE_ONLY, 0, 0);
 	if (fd < 0)
 		setup_failed("userfaultfd", fd);
 	struct uffdio_api api = {.api = UFFD_API,
@@ -509,7 +511,7 @@ static void install_filter(void)
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_munmap, 13, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvmsg, 18, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close, 21, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 24, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 25, 0),
 		TRAP,
 		TRAP,
 		/* mmap: inside the file-mapping window (its high word is
@@ -537,9 +539,10 @@ static void install_filter(void)
 		/* close: a received file, never the userfaultfd (which would end
 		 * the tracking of writes) or the socket. */
 		ARG_LO(0),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, MOTE_STUB_FD_FIRST, 0, 1),
-		ALLOW,
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)uffd, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOTE_STUB_FD_SOCKET, 0, 1),
 		TRAP,
+		ALLOW,
 		/* futex: FUTEX_WAIT or FUTEX_WAKE only (args[1], low word). */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0),
