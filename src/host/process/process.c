@@ -104,32 +104,68 @@ static int stub_fd = -1;
 static char stub_init_error[256];
 static pthread_once_t stub_once = PTHREAD_ONCE_INIT;
 
+/* Spare stubs: started ahead of need by the spawner thread, each waiting
+ * for its setup, so a sandbox start does not wait for posix_spawn and exec
+ * (most of a process start). One is kept ready. */
+#define SPARES 1
+
+struct spare {
+	pid_t pid;
+	int pidfd, mailbox_fd, sock;
+};
+
 static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
-static struct spawn_request {
-	const posix_spawn_file_actions_t *actions;
-	char *const *argv;
-	const char *path;
-	pid_t pid;
-	int rc;
-	bool pending, done;
-} *spawn_req;
+static struct spare spares[SPARES];
+static int nspares;
+static int spawn_errno; /* the spawner's last failure, 0 after a success */
+static unsigned spare_waiters;
+
+static int spawn_spare(struct spare *sp);
 
 static void *spawner(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&spawn_lock);
 	for (;;) {
-		while (!spawn_req || !spawn_req->pending)
+		while (nspares == SPARES || (spawn_errno && !spare_waiters))
 			pthread_cond_wait(&spawn_cond, &spawn_lock);
-		struct spawn_request *r = spawn_req;
-		r->pending = false;
-		char *envp[] = {NULL};
-		r->rc = posix_spawn(&r->pid, r->path, r->actions, NULL, r->argv, envp);
-		r->done = true;
+		pthread_mutex_unlock(&spawn_lock);
+		struct spare sp;
+		int e = spawn_spare(&sp);
+		pthread_mutex_lock(&spawn_lock);
+		spawn_errno = e;
+		if (!e)
+			spares[nspares++] = sp;
 		pthread_cond_broadcast(&spawn_cond);
 	}
 	return NULL;
+}
+
+/* A ready stub for a new sandbox; starts the next one. 0 or an errno. */
+static int take_spare(struct spare *out)
+{
+	pthread_mutex_lock(&spawn_lock);
+	spare_waiters++;
+	pthread_cond_broadcast(&spawn_cond);
+	int e = 0;
+	for (;;) {
+		if (nspares) {
+			*out = spares[--nspares];
+			break;
+		}
+		if (spawn_errno) {
+			e = spawn_errno;
+			break;
+		}
+		pthread_cond_wait(&spawn_cond, &spawn_lock);
+	}
+	spare_waiters--;
+	if (!e)
+		spawn_errno = 0;
+	pthread_cond_broadcast(&spawn_cond);
+	pthread_mutex_unlock(&spawn_lock);
+	return e;
 }
 
 static void stub_init_once(void)
@@ -156,6 +192,7 @@ static void stub_init_once(void)
 		done += (size_t)n;
 	}
 	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	stub_fd = fd; /* before the spawner starts: it uses it at once */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -165,29 +202,71 @@ static void stub_init_once(void)
 	if (rc) {
 		snprintf(stub_init_error, sizeof(stub_init_error),
 			 "cannot start the spawner thread: %s", strerror(rc));
+		stub_fd = -1;
 		close(fd);
 		return;
 	}
 	pthread_detach(t);
-	stub_fd = fd;
 }
 
-static int spawn_on_spawner(const char *path, const posix_spawn_file_actions_t *actions,
-			    char *const *argv, pid_t *pid)
+/* On the spawner thread: a stub with its mailbox and socket, waiting for
+ * its setup. 0 or an errno. */
+static int spawn_spare(struct spare *sp)
 {
-	struct spawn_request r = {actions, argv, path, 0, 0, true, false};
-	pthread_mutex_lock(&spawn_lock);
-	while (spawn_req) /* one at a time */
-		pthread_cond_wait(&spawn_cond, &spawn_lock);
-	spawn_req = &r;
-	pthread_cond_broadcast(&spawn_cond);
-	while (!r.done)
-		pthread_cond_wait(&spawn_cond, &spawn_lock);
-	spawn_req = NULL;
-	pthread_cond_broadcast(&spawn_cond);
-	pthread_mutex_unlock(&spawn_lock);
-	*pid = r.pid;
-	return r.rc;
+	memset(sp, 0, sizeof(*sp));
+	sp->pidfd = sp->mailbox_fd = sp->sock = -1;
+	int pair[2] = {-1, -1}, high[3] = {-1, -1, -1}, e = 0;
+	sp->mailbox_fd = memfd_create("mote-mailbox", MFD_CLOEXEC);
+	if (sp->mailbox_fd < 0 || ftruncate(sp->mailbox_fd, MOTE_STUB_MAILBOX_HEADER) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+		goto fail;
+	struct mote_mailbox *mb = mmap(NULL, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
+				       MAP_SHARED, sp->mailbox_fd, 0);
+	if (mb == MAP_FAILED)
+		goto fail;
+	mb->host_pid = (uint32_t)getpid();
+	munmap(mb, MOTE_STUB_MAILBOX_HEADER);
+	sp->sock = pair[0];
+	/* Out of the way first: a dup2 to 3 must not close a source at 3. */
+	int srcs[3] = {sp->mailbox_fd, pair[1], stub_fd};
+	for (int i = 0; i < 3; i++)
+		if ((high[i] = fcntl(srcs[i], F_DUPFD_CLOEXEC, 256)) < 0)
+			goto fail;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, high[0], MOTE_STUB_FD_MAILBOX);
+	posix_spawn_file_actions_adddup2(&fa, high[1], MOTE_STUB_FD_SOCKET);
+	posix_spawn_file_actions_adddup2(&fa, high[2], MOTE_STUB_FD_EXE);
+	posix_spawn_file_actions_addclosefrom_np(&fa, MOTE_STUB_FD_EXE + 1);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", MOTE_STUB_FD_EXE);
+	char *argv[] = {"mote-stub", NULL}, *envp[] = {NULL};
+	e = posix_spawn(&sp->pid, path, &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	if (e)
+		goto out;
+	sp->pidfd = (int)syscall(SYS_pidfd_open, sp->pid, 0);
+	if (sp->pidfd < 0) {
+		e = errno;
+		kill(sp->pid, SIGKILL);
+		waitpid(sp->pid, NULL, __WALL);
+	}
+	goto out;
+fail:
+	e = errno ? errno : EIO;
+out:
+	for (int i = 0; i < 3; i++)
+		if (high[i] >= 0)
+			close(high[i]);
+	if (pair[1] >= 0)
+		close(pair[1]);
+	if (e) {
+		if (sp->mailbox_fd >= 0)
+			close(sp->mailbox_fd);
+		if (pair[0] >= 0)
+			close(pair[0]);
+	}
+	return e;
 }
 
 /* The CPUID answers the stub gives (cpuid.c decides what a guest sees),
@@ -472,61 +551,24 @@ static int fail_setup(struct mote_sandbox *sb, struct proc_sandbox *p)
 				 detail, strerror(err));
 }
 
-static int spawn_child(struct mote_sandbox *sb, struct proc_sandbox *p, struct setup *s)
+/* Send `n` descriptors in one message on the socket. */
+static int send_fds(int sock, const int *fds, int n)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	/* Move everything out of the way first: a dup2 to 4 must not close
-	 * a source that happens to be 4. */
-	int high[MOTE_STUB_MAX_FDS + 3], nhigh = 0, rc = 0;
-	int srcs[MOTE_STUB_MAX_FDS + 3];
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "socketpair: %s", strerror(errno));
-	p->sock = pair[0];
-	srcs[nhigh++] = p->mailbox_fd;
-	srcs[nhigh++] = pair[1];
-	for (int i = 0; i < s->nfds; i++)
-		srcs[nhigh++] = s->fds[i];
-	srcs[nhigh++] = stub_fd;
-	for (int i = 0; i < nhigh; i++) {
-		high[i] = fcntl(srcs[i], F_DUPFD_CLOEXEC, 256);
-		if (high[i] < 0) {
-			rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "fcntl(F_DUPFD): %s",
-					       strerror(errno));
-			nhigh = i;
-			goto out;
-		}
-	}
-	posix_spawn_file_actions_adddup2(&fa, high[0], MOTE_STUB_FD_MAILBOX);
-	posix_spawn_file_actions_adddup2(&fa, high[1], MOTE_STUB_FD_SOCKET);
-	for (int i = 0; i < s->nfds; i++)
-		posix_spawn_file_actions_adddup2(&fa, high[2 + i], MOTE_STUB_FD_FIRST + i);
-	int exe = MOTE_STUB_FD_FIRST + s->nfds;
-	posix_spawn_file_actions_adddup2(&fa, high[nhigh - 1], exe);
-	posix_spawn_file_actions_addclosefrom_np(&fa, exe + 1);
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", exe);
-	char *argv[] = {"mote-stub", NULL};
-	int e = spawn_on_spawner(path, &fa, argv, &p->pid);
-	if (e) {
-		rc = mote_sandbox_fail(sb, -MOTE_EBACKEND,
-				       "process backend: cannot start the stub process: %s",
-				       strerror(e));
-		goto out;
-	}
-	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-	if (p->pidfd < 0) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, NULL, __WALL);
-		rc = mote_sandbox_fail(sb, -MOTE_EBACKEND, "pidfd_open: %s", strerror(errno));
-	}
-out:
-	close(pair[1]);
-	for (int i = 0; i < nhigh; i++)
-		close(high[i]);
-	posix_spawn_file_actions_destroy(&fa);
-	return rc;
+	char byte = 0;
+	struct iovec iov = {&byte, 1};
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * MOTE_STUB_MAX_FDS)];
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
 static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
@@ -571,19 +613,29 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 		return mote_sandbox_fail(sb, rc, "out of memory");
 	}
 
+	struct spare sp;
+	int e = take_spare(&sp);
+	if (e) {
+		mote_free(s.maps);
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "process backend: cannot start the stub process: %s",
+					 strerror(e));
+	}
+	p->pid = sp.pid;
+	p->pidfd = sp.pidfd;
+	p->mailbox_fd = sp.mailbox_fd;
+	p->sock = sp.sock;
 	p->mb_size = MOTE_STUB_MAILBOX_HEADER + s.n * sizeof(struct mote_stub_map);
 	p->mb_size = (p->mb_size + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
-	p->mailbox_fd = memfd_create("mote-mailbox", MFD_CLOEXEC);
-	if (p->mailbox_fd < 0 || ftruncate(p->mailbox_fd, (off_t)p->mb_size) < 0 ||
+	if (ftruncate(p->mailbox_fd, (off_t)p->mb_size) < 0 ||
 	    (p->mb = mmap(NULL, p->mb_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->mailbox_fd,
 			  0)) == MAP_FAILED) {
 		p->mb = NULL;
 		mote_free(s.maps);
-		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create the mailbox: %s",
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot size the mailbox: %s",
 					 strerror(errno));
 	}
 	struct mote_mailbox *mb = p->mb;
-	mb->host_pid = (uint32_t)getpid();
 	mb->size = p->mb_size;
 	mb->maps_offset = MOTE_STUB_MAILBOX_HEADER;
 	mb->nmaps = (uint32_t)nmaps;
@@ -596,10 +648,12 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	mb->tracked_shared = p->tracked_shared;
 	memcpy(mb->tracked, p->tracked, sizeof(mb->tracked));
 	mb->ncpuid = guest_cpuid(mb->cpuid, MOTE_STUB_MAX_CPUID);
-
-	rc = spawn_child(sb, p, &s);
-	if (rc)
-		return rc;
+	mb->nfds = (uint32_t)s.nfds;
+	if (s.nfds && send_fds(p->sock, s.fds, s.nfds))
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot send guest memory: %s",
+					 strerror(errno));
+	mb->cmd = MOTE_STUB_CMD_SETUP;
+	wake_stub(p);
 	p->seen_to_host = 0;
 	if (!wait_report(p))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,

@@ -187,6 +187,33 @@ static bool window_range(uint64_t addr, uint64_t len)
 	       addr <= MOTE_MAP_LIMIT - len;
 }
 
+/* Receive up to `max` descriptors sent in one message on the socket;
+ * returns how many, or < 0. */
+static long receive_fds(int *fds, int max)
+{
+	char byte;
+	struct iovec iov = {&byte, 1};
+	struct {
+		unsigned long len;
+		int level, type;
+		int fds[MOTE_STUB_MAX_FDS];
+	} ctl = {0};
+	struct k_msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+			       .msg_controllen = sizeof(ctl)};
+	long n = sys3(__NR_recvmsg, MOTE_STUB_FD_SOCKET, &msg, K_MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	if (msg.msg_controllen < 16 || ctl.level != K_SOL_SOCKET || ctl.type != K_SCM_RIGHTS ||
+	    ctl.len < 16)
+		return 0;
+	long got = (long)(ctl.len - 16) / (long)sizeof(int);
+	if (got > max)
+		got = max;
+	for (long i = 0; i < got; i++)
+		fds[i] = ctl.fds[i];
+	return got;
+}
+
 /* A host file mapping: its descriptor comes over the socket. */
 static uint32_t do_map_command(uint32_t cmd)
 {
@@ -587,6 +614,19 @@ void mote_stub_main(unsigned long *sp)
 	/* The parent died before PR_SET_PDEATHSIG took hold. */
 	if (sys3(__NR_getppid, 0, 0, 0) != mb->host_pid)
 		die(3);
+	/* A spare waits here until a sandbox needs it. */
+	sys3(__NR_close_range, MOTE_STUB_FD_EXE, ~0u, 0);
+	seen_to_stub = 0;
+	for (;;) {
+		__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&mb->to_stub, __ATOMIC_SEQ_CST) != seen_to_stub)
+			break;
+		sys6(__NR_futex, (long)&mb->to_stub, FUTEX_WAIT, seen_to_stub, 0, 0, 0);
+	}
+	__atomic_store_n(&mb->stub_sleeping, 0, __ATOMIC_RELAXED);
+	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
+	if (mb->cmd != MOTE_STUB_CMD_SETUP)
+		die(5);
 	uint64_t size = mb->size;
 	if (size > MOTE_STUB_MAILBOX_HEADER) {
 		r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
@@ -598,6 +638,15 @@ void mote_stub_main(unsigned long *sp)
 	    (uint64_t)(mb->nmaps + mb->nprotect) * sizeof(struct mote_stub_map) >
 		    size - mb->maps_offset)
 		setup_failed("mailbox: mapping table outside the mailbox", -22);
+	if (mb->nfds > MOTE_STUB_MAX_FDS)
+		setup_failed("too many files", -22);
+	int fds[MOTE_STUB_MAX_FDS];
+	long got = mb->nfds ? receive_fds(fds, (int)mb->nfds) : 0;
+	if (got != (long)mb->nfds)
+		setup_failed("receiving the files of guest memory", got < 0 ? got : -9);
+	for (long i = 0; i < got; i++)
+		if (fds[i] != MOTE_STUB_FD_FIRST + i) /* 0-4 are taken: they arrive in order */
+			setup_failed("files of guest memory out of order", -9);
 	map_guest_memory();
 	/* Only the mailbox mapping, the socket and guest memory are needed
 	 * from here: not even standard input and output. */
@@ -631,7 +680,6 @@ void mote_stub_main(unsigned long *sp)
 		setup_failed("PR_SET_NO_NEW_PRIVS", r);
 	install_filter();
 	mb->exit_entry = (uint64_t)mote_stub_exit;
-	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
 	report_and_wait(MOTE_STUB_READY);
 	fix_fpu_area(mb->cpu.fxsave);
 	mote_stub_enter_guest();

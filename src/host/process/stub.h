@@ -33,16 +33,20 @@
 
 _Static_assert(MOTE_STUB_BASE > MOTE_MAP_LIMIT, "the stub lies above every guest address");
 
-/* File descriptors the child starts with: the mailbox, a socket that
- * brings the files of later mappings (SCM_RIGHTS), then the files guest
- * memory is mapped from (struct mote_stub_map.fd counts from here). */
+/* File descriptors the child starts with: the mailbox, a socket, and the
+ * stub program itself. Stubs are started ahead of need (spares), so the
+ * files guest memory is mapped from arrive later over the socket
+ * (SCM_RIGHTS), numbered from MOTE_STUB_FD_FIRST in the order sent (struct
+ * mote_stub_map.fd counts from there), as do the files of later mappings. */
 #define MOTE_STUB_FD_MAILBOX 3
 #define MOTE_STUB_FD_SOCKET 4
+#define MOTE_STUB_FD_EXE 5
 #define MOTE_STUB_FD_FIRST 5
 #define MOTE_STUB_MAX_FDS 64
 
 /* Commands, host -> stub. */
 enum {
+	MOTE_STUB_CMD_SETUP = 4, /* the mailbox is filled and `nfds` files sent: set up */
 	MOTE_STUB_CMD_RUN = 1,   /* load `cpu`, run the guest until it exits */
 	MOTE_STUB_CMD_MAP = 2,   /* map the file sent on the socket: `map` */
 	MOTE_STUB_CMD_UNMAP = 3, /* unmap `map.addr`, `map.len` */
@@ -118,6 +122,7 @@ struct mote_mailbox {
 
 	/* Setup, written by the host before the child starts. */
 	uint32_t flags;
+	uint32_t nfds; /* SETUP: files sent on the socket */
 	uint32_t nmaps;
 	uint32_t nprotect;
 	uint32_t ncpuid;
