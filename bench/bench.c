@@ -362,6 +362,7 @@ static int bench_one_backend(struct bench_opts *o, const bool *want)
 		rc = 1;
 	free(floor_cold);
 	free(floor_exit);
+	floor_cold = floor_exit = NULL; /* the next backend samples its own */
 	if (rc)
 		return 1;
 	if (!o->json)
