@@ -342,11 +342,12 @@ static uint64_t child_cpu_ns(struct proc_sandbox *p)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Wait for the stub's next report. 1: a report; 0: the child died. */
-static int wait_report(struct proc_sandbox *p)
+/* Wait for the stub's next report, spinning `spin` rounds before sleeping.
+ * 1: a report; 0: the child died. */
+static int wait_report_spin(struct proc_sandbox *p, int spin)
 {
 	uint64_t kick_at = 0;
-	for (int i = 0; i < 4000; i++) {
+	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&p->mb->to_host, __ATOMIC_ACQUIRE) != p->seen_to_host)
 			goto got;
 		__builtin_ia32_pause();
@@ -377,6 +378,11 @@ static int wait_report(struct proc_sandbox *p)
 got:
 	p->seen_to_host = __atomic_load_n(&p->mb->to_host, __ATOMIC_ACQUIRE);
 	return 1;
+}
+
+static int wait_report(struct proc_sandbox *p)
+{
+	return wait_report_spin(p, 4000);
 }
 
 /* ---- Creation ---- */
@@ -583,6 +589,29 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 	p->pidfd = p->pagemap_fd = p->mailbox_fd = p->shared_fd = p->sock = -1;
 	sb->be_data = p;
+	/* Take a spare and tell it a setup is coming: waking a sleeping
+	 * process costs up to tens of microseconds inside a VM, which then
+	 * overlaps the work below. */
+	struct spare sp = {0, -1, -1, -1};
+	int e = take_spare(&sp);
+	if (e)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+					 "process backend: cannot start the stub process: %s",
+					 strerror(e));
+	p->pid = sp.pid;
+	p->pidfd = sp.pidfd;
+	p->mailbox_fd = sp.mailbox_fd;
+	p->sock = sp.sock;
+	struct mote_mailbox *hdr = mmap(NULL, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
+					MAP_SHARED, p->mailbox_fd, 0);
+	if (hdr == MAP_FAILED)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map the mailbox: %s",
+					 strerror(errno));
+	hdr->cmd = MOTE_STUB_CMD_PREPARE;
+	__atomic_add_fetch(&hdr->to_stub, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&hdr->stub_sleeping, __ATOMIC_SEQ_CST))
+		futex(&hdr->to_stub, FUTEX_WAKE, 1, NULL);
+	munmap(hdr, MOTE_STUB_MAILBOX_HEADER);
 	int rc = share_window(sb, p);
 	if (rc)
 		return rc;
@@ -613,18 +642,6 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 		return mote_sandbox_fail(sb, rc, "out of memory");
 	}
 
-	struct spare sp;
-	int e = take_spare(&sp);
-	if (e) {
-		mote_free(s.maps);
-		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "process backend: cannot start the stub process: %s",
-					 strerror(e));
-	}
-	p->pid = sp.pid;
-	p->pidfd = sp.pidfd;
-	p->mailbox_fd = sp.mailbox_fd;
-	p->sock = sp.sock;
 	p->mb_size = MOTE_STUB_MAILBOX_HEADER + s.n * sizeof(struct mote_stub_map);
 	p->mb_size = (p->mb_size + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
 	if (ftruncate(p->mailbox_fd, (off_t)p->mb_size) < 0 ||
@@ -655,7 +672,8 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	mb->cmd = MOTE_STUB_CMD_SETUP;
 	wake_stub(p);
 	p->seen_to_host = 0;
-	if (!wait_report(p))
+	/* The stub's setup takes ~100 us: worth spinning through. */
+	if (!wait_report_spin(p, 40000))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
 					 "process backend: the stub process died during setup "
 					 "(status %d)",

@@ -159,7 +159,7 @@ again:
 	int spin = what == MOTE_STUB_EXIT &&
 			   (mb->port == MOTE_PORT_HOSTCALL || mb->port == MOTE_PORT_LOG)
 		   ? 2000
-		   : 0;
+		   : what == MOTE_STUB_READY ? 4000 : 0;
 	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
@@ -448,9 +448,10 @@ static void map_guest_memory(void)
  * has no system calls. */
 static long uffd = -1; /* the filter keeps the guest from closing it */
 
-static void track_writes(void)
+/* Made while a spare waits, registered once guest memory is mapped. */
+static void open_uffd(void)
 {
-	long fd = uffd = sys3(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | UFFD_USER_MODE_ONLY, 0, 0);
+	long fd = sys3(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | UFFD_USER_MODE_ONLY, 0, 0);
 	if (fd < 0)
 		setup_failed("userfaultfd", fd);
 	struct uffdio_api api = {.api = UFFD_API,
@@ -458,6 +459,15 @@ static void track_writes(void)
 	long r = sys3(__NR_ioctl, fd, UFFDIO_API, &api);
 	if (r)
 		setup_failed("UFFDIO_API (write-protect, asynchronous)", r);
+	r = sys3(__NR_dup3, fd, MOTE_STUB_FD_UFFD, 02000000);
+	if (r != MOTE_STUB_FD_UFFD)
+		setup_failed("dup3 of the userfaultfd", r);
+	sys3(__NR_close, fd, 0, 0);
+	uffd = MOTE_STUB_FD_UFFD;
+}
+
+static void track_writes(void)
+{
 	uint32_t n = mb->ntracked < 8 ? mb->ntracked : 8;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t lo = mb->tracked[i][0], hi = mb->tracked[i][1];
@@ -465,7 +475,7 @@ static void track_writes(void)
 			setup_failed("tracked range outside guest memory", -22);
 		struct uffdio_register reg = {.range = {.start = lo, .len = hi - lo},
 					      .mode = UFFDIO_REGISTER_MODE_WP};
-		r = sys3(__NR_ioctl, fd, UFFDIO_REGISTER, &reg);
+		long r = sys3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg);
 		if (r)
 			setup_failed("UFFDIO_REGISTER", r);
 		/* Private memory needs no initial protection: pages not yet in
@@ -477,7 +487,7 @@ static void track_writes(void)
 			continue;
 		struct uffdio_writeprotect wp = {.range = {.start = lo, .len = hi - lo},
 						 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-		r = sys3(__NR_ioctl, fd, UFFDIO_WRITEPROTECT, &wp);
+		r = sys3(__NR_ioctl, uffd, UFFDIO_WRITEPROTECT, &wp);
 		if (r)
 			setup_failed("UFFDIO_WRITEPROTECT", r);
 	}
@@ -614,19 +624,56 @@ void mote_stub_main(unsigned long *sp)
 	/* The parent died before PR_SET_PDEATHSIG took hold. */
 	if (sys3(__NR_getppid, 0, 0, 0) != mb->host_pid)
 		die(3);
-	/* A spare waits here until a sandbox needs it. */
+	/* All that does not depend on the sandbox, done while a spare. */
 	sys3(__NR_close_range, MOTE_STUB_FD_EXE, ~0u, 0);
-	seen_to_stub = 0;
-	for (;;) {
-		__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&mb->to_stub, __ATOMIC_SEQ_CST) != seen_to_stub)
-			break;
-		sys6(__NR_futex, (long)&mb->to_stub, FUTEX_WAIT, seen_to_stub, 0, 0, 0);
+	/* Defence in depth where unprivileged user namespaces are allowed:
+	 * no user, IPC, host name or cgroup view shared with the host. (No
+	 * network namespace: it costs ~0.4 ms, and no socket can be made.) */
+	if (sys3(__NR_unshare, CLONE_NEWUSER, 0, 0) == 0 &&
+	    sys3(__NR_unshare, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP, 0, 0) == 0)
+		mb->features |= MOTE_STUB_HAVE_NAMESPACES;
+	open_uffd();
+	if (auxv_get(sp, AT_HWCAP2) & HWCAP2_FSGSBASE) {
+		mote_stub_have_fsgsbase = 1;
+		mb->features |= MOTE_STUB_HAVE_FSGSBASE;
 	}
-	__atomic_store_n(&mb->stub_sleeping, 0, __ATOMIC_RELAXED);
-	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
-	if (mb->cmd != MOTE_STUB_CMD_SETUP)
-		die(5);
+	if (sys3(__NR_arch_prctl, ARCH_SET_CPUID, 0, 0) == 0) {
+		cpuid_faulting = true;
+		mb->features |= MOTE_STUB_HAVE_CPUID_FAULT;
+	}
+	install_signals();
+	struct rlimit no_core = {0, 0};
+	sys3(__NR_setrlimit, RLIMIT_CORE, &no_core, 0);
+	r = sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0);
+	if (r)
+		setup_failed("PR_SET_NO_NEW_PRIVS", r);
+
+	/* A spare waits here until a sandbox needs it; told a setup is
+	 * coming, it spins rather than sleeps. */
+	seen_to_stub = 0;
+	uint32_t cmd = 0;
+	for (int spin = 0; cmd != MOTE_STUB_CMD_SETUP;) {
+		for (;;) {
+			if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
+				break;
+			if (spin > 0) {
+				spin--;
+				__builtin_ia32_pause();
+				continue;
+			}
+			__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
+			if (__atomic_load_n(&mb->to_stub, __ATOMIC_SEQ_CST) != seen_to_stub)
+				break;
+			sys6(__NR_futex, (long)&mb->to_stub, FUTEX_WAIT, seen_to_stub, 0, 0, 0);
+		}
+		__atomic_store_n(&mb->stub_sleeping, 0, __ATOMIC_RELAXED);
+		seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
+		cmd = __atomic_load_n(&mb->cmd, __ATOMIC_ACQUIRE);
+		if (cmd == MOTE_STUB_CMD_PREPARE)
+			spin = 100000;
+		else if (cmd != MOTE_STUB_CMD_SETUP)
+			die(5);
+	}
 	uint64_t size = mb->size;
 	if (size > MOTE_STUB_MAILBOX_HEADER) {
 		r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
@@ -648,36 +695,17 @@ void mote_stub_main(unsigned long *sp)
 		if (fds[i] != MOTE_STUB_FD_FIRST + i) /* 0-4 are taken: they arrive in order */
 			setup_failed("files of guest memory out of order", -9);
 	map_guest_memory();
-	/* Only the mailbox mapping, the socket and guest memory are needed
-	 * from here: not even standard input and output. */
-	r = sys3(__NR_close_range, 0, MOTE_STUB_FD_MAILBOX, 0); /* stdio too */
+	/* Only the mailbox mapping, the socket, the userfaultfd and guest
+	 * memory are needed from here: not even standard input and output. */
+	r = sys3(__NR_close_range, 0, MOTE_STUB_FD_MAILBOX, 0);
 	if (!r)
-		r = sys3(__NR_close_range, MOTE_STUB_FD_FIRST, ~0u, 0);
+		r = sys3(__NR_close_range, MOTE_STUB_FD_FIRST, MOTE_STUB_FD_UFFD - 1, 0);
+	if (!r)
+		r = sys3(__NR_close_range, MOTE_STUB_FD_UFFD + 1, ~0u, 0);
 	if (r)
 		setup_failed("close_range", r);
-	/* Defence in depth where unprivileged user namespaces are allowed:
-	 * no user, IPC, host name or cgroup view shared with the host. (No
-	 * network namespace: it costs ~0.4 ms, and no socket can be made.) */
-	if (sys3(__NR_unshare, CLONE_NEWUSER, 0, 0) == 0 &&
-	    sys3(__NR_unshare, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP, 0, 0) == 0)
-		mb->features |= MOTE_STUB_HAVE_NAMESPACES;
 	if (mb->flags & MOTE_STUB_WANT_UFFD_WP)
 		track_writes();
-	if (auxv_get(sp, AT_HWCAP2) & HWCAP2_FSGSBASE) {
-		mote_stub_have_fsgsbase = 1;
-		mb->features |= MOTE_STUB_HAVE_FSGSBASE;
-	}
-	if ((mb->flags & MOTE_STUB_WANT_CPUID_FAULT) &&
-	    sys3(__NR_arch_prctl, ARCH_SET_CPUID, 0, 0) == 0) {
-		cpuid_faulting = true;
-		mb->features |= MOTE_STUB_HAVE_CPUID_FAULT;
-	}
-	install_signals();
-	struct rlimit no_core = {0, 0};
-	sys3(__NR_setrlimit, RLIMIT_CORE, &no_core, 0);
-	r = sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0);
-	if (r)
-		setup_failed("PR_SET_NO_NEW_PRIVS", r);
 	install_filter();
 	mb->exit_entry = (uint64_t)mote_stub_exit;
 	report_and_wait(MOTE_STUB_READY);

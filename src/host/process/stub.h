@@ -42,11 +42,13 @@ _Static_assert(MOTE_STUB_BASE > MOTE_MAP_LIMIT, "the stub lies above every guest
 #define MOTE_STUB_FD_SOCKET 4
 #define MOTE_STUB_FD_EXE 5
 #define MOTE_STUB_FD_FIRST 5
+#define MOTE_STUB_FD_UFFD 999 /* out of the way of the numbers files arrive at */
 #define MOTE_STUB_MAX_FDS 64
 
 /* Commands, host -> stub. */
 enum {
-	MOTE_STUB_CMD_SETUP = 4, /* the mailbox is filled and `nfds` files sent: set up */
+	MOTE_STUB_CMD_PREPARE = 5, /* a setup follows within microseconds: stay awake */
+	MOTE_STUB_CMD_SETUP = 4,   /* the mailbox is filled and `nfds` files sent: set up */
 	MOTE_STUB_CMD_RUN = 1,   /* load `cpu`, run the guest until it exits */
 	MOTE_STUB_CMD_MAP = 2,   /* map the file sent on the socket: `map` */
 	MOTE_STUB_CMD_UNMAP = 3, /* unmap `map.addr`, `map.len` */
