@@ -160,11 +160,14 @@ trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT TERM HUP
 
 : > "$RUN/output"
+mkdir -p "$RUN/out"
 {
 	echo "cd '$top' || exit 1"
 	# Settings that change how the tests run go in with them.
 	env | grep -E '^(MOTE_[A-Z0-9_]*|ASAN_OPTIONS|UBSAN_OPTIONS|LSAN_OPTIONS)=' |
 		grep -v '^MOTE_TEST_VM=' | sed "s/'/'\\\\''/g; s/=/='/; s/\$/'/; s/^/export /"
+	# Files the tests hand to later groups (test_portable) go out here.
+	echo "export MOTE_PORTABLE_OUT='$RUN/out'"
 	echo "MOTE_TEST_TIMEOUT=$PROGRAM_TIMEOUT sh tests/run.sh $* > '$RUN/output' 2>&1"
 	echo "echo \$? > '$RUN/status'"
 } > "$RUN/cmd.sh"
@@ -205,6 +208,9 @@ elif [ ! -s "$RUN/status" ]; then
 	why="the VM stopped before the tests finished (QEMU exit status $qemu_rc)"
 fi
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$RUN/output" | tail -n 1)
+if [ -n "$MOTE_PORTABLE_DIR" ] && [ -d "$MOTE_PORTABLE_DIR" ]; then
+	cp "$RUN/out"/* "$MOTE_PORTABLE_DIR"/ 2>/dev/null
+fi
 if [ -n "$why" ] || [ -z "$line" ]; then
 	echo "   kvm (QEMU VM): ${why:-the test run printed no summary}" >&2
 	for f in qemu.log console; do
