@@ -98,6 +98,9 @@ struct mote_backend_ops {
 	 * `fd` at m->offset (the host's own view is m->hva); read-only
 	 * unless copy-on-write. */
 	int (*map)(struct mote_sandbox *sb, struct mote_file_map *m, int fd);
+	/* Optional: the guest is gone (its process died) and only a restore,
+	 * which starts it over, brings it back. */
+	bool (*lost)(struct mote_sandbox *sb);
 	void (*unmap)(struct mote_sandbox *sb, struct mote_file_map *m);
 };
 

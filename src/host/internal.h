@@ -237,6 +237,7 @@ static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t g
 /* Record a piece of guest memory (see struct mote_mem_piece). */
 int mote_sandbox_add_piece(struct mote_sandbox *sb, uint64_t gpa, uint64_t size, int fd,
 			   uint64_t offset, bool owned);
+void mote_sandbox_free_pieces(struct mote_sandbox *sb);
 /* Where to pick a backend from: the config's choice, else MOTE_BACKEND,
  * else KVM when /dev/kvm opens and the process backend otherwise. Fails
  * with -MOTE_EBACKEND and a detail when the choice cannot run here. */
@@ -296,5 +297,8 @@ __attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox 
  * of guest memory as the guest sees it, on every backend. */
 void *mote__sandbox_guest_memory(mote_sandbox *sb, uint64_t *size);
 int mote__sandbox_read_memory(mote_sandbox *sb, uint64_t gpa, void *buf, uint64_t len);
+/* For tests that count descriptors or processes: wait until the process
+ * backend's spare stub is started, so every count sees the same set. */
+void mote__backend_quiesce(void);
 
 #endif

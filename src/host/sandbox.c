@@ -750,7 +750,7 @@ int mote_sandbox_add_piece(struct mote_sandbox *sb, uint64_t gpa, uint64_t size,
 	return 0;
 }
 
-static void free_pieces(struct mote_sandbox *sb)
+void mote_sandbox_free_pieces(struct mote_sandbox *sb)
 {
 	for (size_t i = 0; i < sb->npieces; i++)
 		if (sb->pieces[i].owned && sb->pieces[i].fd >= 0)
@@ -932,7 +932,7 @@ void mote_sandbox_free(mote_sandbox *sb)
 	mote_mappings_clear(sb);
 	if (sb->be)
 		sb->be->destroy(sb);
-	free_pieces(sb);
+	mote_sandbox_free_pieces(sb);
 	if (sb->mem)
 		munmap(sb->mem, sb->mem_size);
 	if (sb->have_timer)

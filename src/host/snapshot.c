@@ -438,6 +438,63 @@ static int set_guest_functions(struct mote_sandbox *sb, const struct mote_snapsh
 	return 0;
 }
 
+/* Everything a snapshot stores joins a KVM guest at once, the rest lazily:
+ * the end of what it stores (at least the heap's first 2 MiB). */
+static uint64_t stored_end(const struct mote_snapshot *snap)
+{
+	uint64_t end = snap->meta.layout.heap_base + MOTE_LARGE_PAGE_SIZE;
+	for (size_t w = snap->bitmap_words; w-- > 0;) {
+		if (snap->present[w]) {
+			uint64_t page = w * 64 + 63 - (uint64_t)__builtin_clzll(snap->present[w]);
+			if ((page + 1) * MOTE_PAGE_SIZE > end)
+				end = (page + 1) * MOTE_PAGE_SIZE;
+			break;
+		}
+	}
+	return end;
+}
+
+/* Start the guest over from `snap`, as mote_sandbox_from_snapshot does, in
+ * this sandbox: for a backend that keeps guest memory elsewhere when its
+ * guest is gone (a process that was killed), or to go to another snapshot
+ * (whose pages the guest could not write are not the running ones). */
+static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
+{
+	mote_mappings_clear(sb);
+	sb->be->destroy(sb);
+	mote_sandbox_free_pieces(sb);
+	munmap(sb->mem, sb->mem_size);
+	sb->mem = NULL;
+	int rc = mote_sandbox_map_memory(sb, false);
+	if (!rc && map_chain(snap, sb->mem, PROT_READ | PROT_WRITE, MAP_PRIVATE))
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
+				       strerror(errno));
+	if (!rc)
+		rc = record_chain(sb, snap);
+	if (!rc)
+		rc = set_guest_functions(sb, snap);
+	if (!rc)
+		rc = mote_sandbox_create_guest(sb, stored_end(snap));
+	if (!rc)
+		rc = sb->be->set_state(sb, &snap->meta.cpu);
+	if (!rc)
+		rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
+	if (rc) {
+		sb->poisoned = true;
+		return rc;
+	}
+	memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
+	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	if (snap != sb->base) {
+		snapshot_retain(snap);
+		mote_snapshot_release(sb->base);
+		sb->base = snap;
+	}
+	sb->poisoned = false;
+	sb->err[0] = 0;
+	return 0;
+}
+
 int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 {
 	if (!sb || !csnap)
@@ -449,6 +506,9 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 					 "sandbox's (%llu bytes)",
 					 (unsigned long long)snap->meta.layout.mem_size,
 					 (unsigned long long)sb->mem_size);
+	if (!sb->be->shares_host_memory &&
+	    (snap != sb->base || (sb->be->lost && sb->be->lost(sb))))
+		return rebuild_from(sb, snap);
 	bool any;
 	int rc = mote_sandbox_settle(sb);
 	if (!rc)
@@ -583,17 +643,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	rc = set_guest_functions(sb, snap);
 	if (rc)
 		goto fail;
-	/* Everything the snapshot stores joins the VM now, the rest lazily. */
-	uint64_t stored_end = sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE;
-	for (size_t w = snap->bitmap_words; w-- > 0;) {
-		if (snap->present[w]) {
-			uint64_t page = w * 64 + 63 - (uint64_t)__builtin_clzll(snap->present[w]);
-			if ((page + 1) * MOTE_PAGE_SIZE > stored_end)
-				stored_end = (page + 1) * MOTE_PAGE_SIZE;
-			break;
-		}
-	}
-	rc = mote_sandbox_create_guest(sb, stored_end);
+	rc = mote_sandbox_create_guest(sb, stored_end(snap));
 	if (!rc)
 		rc = sb->be->set_state(sb, &snap->meta.cpu);
 	if (rc)

@@ -142,6 +142,20 @@ static void *spawner(void *arg)
 	return NULL;
 }
 
+void mote__backend_quiesce(void)
+{
+	if (stub_fd < 0)
+		return; /* the spawner never started */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	pthread_mutex_lock(&spawn_lock);
+	while (nspares < SPARES && !spawn_errno &&
+	       pthread_cond_timedwait(&spawn_cond, &spawn_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&spawn_lock);
+}
+
 /* A ready stub for a new sandbox; starts the next one. 0 or an errno. */
 static int take_spare(struct spare *out)
 {
@@ -1141,6 +1155,20 @@ static void proc_unmap(struct mote_sandbox *sb, struct mote_file_map *m)
 	m->slot = -1;
 }
 
+/* Dead, or running when it should be parked (a forged report): either way
+ * only starting over helps. */
+static bool proc_lost(struct mote_sandbox *sb)
+{
+	struct proc_sandbox *p = ps(sb);
+	if (!p)
+		return true;
+	if (!p->dead && child_cpu_ns(p) - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
+		kill(p->pid, SIGKILL);
+		p->dead = true;
+	}
+	return !child_alive(p);
+}
+
 const struct mote_backend_ops mote_process_backend = {
 	.name = "process",
 	.file_id = 2,
@@ -1157,4 +1185,5 @@ const struct mote_backend_ops mote_process_backend = {
 	.write = proc_write,
 	.map = proc_map,
 	.unmap = proc_unmap,
+	.lost = proc_lost,
 };
