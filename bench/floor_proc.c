@@ -20,13 +20,13 @@
 #include "bench/floor.h"
 
 __asm__(".section .rodata\n"
-	".balign 16\n"
-	".globl mote_floor_child\n"
-	"mote_floor_child:\n"
-	".incbin \"" MOTE_FLOOR_CHILD "\"\n"
-	".globl mote_floor_child_end\n"
-	"mote_floor_child_end:\n"
-	".previous\n");
+        ".balign 16\n"
+        ".globl mote_floor_child\n"
+        "mote_floor_child:\n"
+        ".incbin \"" MOTE_FLOOR_CHILD "\"\n"
+        ".globl mote_floor_child_end\n"
+        "mote_floor_child_end:\n"
+        ".previous\n");
 extern const unsigned char mote_floor_child[], mote_floor_child_end[];
 
 struct floor_proc {
@@ -88,8 +88,8 @@ static int start(struct floor_proc *p)
 	posix_spawn_file_actions_addclosefrom_np(&fa, 5);
 	char *argv[] = {"mote-floor", NULL}, *envp[] = {NULL};
 	int rc = page_hi < 0 || exe_hi < 0
-			 ? -1
-			 : posix_spawn(&p->pid, "/proc/self/fd/4", &fa, NULL, argv, envp);
+	             ? -1
+	             : posix_spawn(&p->pid, "/proc/self/fd/4", &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	if (page_hi >= 0)
 		close(page_hi);

@@ -16,9 +16,9 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 	register long r8 __asm__("r8") = e;
 	register long r9 __asm__("r9") = f;
 	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
+	                 : "=a"(ret)
+	                 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+	                 : "rcx", "r11", "memory");
 	return ret;
 }
 
@@ -42,9 +42,9 @@ void floor_child_main(void)
 }
 
 __asm__(".text\n"
-	".globl _start\n"
-	"_start:\n"
-	"	xor %ebp, %ebp\n"
-	"	and $-16, %rsp\n"
-	"	call floor_child_main\n"
-	"	ud2\n");
+        ".globl _start\n"
+        "_start:\n"
+        "	xor %ebp, %ebp\n"
+        "	and $-16, %rsp\n"
+        "	call floor_child_main\n"
+        "	ud2\n");

@@ -48,7 +48,7 @@ static int64_t call3(mote_sandbox *sb, const char *fn, uint32_t a, uint32_t b, u
 	int rc = mote_sandbox_call(sb, fn, args, n, &r);
 	if (rc) {
 		TEST_FAILF("%s on %s: %s: %s", fn, mote_backend_name(mote_sandbox_backend(sb)),
-			   mote_strerror(rc), mote_sandbox_last_error(sb));
+		           mote_strerror(rc), mote_sandbox_last_error(sb));
 		return -1;
 	}
 	return r.type == MOTE_I32 ? r.v.i32 : r.type == MOTE_U32 ? r.v.u32 : (int64_t)r.v.u64;
@@ -121,7 +121,7 @@ static void move(mote_backend from, mote_backend to)
 	int rc = mote_sandbox_from_snapshot(opened, NULL, ct, &there);
 	if (rc)
 		TEST_FAILF("starting a %s file on %s: %s", name, mote_backend_name(to),
-			   mote_last_error());
+		           mote_last_error());
 	REQUIRE(rc == 0);
 	CHECK_EQ_INT(mote_sandbox_backend(there), to);
 	probe(there, &got);
@@ -198,7 +198,7 @@ TEST(file_saved_for_the_other_backend)
 	FILE *f = fopen(expect, "w");
 	REQUIRE(f);
 	fprintf(f, "%lld %llu %a\n", (long long)want.bump, (unsigned long long)want.sum,
-		want.scaled);
+	        want.scaled);
 	fclose(f);
 	mote_snapshot_free(snap);
 	mote_sandbox_free(sb);
@@ -248,7 +248,7 @@ TEST(file_saved_by_the_other_backend_starts_here)
 	int rc = mote_sandbox_from_snapshot(opened, NULL, cfg, &sb);
 	if (rc)
 		TEST_FAILF("starting a %s file on %s: %s", mote_backend_name(other),
-			   mote_backend_name(here), mote_last_error());
+		           mote_backend_name(here), mote_last_error());
 	REQUIRE(rc == 0);
 	struct results r;
 	probe(sb, &r);

@@ -29,7 +29,7 @@ const char *mote_backend_name(mote_backend backend)
 int mote_backend_parse(const char *name, mote_backend *out)
 {
 	static const mote_backend all[] = {MOTE_BACKEND_AUTO, MOTE_BACKEND_KVM,
-					   MOTE_BACKEND_PROCESS};
+	                                   MOTE_BACKEND_PROCESS};
 	for (size_t i = 0; name && out && i < sizeof(all) / sizeof(all[0]); i++) {
 		if (!strcmp(name, mote_backend_name(all[i]))) {
 			*out = all[i];
@@ -47,15 +47,16 @@ static int check_kvm(char *err, size_t errlen)
 	int e = access("/dev/kvm", F_OK) ? ENOENT : EACCES;
 	if (e == ENOENT)
 		mote_errf(err, errlen,
-			  "the KVM backend needs /dev/kvm, and this machine has none (%s): no "
-			  "hardware virtualisation, or it is not exposed to this VM; the process "
-			  "backend runs without it",
-			  why);
+		          "the KVM backend needs /dev/kvm, and this machine has none (%s): no "
+		          "hardware virtualisation, or it is not exposed to this VM; the process "
+		          "backend runs without it",
+		          why);
 	else
-		mote_errf(err, errlen,
-			  "the KVM backend cannot use /dev/kvm (%s): if permission is denied, join "
-			  "the group that owns it (`sudo usermod -aG kvm $USER`, then log in again)",
-			  why);
+		mote_errf(
+		    err, errlen,
+		    "the KVM backend cannot use /dev/kvm (%s): if permission is denied, join "
+		    "the group that owns it (`sudo usermod -aG kvm $USER`, then log in again)",
+		    why);
 	return -MOTE_EBACKEND;
 }
 
@@ -71,27 +72,27 @@ static int check_process(char *err, size_t errlen)
 {
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 && errno == EINVAL) {
 		mote_errf(err, errlen,
-			  "the process backend needs seccomp filters, which this kernel lacks "
-			  "(CONFIG_SECCOMP_FILTER)");
+		          "the process backend needs seccomp filters, which this kernel lacks "
+		          "(CONFIG_SECCOMP_FILTER)");
 		return -MOTE_EBACKEND;
 	}
 	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
 	if (uffd < 0) {
 		int e = errno;
-		mote_errf(err, errlen,
-			  "the process backend needs userfaultfd: %s%s", strerror(e),
-			  e == ENOSYS || e == EPERM
-				  ? " (a container's seccomp profile may block it: allow the "
-				    "userfaultfd system call; or the kernel lacks CONFIG_USERFAULTFD)"
-				  : "");
+		mote_errf(err, errlen, "the process backend needs userfaultfd: %s%s", strerror(e),
+		          e == ENOSYS || e == EPERM
+		              ? " (a container's seccomp profile may block it: allow the "
+		                "userfaultfd system call; or the kernel lacks CONFIG_USERFAULTFD)"
+		              : "");
 		return -MOTE_EBACKEND;
 	}
 	close(uffd);
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		mote_errf(err, errlen, "the process backend needs /proc: cannot open "
-				       "/proc/self/pagemap: %s",
-			  strerror(errno));
+		mote_errf(err, errlen,
+		          "the process backend needs /proc: cannot open "
+		          "/proc/self/pagemap: %s",
+		          strerror(errno));
 		return -MOTE_EBACKEND;
 	}
 	struct pm_scan_probe a = {.size = sizeof(a), .start = 0x10000, .end = 0x10000};
@@ -100,21 +101,21 @@ static int check_process(char *err, size_t errlen)
 	close(fd);
 	if (r < 0 && (e == ENOTTY || e == EINVAL)) {
 		mote_errf(err, errlen,
-			  "the process backend needs Linux 6.7 or later (PAGEMAP_SCAN, to track "
-			  "guest writes); this kernel lacks it");
+		          "the process backend needs Linux 6.7 or later (PAGEMAP_SCAN, to track "
+		          "guest writes); this kernel lacks it");
 		return -MOTE_EBACKEND;
 	}
 	return 0;
 }
 
 int mote_backend_resolve(mote_backend want, const struct mote_backend_ops **out, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	if (want == MOTE_BACKEND_AUTO) {
 		const char *env = getenv("MOTE_BACKEND");
 		if (env && *env && mote_backend_parse(env, &want)) {
 			mote_errf(err, errlen,
-				  "MOTE_BACKEND=%s: not a backend (auto, kvm or process)", env);
+			          "MOTE_BACKEND=%s: not a backend (auto, kvm or process)", env);
 			return -MOTE_EINVAL;
 		}
 	}

@@ -68,10 +68,10 @@ static void system_state(struct mote_vcpu_state *st)
 		uint32_t index;
 		uint64_t value;
 	} msrs[] = {
-		{0xc0000081, (uint64_t)MOTE_SEL_KCODE << 32}, /* STAR */
-		{0xc0000082, MOTE_SYSCALL_STUB_ADDR},         /* LSTAR */
-		{0xc0000083, MOTE_SYSCALL_STUB_ADDR},         /* CSTAR */
-		{0xc0000084, 0x47700},                        /* FMASK: TF DF IF IOPL NT AC */
+	    {0xc0000081, (uint64_t)MOTE_SEL_KCODE << 32}, /* STAR */
+	    {0xc0000082, MOTE_SYSCALL_STUB_ADDR},         /* LSTAR */
+	    {0xc0000083, MOTE_SYSCALL_STUB_ADDR},         /* CSTAR */
+	    {0xc0000084, 0x47700},                        /* FMASK: TF DF IF IOPL NT AC */
 	};
 	for (unsigned i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++) {
 		st->msrs[i].index = msrs[i].index;

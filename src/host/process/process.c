@@ -35,15 +35,15 @@
 
 /* The stub program, embedded (mk/60-process.mk). */
 __asm__(".section .rodata\n"
-	".balign 16\n"
-	".globl mote_stub_elf\n"
-	".hidden mote_stub_elf\n"
-	"mote_stub_elf:\n"
-	".incbin \"" MOTE_STUB_ELF "\"\n"
-	".globl mote_stub_elf_end\n"
-	".hidden mote_stub_elf_end\n"
-	"mote_stub_elf_end:\n"
-	".previous\n");
+        ".balign 16\n"
+        ".globl mote_stub_elf\n"
+        ".hidden mote_stub_elf\n"
+        "mote_stub_elf:\n"
+        ".incbin \"" MOTE_STUB_ELF "\"\n"
+        ".globl mote_stub_elf_end\n"
+        ".hidden mote_stub_elf_end\n"
+        "mote_stub_elf_end:\n"
+        ".previous\n");
 extern const unsigned char mote_stub_elf[], mote_stub_elf_end[];
 
 /* PAGEMAP_SCAN (Linux 6.7; Debian 12's headers predate it). */
@@ -54,9 +54,9 @@ struct pm_scan_arg {
 	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
 	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
 };
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PAGEMAP_SCAN          _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WRITTEN       (1 << 1)
+#define PM_SCAN_WP_MATCHING   (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 
 #define MAX_TRACKED 8
@@ -74,11 +74,11 @@ struct proc_sandbox {
 	uint64_t shared_size;
 	uint32_t seen_to_host;
 	bool dead;
-	int exit_code, exit_status; /* waitid's si_code and si_status */
+	int exit_code, exit_status;    /* waitid's si_code and si_status */
 	volatile sig_atomic_t waiting; /* the host waits for a report */
 	volatile sig_atomic_t kicked;
-	clockid_t cpu_clock;     /* the child's CPU time */
-	uint64_t cpu_at_report;  /* its value when the last report came */
+	clockid_t cpu_clock;              /* the child's CPU time */
+	uint64_t cpu_at_report;           /* its value when the last report came */
 	uint64_t tracked[MAX_TRACKED][2]; /* guest RAM whose writes are tracked */
 	unsigned ntracked;
 	uint32_t tracked_shared; /* bit i: tracked[i] is the shared window */
@@ -191,7 +191,7 @@ static void stub_init_once(void)
 		fd = memfd_create("mote-stub", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		snprintf(stub_init_error, sizeof(stub_init_error), "memfd_create: %s",
-			 strerror(errno));
+		         strerror(errno));
 		return;
 	}
 	size_t done = 0;
@@ -199,7 +199,7 @@ static void stub_init_once(void)
 		ssize_t n = write(fd, mote_stub_elf + done, len - done);
 		if (n <= 0) {
 			snprintf(stub_init_error, sizeof(stub_init_error),
-				 "cannot write the stub program: %s", strerror(errno));
+			         "cannot write the stub program: %s", strerror(errno));
 			close(fd);
 			return;
 		}
@@ -215,7 +215,7 @@ static void stub_init_once(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		snprintf(stub_init_error, sizeof(stub_init_error),
-			 "cannot start the spawner thread: %s", strerror(rc));
+		         "cannot start the spawner thread: %s", strerror(rc));
 		stub_fd = -1;
 		close(fd);
 		return;
@@ -235,7 +235,7 @@ static int spawn_spare(struct spare *sp)
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
 		goto fail;
 	struct mote_mailbox *mb = mmap(NULL, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
-				       MAP_SHARED, sp->mailbox_fd, 0);
+	                               MAP_SHARED, sp->mailbox_fd, 0);
 	if (mb == MAP_FAILED)
 		goto fail;
 	mb->host_pid = (uint32_t)getpid();
@@ -306,7 +306,7 @@ static uint32_t guest_cpuid(struct mote_stub_cpuid *out, uint32_t max)
 static uint32_t fill_cpuid(struct mote_stub_cpuid *out, uint32_t max)
 {
 	static const uint32_t leaves[] = {0,          0x80000000, 0x80000001, 0x80000002,
-					  0x80000003, 0x80000004, 0x80000008};
+	                                  0x80000003, 0x80000004, 0x80000008};
 	uint32_t n = 0;
 	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]) && n < max; i++) {
 		uint32_t r[4];
@@ -338,7 +338,7 @@ static bool child_alive(struct proc_sandbox *p)
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) <
-		    0 ||
+	        0 ||
 	    si.si_pid != 0) {
 		p->dead = true;
 		p->exit_code = si.si_code;
@@ -408,7 +408,7 @@ struct setup {
 };
 
 static int add_map(struct setup *s, uint64_t addr, uint64_t len, int fd, uint64_t offset,
-		   uint32_t prot, bool shared)
+                   uint32_t prot, bool shared)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
@@ -455,8 +455,8 @@ static int add_protections(struct mote_sandbox *sb, struct setup *s, size_t *npr
 	uint32_t run_prot = prot_of(mote_layout_leaf(sb->mem, sb->mem_size, run_start, &span));
 	for (uint64_t a = run_start + span;; a += span) {
 		uint32_t prot = a < sb->mem_size
-					? prot_of(mote_layout_leaf(sb->mem, sb->mem_size, a, &span))
-					: ~0u;
+		                    ? prot_of(mote_layout_leaf(sb->mem, sb->mem_size, a, &span))
+		                    : ~0u;
 		if (prot == run_prot)
 			continue;
 		if (a > sb->mem_size)
@@ -483,7 +483,8 @@ static int fill_shared(struct mote_sandbox *sb, int fd, uint64_t gpa, uint64_t l
 		uint64_t hi = pc->gpa + pc->size < gpa + len ? pc->gpa + pc->size : gpa + len;
 		if (pc->fd < 0 || lo >= hi)
 			continue;
-		if (pwrite(fd, sb->mem + lo, hi - lo, (off_t)(off + lo - gpa)) != (ssize_t)(hi - lo))
+		if (pwrite(fd, sb->mem + lo, hi - lo, (off_t)(off + lo - gpa)) !=
+		    (ssize_t)(hi - lo))
 			return -1;
 	}
 	return 0;
@@ -499,17 +500,17 @@ static int share_window(struct mote_sandbox *sb, struct proc_sandbox *p)
 	p->shared_fd = memfd_create("mote-shared", MFD_CLOEXEC);
 	if (p->shared_fd < 0 || ftruncate(p->shared_fd, (off_t)p->shared_size) < 0)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create shared memory: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	if (fill_shared(sb, p->shared_fd, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, 0) ||
 	    fill_shared(sb, p->shared_fd, l->in_buf, bufs, MOTE_PAGE_SIZE))
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot fill shared memory: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	if (mmap(sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_FIXED, p->shared_fd, 0) == MAP_FAILED ||
+	         MAP_SHARED | MAP_FIXED, p->shared_fd, 0) == MAP_FAILED ||
 	    mmap(sb->mem + l->in_buf, bufs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		 p->shared_fd, MOTE_PAGE_SIZE) == MAP_FAILED)
+	         p->shared_fd, MOTE_PAGE_SIZE) == MAP_FAILED)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map shared memory: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	return 0;
 }
 
@@ -531,13 +532,14 @@ static void plan_tracking(struct mote_sandbox *sb, struct proc_sandbox *p)
 	/* The image's writable pages, a run at a time. */
 	for (uint64_t a = MOTE_IMAGE_BASE; a <= l->image_end; a += MOTE_PAGE_SIZE) {
 		bool w = a < l->image_end &&
-			 (mote_layout_leaf_pte(sb->mem, sb->mem_size, a) & MOTE_PTE_WRITE);
+		         (mote_layout_leaf_pte(sb->mem, sb->mem_size, a) & MOTE_PTE_WRITE);
 		if (w && !in_run) {
 			start = a;
 			in_run = true;
 		} else if (!w && in_run) {
 			if (p->ntracked < MAX_TRACKED - 2)
-				p->tracked[p->ntracked++][0] = start, p->tracked[p->ntracked - 1][1] = a;
+				p->tracked[p->ntracked++][0] = start,
+				p->tracked[p->ntracked - 1][1] = a;
 			in_run = false;
 		}
 	}
@@ -560,15 +562,15 @@ static int fail_setup(struct mote_sandbox *sb, struct proc_sandbox *p)
 	int err = (int)p->mb->error_code;
 	if (strstr(detail, "userfaultfd") || strstr(detail, "UFFDIO"))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "process backend: %s failed: %s (tracking guest writes "
-					 "needs Linux 6.7 or later with userfaultfd)",
-					 detail, strerror(err));
+		                         "process backend: %s failed: %s (tracking guest writes "
+		                         "needs Linux 6.7 or later with userfaultfd)",
+		                         detail, strerror(err));
 	if (strstr(detail, "seccomp") || strstr(detail, "NO_NEW_PRIVS"))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "process backend: %s failed: %s (seccomp unavailable?)",
-					 detail, strerror(err));
-	return mote_sandbox_fail(sb, -MOTE_EBACKEND, "process backend: stub setup: %s: %s",
-				 detail, strerror(err));
+		                         "process backend: %s failed: %s (seccomp unavailable?)",
+		                         detail, strerror(err));
+	return mote_sandbox_fail(sb, -MOTE_EBACKEND, "process backend: stub setup: %s: %s", detail,
+	                         strerror(err));
 }
 
 /* Send `n` descriptors in one message on the socket. */
@@ -581,8 +583,10 @@ static int send_fds(int sock, const int *fds, int n)
 		char buf[CMSG_SPACE(sizeof(int) * MOTE_STUB_MAX_FDS)];
 	} ctl;
 	memset(&ctl, 0, sizeof(ctl));
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = ctl.buf,
+	                     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -597,7 +601,7 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	pthread_once(&stub_once, stub_init_once);
 	if (stub_fd < 0)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "process backend: %s",
-					 stub_init_error);
+		                         stub_init_error);
 	struct proc_sandbox *p = mote_calloc(1, sizeof(*p));
 	if (!p)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
@@ -610,17 +614,17 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	int e = take_spare(&sp);
 	if (e)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "process backend: cannot start the stub process: %s",
-					 strerror(e));
+		                         "process backend: cannot start the stub process: %s",
+		                         strerror(e));
 	p->pid = sp.pid;
 	p->pidfd = sp.pidfd;
 	p->mailbox_fd = sp.mailbox_fd;
 	p->sock = sp.sock;
 	struct mote_mailbox *hdr = mmap(NULL, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
-					MAP_SHARED, p->mailbox_fd, 0);
+	                                MAP_SHARED, p->mailbox_fd, 0);
 	if (hdr == MAP_FAILED)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map the mailbox: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	hdr->cmd = MOTE_STUB_CMD_PREPARE;
 	__atomic_add_fetch(&hdr->to_stub, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&hdr->stub_sleeping, __ATOMIC_SEQ_CST))
@@ -639,15 +643,15 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 		uint64_t skip = pc->gpa < MOTE_SYSTEM_BASE ? MOTE_SYSTEM_BASE - pc->gpa : 0;
 		if (skip < pc->size)
 			rc = add_map(&s, pc->gpa + skip, pc->size - skip, pc->fd, pc->offset + skip,
-				     PROT_READ | PROT_WRITE, false);
+			             PROT_READ | PROT_WRITE, false);
 	}
 	const struct mote_layout *l = &sb->layout;
 	if (!rc)
 		rc = add_map(&s, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, p->shared_fd, 0, PROT_READ,
-			     true);
+		             true);
 	if (!rc)
 		rc = add_map(&s, l->in_buf, l->log_buf + l->log_size - l->in_buf, p->shared_fd,
-			     MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE, true);
+		             MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE, true);
 	size_t nmaps = s.n, nprotect = 0;
 	if (!rc)
 		rc = add_protections(sb, &s, &nprotect);
@@ -660,11 +664,11 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	p->mb_size = (p->mb_size + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
 	if (ftruncate(p->mailbox_fd, (off_t)p->mb_size) < 0 ||
 	    (p->mb = mmap(NULL, p->mb_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->mailbox_fd,
-			  0)) == MAP_FAILED) {
+	                  0)) == MAP_FAILED) {
 		p->mb = NULL;
 		mote_free(s.maps);
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot size the mailbox: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	}
 	struct mote_mailbox *mb = p->mb;
 	mb->size = p->mb_size;
@@ -682,34 +686,34 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	mb->nfds = (uint32_t)s.nfds;
 	if (s.nfds && send_fds(p->sock, s.fds, s.nfds))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot send guest memory: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	mb->cmd = MOTE_STUB_CMD_SETUP;
 	wake_stub(p);
 	p->seen_to_host = 0;
 	/* The stub's setup takes ~100 us: worth spinning through. */
 	if (!wait_report_spin(p, 40000))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "process backend: the stub process died during setup "
-					 "(status %d)",
-					 p->exit_status);
+		                         "process backend: the stub process died during setup "
+		                         "(status %d)",
+		                         p->exit_status);
 	if (mb->report == MOTE_STUB_SETUP_FAILED)
 		return fail_setup(sb, p);
 	if (mb->report != MOTE_STUB_READY)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "process backend: unexpected report %u during setup",
-					 mb->report);
+		                         "process backend: unexpected report %u during setup",
+		                         mb->report);
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)p->pid);
 	p->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->pagemap_fd < 0)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot open %s: %s", path,
-					 strerror(errno));
+		                         strerror(errno));
 	/* From here the stub's word is guest-controlled: remember what setup
 	 * said now. */
 	sb->exit_entry = mb->exit_entry;
 	if (clock_getcpuclockid(p->pid, &p->cpu_clock))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "clock_getcpuclockid: %s",
-					 strerror(errno));
+		                         strerror(errno));
 	p->cpu_at_report = child_cpu_ns(p);
 	return 0;
 }
@@ -755,7 +759,7 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 		p->dead = true;
 		ev->kind = MOTE_EVENT_UNEXPECTED;
 		snprintf(ev->detail, sizeof(ev->detail),
-			 "the guest ran on after reporting to the host (a forged report)");
+		         "the guest ran on after reporting to the host (a forged report)");
 		return 0;
 	}
 	if (p->kicked) {
@@ -764,7 +768,8 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 	}
 	if (p->dead)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "the sandbox's process is gone (status %d)", p->exit_status);
+		                         "the sandbox's process is gone (status %d)",
+		                         p->exit_status);
 	p->mb->cmd = MOTE_STUB_CMD_RUN;
 	wake_stub(p);
 	if (!wait_report(p)) {
@@ -774,7 +779,7 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 		}
 		ev->kind = MOTE_EVENT_UNEXPECTED;
 		snprintf(ev->detail, sizeof(ev->detail), "the guest's process died (%s %d)",
-			 p->exit_code == CLD_EXITED ? "exit status" : "signal", p->exit_status);
+		         p->exit_code == CLD_EXITED ? "exit status" : "signal", p->exit_status);
 		return 0;
 	}
 	p->cpu_at_report = child_cpu_ns(p);
@@ -805,8 +810,8 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 		ev->kind = MOTE_EVENT_EXCEPTION;
 		ev->vector = (uint8_t)(r.vector < 32 ? r.vector : 31);
 		ev->error_code = r.error_code;
-		ev->has_error_code = ev->vector == 8 || (ev->vector >= 10 && ev->vector <= 14) ||
-				     ev->vector == 17;
+		ev->has_error_code =
+		    ev->vector == 8 || (ev->vector >= 10 && ev->vector <= 14) || ev->vector == 17;
 		ev->addr = r.addr;
 		ev->write = (r.error_code & 2) != 0;
 		/* Where KVM's page tables map a page but no memory backs it
@@ -859,7 +864,7 @@ static int proc_set_state(struct mote_sandbox *sb, const struct mote_cpu_state *
 
 /* ---- Memory ---- */
 /* PAGE_IS_* (Linux 6.7). */
-#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_FILE    (1 << 2)
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_SWAPPED (1 << 4)
 #define PAGE_IS_PFNZERO (1 << 5)
@@ -870,27 +875,28 @@ static int proc_set_state(struct mote_sandbox *sb, const struct mote_cpu_state *
  * Pages not in memory at all (never touched) are skipped without a walk of
  * their page tables, which do not exist. */
 static int scan_range(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo, uint64_t hi,
-		      bool shared, uint64_t *bitmap)
+                      bool shared, uint64_t *bitmap)
 {
 	struct pm_page_region v[256];
 	uint64_t start = lo;
 	while (start < hi) {
 		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = start,
-			.end = hi,
-			.vec = (uint64_t)(uintptr_t)v,
-			.vec_len = sizeof(v) / sizeof(v[0]),
-			.category_inverted = shared ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_mask = PAGE_IS_WRITTEN | (shared ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO),
-			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_WRITTEN,
+		    .size = sizeof(a),
+		    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		    .start = start,
+		    .end = hi,
+		    .vec = (uint64_t)(uintptr_t)v,
+		    .vec_len = sizeof(v) / sizeof(v[0]),
+		    .category_inverted = shared ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO,
+		    .category_mask =
+		        PAGE_IS_WRITTEN | (shared ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO),
+		    .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		    .return_mask = PAGE_IS_WRITTEN,
 		};
 		long n = ioctl(p->pagemap_fd, PAGEMAP_SCAN, &a);
 		if (n < 0)
 			return mote_sandbox_fail(sb, -MOTE_EBACKEND, "PAGEMAP_SCAN: %s",
-						 strerror(errno));
+			                         strerror(errno));
 		for (long i = 0; i < n; i++) {
 			uint64_t s = v[i].start, e = v[i].end;
 			if (s < lo || e > hi || s >= e)
@@ -911,7 +917,7 @@ static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
 	for (unsigned i = 0; i < p->ntracked; i++) {
 		int rc = scan_range(sb, p, p->tracked[i][0], p->tracked[i][1],
-				    p->tracked_shared & (1u << i), bitmap);
+		                    p->tracked_shared & (1u << i), bitmap);
 		if (rc)
 			return rc;
 	}
@@ -938,8 +944,8 @@ static enum where where_is(struct mote_sandbox *sb, uint64_t gpa)
 	return shared_page(sb, gpa, 1) ? SHARED : HOST_VIEW;
 }
 
-static int copy_run(struct mote_sandbox *sb, enum where w, uint64_t gpa, uint8_t *buf,
-		    uint64_t len, bool write)
+static int copy_run(struct mote_sandbox *sb, enum where w, uint64_t gpa, uint8_t *buf, uint64_t len,
+                    bool write)
 {
 	static const uint8_t zero_page[4096];
 	if (w == SHARED || (w == HOST_VIEW && !write)) {
@@ -955,10 +961,11 @@ static int copy_run(struct mote_sandbox *sb, enum where w, uint64_t gpa, uint8_t
 		/* Unchanged is fine; other content needs a new process. */
 		for (uint64_t o = 0; o < len; o += MOTE_PAGE_SIZE)
 			if (memcmp(sb->mem + gpa + o, buf ? buf + o : zero_page, MOTE_PAGE_SIZE))
-				return mote_sandbox_fail(sb, -MOTE_ENOTSUP,
-							 "cannot change guest page 0x%llx, which the "
-							 "guest cannot write, in a running process",
-							 (unsigned long long)(gpa + o));
+				return mote_sandbox_fail(
+				    sb, -MOTE_ENOTSUP,
+				    "cannot change guest page 0x%llx, which the "
+				    "guest cannot write, in a running process",
+				    (unsigned long long)(gpa + o));
 		return 0;
 	}
 	for (uint64_t done = 0; done < len;) {
@@ -969,13 +976,12 @@ static int copy_run(struct mote_sandbox *sb, enum where w, uint64_t gpa, uint8_t
 		struct iovec local = {(void *)src, chunk};
 		struct iovec remote = {(void *)(uintptr_t)(gpa + done), chunk};
 		ssize_t r = write ? process_vm_writev(ps(sb)->pid, &local, 1, &remote, 1, 0)
-				  : process_vm_readv(ps(sb)->pid, &local, 1, &remote, 1, 0);
+		                  : process_vm_readv(ps(sb)->pid, &local, 1, &remote, 1, 0);
 		if (r <= 0)
-			return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-						 "cannot %s guest memory at 0x%llx: %s",
-						 write ? "write" : "read",
-						 (unsigned long long)(gpa + done),
-						 strerror(r < 0 ? errno : EIO));
+			return mote_sandbox_fail(
+			    sb, -MOTE_EBACKEND, "cannot %s guest memory at 0x%llx: %s",
+			    write ? "write" : "read", (unsigned long long)(gpa + done),
+			    strerror(r < 0 ? errno : EIO));
 		done += (uint64_t)r;
 	}
 	return 0;
@@ -997,15 +1003,15 @@ static int flush_batch(struct mote_sandbox *sb, struct vm_batch *b, bool write)
 	if (!b->n)
 		return 0;
 	ssize_t r = write ? process_vm_writev(ps(sb)->pid, b->local, (unsigned long)b->n, b->remote,
-					      (unsigned long)b->n, 0)
-			  : process_vm_readv(ps(sb)->pid, b->local, (unsigned long)b->n, b->remote,
-					     (unsigned long)b->n, 0);
+	                                      (unsigned long)b->n, 0)
+	                  : process_vm_readv(ps(sb)->pid, b->local, (unsigned long)b->n, b->remote,
+	                                     (unsigned long)b->n, 0);
 	int rc = 0;
 	if (r != (ssize_t)b->bytes) {
 		/* Partial: redo run by run, to name the address that fails. */
 		for (int i = 0; !rc && i < b->n; i++)
 			rc = copy_run(sb, IN_CHILD, (uint64_t)(uintptr_t)b->remote[i].iov_base,
-				      b->local[i].iov_base, b->local[i].iov_len, write);
+			              b->local[i].iov_base, b->local[i].iov_len, write);
 	}
 	b->n = 0;
 	b->bytes = 0;
@@ -1080,8 +1086,8 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 		if (lo < hi) {
 			uint64_t *scratch = sb->dirty_log;
 			memset(scratch, 0, sb->bitmap_words * sizeof(uint64_t));
-			rc = scan_range(sb, p, lo & ~(MOTE_PAGE_SIZE - 1), hi, p->tracked_shared & (1u << t),
-					scratch);
+			rc = scan_range(sb, p, lo & ~(MOTE_PAGE_SIZE - 1), hi,
+			                p->tracked_shared & (1u << t), scratch);
 		}
 	}
 	return rc;
@@ -1089,27 +1095,27 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 
 /* Map and unmap commands, run by the stub while it is parked. */
 static int map_command(struct mote_sandbox *sb, uint32_t cmd, const struct mote_stub_map *m,
-		       const char *what)
+                       const char *what)
 {
 	struct proc_sandbox *p = ps(sb);
 	if (p->dead)
-		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot %s: the sandbox's process is gone",
-					 what);
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+		                         "cannot %s: the sandbox's process is gone", what);
 	p->mb->map = *m;
 	p->mb->cmd = cmd;
 	wake_stub(p);
 	if (!wait_report(p))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-					 "cannot %s: the sandbox's process died", what);
+		                         "cannot %s: the sandbox's process died", what);
 	p->cpu_at_report = child_cpu_ns(p);
 	uint32_t report = p->mb->report;
 	long err = (long)p->mb->error_code;
 	if (report != MOTE_STUB_MAPPED)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot %s: unexpected report %u",
-					 what, report);
+		                         what, report);
 	if (err)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot %s: %s", what,
-					 strerror(err < 0 && err > -4096 ? (int)-err : EIO));
+		                         strerror(err < 0 && err > -4096 ? (int)-err : EIO));
 	return 0;
 }
 
@@ -1126,19 +1132,21 @@ static int proc_map(struct mote_sandbox *sb, struct mote_file_map *m, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctl;
 	memset(&ctl, 0, sizeof(ctl));
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			     .msg_controllen = sizeof(ctl.buf)};
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = ctl.buf,
+	                     .msg_controllen = sizeof(ctl.buf)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	if (sendmsg(p->sock, &msg, MSG_NOSIGNAL) != 1)
-		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot map %s: sendmsg: %s",
-					 m->path, strerror(errno));
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot map %s: sendmsg: %s", m->path,
+		                         strerror(errno));
 	bool cow = m->flags & MOTE_MAP_COPY_ON_WRITE;
-	struct mote_stub_map sm = {m->gpa, m->size, m->offset, 0,
-				   cow ? PROT_READ | PROT_WRITE : PROT_READ, !cow, 0};
+	struct mote_stub_map sm = {
+	    m->gpa, m->size, m->offset, 0, cow ? PROT_READ | PROT_WRITE : PROT_READ, !cow, 0};
 	char what[64];
 	snprintf(what, sizeof(what), "map a file at 0x%llx", (unsigned long long)m->gpa);
 	int rc = map_command(sb, MOTE_STUB_CMD_MAP, &sm, what);
@@ -1170,20 +1178,20 @@ static bool proc_lost(struct mote_sandbox *sb)
 }
 
 const struct mote_backend_ops mote_process_backend = {
-	.name = "process",
-	.file_id = 2,
-	.create = proc_create,
-	.destroy = proc_destroy,
-	.run = proc_run,
-	.kick = proc_kick,
-	.clear_kick = proc_clear_kick,
-	.settle = proc_settle,
-	.get_state = proc_get_state,
-	.set_state = proc_set_state,
-	.dirty_pages = proc_dirty_pages,
-	.read = proc_read,
-	.write = proc_write,
-	.map = proc_map,
-	.unmap = proc_unmap,
-	.lost = proc_lost,
+    .name = "process",
+    .file_id = 2,
+    .create = proc_create,
+    .destroy = proc_destroy,
+    .run = proc_run,
+    .kick = proc_kick,
+    .clear_kick = proc_clear_kick,
+    .settle = proc_settle,
+    .get_state = proc_get_state,
+    .set_state = proc_set_state,
+    .dirty_pages = proc_dirty_pages,
+    .read = proc_read,
+    .write = proc_write,
+    .map = proc_map,
+    .unmap = proc_unmap,
+    .lost = proc_lost,
 };

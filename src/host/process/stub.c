@@ -10,25 +10,25 @@
  * After setup the only system calls the process can make are futex (wait
  * and wake), rt_sigreturn and exit_group, and only from this program's code
  * (seccomp checks the instruction pointer). Everything else traps. */
+#include "host/process/stub.h"
+
 #include <asm/prctl.h>
 #include <asm/sigcontext.h>
 #include <asm/siginfo.h>
 #include <asm/signal.h>
 #include <asm/unistd.h>
 #include <linux/audit.h>
-#include <linux/sched.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/ioctl.h>
 #include <linux/mman.h>
 #include <linux/prctl.h>
 #include <linux/resource.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <linux/uio.h>
 #include <linux/userfaultfd.h>
 #include <stdbool.h>
-
-#include "host/process/stub.h"
 
 /* Newer than the kernel headers Debian 12 ships (Linux 6.7's ABI). */
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
@@ -37,8 +37,8 @@
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15)
 #endif
-#define AT_HWCAP2 26
-#define HWCAP2_FSGSBASE 2
+#define AT_HWCAP2           26
+#define HWCAP2_FSGSBASE     2
 #define CLOSE_RANGE_UNSHARE 2
 
 /* The kernel's recvmsg structures (libc's are not available here). */
@@ -57,8 +57,8 @@ struct k_cmsg_fd {
 	int fd;
 	int pad;
 };
-#define K_SOL_SOCKET 1
-#define K_SCM_RIGHTS 1
+#define K_SOL_SOCKET       1
+#define K_SCM_RIGHTS       1
 #define K_MSG_CMSG_CLOEXEC 0x40000000
 
 struct k_sigaction {
@@ -84,9 +84,9 @@ static long sys6(long nr, long a, long b, long c, long d, long e, long f)
 	register long r8 __asm__("r8") = e;
 	register long r9 __asm__("r9") = f;
 	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
+	                 : "=a"(ret)
+	                 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+	                 : "rcx", "r11", "memory");
 	return ret;
 }
 #define sys3(nr, a, b, c) sys6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
@@ -122,8 +122,8 @@ void *memset(void *dst, int c, unsigned long n)
 #pragma GCC visibility push(hidden)
 extern char mote_stub_text_start[], mote_stub_text_end[];
 extern struct mote_mailbox mote_mailbox;
-void mote_stub_exit(void);            /* the guest's exit entry */
-void mote_stub_restorer(void);        /* rt_sigreturn */
+void mote_stub_exit(void);     /* the guest's exit entry */
+void mote_stub_restorer(void); /* rt_sigreturn */
 __attribute__((noreturn)) void mote_stub_enter_guest(void);
 void mote_stub_main(unsigned long *sp);
 void mote_stub_direct_exit(uint32_t port);
@@ -156,10 +156,11 @@ again:
 	 * full log): sleeping costs a wake system call on both sides. After a
 	 * call the next request may be long in coming, and a spinning CPU
 	 * makes the host's write tracking (PAGEMAP_SCAN's TLB flushes) slow. */
-	int spin = what == MOTE_STUB_EXIT &&
-			   (mb->port == MOTE_PORT_HOSTCALL || mb->port == MOTE_PORT_LOG)
-		   ? 2000
-		   : what == MOTE_STUB_READY ? 4000 : 0;
+	int spin =
+	    what == MOTE_STUB_EXIT && (mb->port == MOTE_PORT_HOSTCALL || mb->port == MOTE_PORT_LOG)
+	        ? 2000
+	    : what == MOTE_STUB_READY ? 4000
+	                              : 0;
 	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
@@ -198,8 +199,8 @@ static long receive_fds(int *fds, int max)
 		int level, type;
 		int fds[MOTE_STUB_MAX_FDS];
 	} ctl = {0};
-	struct k_msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-			       .msg_controllen = sizeof(ctl)};
+	struct k_msghdr msg = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
 	long n = sys3(__NR_recvmsg, MOTE_STUB_FD_SOCKET, &msg, K_MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return n;
@@ -228,19 +229,19 @@ static uint32_t do_map_command(uint32_t cmd)
 	char byte;
 	struct iovec iov = {&byte, 1};
 	struct k_cmsg_fd ctl = {0};
-	struct k_msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-			       .msg_controllen = sizeof(ctl)};
+	struct k_msghdr msg = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
 	long n = sys3(__NR_recvmsg, MOTE_STUB_FD_SOCKET, &msg, K_MSG_CMSG_CLOEXEC);
 	if (n < 0) {
 		r = n;
 	} else if (msg.msg_controllen < 20 || ctl.level != K_SOL_SOCKET ||
-		   ctl.type != K_SCM_RIGHTS || ctl.len != 20) {
+	           ctl.type != K_SCM_RIGHTS || ctl.len != 20) {
 		r = -9; /* EBADF: no descriptor came */
 	} else {
 		if (window_range(m.addr, m.len)) {
 			r = sys6(__NR_mmap, (long)m.addr, (long)m.len, m.prot,
-				 (m.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, ctl.fd,
-				 (long)m.offset);
+			         (m.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, ctl.fd,
+			         (long)m.offset);
 			r = r == (long)m.addr ? 0 : r;
 		}
 		sys3(__NR_close, ctl.fd, 0, 0);
@@ -275,8 +276,8 @@ static void save_context(const struct sigcontext *mc)
 {
 	struct mote_cpu_state *c = &mb->cpu;
 	const uint64_t gpr[16] = {mc->rax, mc->rcx, mc->rdx, mc->rbx, mc->rsp, mc->rbp,
-				  mc->rsi, mc->rdi, mc->r8,  mc->r9,  mc->r10, mc->r11,
-				  mc->r12, mc->r13, mc->r14, mc->r15};
+	                          mc->rsi, mc->rdi, mc->r8,  mc->r9,  mc->r10, mc->r11,
+	                          mc->r12, mc->r13, mc->r14, mc->r15};
 	for (int i = 0; i < 16; i++)
 		c->gpr[i] = gpr[i];
 	c->rip = mc->rip;
@@ -295,8 +296,8 @@ static void load_context(struct sigcontext *mc)
 {
 	const struct mote_cpu_state *c = &mb->cpu;
 	__u64 *gpr[16] = {&mc->rax, &mc->rcx, &mc->rdx, &mc->rbx, &mc->rsp, &mc->rbp,
-			     &mc->rsi, &mc->rdi, &mc->r8,  &mc->r9,  &mc->r10, &mc->r11,
-			     &mc->r12, &mc->r13, &mc->r14, &mc->r15};
+	                  &mc->rsi, &mc->rdi, &mc->r8,  &mc->r9,  &mc->r10, &mc->r11,
+	                  &mc->r12, &mc->r13, &mc->r14, &mc->r15};
 	for (int i = 0; i < 16; i++)
 		*gpr[i] = c->gpr[i];
 	mc->rip = c->rip;
@@ -382,8 +383,8 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 			what = code[0] & 2 ? MOTE_STUB_EXIT : MOTE_STUB_IN;
 			mb->port = (uint16_t)mc->rdx;
 			mc->rip += 1;
-		} else if (sig == SIGSEGV && mc->trapno == 13 && cpuid_faulting && code[0] == 0x0f &&
-			   code[1] == 0xa2) {
+		} else if (sig == SIGSEGV && mc->trapno == 13 && cpuid_faulting &&
+		           code[0] == 0x0f && code[1] == 0xa2) {
 			emulate_cpuid(mc);
 			return;
 		}
@@ -416,7 +417,7 @@ static bool guest_range(uint64_t addr, uint64_t len)
 static void map_guest_memory(void)
 {
 	const struct mote_stub_map *m =
-		(const struct mote_stub_map *)((const uint8_t *)mb + mb->maps_offset);
+	    (const struct mote_stub_map *)((const uint8_t *)mb + mb->maps_offset);
 	for (uint32_t i = 0; i < mb->nmaps; i++) {
 		if (!guest_range(m[i].addr, m[i].len) || m[i].fd >= MOTE_STUB_MAX_FDS)
 			setup_failed("mapping outside guest memory", -22);
@@ -427,7 +428,7 @@ static void map_guest_memory(void)
 		else
 			fd = MOTE_STUB_FD_FIRST + m[i].fd;
 		long r = sys6(__NR_mmap, (long)m[i].addr, (long)m[i].len, m[i].prot, flags, fd,
-			      (long)m[i].offset);
+		              (long)m[i].offset);
 		if (r != (long)m[i].addr)
 			setup_failed("mmap of guest memory", r);
 	}
@@ -455,7 +456,7 @@ static void open_uffd(void)
 	if (fd < 0)
 		setup_failed("userfaultfd", fd);
 	struct uffdio_api api = {.api = UFFD_API,
-				 .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+	                         .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
 	long r = sys3(__NR_ioctl, fd, UFFDIO_API, &api);
 	if (r)
 		setup_failed("UFFDIO_API (write-protect, asynchronous)", r);
@@ -474,7 +475,7 @@ static void track_writes(void)
 		if (hi <= lo || !guest_range(lo, hi - lo))
 			setup_failed("tracked range outside guest memory", -22);
 		struct uffdio_register reg = {.range = {.start = lo, .len = hi - lo},
-					      .mode = UFFDIO_REGISTER_MODE_WP};
+		                              .mode = UFFDIO_REGISTER_MODE_WP};
 		long r = sys3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg);
 		if (r)
 			setup_failed("UFFDIO_REGISTER", r);
@@ -486,7 +487,7 @@ static void track_writes(void)
 		if (!(mb->tracked_shared & (1u << i)))
 			continue;
 		struct uffdio_writeprotect wp = {.range = {.start = lo, .len = hi - lo},
-						 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+		                                 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
 		r = sys3(__NR_ioctl, uffd, UFFDIO_WRITEPROTECT, &wp);
 		if (r)
 			setup_failed("UFFDIO_WRITEPROTECT", r);
@@ -501,13 +502,13 @@ static void install_signals(void)
 	long r = sys3(__NR_sigaltstack, &ss, 0, 0);
 	if (r)
 		setup_failed("sigaltstack", r);
-	static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS,
-				   MOTE_STUB_KICK_SIGNAL};
+	static const int sigs[] = {
+	    SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, MOTE_STUB_KICK_SIGNAL};
 	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		struct k_sigaction sa = {.handler = (void *)on_signal,
-					 .flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER,
-					 .restorer = (void *)mote_stub_restorer,
-					 .mask = ~0ul};
+		                         .flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER,
+		                         .restorer = (void *)mote_stub_restorer,
+		                         .mask = ~0ul};
 		r = sys6(__NR_rt_sigaction, sigs[i], (long)&sa, 0, sizeof(sa.mask), 0, 0);
 		if (r)
 			setup_failed("rt_sigaction", r);
@@ -522,70 +523,71 @@ static void install_filter(void)
 	if (lo >> 32 != (hi - 1) >> 32)
 		setup_failed("stub code crosses a 4 GiB boundary", -22);
 #define LD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
-#define TRAP BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)
-#define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define TRAP      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)
+#define ALLOW     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 #define ARG_LO(i) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i]))
 #define ARG_HI(i) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i]) + 4)
 	struct sock_filter f[] = {
-		LD(arch),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-		TRAP,
-		/* instruction_pointer: high word, then low word. */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(lo >> 32), 1, 0),
-		TRAP,
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)lo, 1, 0),
-		TRAP,
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)hi, 0, 1),
-		TRAP,
-		LD(nr),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 6, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_munmap, 13, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvmsg, 18, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close, 21, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 25, 0),
-		TRAP,
-		TRAP,
-		/* mmap: inside the file-mapping window (its high word is
-		 * 0x10: [64 GiB, 68 GiB)), shorter than 4 GiB, MAP_FIXED. */
-		ARG_HI(0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MOTE_MAP_BASE >> 32), 0, 5),
-		ARG_HI(1),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
-		ARG_LO(3),
-		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MAP_FIXED, 0, 1),
-		ALLOW,
-		TRAP,
-		/* munmap: the same range rules. */
-		ARG_HI(0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MOTE_MAP_BASE >> 32), 0, 3),
-		ARG_HI(1),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
-		ALLOW,
-		TRAP,
-		/* recvmsg: from the socket only. */
-		ARG_LO(0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOTE_STUB_FD_SOCKET, 0, 1),
-		ALLOW,
-		TRAP,
-		/* close: a received file, never the userfaultfd (which would end
-		 * the tracking of writes) or the socket. */
-		ARG_LO(0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)uffd, 1, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOTE_STUB_FD_SOCKET, 0, 1),
-		TRAP,
-		ALLOW,
-		/* futex: FUTEX_WAIT or FUTEX_WAKE only (args[1], low word). */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAKE, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		TRAP,
+	    LD(arch),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+	    TRAP,
+	    /* instruction_pointer: high word, then low word. */
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	             offsetof(struct seccomp_data, instruction_pointer) + 4),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(lo >> 32), 1, 0),
+	    TRAP,
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)lo, 1, 0),
+	    TRAP,
+	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)hi, 0, 1),
+	    TRAP,
+	    LD(nr),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 6, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_munmap, 13, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvmsg, 18, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close, 21, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 25, 0),
+	    TRAP,
+	    TRAP,
+	    /* mmap: inside the file-mapping window (its high word is
+	     * 0x10: [64 GiB, 68 GiB)), shorter than 4 GiB, MAP_FIXED. */
+	    ARG_HI(0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MOTE_MAP_BASE >> 32), 0, 5),
+	    ARG_HI(1),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+	    ARG_LO(3),
+	    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MAP_FIXED, 0, 1),
+	    ALLOW,
+	    TRAP,
+	    /* munmap: the same range rules. */
+	    ARG_HI(0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MOTE_MAP_BASE >> 32), 0, 3),
+	    ARG_HI(1),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+	    ALLOW,
+	    TRAP,
+	    /* recvmsg: from the socket only. */
+	    ARG_LO(0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOTE_STUB_FD_SOCKET, 0, 1),
+	    ALLOW,
+	    TRAP,
+	    /* close: a received file, never the userfaultfd (which would end
+	     * the tracking of writes) or the socket. */
+	    ARG_LO(0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)uffd, 1, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOTE_STUB_FD_SOCKET, 0, 1),
+	    TRAP,
+	    ALLOW,
+	    /* futex: FUTEX_WAIT or FUTEX_WAKE only (args[1], low word). */
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAKE, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    TRAP,
 	};
 #undef LD
 #undef TRAP
@@ -617,8 +619,9 @@ void mote_stub_main(unsigned long *sp)
 	unsigned long none = 0;
 	sys6(__NR_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none), 0, 0);
 	sys3(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
-	long r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
-		      MAP_SHARED | MAP_FIXED_NOREPLACE, MOTE_STUB_FD_MAILBOX, 0);
+	long r =
+	    sys6(__NR_mmap, MOTE_STUB_MAILBOX, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
+	         MAP_SHARED | MAP_FIXED_NOREPLACE, MOTE_STUB_FD_MAILBOX, 0);
 	if (r != (long)MOTE_STUB_MAILBOX)
 		die(2);
 	/* The parent died before PR_SET_PDEATHSIG took hold. */
@@ -677,13 +680,13 @@ void mote_stub_main(unsigned long *sp)
 	uint64_t size = mb->size;
 	if (size > MOTE_STUB_MAILBOX_HEADER) {
 		r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_FIXED, MOTE_STUB_FD_MAILBOX, 0);
+		         MAP_SHARED | MAP_FIXED, MOTE_STUB_FD_MAILBOX, 0);
 		if (r != (long)MOTE_STUB_MAILBOX)
 			die(4);
 	}
 	if (mb->maps_offset < sizeof(*mb) || mb->maps_offset > size ||
 	    (uint64_t)(mb->nmaps + mb->nprotect) * sizeof(struct mote_stub_map) >
-		    size - mb->maps_offset)
+	        size - mb->maps_offset)
 		setup_failed("mailbox: mapping table outside the mailbox", -22);
 	if (mb->nfds > MOTE_STUB_MAX_FDS)
 		setup_failed("too many files", -22);

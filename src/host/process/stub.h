@@ -12,17 +12,17 @@
 
 /* The stub is linked far above every guest address (stub.ld), the mailbox
  * right after it, within reach of rip-relative addressing. */
-#define MOTE_STUB_BASE 0x7e0000000000
+#define MOTE_STUB_BASE    0x7e0000000000
 #define MOTE_STUB_MAILBOX 0x7e0000400000
 
 /* Offsets stub_x86_64.S uses: the CPU state in the mailbox, and its fields
  * (struct mote_cpu_state). Checked below. */
-#define MOTE_MB_CPU 64
-#define MOTE_CPU_RIP 128
-#define MOTE_CPU_RFLAGS 136
+#define MOTE_MB_CPU      64
+#define MOTE_CPU_RIP     128
+#define MOTE_CPU_RFLAGS  136
 #define MOTE_CPU_FS_BASE 144
 #define MOTE_CPU_GS_BASE 152
-#define MOTE_CPU_FXSAVE 160
+#define MOTE_CPU_FXSAVE  160
 
 #ifndef __ASSEMBLER__
 #include <stddef.h>
@@ -39,19 +39,19 @@ _Static_assert(MOTE_STUB_BASE > MOTE_MAP_LIMIT, "the stub lies above every guest
  * (SCM_RIGHTS), numbered from MOTE_STUB_FD_FIRST in the order sent (struct
  * mote_stub_map.fd counts from there), as do the files of later mappings. */
 #define MOTE_STUB_FD_MAILBOX 3
-#define MOTE_STUB_FD_SOCKET 4
-#define MOTE_STUB_FD_EXE 5
-#define MOTE_STUB_FD_FIRST 5
-#define MOTE_STUB_FD_UFFD 999 /* out of the way of the numbers files arrive at */
-#define MOTE_STUB_MAX_FDS 64
+#define MOTE_STUB_FD_SOCKET  4
+#define MOTE_STUB_FD_EXE     5
+#define MOTE_STUB_FD_FIRST   5
+#define MOTE_STUB_FD_UFFD    999 /* out of the way of the numbers files arrive at */
+#define MOTE_STUB_MAX_FDS    64
 
 /* Commands, host -> stub. */
 enum {
 	MOTE_STUB_CMD_PREPARE = 5, /* a setup follows within microseconds: stay awake */
 	MOTE_STUB_CMD_SETUP = 4,   /* the mailbox is filled and `nfds` files sent: set up */
-	MOTE_STUB_CMD_RUN = 1,   /* load `cpu`, run the guest until it exits */
-	MOTE_STUB_CMD_MAP = 2,   /* map the file sent on the socket: `map` */
-	MOTE_STUB_CMD_UNMAP = 3, /* unmap `map.addr`, `map.len` */
+	MOTE_STUB_CMD_RUN = 1,     /* load `cpu`, run the guest until it exits */
+	MOTE_STUB_CMD_MAP = 2,     /* map the file sent on the socket: `map` */
+	MOTE_STUB_CMD_UNMAP = 3,   /* unmap `map.addr`, `map.len` */
 };
 
 /* Reports, stub -> host. */
@@ -66,14 +66,14 @@ enum {
 };
 
 /* Features the stub found (READY). */
-#define MOTE_STUB_HAVE_FSGSBASE 1u
+#define MOTE_STUB_HAVE_FSGSBASE    1u
 #define MOTE_STUB_HAVE_CPUID_FAULT 2u
-#define MOTE_STUB_HAVE_UFFD_WP 4u
-#define MOTE_STUB_HAVE_NAMESPACES 8u
+#define MOTE_STUB_HAVE_UFFD_WP     4u
+#define MOTE_STUB_HAVE_NAMESPACES  8u
 
 /* Setup flags (host -> stub). */
 #define MOTE_STUB_WANT_CPUID_FAULT 1u
-#define MOTE_STUB_WANT_UFFD_WP 2u
+#define MOTE_STUB_WANT_UFFD_WP     2u
 
 /* The signal the host sends to stop a running guest. */
 #define MOTE_STUB_KICK_SIGNAL 34 /* SIGRTMIN (glibc keeps 32 and 33) */
@@ -81,8 +81,8 @@ enum {
 /* One mapping of guest memory, made in the child at setup. */
 struct mote_stub_map {
 	uint64_t addr, len, offset;
-	int32_t fd; /* index from MOTE_STUB_FD_FIRST; -1: anonymous zero pages */
-	uint32_t prot;  /* PROT_* */
+	int32_t fd;      /* index from MOTE_STUB_FD_FIRST; -1: anonymous zero pages */
+	uint32_t prot;   /* PROT_* */
 	uint32_t shared; /* MAP_SHARED rather than MAP_PRIVATE */
 	uint32_t pad;
 };
@@ -131,7 +131,7 @@ struct mote_mailbox {
 	uint32_t ntracked;
 	uint32_t tracked_shared; /* bit i: range i is shared memory (write-protect it now) */
 	uint64_t tracked[8][2];  /* guest RAM to track writes in: [start, end) */
-	uint64_t size;          /* bytes of the mailbox, maps included */
+	uint64_t size;           /* bytes of the mailbox, maps included */
 	struct mote_stub_cpuid cpuid[MOTE_STUB_MAX_CPUID];
 	char detail[160];
 	/* Followed, at `maps_offset`, by nmaps mappings and then nprotect
@@ -140,14 +140,17 @@ struct mote_mailbox {
 };
 
 #define MOTE_STUB_MAILBOX_HEADER 4096u
-_Static_assert(sizeof(struct mote_mailbox) <= MOTE_STUB_MAILBOX_HEADER, "mailbox header fits a page");
+_Static_assert(sizeof(struct mote_mailbox) <= MOTE_STUB_MAILBOX_HEADER,
+               "mailbox header fits a page");
 _Static_assert(offsetof(struct mote_mailbox, cpu) % 64 == 0, "FXSAVE needs 16-byte alignment");
 _Static_assert(sizeof(struct mote_stub_map) == 40, "map record size");
 _Static_assert(offsetof(struct mote_mailbox, cpu) == MOTE_MB_CPU, "stub_x86_64.S offsets");
 _Static_assert(offsetof(struct mote_cpu_state, rip) == MOTE_CPU_RIP, "stub_x86_64.S offsets");
 _Static_assert(offsetof(struct mote_cpu_state, rflags) == MOTE_CPU_RFLAGS, "stub_x86_64.S offsets");
-_Static_assert(offsetof(struct mote_cpu_state, fs_base) == MOTE_CPU_FS_BASE, "stub_x86_64.S offsets");
-_Static_assert(offsetof(struct mote_cpu_state, gs_base) == MOTE_CPU_GS_BASE, "stub_x86_64.S offsets");
+_Static_assert(offsetof(struct mote_cpu_state, fs_base) == MOTE_CPU_FS_BASE,
+               "stub_x86_64.S offsets");
+_Static_assert(offsetof(struct mote_cpu_state, gs_base) == MOTE_CPU_GS_BASE,
+               "stub_x86_64.S offsets");
 _Static_assert(offsetof(struct mote_cpu_state, fxsave) == MOTE_CPU_FXSAVE, "stub_x86_64.S offsets");
 #endif
 
