@@ -16,10 +16,10 @@ $(BUILD)/bench/%.o: bench/%.c bench/bench.h bench/bench_int.h bench/floor.h $(HE
 # The process backend's floor child: a static program with no libc,
 # embedded into the mote binary (bench/floor_proc.c).
 FLOOR_CHILD := $(BUILD)/bench/floor-child
-$(FLOOR_CHILD): bench/floor_proc_child.c bench/floor_proc.h
+$(FLOOR_CHILD): bench/floor_proc_child.c bench/floor_proc.h src/host/process/syscall.h
 	@mkdir -p $(@D)
 	$(GUEST_CC) -std=c11 $(WARN) -O2 -ffreestanding -fno-stack-protector -fno-pie -no-pie \
-		-fno-asynchronous-unwind-tables -fcf-protection=none -I. -nostdlib -static \
+		-fno-asynchronous-unwind-tables -fcf-protection=none -I. -Isrc -nostdlib -static \
 		-Wl,--build-id=none -Wl,-z,noexecstack -o $@ $<
 
 $(BUILD)/bench/floor_proc.o: $(FLOOR_CHILD)

@@ -12,7 +12,7 @@ STUB_CFLAGS := -std=c11 $(WARN) -O2 -g -ffreestanding -fpie -fno-stack-protector
 STUB_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
 		-Wl,-z,noexecstack -T src/host/process/stub.ld
 
-$(STUB_ELF): $(STUB_SRCS) src/host/process/stub.ld src/host/process/stub.h $(HEADERS)
+$(STUB_ELF): $(STUB_SRCS) src/host/process/stub.ld $(HEADERS)
 	@mkdir -p $(@D)
 	$(GUEST_CC) $(STUB_CFLAGS) $(STUB_LDFLAGS) -o $@ $(STUB_SRCS)
 

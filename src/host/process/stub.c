@@ -11,6 +11,7 @@
  * and wake), rt_sigreturn and exit_group, and only from this program's code
  * (seccomp checks the instruction pointer). Everything else traps. */
 #include "host/process/stub.h"
+#include "host/process/syscall.h"
 
 #include <asm/prctl.h>
 #include <asm/sigcontext.h>
@@ -75,21 +76,6 @@ struct k_ucontext {
 	struct sigcontext uc_mcontext;
 	unsigned long uc_sigmask;
 };
-
-/* ---- System calls ---- */
-static long sys6(long nr, long a, long b, long c, long d, long e, long f)
-{
-	long ret;
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	__asm__ volatile("syscall"
-	                 : "=a"(ret)
-	                 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-	                 : "rcx", "r11", "memory");
-	return ret;
-}
-#define sys3(nr, a, b, c) sys6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 
 static __attribute__((noreturn)) void die(int code)
 {
