@@ -753,7 +753,8 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 {
 	struct proc_sandbox *p = ps(sb);
 	memset(ev, 0, sizeof(*ev));
-	if (!p->dead && child_cpu_ns(p) - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
+	uint64_t cpu = p->dead ? 0 : child_cpu_ns(p);
+	if (cpu && cpu - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
 		kill(p->pid, SIGKILL);
 		child_alive(p);
 		p->dead = true;
@@ -1170,7 +1171,8 @@ static bool proc_lost(struct mote_sandbox *sb)
 	struct proc_sandbox *p = ps(sb);
 	if (!p)
 		return true;
-	if (!p->dead && child_cpu_ns(p) - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
+	uint64_t cpu = p->dead ? 0 : child_cpu_ns(p);
+	if (cpu && cpu - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
 		kill(p->pid, SIGKILL);
 		p->dead = true;
 	}
