@@ -1,6 +1,7 @@
 /* Picking a backend: by name, by the environment, by what this machine can
  * run; and saying why one cannot run, with the fix. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,26 @@ struct pm_scan_probe {
 };
 #define PROBE_PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_probe)
 
+/* What this kernel offers does not change: asked once per process. */
+static int process_rc;
+static char process_why[512];
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
+
+static int probe_process(char *err, size_t errlen);
+static void probe_process_once(void)
+{
+	process_rc = probe_process(process_why, sizeof(process_why));
+}
+
 static int check_process(char *err, size_t errlen)
+{
+	pthread_once(&process_once, probe_process_once);
+	if (process_rc)
+		mote_errf(err, errlen, "%s", process_why);
+	return process_rc;
+}
+
+static int probe_process(char *err, size_t errlen)
 {
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 && errno == EINVAL) {
 		mote_errf(err, errlen,

@@ -683,6 +683,8 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	mb->tracked_shared = p->tracked_shared;
 	memcpy(mb->tracked, p->tracked, sizeof(mb->tracked));
 	mb->ncpuid = guest_cpuid(mb->cpuid, MOTE_STUB_MAX_CPUID);
+	mb->prefault[0] = MOTE_IMAGE_BASE;
+	mb->prefault[1] = sb->layout.image_end;
 	mb->nfds = (uint32_t)s.nfds;
 	if (s.nfds && send_fds(p->sock, s.fds, s.nfds))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot send guest memory: %s",

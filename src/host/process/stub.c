@@ -695,6 +695,12 @@ void mote_stub_main(unsigned long *sp)
 		setup_failed("close_range", r);
 	if (mb->flags & MOTE_STUB_WANT_UFFD_WP)
 		track_writes();
+	/* The image's pages into the page tables in one call rather than a
+	 * fault each on the first call (reads only: a write would make them
+	 * count as written). */
+	uint64_t plo = mb->prefault[0], phi = mb->prefault[1];
+	if (phi > plo && guest_range(plo, phi - plo))
+		sys3(__NR_madvise, plo, phi - plo, 22 /* MADV_POPULATE_READ */);
 	install_filter();
 	mb->exit_entry = (uint64_t)mote_stub_exit;
 	report_and_wait(MOTE_STUB_READY);

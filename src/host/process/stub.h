@@ -128,6 +128,7 @@ struct mote_mailbox {
 	uint32_t nmaps;
 	uint32_t nprotect;
 	uint32_t ncpuid;
+	uint64_t prefault[2]; /* guest range to read into the page tables at setup */
 	uint32_t ntracked;
 	uint32_t tracked_shared; /* bit i: range i is shared memory (write-protect it now) */
 	uint64_t tracked[8][2];  /* guest RAM to track writes in: [start, end) */
