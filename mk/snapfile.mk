@@ -10,6 +10,7 @@ SNAPFILE_FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 			-O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -DMOTE_VERSION=\"fuzz\"
 
 build-fuzz/fuzz_snapfile: fuzz/fuzz_snapfile.c src/host/snapfile.c src/host/sha256x16.c src/host/common.c \
+			  src/host/cpuid.c \
 			  $(SNAPFILE_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(SNAPFILE_FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lcrypto -lpthread

@@ -3,6 +3,9 @@
  * Leaves 1 and 7 read as zero, so guests target baseline x86-64 (SSE2) and
  * build with -mno-avx. The KVM backend gives KVM this table; the process
  * backend answers CPUID itself where the CPU can fault on it. */
+#include <cpuid.h>
+#include <string.h>
+
 #include "host/internal.h"
 
 #define BIT(n) (1u << (n))
@@ -33,4 +36,17 @@ bool mote_cpuid_filter(uint32_t leaf, uint32_t regs[4])
 	default:
 		return false;
 	}
+}
+
+void mote_cpu_vendor(char out[16])
+{
+	unsigned a, b, c, d;
+	memset(out, 0, 16);
+	if (!__get_cpuid(0, &a, &b, &c, &d)) {
+		memcpy(out, "unknown", 7);
+		return;
+	}
+	memcpy(out, &b, 4);
+	memcpy(out + 4, &d, 4);
+	memcpy(out + 8, &c, 4);
 }

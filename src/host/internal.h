@@ -35,6 +35,9 @@ __attribute__((format(printf, 3, 4))) void mote_errf(char *err, size_t errlen, c
  * regs (eax, ebx, ecx, edx), adjusted in place; false: the leaf reads as
  * zero (cpuid.c). */
 bool mote_cpuid_filter(uint32_t leaf, uint32_t regs[4]);
+/* The CPU's vendor string ("AuthenticAMD"), NUL-padded to 16 bytes, as
+ * snapshots record it; "unknown" where CPUID cannot say. */
+void mote_cpu_vendor(char out[16]);
 
 /* ---- Signatures ---- */
 struct mote_sig {

@@ -18,6 +18,9 @@
 
 #include "host/mapping.h"
 
+_Static_assert(MOTE_MAP_WINDOW_BASE == MOTE_MAP_BASE && MOTE_MAP_WINDOW_LIMIT == MOTE_MAP_LIMIT,
+	       "the public mapping window is the ABI's");
+
 static struct mote_map_table *map_table(struct mote_sandbox *sb)
 {
 	return mote_guest_ptr(sb, MOTE_MAPTAB_ADDR, sizeof(struct mote_map_table));

@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
 #endif
 
 #include "host/sha256x16.h"
@@ -1572,21 +1571,6 @@ static void encode_mappings(uint8_t *p, const struct mote_snap_mapping *maps, co
 	}
 }
 
-static void host_vendor(char out[16])
-{
-	memset(out, 0, 16);
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned a, b, c, d;
-	if (__get_cpuid(0, &a, &b, &c, &d)) {
-		memcpy(out, &b, 4);
-		memcpy(out + 4, &d, 4);
-		memcpy(out + 8, &c, 4);
-		return;
-	}
-#endif
-	memcpy(out, "unknown", 7);
-}
-
 static int pwrite_full(int fd, const void *p, uint64_t len, uint64_t off)
 {
 	const uint8_t *b = p;
@@ -1746,7 +1730,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	char vendor[16];
 	memcpy(vendor, meta->cpu_vendor, sizeof(vendor));
 	if (!vendor[0])
-		host_vendor(vendor);
+		mote_cpu_vendor(vendor);
 	memcpy(h->cpu_vendor, vendor, sizeof(vendor));
 	uint64_t created_ns = meta->created_unix_ns;
 	if (!created_ns) {

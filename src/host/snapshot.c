@@ -6,7 +6,6 @@
  * cache. Restore uses the backend's record of written pages (KVM's dirty
  * log): only pages written since the sandbox's base snapshot are copied back (see docs/snapshots.md for the measurements
  * behind this choice). */
-#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,17 +25,6 @@
 
 _Static_assert(MOTE_SNAPSHOT_VERIFY_HEADER == MOTE_SNAPFILE_VERIFY_HEADER, "flag values");
 _Static_assert(MOTE_SNAPSHOT_NO_CACHE == MOTE_SNAPFILE_NO_CACHE, "flag values");
-
-static void host_cpu_vendor(char out[16])
-{
-	unsigned a, b, c, d;
-	memset(out, 0, 16);
-	if (!__get_cpuid(0, &a, &b, &c, &d))
-		return;
-	memcpy(out, &b, 4);
-	memcpy(out + 4, &d, 4);
-	memcpy(out + 8, &c, 4);
-}
 
 static void snapshot_retain(struct mote_snapshot *snap)
 {
@@ -320,7 +308,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	m->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	host_cpu_vendor(m->cpu_vendor);
+	mote_cpu_vendor(m->cpu_vendor);
 	m->layout = sb->layout;
 	m->image_size = sb->image_size;
 	rc = sb->be->get_state(sb, &m->cpu);
@@ -597,7 +585,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 		return rc;
 	}
 	char vendor[16];
-	host_cpu_vendor(vendor);
+	mote_cpu_vendor(vendor);
 	if (memcmp(vendor, snap->meta.cpu_vendor, sizeof(vendor)) != 0) {
 		mote_set_last_error("snapshot taken on a %.12s CPU, this host is %.12s",
 				    snap->meta.cpu_vendor, vendor);
