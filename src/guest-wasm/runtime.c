@@ -35,25 +35,24 @@
  * it never moves when the memory grows, and pages never used are never
  * touched, so they cost nothing in the sandbox or in its snapshots.
  */
+#include "common/wasm_abi.h"
 #include "mote/guest.h"
 #include "wasm.h"
 
 #define WASI_MODULE "wasi_snapshot_preview1"
-#define REC_SIZE 9u
+#define REC_SIZE MOTE_WASM_REC_SIZE
 #define WASM_PAGE 65536u
 
-/* Host functions the host library registers in every Wasm sandbox. */
-#define HOST_WASI_CLOCK "__mote_wasi_clock"   /* u64 (i32 clock id): nanoseconds */
-#define HOST_WASI_RANDOM "__mote_wasi_random" /* bytes (u32 n): n random bytes */
-#define HOST_WASI_STDIN "__mote_wasi_stdin"   /* bytes (u32 max): next stdin bytes */
-/* Read-only files (src/host/wasi_fs.c). Replies start with a u32 WASI errno. */
-#define HOST_WASI_DIRS "__mote_wasi_dirs"         /* bytes (): preopened names */
-#define HOST_WASI_OPEN "__mote_wasi_open"         /* bytes (u32 dir, str path, u32 is_dir) */
-#define HOST_WASI_PREAD "__mote_wasi_pread"       /* bytes (u64 h, u64 off, u32 n) */
-#define HOST_WASI_FSTAT "__mote_wasi_fstat"       /* bytes (u64 h): filestat */
-#define HOST_WASI_PATHSTAT "__mote_wasi_pathstat" /* bytes (u32 dir, str path) */
-#define HOST_WASI_CLOSE "__mote_wasi_close"       /* u32 (u64 h): errno */
-#define HOST_WASI_READDIR "__mote_wasi_readdir"   /* bytes (u64 h, u64 cookie, u32 max) */
+#define HOST_WASI_CLOCK MOTE_WASI_HOST_CLOCK
+#define HOST_WASI_RANDOM MOTE_WASI_HOST_RANDOM
+#define HOST_WASI_STDIN MOTE_WASI_HOST_STDIN
+#define HOST_WASI_DIRS MOTE_WASI_HOST_DIRS
+#define HOST_WASI_OPEN MOTE_WASI_HOST_OPEN
+#define HOST_WASI_PREAD MOTE_WASI_HOST_PREAD
+#define HOST_WASI_FSTAT MOTE_WASI_HOST_FSTAT
+#define HOST_WASI_PATHSTAT MOTE_WASI_HOST_PATHSTAT
+#define HOST_WASI_CLOSE MOTE_WASI_HOST_CLOSE
+#define HOST_WASI_READDIR MOTE_WASI_HOST_READDIR
 
 /* ------------------------------------------------------------------ state */
 

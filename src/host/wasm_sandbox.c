@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/wasm_abi.h"
 #include "host/internal.h"
 #include "mote/wasm.h"
 
@@ -39,13 +40,13 @@ __asm__(".section .rodata\n"
 	"mote_wasm_runtime_elf_end:\n"
 	".previous\n");
 
-#define REC_SIZE 9u
-#define HOST_WASI_CLOCK "__mote_wasi_clock"
-#define HOST_WASI_RANDOM "__mote_wasi_random"
-#define HOST_WASI_STDIN "__mote_wasi_stdin"
+#define REC_SIZE MOTE_WASM_REC_SIZE
+#define HOST_WASI_CLOCK MOTE_WASI_HOST_CLOCK
+#define HOST_WASI_RANDOM MOTE_WASI_HOST_RANDOM
+#define HOST_WASI_STDIN MOTE_WASI_HOST_STDIN
 
-/* Read-only files (wasi_fs.c); names and types shared with the runtime
- * guest (src/guest-wasm/runtime.c). */
+/* Read-only files (wasi_fs.c); names in src/common/wasm_abi.h, types
+ * matching the runtime guest's calls (src/guest-wasm/runtime.c). */
 static const struct {
 	const char *name;
 	mote_type ret;
@@ -53,13 +54,13 @@ static const struct {
 	mote_type args[3];
 	mote_host_fn fn;
 } wasi_fs_fns[] = {
-	{"__mote_wasi_dirs", MOTE_BYTES, 0, {MOTE_VOID}, mote_wasi_host_dirs},
-	{"__mote_wasi_open", MOTE_BYTES, 3, {MOTE_U32, MOTE_STRING, MOTE_U32}, mote_wasi_host_open},
-	{"__mote_wasi_pread", MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32}, mote_wasi_host_pread},
-	{"__mote_wasi_fstat", MOTE_BYTES, 1, {MOTE_U64}, mote_wasi_host_fstat},
-	{"__mote_wasi_pathstat", MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_pathstat},
-	{"__mote_wasi_close", MOTE_U32, 1, {MOTE_U64}, mote_wasi_host_close},
-	{"__mote_wasi_readdir", MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32},
+	{MOTE_WASI_HOST_DIRS, MOTE_BYTES, 0, {MOTE_VOID}, mote_wasi_host_dirs},
+	{MOTE_WASI_HOST_OPEN, MOTE_BYTES, 3, {MOTE_U32, MOTE_STRING, MOTE_U32}, mote_wasi_host_open},
+	{MOTE_WASI_HOST_PREAD, MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32}, mote_wasi_host_pread},
+	{MOTE_WASI_HOST_FSTAT, MOTE_BYTES, 1, {MOTE_U64}, mote_wasi_host_fstat},
+	{MOTE_WASI_HOST_PATHSTAT, MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_pathstat},
+	{MOTE_WASI_HOST_CLOSE, MOTE_U32, 1, {MOTE_U64}, mote_wasi_host_close},
+	{MOTE_WASI_HOST_READDIR, MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32},
 	 mote_wasi_host_readdir},
 };
 #define NWASI_FS_FNS (sizeof(wasi_fs_fns) / sizeof(wasi_fs_fns[0]))

@@ -1,0 +1,25 @@
+/* The contract between the host library's Wasm sandboxes
+ * (src/host/wasm_sandbox.c, wasi_fs.c) and the Wasm runtime guest
+ * (src/guest-wasm/runtime.c): the host functions the host registers in
+ * every Wasm sandbox, and the size of one encoded value. Written once,
+ * here; both sides include it. */
+#ifndef MOTE_COMMON_WASM_ABI_H
+#define MOTE_COMMON_WASM_ABI_H
+
+/* One Wasm value in a call's argument and result blobs: a type byte and
+ * eight bytes of bits. */
+#define MOTE_WASM_REC_SIZE 9u
+
+#define MOTE_WASI_HOST_CLOCK "__mote_wasi_clock"   /* u64 (i32 clock id): nanoseconds */
+#define MOTE_WASI_HOST_RANDOM "__mote_wasi_random" /* bytes (u32 n): n random bytes */
+#define MOTE_WASI_HOST_STDIN "__mote_wasi_stdin"   /* bytes (u32 max): next stdin bytes */
+/* Read-only files (src/host/wasi_fs.c). Replies start with a u32 WASI errno. */
+#define MOTE_WASI_HOST_DIRS "__mote_wasi_dirs"         /* bytes (): preopened names */
+#define MOTE_WASI_HOST_OPEN "__mote_wasi_open"         /* bytes (u32 dir, str path, u32 is_dir) */
+#define MOTE_WASI_HOST_PREAD "__mote_wasi_pread"       /* bytes (u64 h, u64 off, u32 n) */
+#define MOTE_WASI_HOST_FSTAT "__mote_wasi_fstat"       /* bytes (u64 h): filestat */
+#define MOTE_WASI_HOST_PATHSTAT "__mote_wasi_pathstat" /* bytes (u32 dir, str path) */
+#define MOTE_WASI_HOST_CLOSE "__mote_wasi_close"       /* u32 (u64 h): errno */
+#define MOTE_WASI_HOST_READDIR "__mote_wasi_readdir"   /* bytes (u64 h, u64 cookie, u32 max) */
+
+#endif
