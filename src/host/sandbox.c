@@ -149,8 +149,10 @@ static void end_run(struct mote_sandbox *sb)
 
 int mote_sandbox_interrupt(mote_sandbox *sb)
 {
-	if (!sb)
+	if (!sb) {
+		set_thread_error("mote_sandbox_interrupt: no sandbox");
 		return -MOTE_EINVAL;
+	}
 	pthread_mutex_lock(&sb->run_lock);
 	if (sb->running) {
 		/* Order matters: cancel before the kick, so a runner that clears
@@ -1039,8 +1041,14 @@ static int take_result(struct mote_sandbox *sb, const struct mote_sig *sig, mote
 int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args, size_t nargs,
 		      mote_value *result)
 {
-	if (!sb || !name || (nargs && !args))
+	if (!sb || !name || (nargs && !args)) {
+		set_thread_error(!sb     ? "mote_sandbox_call: no sandbox"
+				 : !name ? "mote_sandbox_call: no function name"
+					 : "mote_sandbox_call: arguments missing for nargs > 0");
+		if (sb)
+			snprintf(sb->err, sizeof(sb->err), "%s", thread_error);
 		return -MOTE_EINVAL;
+	}
 	if (sb->poisoned)
 		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
 					 "sandbox is poisoned by an earlier guest failure");

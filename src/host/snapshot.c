@@ -278,8 +278,12 @@ static int fill_snapshot(struct mote_sandbox *sb, struct mote_snapshot *snap)
 
 int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 {
-	if (!sb || !out)
+	if (!sb || !out) {
+		if (sb)
+			return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_sandbox_snapshot: no out");
+		mote_set_last_error("mote_sandbox_snapshot: no sandbox");
 		return -MOTE_EINVAL;
+	}
 	*out = NULL;
 	if (sb->poisoned)
 		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
@@ -485,8 +489,12 @@ static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
 
 int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 {
-	if (!sb || !csnap)
+	if (!sb || !csnap) {
+		if (sb)
+			return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_sandbox_restore: no snapshot");
+		mote_set_last_error("mote_sandbox_restore: no sandbox");
 		return -MOTE_EINVAL;
+	}
 	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
 	if (!same_layout(&sb->layout, &snap->meta.layout))
 		return mote_sandbox_fail(sb, -MOTE_EINVAL,
