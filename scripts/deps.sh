@@ -19,6 +19,7 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
 if [ $# -eq 0 ] && { [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; }; then
-	echo "mote: warning: /dev/kvm is not accessible; sandboxes need KVM" \
-		"(make test runs their tests in a QEMU VM where /dev/kvm is missing)" >&2
+	echo "mote: note: /dev/kvm is not accessible: sandboxes run on the process" \
+		"backend here (mote doctor says why), and make test runs the KVM tests" \
+		"in a QEMU VM" >&2
 fi
