@@ -58,8 +58,11 @@ mote_stub_exit:
 	jmp mote_stub_enter_guest
 	.size mote_stub_exit, . - mote_stub_exit
 
-/* Load the mailbox's CPU state and jump to it. iretq sets rip, rflags and
- * rsp at once, so a trap flag takes effect on the guest's instruction. */
+/* Load the mailbox's CPU state and jump to it: popfq, then rsp, then an
+ * indirect jump. iretq would set rip, rflags and rsp at once, but QEMU's
+ * emulator (TCG) reads its frame with supervisor accesses, which SMAP
+ * refuses, and the kernel under it oopses; so iretq is kept for a guest
+ * with the trap flag set, whose trap must come after its own instruction. */
 	.globl mote_stub_enter_guest
 	.type mote_stub_enter_guest, @function
 mote_stub_enter_guest:
@@ -71,12 +74,33 @@ mote_stub_enter_guest:
 	wrfsbase %rax
 	mov CPU(MOTE_CPU_GS_BASE), %rax
 	wrgsbase %rax
-1:	mov %ss, %eax
-	push %rax                 /* ss */
-	push GPR(4)               /* rsp */
-	mov CPU(MOTE_CPU_RFLAGS), %rax
+1:	mov CPU(MOTE_CPU_RFLAGS), %rax
 	and $0x240dd5, %rax       /* MOTE_RFLAGS_GUEST */
 	or $0x202, %rax           /* IF and the reserved bit, as the kernel keeps them */
+	test $0x100, %eax         /* TF */
+	jnz 2f
+	push %rax
+	mov GPR(0), %rax
+	mov GPR(1), %rcx
+	mov GPR(2), %rdx
+	mov GPR(3), %rbx
+	mov GPR(5), %rbp
+	mov GPR(6), %rsi
+	mov GPR(7), %rdi
+	mov GPR(8), %r8
+	mov GPR(9), %r9
+	mov GPR(10), %r10
+	mov GPR(11), %r11
+	mov GPR(12), %r12
+	mov GPR(13), %r13
+	mov GPR(14), %r14
+	mov GPR(15), %r15
+	popfq                     /* mov and jmp change no flag */
+	mov GPR(4), %rsp
+	jmp *CPU(MOTE_CPU_RIP)
+2:	mov %ss, %ecx
+	push %rcx                 /* ss */
+	push GPR(4)               /* rsp */
 	push %rax                 /* rflags */
 	mov %cs, %eax
 	push %rax                 /* cs */
