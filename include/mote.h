@@ -70,9 +70,10 @@ typedef void (*mote_output_fn)(void *user, mote_log_level level, const char *tex
 
 /* ---- Backends ----
  * How guest code runs: in a KVM virtual machine (needs /dev/kvm), or in a
- * process of its own confined by seccomp (needs Linux 6.7 or later; no
- * hypervisor). The same guests and snapshot files work on both; see
- * docs/architecture.md for what each isolates. */
+ * process of its own confined by seccomp (no hypervisor; Linux 6.7 or later,
+ * or an older kernel with soft-dirty bits, such as Debian 12's 6.1). The
+ * same guests and snapshot files work on both; see docs/architecture.md for
+ * what each isolates. */
 typedef enum mote_backend {
 	MOTE_BACKEND_AUTO = 0, /* MOTE_BACKEND from the environment, else KVM when
 				* /dev/kvm opens, else the process backend */
@@ -88,6 +89,10 @@ MOTE_API int mote_backend_parse(const char *name, mote_backend *out);
  * with mote_last_error() saying why and what to do about it. AUTO answers
  * for the backend auto would pick, and *chosen (may be NULL) says which. */
 MOTE_API int mote_backend_check(mote_backend backend, mote_backend *chosen);
+/* How `backend` runs on this machine, in words for people (how guest writes
+ * are tracked, whether CPUID is trimmed); "" when it cannot run. The text
+ * lives until the next call. */
+MOTE_API const char *mote_backend_describe(mote_backend backend);
 
 /* ---- Configuration ---- */
 typedef struct mote_config mote_config;

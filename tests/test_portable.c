@@ -1,10 +1,9 @@
 /* Snapshot files move between backends: a file saved on one starts on the
  * other and gives the same results, in both directions.
  *
- * With both backends in this process, each direction is one test. Where
- * only one runs (a machine without /dev/kvm runs KVM in a QEMU VM, whose
- * kernel is too old for the process backend), tests/run.sh hands files
- * across instead: MOTE_PORTABLE_DIR holds files saved by the groups before
+ * With both backends in this process, each direction is one test (where
+ * /dev/kvm exists, and in the QEMU VM that tests KVM on machines without
+ * it). Where a group runs only one, tests/run.sh hands files across instead: MOTE_PORTABLE_DIR holds files saved by the groups before
  * (from-BACKEND.snap and .expect, the answers the saving backend gave) and
  * MOTE_PORTABLE_OUT (default: the same) receives this backend's. A file
  * that is not there yet is a SKIP, never a pass. */

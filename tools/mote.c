@@ -871,11 +871,12 @@ static int cmd_doctor(int argc, char **argv)
 		return EXIT_OK;
 	}
 	static const mote_backend all[] = {MOTE_BACKEND_KVM, MOTE_BACKEND_PROCESS};
-	char why[2][512];
+	char why[2][512], how[2][256];
 	bool ok[2];
 	for (int i = 0; i < 2; i++) {
 		ok[i] = mote_backend_check(all[i], NULL) == 0;
 		snprintf(why[i], sizeof(why[i]), "%s", ok[i] ? "" : mote_last_error());
+		snprintf(how[i], sizeof(how[i]), "%s", mote_backend_describe(all[i]));
 	}
 	mote_backend chosen = MOTE_BACKEND_AUTO;
 	bool any = mote_backend_check(MOTE_BACKEND_AUTO, &chosen) == 0;
@@ -886,6 +887,8 @@ static int cmd_doctor(int argc, char **argv)
 			printf("%s{\"name\": \"%s\", \"available\": %s, \"reason\": ", i ? ", " : "",
 			       mote_backend_name(all[i]), ok[i] ? "true" : "false");
 			json_string(why[i]);
+			printf(", \"how\": ");
+			json_string(how[i]);
 			printf("}");
 		}
 		printf("], \"auto\": ");
@@ -901,8 +904,8 @@ static int cmd_doctor(int argc, char **argv)
 		printf("}\n");
 	} else {
 		for (int i = 0; i < 2; i++)
-			printf("%-8s %s%s%s\n", mote_backend_name(all[i]),
-			       ok[i] ? "available" : "unavailable", ok[i] ? "" : ": ", why[i]);
+			printf("%-8s %s: %s\n", mote_backend_name(all[i]),
+			       ok[i] ? "available" : "unavailable", ok[i] ? how[i] : why[i]);
 		if (!any)
 			printf("auto     nothing can run here\n");
 		else if (env && *env)

@@ -246,6 +246,11 @@ void mote_sandbox_free_pieces(struct mote_sandbox *sb);
  * with -MOTE_EBACKEND and a detail when the choice cannot run here. */
 int mote_backend_resolve(mote_backend want, const struct mote_backend_ops **out, char *err,
 			 size_t errlen);
+/* How the process backend tracks guest writes on this kernel (backend.c);
+ * NONE when it cannot run. */
+enum mote_write_tracking { MOTE_TRACK_NONE, MOTE_TRACK_USERFAULTFD, MOTE_TRACK_SOFT_DIRTY };
+enum mote_write_tracking mote_process_tracking(void);
+const char *mote_write_tracking_name(enum mote_write_tracking t);
 
 /* Shared by creation from an ELF and from a snapshot (sandbox.c). */
 /* Reserve sb->mem_size bytes of guest memory (untouched pages cost

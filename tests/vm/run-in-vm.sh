@@ -2,7 +2,8 @@
 # Runs test programs that need /dev/kvm inside a QEMU VM whose KVM is real:
 # QEMU's software emulator (TCG) emulates AMD SVM with nested paging, so
 # Debian's kernel booted in it loads kvm_amd and offers /dev/kvm on any
-# x86-64 machine, with or without KVM of its own.
+# x86-64 machine, with or without KVM of its own. The same VM runs the
+# process backend on Debian 12's own kernel (MOTE_BACKEND=process).
 #
 #   sh tests/vm/run-in-vm.sh PROGRAM...
 #
@@ -24,10 +25,11 @@ MEM=${MOTE_VM_MEM:-6144}
 PROGRAM_TIMEOUT=${MOTE_TEST_TIMEOUT:-900}
 VM_TIMEOUT=${MOTE_VM_TIMEOUT:-2400}
 CPU=${MOTE_VM_CPU:-max}
+label="${MOTE_BACKEND:-kvm} (QEMU VM)"
 
 # The closing line when the VM could not run the programs at all.
 give_up() {
-	echo "   kvm (QEMU VM): $*" >&2
+	echo "   $label: $*" >&2
 	echo "0 passed, 1 failed"
 	exit 1
 }
@@ -62,7 +64,7 @@ if [ ! -f "$KDIR/vmlinuz" ] || [ ! -f "$KDIR/modules.order" ] ||
 	fi
 	[ -n "$pkg" ] || give_up "apt-cache knows no linux-image-amd64 (Debian's kernel)"
 	rm -rf "$KDIR" && mkdir -p "$KDIR/deb" || give_up "cannot create $KDIR"
-	echo "   kvm (QEMU VM): fetching Debian's kernel $pkg" >&2
+	echo "   $label: fetching Debian's kernel $pkg" >&2
 	(cd "$KDIR/deb" && apt-get download "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed') >&2
 	deb=$(ls "$KDIR"/deb/*.deb 2>/dev/null | head -n 1)
 	[ -n "$deb" ] || give_up "apt-get download $pkg failed"
@@ -172,7 +174,7 @@ mkdir -p "$RUN/out"
 	echo "echo \$? > '$RUN/status'"
 } > "$RUN/cmd.sh"
 
-echo "   kvm (QEMU VM): booting Debian's $(cat "$KDIR/package" 2>/dev/null) in qemu-system-x86_64 (TCG, emulated SVM)" >&2
+echo "   $label: booting Debian's $(cat "$KDIR/package" 2>/dev/null) in qemu-system-x86_64 (TCG, emulated SVM)" >&2
 started=$(date +%s)
 # pdeathsig on timeout and on QEMU: if this script dies, so do they.
 setpriv --pdeathsig KILL timeout -k 10 "$VM_TIMEOUT" \
@@ -208,11 +210,11 @@ elif [ ! -s "$RUN/status" ]; then
 	why="the VM stopped before the tests finished (QEMU exit status $qemu_rc)"
 fi
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$RUN/output" | tail -n 1)
-if [ -n "$MOTE_PORTABLE_DIR" ] && [ -d "$MOTE_PORTABLE_DIR" ]; then
+if [ -n "${MOTE_PORTABLE_DIR:-}" ] && [ -d "$MOTE_PORTABLE_DIR" ]; then
 	cp "$RUN/out"/* "$MOTE_PORTABLE_DIR"/ 2>/dev/null
 fi
 if [ -n "$why" ] || [ -z "$line" ]; then
-	echo "   kvm (QEMU VM): ${why:-the test run printed no summary}" >&2
+	echo "   $label: ${why:-the test run printed no summary}" >&2
 	for f in qemu.log console; do
 		if [ -s "$RUN/$f" ]; then
 			echo "   --- last lines of $f:" >&2
@@ -229,6 +231,6 @@ if [ -n "$why" ] || [ -z "$line" ]; then
 	exit 1
 fi
 kernel_line=$(head -n 1 "$RUN/vm-log" 2>/dev/null)
-echo "   kvm (QEMU VM): $kernel_line; ${elapsed} s from boot to power-off" >&2
+echo "   $label: $kernel_line; ${elapsed} s from boot to power-off" >&2
 echo "$line"
 [ "$(cat "$RUN/status")" = 0 ]

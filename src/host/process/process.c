@@ -82,6 +82,11 @@ struct proc_sandbox {
 	uint64_t tracked[MAX_TRACKED][2]; /* guest RAM whose writes are tracked */
 	unsigned ntracked;
 	uint32_t tracked_shared; /* bit i: tracked[i] is the shared window */
+	/* Without PAGEMAP_SCAN (Linux before 6.7): soft-dirty bits. */
+	bool soft_dirty;
+	int clear_refs_fd;
+	bool scanned;      /* no guest code ran since the last scan */
+	uint64_t *pending; /* written pages seen by a scan, not yet reported */
 };
 
 static struct proc_sandbox *ps(struct mote_sandbox *sb)
@@ -595,6 +600,8 @@ static int send_fds(int sock, const int *fds, int n)
 	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
+static int clear_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p);
+
 static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 {
 	(void)core_end;
@@ -606,7 +613,11 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	if (!p)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 	p->pidfd = p->pagemap_fd = p->mailbox_fd = p->shared_fd = p->sock = -1;
+	p->clear_refs_fd = -1;
 	sb->be_data = p;
+	p->soft_dirty = mote_process_tracking() == MOTE_TRACK_SOFT_DIRTY;
+	if (p->soft_dirty && !(p->pending = mote_calloc(sb->bitmap_words, sizeof(uint64_t))))
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 	/* Take a spare and tell it a setup is coming: waking a sleeping
 	 * process costs up to tens of microseconds inside a VM, which then
 	 * overlaps the work below. */
@@ -678,7 +689,7 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	memcpy((uint8_t *)mb + MOTE_STUB_MAILBOX_HEADER, s.maps, s.n * sizeof(s.maps[0]));
 	mote_free(s.maps);
 	plan_tracking(sb, p);
-	mb->flags = MOTE_STUB_WANT_UFFD_WP | MOTE_STUB_WANT_CPUID_FAULT;
+	mb->flags = MOTE_STUB_WANT_CPUID_FAULT | (p->soft_dirty ? 0 : MOTE_STUB_WANT_UFFD_WP);
 	mb->ntracked = p->ntracked;
 	mb->tracked_shared = p->tracked_shared;
 	memcpy(mb->tracked, p->tracked, sizeof(mb->tracked));
@@ -710,6 +721,16 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	if (p->pagemap_fd < 0)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot open %s: %s", path,
 		                         strerror(errno));
+	if (p->soft_dirty) {
+		snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)p->pid);
+		p->clear_refs_fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (p->clear_refs_fd < 0)
+			return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot open %s: %s", path,
+			                         strerror(errno));
+		rc = clear_soft_dirty(sb, p);
+		if (rc)
+			return rc;
+	}
 	/* From here the stub's word is guest-controlled: remember what setup
 	 * said now. */
 	sb->exit_entry = mb->exit_entry;
@@ -733,6 +754,9 @@ static void proc_destroy(struct mote_sandbox *sb)
 	}
 	if (p->pagemap_fd >= 0)
 		close(p->pagemap_fd);
+	if (p->clear_refs_fd >= 0)
+		close(p->clear_refs_fd);
+	mote_free(p->pending);
 	if (p->mb)
 		munmap(p->mb, p->mb_size);
 	if (p->mailbox_fd >= 0)
@@ -751,12 +775,47 @@ static void proc_destroy(struct mote_sandbox *sb)
  * report was forged; the guest is stopped for good. */
 #define PARKED_CPU_SLACK_NS 5000000u
 
+/* The stub's scheduler state from /proc/PID/stat: 'S' when it sleeps. */
+static char stub_state(const struct proc_sandbox *p)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* Did the guest run on after its last report? Some clocks are coarse (a
+ * VM without a stable TSC charges CPU time in whole ticks) or step back,
+ * so past the slack the stub must also be awake: a parked one goes to
+ * sleep within its spin, a forging guest never does. */
+static bool ran_on_after_report(struct proc_sandbox *p)
+{
+	uint64_t cpu = p->dead ? 0 : child_cpu_ns(p);
+	if (cpu <= p->cpu_at_report || cpu - p->cpu_at_report <= PARKED_CPU_SLACK_NS)
+		return false;
+	for (int i = 0; i < 50; i++) {
+		if (stub_state(p) == 'S') {
+			p->cpu_at_report = child_cpu_ns(p);
+			return false;
+		}
+		usleep(1000);
+	}
+	return true;
+}
+
 static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 {
 	struct proc_sandbox *p = ps(sb);
 	memset(ev, 0, sizeof(*ev));
-	uint64_t cpu = p->dead ? 0 : child_cpu_ns(p);
-	if (cpu && cpu - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
+	if (ran_on_after_report(p)) {
 		kill(p->pid, SIGKILL);
 		child_alive(p);
 		p->dead = true;
@@ -774,6 +833,7 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 		                         "the sandbox's process is gone (status %d)",
 		                         p->exit_status);
 	p->mb->cmd = MOTE_STUB_CMD_RUN;
+	p->scanned = false;
 	wake_stub(p);
 	if (!wait_report(p)) {
 		if (p->kicked) {
@@ -913,17 +973,81 @@ static int scan_range(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t 
 	return 0;
 }
 
+/* ---- Soft-dirty bits (kernels before 6.7) ----
+ * Every page's pagemap entry is read, so a scan costs time in proportion
+ * to the size of guest memory, not to the pages written; clearing the bits
+ * (clear_refs) write-protects the whole process again. */
+#define PM_SOFT_DIRTY (1ull << 55)
+#define PM_FILE       (1ull << 61)
+#define PM_SWAPPED    (1ull << 62)
+#define PM_PRESENT    (1ull << 63)
+
+static int clear_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p)
+{
+	if (pwrite(p->clear_refs_fd, "4", 1, 0) != 1)
+		return mote_sandbox_fail(
+		    sb, -MOTE_EBACKEND,
+		    "cannot clear the soft-dirty bits of the guest's process: %s", strerror(errno));
+	return 0;
+}
+
+/* As scan_range: in private memory a written page is one the guest made
+ * its own (anonymous, not the zero page, which is never soft-dirty). */
+static int scan_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo,
+                           uint64_t hi, bool shared, uint64_t *bitmap)
+{
+	uint64_t entries[1024];
+	for (uint64_t page = lo / MOTE_PAGE_SIZE, end = hi / MOTE_PAGE_SIZE; page < end;) {
+		uint64_t want = end - page < 1024 ? end - page : 1024;
+		ssize_t n = pread(p->pagemap_fd, entries, want * sizeof(uint64_t),
+		                  (off_t)(page * sizeof(uint64_t)));
+		if (n <= 0 || n % sizeof(uint64_t))
+			return mote_sandbox_fail(sb, -MOTE_EBACKEND,
+			                         "cannot read the guest's page map: %s",
+			                         strerror(n < 0 ? errno : EIO));
+		for (uint64_t i = 0; i < (uint64_t)n / sizeof(uint64_t); i++) {
+			uint64_t e = entries[i];
+			if (!(e & PM_SOFT_DIRTY))
+				continue;
+			bool written =
+			    shared ? (e & (PM_PRESENT | PM_SWAPPED)) != 0
+			           : (e & PM_SWAPPED) || ((e & PM_PRESENT) && !(e & PM_FILE));
+			if (written)
+				bitmap[(page + i) / 64] |= 1ull << ((page + i) % 64);
+		}
+		page += (uint64_t)n / sizeof(uint64_t);
+	}
+	return 0;
+}
+
+/* Every tracked page written since the last scan into `bitmap`, and the
+ * marks cleared. */
+static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t *bitmap)
+{
+	for (unsigned i = 0; i < p->ntracked; i++) {
+		bool shared = p->tracked_shared & (1u << i);
+		int rc =
+		    p->soft_dirty
+		        ? scan_soft_dirty(sb, p, p->tracked[i][0], p->tracked[i][1], shared, bitmap)
+		        : scan_range(sb, p, p->tracked[i][0], p->tracked[i][1], shared, bitmap);
+		if (rc)
+			return rc;
+	}
+	return p->soft_dirty ? clear_soft_dirty(sb, p) : 0;
+}
+
 static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap)
 {
 	struct proc_sandbox *p = ps(sb);
 	if (p->dead)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
-	for (unsigned i = 0; i < p->ntracked; i++) {
-		int rc = scan_range(sb, p, p->tracked[i][0], p->tracked[i][1],
-		                    p->tracked_shared & (1u << i), bitmap);
-		if (rc)
-			return rc;
-	}
+	int rc = scan_all(sb, p, bitmap);
+	if (rc || !p->pending)
+		return rc;
+	for (size_t w = 0; w < sb->bitmap_words; w++)
+		bitmap[w] |= p->pending[w];
+	memset(p->pending, 0, sb->bitmap_words * sizeof(uint64_t));
+	p->scanned = true;
 	return 0;
 }
 
@@ -1071,8 +1195,18 @@ static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, siz
  * and every restore copy them once more. */
 static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
 {
-	int rc = vm_copy(sb, v, n, true);
 	struct proc_sandbox *p = ps(sb);
+	if (p->soft_dirty) {
+		/* Clearing the bits is all or nothing: keep what the guest
+		 * wrote since the last scan first. */
+		int rc = p->scanned ? 0 : scan_all(sb, p, p->pending);
+		if (!rc)
+			p->scanned = true;
+		if (!rc)
+			rc = vm_copy(sb, v, n, true);
+		return rc ? rc : clear_soft_dirty(sb, p);
+	}
+	int rc = vm_copy(sb, v, n, true);
 	for (unsigned t = 0; !rc && t < p->ntracked; t++) {
 		uint64_t lo = UINT64_MAX, hi = 0;
 		for (size_t i = 0; i < n; i++) {
@@ -1173,8 +1307,7 @@ static bool proc_lost(struct mote_sandbox *sb)
 	struct proc_sandbox *p = ps(sb);
 	if (!p)
 		return true;
-	uint64_t cpu = p->dead ? 0 : child_cpu_ns(p);
-	if (cpu && cpu - p->cpu_at_report > PARKED_CPU_SLACK_NS) {
+	if (ran_on_after_report(p)) {
 		kill(p->pid, SIGKILL);
 		p->dead = true;
 	}

@@ -11,7 +11,6 @@
  * and wake), rt_sigreturn and exit_group, and only from this program's code
  * (seccomp checks the instruction pointer). Everything else traps. */
 #include "host/process/stub.h"
-#include "host/process/syscall.h"
 
 #include <asm/prctl.h>
 #include <asm/sigcontext.h>
@@ -31,13 +30,8 @@
 #include <linux/userfaultfd.h>
 #include <stdbool.h>
 
-/* Newer than the kernel headers Debian 12 ships (Linux 6.7's ABI). */
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
+#include "host/process/syscall.h"
+
 #define AT_HWCAP2           26
 #define HWCAP2_FSGSBASE     2
 #define CLOSE_RANGE_UNSHARE 2
@@ -431,30 +425,40 @@ static void map_guest_memory(void)
 /* Guest writes are tracked by the kernel: userfaultfd write protection in
  * asynchronous mode (Linux 6.7) marks a page written on its first write
  * without a fault reaching anyone, and the host reads and re-arms the marks
- * with PAGEMAP_SCAN on /proc/PID/pagemap. The guest cannot undo them: it
- * has no system calls. */
+ * with PAGEMAP_SCAN on /proc/PID/pagemap. On older kernels the host uses
+ * soft-dirty bits instead (process.c) and the stub does nothing. Either way
+ * the guest cannot undo the marks: it has no system calls. */
 static long uffd = -1; /* the filter keeps the guest from closing it */
+static long uffd_error;
 
-/* Made while a spare waits, registered once guest memory is mapped. */
+/* Made while a spare waits, registered once guest memory is mapped. A
+ * kernel without the asynchronous mode leaves uffd at -1 and the error for
+ * a setup that asks for it. */
 static void open_uffd(void)
 {
 	long fd = sys3(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | UFFD_USER_MODE_ONLY, 0, 0);
-	if (fd < 0)
-		setup_failed("userfaultfd", fd);
+	if (fd < 0) {
+		uffd_error = fd;
+		return;
+	}
 	struct uffdio_api api = {.api = UFFD_API,
 	                         .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
 	long r = sys3(__NR_ioctl, fd, UFFDIO_API, &api);
-	if (r)
-		setup_failed("UFFDIO_API (write-protect, asynchronous)", r);
-	r = sys3(__NR_dup3, fd, MOTE_STUB_FD_UFFD, 02000000);
-	if (r != MOTE_STUB_FD_UFFD)
-		setup_failed("dup3 of the userfaultfd", r);
+	if (!r) {
+		r = sys3(__NR_dup3, fd, MOTE_STUB_FD_UFFD, 02000000);
+		if (r == MOTE_STUB_FD_UFFD)
+			uffd = MOTE_STUB_FD_UFFD;
+		else if (r >= 0)
+			r = -9; /* EBADF */
+	}
 	sys3(__NR_close, fd, 0, 0);
-	uffd = MOTE_STUB_FD_UFFD;
+	uffd_error = uffd < 0 ? r : 0;
 }
 
 static void track_writes(void)
 {
+	if (uffd < 0)
+		setup_failed("userfaultfd (write-protect, asynchronous)", uffd_error);
 	uint32_t n = mb->ntracked < 8 ? mb->ntracked : 8;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t lo = mb->tracked[i][0], hi = mb->tracked[i][1];

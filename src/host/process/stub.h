@@ -25,6 +25,7 @@
 #define MOTE_CPU_FXSAVE  160
 
 #ifndef __ASSEMBLER__
+#include <linux/userfaultfd.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,14 @@ enum {
 /* Setup flags (host -> stub). */
 #define MOTE_STUB_WANT_CPUID_FAULT 1u
 #define MOTE_STUB_WANT_UFFD_WP     2u
+
+/* Userfaultfd features newer than Debian 12's kernel headers (Linux 6.7). */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
 
 /* The signal the host sends to stop a running guest. */
 #define MOTE_STUB_KICK_SIGNAL 34 /* SIGRTMIN (glibc keeps 32 and 33) */
