@@ -1070,7 +1070,7 @@ TEST(real_guest_tables)
 	    "bytes big_result()", "void forge(u32)", "void abort_oom()", "i32 corrupt_log()",
 	    "void do_syscall()", "u64 syscall_at()", "void do_int80()", "u64 int80_at()",
 	    "void do_sysenter()", "u64 stub_gadget(u64, u64, u64, u64)", "void poke(u64, u32)",
-	    "void forge_report()");
+	    "void fill(u64, u64, u32)", "void forge_report()");
 }
 
 /* basic.elf and where its function table and notes are. */

@@ -1391,6 +1391,90 @@ TEST(write_to_stub_code)
 				     "write at 0x7e0000000010 (page not mapped", NULL);
 }
 
+/* The stub's writable pages (data, signal stack, stack), from a child's
+ * /proc/PID/maps: the stub is one program, mapped alike in every child. */
+static bool stub_data_range(uint64_t *lo, uint64_t *hi)
+{
+	mote__backend_quiesce();
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	bool found = false;
+	char path[300], line[512];
+	while (d && !found && (e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(line, 1, sizeof(line) - 1, f);
+		fclose(f);
+		line[len] = 0;
+		const char *paren = strrchr(line, ')');
+		int ppid = 0;
+		char state;
+		if (!paren || sscanf(paren + 2, "%c %d", &state, &ppid) != 2 || ppid != (int)getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/maps", e->d_name);
+		f = fopen(path, "r");
+		while (f && !found && fgets(line, sizeof(line), f)) {
+			unsigned long long a, b;
+			char perms[8];
+			/* The data page, then the zero-filled rest: adjacent. */
+			if (sscanf(line, "%llx-%llx %7s", &a, &b, perms) != 3 || perms[1] != 'w' ||
+			    a < 0x7e0000000000ull || b > 0x7e0000400000ull)
+				continue;
+			if (*hi && a != *hi)
+				break;
+			*lo = *hi ? *lo : a;
+			*hi = b;
+		}
+		found = *hi != 0;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+TEST(write_over_stub_stack_and_data)
+{
+	/* The guest can write the stub's data and stacks: it shares their
+	 * address space. It harms only itself: the stub sets its stack anew at
+	 * every exit and keeps nothing there the host relies on, so here the
+	 * call still completes and the next one answers right. Under KVM the
+	 * addresses are outside guest memory. */
+	if (!on_process_backend()) {
+		mote_value a[3] = {mote_u64(0x7e0000002000ull), mote_u64(4096), mote_u32(0xcc)};
+		expect_clean_failure("fill", a, 3, -MOTE_EFAULT,
+				     "write at 0x7e0000002000 (page not mapped", NULL);
+		return;
+	}
+	mote_sandbox *warm = open_hostile();
+	mote_sandbox_free(warm);
+	int fds = count_fds(), kids = count_children(), maps = count_mappings();
+	uint64_t lo = 0, hi = 0;
+	REQUIRE(stub_data_range(&lo, &hi));
+	CHECK(hi - lo >= 65536); /* the stack is in it */
+	static const uint32_t patterns[] = {0xcc, 0x00, 0xff};
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		mote_sandbox *sb = open_hostile();
+		REQUIRE(sb);
+		mote_value a[3] = {mote_u64(lo), mote_u64(hi - lo), mote_u32(patterns[i])};
+		int rc = mote_sandbox_call(sb, "fill", a, 3, NULL);
+		if (rc)
+			TEST_FAILF("fill 0x%x over the stub's data: rc %d (%s)", patterns[i], rc,
+				   mote_sandbox_last_error(sb));
+		mote_value args[2] = {mote_i32(40), mote_i32(2)}, r = {0};
+		CHECK_EQ_INT(mote_sandbox_call(sb, "add", args, 2, &r), 0);
+		CHECK_EQ_INT(r.v.i32, 42);
+		CHECK(!mote_sandbox_poisoned(sb));
+		mote_sandbox_free(sb);
+	}
+	check_nothing_left(fds, kids, maps);
+}
+
 TEST(forged_mailbox_report)
 {
 	/* The guest posts "exit" in the mailbox itself and runs on. The host

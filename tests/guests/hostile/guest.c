@@ -453,6 +453,13 @@ MOTE_FN2(void, poke, u64, addr, u32, value)
 	*(volatile uint8_t *)(uintptr_t)addr = (uint8_t)value;
 }
 
+/* Write `value` over [addr, addr + len): the stub's stack and data. */
+MOTE_FN3(void, fill, u64, addr, u64, len, u32, value)
+{
+	for (uint64_t i = 0; i < len; i++)
+		((volatile uint8_t *)(uintptr_t)addr)[i] = (uint8_t)value;
+}
+
 /* Forge the stub's report "call done" in the mailbox and wake the host,
  * then keep running instead of waiting: the host must not believe it. */
 MOTE_FN0(void, forge_report)
