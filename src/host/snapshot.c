@@ -228,13 +228,14 @@ static int regions_from_bitmap(const uint64_t *bm, uint64_t pages, struct mote_s
 }
 
 /* Fold the pages the backend saw written into the sandbox's dirty and
- * touched sets. `any`: was any page written since `base` was set? */
-static int collect_dirty(struct mote_sandbox *sb, bool *any)
+ * touched sets. `any`: was any page written since `base` was set?
+ * `written_back`: the caller writes every dirty page back (a restore). */
+static int collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back)
 {
 	uint64_t *log = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
 	if (!log)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-	int rc = sb->be->dirty_pages(sb, log);
+	int rc = sb->be->dirty_pages(sb, log, written_back);
 	uint64_t acc = 0;
 	for (size_t i = 0; !rc && i < sb->bitmap_words; i++) {
 		sb->dirty[i] |= log[i];
@@ -294,7 +295,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	int rc = mote_sandbox_settle(sb);
 	bool any;
 	if (!rc)
-		rc = collect_dirty(sb, &any);
+		rc = collect_dirty(sb, &any, false);
 	if (rc)
 		return rc;
 	if (sb->base && !any) {
@@ -508,7 +509,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 	bool any;
 	int rc = mote_sandbox_settle(sb);
 	if (!rc)
-		rc = collect_dirty(sb, &any);
+		rc = collect_dirty(sb, &any, true);
 	if (rc)
 		return rc;
 	if (snap == sb->base) {

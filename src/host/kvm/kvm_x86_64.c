@@ -331,8 +331,9 @@ static int kvm_settle(struct mote_sandbox *sb)
 	return 0;
 }
 
-static int kvm_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap)
+static int kvm_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)
 {
+	(void)written_back; /* KVM_GET_DIRTY_LOG forgets as it reads */
 	uint64_t *log = sb->dirty_log;
 	memset(log, 0, sb->bitmap_words * sizeof(uint64_t));
 	if (mote_vm_get_dirty_log(&ks(sb)->vm, log))

@@ -933,19 +933,21 @@ static int proc_set_state(struct mote_sandbox *sb, const struct mote_cpu_state *
 #define PAGE_IS_PFNZERO (1 << 5)
 
 /* The pages of [lo, hi) written since the last scan, which protects them
- * again. In private memory a written page is an anonymous one that is not
+ * again unless `rearm` is false (a restore writes them all back, and its
+ * writes protect them: one round of protection, and of the TLB flush that
+ * goes with it, instead of two). In private memory a written page is an anonymous one that is not
  * the zero page: a page only read stays the file's (or the zero page).
  * Pages not in memory at all (never touched) are skipped without a walk of
  * their page tables, which do not exist. */
 static int scan_range(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo, uint64_t hi,
-                      bool shared, uint64_t *bitmap)
+                      bool shared, bool rearm, uint64_t *bitmap)
 {
 	struct pm_page_region v[256];
 	uint64_t start = lo;
 	while (start < hi) {
 		struct pm_scan_arg a = {
 		    .size = sizeof(a),
-		    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		    .flags = rearm ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
 		    .start = start,
 		    .end = hi,
 		    .vec = (uint64_t)(uintptr_t)v,
@@ -1022,26 +1024,25 @@ static int scan_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p, uint
 
 /* Every tracked page written since the last scan into `bitmap`, and the
  * marks cleared. */
-static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t *bitmap)
+static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm, uint64_t *bitmap)
 {
 	for (unsigned i = 0; i < p->ntracked; i++) {
+		uint64_t lo = p->tracked[i][0], hi = p->tracked[i][1];
 		bool shared = p->tracked_shared & (1u << i);
-		int rc =
-		    p->soft_dirty
-		        ? scan_soft_dirty(sb, p, p->tracked[i][0], p->tracked[i][1], shared, bitmap)
-		        : scan_range(sb, p, p->tracked[i][0], p->tracked[i][1], shared, bitmap);
+		int rc = p->soft_dirty ? scan_soft_dirty(sb, p, lo, hi, shared, bitmap)
+		                       : scan_range(sb, p, lo, hi, shared, rearm, bitmap);
 		if (rc)
 			return rc;
 	}
 	return p->soft_dirty ? clear_soft_dirty(sb, p) : 0;
 }
 
-static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap)
+static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)
 {
 	struct proc_sandbox *p = ps(sb);
 	if (p->dead)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
-	int rc = scan_all(sb, p, bitmap);
+	int rc = scan_all(sb, p, !written_back, bitmap);
 	if (rc || !p->pending)
 		return rc;
 	for (size_t w = 0; w < sb->bitmap_words; w++)
@@ -1199,7 +1200,7 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 	if (p->soft_dirty) {
 		/* Clearing the bits is all or nothing: keep what the guest
 		 * wrote since the last scan first. */
-		int rc = p->scanned ? 0 : scan_all(sb, p, p->pending);
+		int rc = p->scanned ? 0 : scan_all(sb, p, true, p->pending);
 		if (!rc)
 			p->scanned = true;
 		if (!rc)
@@ -1224,7 +1225,7 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 			uint64_t *scratch = sb->dirty_log;
 			memset(scratch, 0, sb->bitmap_words * sizeof(uint64_t));
 			rc = scan_range(sb, p, lo & ~(MOTE_PAGE_SIZE - 1), hi,
-			                p->tracked_shared & (1u << t), scratch);
+			                p->tracked_shared & (1u << t), true, scratch);
 		}
 	}
 	return rc;
