@@ -1191,6 +1191,8 @@ static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, siz
 	return vm_copy(sb, v, n, false);
 }
 
+#define CLUSTER_GAP (64 * 1024)
+
 /* The host's own writes into the child (restores) count as written pages
  * too; protect them again at once, or every later scan would report them
  * and every restore copy them once more. */
@@ -1208,24 +1210,33 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 		return rc ? rc : clear_soft_dirty(sb, p);
 	}
 	int rc = vm_copy(sb, v, n, true);
+	if (rc)
+		return rc;
+	/* Protected a cluster of nearby runs at a time: one scan over the
+	 * hull of runs far apart (a heap's first and last pages) would walk
+	 * every page in memory between them. */
+	memset(sb->dirty_log, 0, sb->bitmap_words * sizeof(uint64_t));
 	for (unsigned t = 0; !rc && t < p->ntracked; t++) {
-		uint64_t lo = UINT64_MAX, hi = 0;
-		for (size_t i = 0; i < n; i++) {
-			uint64_t s0 = v[i].gpa, e0 = v[i].gpa + v[i].len;
-			if (s0 < p->tracked[t][0])
-				s0 = p->tracked[t][0];
-			if (e0 > p->tracked[t][1])
-				e0 = p->tracked[t][1];
-			if (s0 < e0) {
-				lo = s0 < lo ? s0 : lo;
-				hi = e0 > hi ? e0 : hi;
+		uint64_t lo = 0, hi = 0;
+		for (size_t i = 0; !rc && i <= n; i++) {
+			uint64_t s0 = 0, e0 = 0;
+			if (i < n) {
+				s0 = v[i].gpa & ~(MOTE_PAGE_SIZE - 1);
+				e0 = v[i].gpa + v[i].len;
+				s0 = s0 < p->tracked[t][0] ? p->tracked[t][0] : s0;
+				e0 = e0 > p->tracked[t][1] ? p->tracked[t][1] : e0;
+				if (s0 >= e0)
+					continue;
+				if (hi && s0 >= lo && s0 <= hi + CLUSTER_GAP) {
+					hi = e0 > hi ? e0 : hi;
+					continue;
+				}
 			}
-		}
-		if (lo < hi) {
-			uint64_t *scratch = sb->dirty_log;
-			memset(scratch, 0, sb->bitmap_words * sizeof(uint64_t));
-			rc = scan_range(sb, p, lo & ~(MOTE_PAGE_SIZE - 1), hi,
-			                p->tracked_shared & (1u << t), true, scratch);
+			if (hi)
+				rc = scan_range(sb, p, lo, hi, p->tracked_shared & (1u << t), true,
+				                sb->dirty_log);
+			lo = s0;
+			hi = e0;
 		}
 	}
 	return rc;
