@@ -480,19 +480,40 @@ static int add_protections(struct mote_sandbox *sb, struct setup *s, size_t *npr
 
 /* Copy guest [gpa, gpa + len) into the shared memfd at `off`: only what
  * pieces with content back (the rest is zeros, which a new memfd is). */
+#define FILL_CHUNK (64 * 1024)
+
 static int fill_shared(struct mote_sandbox *sb, int fd, uint64_t gpa, uint64_t len, uint64_t off)
 {
-	for (size_t i = 0; i < sb->npieces; i++) {
+	/* From the pieces' files, not through sb->mem: pages read there
+	 * would be in the host's page tables when the shared mapping replaces
+	 * them, and unmapping them costs a TLB flush on every CPU the host
+	 * runs on (inside a VM, an interprocessor interrupt each). */
+	uint8_t *buf = NULL;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < sb->npieces; i++) {
 		const struct mote_mem_piece *pc = &sb->pieces[i];
 		uint64_t lo = pc->gpa > gpa ? pc->gpa : gpa;
 		uint64_t hi = pc->gpa + pc->size < gpa + len ? pc->gpa + pc->size : gpa + len;
 		if (pc->fd < 0 || lo >= hi)
 			continue;
-		if (pwrite(fd, sb->mem + lo, hi - lo, (off_t)(off + lo - gpa)) !=
-		    (ssize_t)(hi - lo))
+		if (!buf && !(buf = mote_malloc(FILL_CHUNK))) {
+			errno = ENOMEM;
 			return -1;
+		}
+		for (uint64_t at = lo; !rc && at < hi;) {
+			size_t want = hi - at < FILL_CHUNK ? (size_t)(hi - at) : FILL_CHUNK;
+			ssize_t n = pread(pc->fd, buf, want, (off_t)(pc->offset + (at - pc->gpa)));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < (ssize_t)want && n >= 0) /* past the file's end: zeros */
+				memset(buf + n, 0, want - (size_t)n);
+			if (n < 0 || pwrite(fd, buf, want, (off_t)(off + at - gpa)) != (ssize_t)want)
+				rc = -1;
+			at += want;
+		}
 	}
-	return 0;
+	mote_free(buf);
+	return rc;
 }
 
 /* The boot-info page and the call buffers move to a memfd both sides map,
