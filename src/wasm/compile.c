@@ -13,6 +13,7 @@
  *   - compare + br_if / if become one compare-and-branch instruction;
  *   - integer binops with a constant operand use immediate forms.
  */
+#include "leb.h"
 #include "wasm_int.h"
 
 _Static_assert(sizeof(void *) == 8, "64-bit targets only");
@@ -121,25 +122,9 @@ static bool r_byte(comp *c, uint8_t *b)
 
 static bool r_uleb(comp *c, unsigned bits, uint64_t *out)
 {
-	uint64_t v = 0;
-	unsigned shift = 0, maxb = (bits + 6) / 7;
-	for (unsigned i = 0;; i++) {
-		uint8_t b;
-		if (!r_byte(c, &b))
-			return false;
-		if (i == maxb - 1) {
-			if (b & 0x80)
-				MALFORMED("integer representation too long");
-			unsigned used = bits - shift;
-			if (used < 7 && (b >> used))
-				MALFORMED("integer too large");
-		}
-		v |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80))
-			break;
-	}
-	*out = v;
+	mw_leb_status st = mw_leb_read(&c->p, c->end, bits, 0, out);
+	if (st)
+		MALFORMED(mw_leb_message(st));
 	return true;
 }
 
@@ -154,28 +139,10 @@ static bool r_u32(comp *c, uint32_t *out)
 
 static bool r_sleb(comp *c, unsigned bits, int64_t *out)
 {
-	uint64_t v = 0;
-	unsigned shift = 0, maxb = (bits + 6) / 7;
-	uint8_t b = 0;
-	for (unsigned i = 0;; i++) {
-		if (!r_byte(c, &b))
-			return false;
-		if (i == maxb - 1) {
-			if (b & 0x80)
-				MALFORMED("integer representation too long");
-			unsigned used = bits - shift;
-			uint8_t mask = (uint8_t)(0x7f & ~((1u << (used - 1)) - 1));
-			uint8_t hi = b & mask;
-			if (hi != 0 && hi != mask)
-				MALFORMED("integer too large");
-		}
-		v |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80))
-			break;
-	}
-	if (shift < 64 && (b & 0x40))
-		v |= ~(uint64_t)0 << shift;
+	uint64_t v;
+	mw_leb_status st = mw_leb_read(&c->p, c->end, bits, 1, &v);
+	if (st)
+		MALFORMED(mw_leb_message(st));
 	*out = (int64_t)v;
 	return true;
 }

@@ -1,5 +1,6 @@
 /* mote wasm engine: binary decoder and module-level validation. Function
  * bodies are validated and translated by compile.c. */
+#include "leb.h"
 #include "wasm_int.h"
 
 /* ------------------------------------------------------------- formatting */
@@ -127,54 +128,16 @@ static bool rd_byte(rd *r, uint8_t *b)
 
 static bool rd_uleb(rd *r, unsigned bits, uint64_t *out)
 {
-	uint64_t v = 0;
-	unsigned shift = 0, maxb = (bits + 6) / 7;
-	for (unsigned i = 0;; i++) {
-		uint8_t b;
-		if (r->p >= r->end)
-			return malformed(r, "unexpected end of section or function");
-		b = *r->p++;
-		if (i == maxb - 1) {
-			if (b & 0x80)
-				return malformed(r, "integer representation too long");
-			unsigned used = bits - shift;
-			if (used < 7 && (b >> used))
-				return malformed(r, "integer too large");
-		}
-		v |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80))
-			break;
-	}
-	*out = v;
-	return true;
+	mw_leb_status st = mw_leb_read(&r->p, r->end, bits, 0, out);
+	return st ? malformed(r, mw_leb_message(st)) : true;
 }
 
 static bool rd_sleb(rd *r, unsigned bits, int64_t *out)
 {
-	uint64_t v = 0;
-	unsigned shift = 0, maxb = (bits + 6) / 7;
-	uint8_t b = 0;
-	for (unsigned i = 0;; i++) {
-		if (r->p >= r->end)
-			return malformed(r, "unexpected end of section or function");
-		b = *r->p++;
-		if (i == maxb - 1) {
-			if (b & 0x80)
-				return malformed(r, "integer representation too long");
-			unsigned used = bits - shift; /* 1..7 */
-			uint8_t mask = (uint8_t)(0x7f & ~((1u << (used - 1)) - 1));
-			uint8_t hi = b & mask;
-			if (hi != 0 && hi != mask)
-				return malformed(r, "integer too large");
-		}
-		v |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80))
-			break;
-	}
-	if (shift < 64 && (b & 0x40))
-		v |= ~(uint64_t)0 << shift;
+	uint64_t v;
+	mw_leb_status st = mw_leb_read(&r->p, r->end, bits, 1, &v);
+	if (st)
+		return malformed(r, mw_leb_message(st));
 	*out = (int64_t)v;
 	return true;
 }
