@@ -1,5 +1,6 @@
 # Wasm sandboxes: the runtime guest (mote's WebAssembly engine, src/wasm,
-# built as a guest around src/guest-wasm/runtime.c), embedded into libmote by
+# built as a guest around src/guest-wasm/runtime.c and its WASI, wasi.c),
+# embedded into libmote by
 # src/host/wasm_sandbox.c with .incbin; the test modules of
 # tests/test_wasm_sandbox.c; the cold-start benchmark.
 
@@ -7,7 +8,7 @@ WASMRT_ELF := $(BUILD)/guests-wasm/wasm_runtime.elf
 WASMRT_ENGINE_SRCS := $(sort $(wildcard src/wasm/*.c))
 WASMRT_ENGINE_HDRS := $(wildcard src/wasm/*.h)
 WASMRT_OBJS := $(patsubst src/wasm/%.c,$(BUILD)/guest-wasm/engine/%.o,$(WASMRT_ENGINE_SRCS)) \
-	       $(BUILD)/guest-wasm/runtime.o
+	       $(BUILD)/guest-wasm/runtime.o $(BUILD)/guest-wasm/wasi.o
 # The engine's own flags (see mk/wasm.mk): -fno-math-errno keeps its float
 # helpers inline, which a freestanding guest needs (there is no libm).
 WASMRT_CFLAGS := $(GUEST_CFLAGS) -fno-math-errno -Isrc/wasm
@@ -16,7 +17,7 @@ $(BUILD)/guest-wasm/engine/%.o: src/wasm/%.c $(WASMRT_ENGINE_HDRS)
 	@mkdir -p $(@D)
 	$(GUEST_CC) $(WASMRT_CFLAGS) -c $< -o $@
 
-$(BUILD)/guest-wasm/runtime.o: src/guest-wasm/runtime.c $(WASMRT_ENGINE_HDRS) $(HEADERS)
+$(BUILD)/guest-wasm/%.o: src/guest-wasm/%.c src/guest-wasm/wasi.h $(WASMRT_ENGINE_HDRS) $(HEADERS)
 	@mkdir -p $(@D)
 	$(GUEST_CC) $(WASMRT_CFLAGS) -c $< -o $@
 

@@ -1,0 +1,844 @@
+/* WASI preview 1 inside the Wasm runtime guest: the functions a module may
+ * import from "wasi_snapshot_preview1" (a subset, in wasi_table below; the
+ * rest fail with EBADF or ENOSYS). Arguments and environment come with the
+ * command's run; the clock, randomness, standard input and read-only files
+ * under preopened directories come from the host through host calls named
+ * in src/common/wasm_abi.h (the host side: src/host/wasm_sandbox.c and
+ * wasi_fs.c). */
+#include "guest-wasm/wasi.h"
+
+#include "common/wasm_abi.h"
+#include "mote/guest.h"
+
+#define HOST_WASI_CLOCK    MOTE_WASI_HOST_CLOCK
+#define HOST_WASI_RANDOM   MOTE_WASI_HOST_RANDOM
+#define HOST_WASI_STDIN    MOTE_WASI_HOST_STDIN
+#define HOST_WASI_DIRS     MOTE_WASI_HOST_DIRS
+#define HOST_WASI_OPEN     MOTE_WASI_HOST_OPEN
+#define HOST_WASI_PREAD    MOTE_WASI_HOST_PREAD
+#define HOST_WASI_FSTAT    MOTE_WASI_HOST_FSTAT
+#define HOST_WASI_PATHSTAT MOTE_WASI_HOST_PATHSTAT
+#define HOST_WASI_CLOSE    MOTE_WASI_HOST_CLOSE
+#define HOST_WASI_READDIR  MOTE_WASI_HOST_READDIR
+
+bool wasi_exited;
+int32_t wasi_exit_code;
+
+/* argv / environ: NUL-terminated strings back to back. */
+static char *g_argbuf, *g_envbuf;
+static uint32_t g_argc, g_envc, g_arglen, g_envlen;
+
+enum {
+	WASI_ESUCCESS = 0,
+	WASI_EBADF = 8,
+	WASI_EFAULT = 21,
+	WASI_EINVAL = 28,
+	WASI_EIO = 29,
+	WASI_EMFILE = 33,
+	WASI_ENAMETOOLONG = 37,
+	WASI_ENOSYS = 52,
+	WASI_EROFS = 69,
+	WASI_ESPIPE = 70,
+};
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static mw_trap wasi_ret(mw_val *results, int32_t err)
+{
+	results[0].u64 = 0;
+	results[0].i32 = err;
+	return MW_TRAP_NONE;
+}
+
+/* args_sizes_get / environ_sizes_get */
+static mw_trap sizes_get(mw_instance *caller, const mw_val *args, mw_val *results, uint32_t count,
+                         uint32_t bytes)
+{
+	uint8_t *a = mem_at(caller, args[0].u32, 4), *b = mem_at(caller, args[1].u32, 4);
+	if (!a || !b)
+		return wasi_ret(results, WASI_EFAULT);
+	put32(a, count);
+	put32(b, bytes);
+	return wasi_ret(results, WASI_ESUCCESS);
+}
+
+/* args_get / environ_get: pointers at args[0], the strings at args[1]. */
+static mw_trap strings_get(mw_instance *caller, const mw_val *args, mw_val *results,
+                           const char *buf, uint32_t count, uint32_t bytes)
+{
+	uint32_t ptrs = args[0].u32, data = args[1].u32;
+	uint8_t *pv = mem_at(caller, ptrs, (uint64_t)count * 4), *dv = mem_at(caller, data, bytes);
+	if (!pv || !dv)
+		return wasi_ret(results, WASI_EFAULT);
+	if (bytes)
+		memcpy(dv, buf, bytes);
+	uint32_t off = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		put32(pv + 4 * i, data + off);
+		off += (uint32_t)strnlen(buf + off, bytes - off) + 1;
+	}
+	return wasi_ret(results, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_args_sizes_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return sizes_get(c, a, r, g_argc, g_arglen);
+}
+
+static mw_trap wasi_args_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return strings_get(c, a, r, g_argbuf, g_argc, g_arglen);
+}
+
+static mw_trap wasi_environ_sizes_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return sizes_get(c, a, r, g_envc, g_envlen);
+}
+
+static mw_trap wasi_environ_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return strings_get(c, a, r, g_envbuf, g_envc, g_envlen);
+}
+
+/* Output to fd 1 and 2 goes to the host's output callback (mote_write). */
+static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32, iovs = a[1].u32, n = a[2].u32;
+	if (fd != 1 && fd != 2)
+		return wasi_ret(r, WASI_EBADF);
+	const uint8_t *iov = mem_at(c, iovs, (uint64_t)n * 8);
+	uint8_t *nw = mem_at(c, a[3].u32, 4);
+	if (!iov || !nw)
+		return wasi_ret(r, WASI_EFAULT);
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t p, len;
+		memcpy(&p, iov + 8 * i, 4);
+		memcpy(&len, iov + 8 * i + 4, 4);
+		const char *s = (const char *)mem_at(c, p, len);
+		if (!s)
+			return wasi_ret(r, WASI_EFAULT);
+		if (len > UINT32_MAX - total)
+			break; /* a short write: *nwritten says how much */
+		/* One log record holds at most 4 KiB. */
+		for (uint32_t off = 0; off < len; off += 4096)
+			mote_write(s + off, len - off < 4096 ? len - off : 4096);
+		total += len;
+	}
+	put32(nw, total);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* An open file (below): the host's handle and the read position. */
+struct wasi_file {
+	bool used;
+	uint64_t handle;
+	uint64_t pos;
+};
+static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t niovs, uint64_t *pos,
+                         uint32_t nread, mw_val *r);
+static struct wasi_file *file_at(uint32_t fd);
+
+/* Standard input comes from the host (mote_wasm_set_stdin), piece by piece;
+ * an empty reply is the end of input. Files are read by file_read. */
+static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (a[0].u32 != 0) {
+		struct wasi_file *f = file_at(a[0].u32);
+		if (!f)
+			return wasi_ret(r, WASI_EBADF);
+		return file_read(c, a[0].u32, a[1].u32, a[2].u32, &f->pos, a[3].u32, r);
+	}
+	uint32_t iovs = a[1].u32, niovs = a[2].u32;
+	uint8_t *nr = mem_at(c, a[3].u32, 4);
+	const uint8_t *iov = niovs <= 1024 ? mem_at(c, iovs, niovs * 8u) : 0;
+	if (!nr || !iov)
+		return wasi_ret(r, WASI_EFAULT);
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < niovs; i++) {
+		uint32_t ptr = get32(iov + 8 * i), len = get32(iov + 8 * i + 4);
+		uint8_t *dst = mem_at(c, ptr, len);
+		if (!dst)
+			return wasi_ret(r, WASI_EFAULT);
+		uint32_t want = len < 65536 ? len : 65536;
+		if (!want)
+			continue;
+		mote_value n = mote_val_u32(want), got;
+		if (mote_host_call(HOST_WASI_STDIN, MOTE_BYTES, &got, &n, 1))
+			return wasi_ret(r, WASI_EBADF);
+		size_t k = got.v.buf.len < want ? got.v.buf.len : want;
+		memcpy(dst, got.v.buf.ptr, k);
+		total += (uint32_t)k;
+		if (k < len) /* a short read: do not block for more */
+			break;
+	}
+	put32(nr, total);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* ---- Read-only files under preopened directories ----
+ * fd 3 .. 3+ndirs-1 are the preopened directories (wasi-libc scans from 3
+ * until EBADF), files opened from them get fd FIRST_FILE_FD + slot. The
+ * host keeps the real descriptors; the guest keeps a handle and the
+ * position. */
+#define MAX_DIRS        16
+#define MAX_FILES       64
+#define FIRST_DIR_FD    3u
+#define FIRST_FILE_FD   (FIRST_DIR_FD + MAX_DIRS)
+#define RIGHT_FD_READ   (1ull << 1)
+#define RIGHT_FD_WRITE  (1ull << 6)
+#define OFLAG_CREAT     1u
+#define OFLAG_DIRECTORY 2u
+#define OFLAG_EXCL      4u
+#define OFLAG_TRUNC     8u
+#define FDFLAG_APPEND   1u
+#define FILE_READ_MAX   (1u << 20) /* bytes per host call; see MAX_READ in wasi_fs.c */
+
+static struct {
+	char *name;
+	uint32_t len;
+} g_dirs[MAX_DIRS];
+static uint32_t g_ndirs;
+static bool g_dirs_known;
+static struct wasi_file g_files[MAX_FILES];
+
+/* The preopened names, asked of the host once per module. */
+static void load_dirs(void)
+{
+	if (g_dirs_known)
+		return;
+	g_dirs_known = true;
+	mote_value got;
+	if (mote_host_call(HOST_WASI_DIRS, MOTE_BYTES, &got, NULL, 0) || got.v.buf.len < 4)
+		return;
+	const uint8_t *p = got.v.buf.ptr;
+	size_t len = got.v.buf.len, off = 4;
+	uint32_t n = get32(p);
+	for (uint32_t i = 0; i < n && i < MAX_DIRS && len - off >= 4; i++) {
+		uint32_t nl = get32(p + off);
+		if (nl == 0 || nl > len - off - 4)
+			break;
+		char *name = malloc(nl);
+		if (!name)
+			break;
+		memcpy(name, p + off + 4, nl);
+		g_dirs[g_ndirs].name = name;
+		g_dirs[g_ndirs].len = nl;
+		g_ndirs++;
+		off += 4 + nl;
+	}
+}
+
+/* The host's preopens may differ from those cached (a sandbox started
+ * from a snapshot has its own): ask again at the next use. */
+void wasi_forget_dirs(void)
+{
+	for (uint32_t i = 0; i < g_ndirs; i++)
+		free(g_dirs[i].name);
+	memset(g_dirs, 0, sizeof(g_dirs));
+	g_ndirs = 0;
+	g_dirs_known = false;
+}
+
+void wasi_forget_files(void)
+{
+	wasi_forget_dirs();
+	memset(g_files, 0, sizeof(g_files));
+}
+
+static bool is_dir_fd(uint32_t fd)
+{
+	load_dirs();
+	return fd >= FIRST_DIR_FD && fd - FIRST_DIR_FD < g_ndirs;
+}
+
+static struct wasi_file *file_at(uint32_t fd)
+{
+	if (fd < FIRST_FILE_FD || fd - FIRST_FILE_FD >= MAX_FILES)
+		return NULL;
+	struct wasi_file *f = &g_files[fd - FIRST_FILE_FD];
+	return f->used ? f : NULL;
+}
+
+/* fd names something: standard I/O, a preopen or an open file. */
+static bool fd_exists(uint32_t fd)
+{
+	return fd <= 2 || file_at(fd) || is_dir_fd(fd);
+}
+
+/* A host reply: errno first; *payload and *len what follows. */
+static uint32_t host_reply(const mote_value *got, const uint8_t **payload, size_t *len)
+{
+	if (got->v.buf.len < 4)
+		return WASI_EIO;
+	*payload = (const uint8_t *)got->v.buf.ptr + 4;
+	*len = got->v.buf.len - 4;
+	return get32(got->v.buf.ptr);
+}
+
+/* Reads into the iovecs from *pos on, advancing it. */
+static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t niovs, uint64_t *pos,
+                         uint32_t nread, mw_val *r)
+{
+	struct wasi_file *f = file_at(fd);
+	uint8_t *nr = mem_at(c, nread, 4);
+	const uint8_t *iov = niovs <= 1024 ? mem_at(c, iovs, niovs * 8u) : 0;
+	if (!nr || !iov)
+		return wasi_ret(r, WASI_EFAULT);
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < niovs; i++) {
+		uint32_t ptr = get32(iov + 8 * i), len = get32(iov + 8 * i + 4);
+		uint8_t *dst = mem_at(c, ptr, len);
+		if (!dst)
+			return wasi_ret(r, WASI_EFAULT);
+		if (len > UINT32_MAX - total)
+			break; /* a short read: *nread says how much */
+		for (uint32_t done = 0; done < len;) {
+			uint32_t want = len - done < FILE_READ_MAX ? len - done : FILE_READ_MAX;
+			mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(*pos),
+			                      mote_val_u32(want)};
+			mote_value got;
+			const uint8_t *data;
+			size_t k;
+			if (mote_host_call(HOST_WASI_PREAD, MOTE_BYTES, &got, args, 3))
+				return wasi_ret(r, WASI_EIO);
+			uint32_t err = host_reply(&got, &data, &k);
+			if (err)
+				return wasi_ret(r, (int32_t)err);
+			if (k > want)
+				k = want;
+			memcpy(dst + done, data, k);
+			done += (uint32_t)k;
+			total += (uint32_t)k;
+			*pos += k;
+			if (k < want) { /* the end of the file */
+				put32(nr, total);
+				return wasi_ret(r, WASI_ESUCCESS);
+			}
+		}
+	}
+	put32(nr, total);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_pread(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!file_at(a[0].u32))
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	uint64_t pos = a[3].u64;
+	return file_read(c, a[0].u32, a[1].u32, a[2].u32, &pos, a[4].u32, r);
+}
+
+/* A stat host call: the 64-byte filestat into out, or a WASI errno (out
+ * untouched). */
+static uint32_t stat_call(const char *fn, const mote_value *args, size_t nargs, uint8_t out[64])
+{
+	mote_value got;
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(fn, MOTE_BYTES, &got, args, nargs))
+		return WASI_EIO;
+	uint32_t err = host_reply(&got, &data, &k);
+	if (!err && k != 64)
+		err = WASI_EIO;
+	if (!err)
+		memcpy(out, data, 64);
+	return err;
+}
+
+static uint32_t file_stat(uint64_t handle, uint8_t out[64])
+{
+	mote_value h = mote_val_u64(handle);
+	return stat_call(HOST_WASI_FSTAT, &h, 1, out);
+}
+
+static uint32_t path_stat(uint32_t dir, const char *path, uint32_t len, uint8_t out[64])
+{
+	mote_value args[2] = {mote_val_u32(dir), {MOTE_STRING, {.u64 = 0}}};
+	args[1].v.buf.ptr = path;
+	args[1].v.buf.len = len;
+	return stat_call(HOST_WASI_PATHSTAT, args, 2, out);
+}
+
+static mw_trap wasi_fd_seek(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	uint8_t *out = mem_at(c, a[3].u32, 8);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	int64_t base;
+	switch (a[2].u32) {
+	case 0: /* SET */
+		base = 0;
+		break;
+	case 1: /* CUR */
+		base = (int64_t)f->pos;
+		break;
+	case 2: { /* END */
+		uint8_t st[64];
+		uint32_t err = file_stat(f->handle, st);
+		if (err)
+			return wasi_ret(r, (int32_t)err);
+		uint64_t size;
+		memcpy(&size, st + 32, 8);
+		base = (int64_t)size;
+		break;
+	}
+	default:
+		return wasi_ret(r, WASI_EINVAL);
+	}
+	int64_t off = a[1].i64;
+	if ((off < 0 && base + off < 0) || (off > 0 && base > INT64_MAX - off))
+		return wasi_ret(r, WASI_EINVAL);
+	f->pos = (uint64_t)(base + off);
+	put64(out, f->pos);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_tell(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+	uint8_t *out = mem_at(c, a[1].u32, 8);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	put64(out, f->pos);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_close(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (f) {
+		mote_value h = mote_val_u64(f->handle), got;
+		mote_host_call(HOST_WASI_CLOSE, MOTE_U32, &got, &h, 1);
+		f->used = false;
+		return wasi_ret(r, WASI_ESUCCESS);
+	}
+	return wasi_ret(r, fd_exists(fd) ? WASI_ESUCCESS : WASI_EBADF);
+}
+
+static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (!fd_exists(fd))
+		return wasi_ret(r, WASI_EBADF);
+	uint8_t *st = mem_at(c, a[1].u32, 24);
+	if (!st)
+		return wasi_ret(r, WASI_EFAULT);
+	memset(st, 0, 24);
+	if (fd <= 2) {
+		st[0] = 2; /* filetype: character device */
+		/* rights: fd_read (bit 1) for stdin, fd_write (bit 6) for the others */
+		put64(st + 8, fd == 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE);
+	} else if (f) {
+		uint8_t fst[64];
+		uint32_t err = file_stat(f->handle, fst);
+		if (err)
+			return wasi_ret(r, (int32_t)err);
+		st[0] = fst[16];
+		/* read, seek, tell, filestat_get, advise: no writing */
+		put64(st + 8, (1ull << 1) | (1ull << 2) | (1ull << 5) | (1ull << 7) | (1ull << 21));
+	} else {
+		st[0] = 3; /* a preopened directory */
+		/* path_open, path_filestat_get, fd_filestat_get; files opened
+		 * from it may ask for every right (writing is refused at open,
+		 * with EROFS, rather than turning into EBADF later) */
+		put64(st + 8, (1ull << 13) | (1ull << 18) | (1ull << 21));
+		put64(st + 16, (1ull << 29) - 1);
+	}
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_prestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!is_dir_fd(a[0].u32))
+		return wasi_ret(r, WASI_EBADF);
+	uint8_t *out = mem_at(c, a[1].u32, 8);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	memset(out, 0, 8); /* tag 0: a directory */
+	put32(out + 4, g_dirs[a[0].u32 - FIRST_DIR_FD].len);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_prestat_dir_name(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!is_dir_fd(a[0].u32))
+		return wasi_ret(r, WASI_EBADF);
+	uint32_t n = g_dirs[a[0].u32 - FIRST_DIR_FD].len;
+	if (a[2].u32 < n)
+		return wasi_ret(r, WASI_ENAMETOOLONG);
+	uint8_t *out = mem_at(c, a[1].u32, n);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	memcpy(out, g_dirs[a[0].u32 - FIRST_DIR_FD].name, n);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* path_open(dirfd, dirflags, path, path_len, oflags, rights_base,
+ * rights_inheriting, fdflags, *fd): read-only, beneath a preopen. */
+static mw_trap wasi_path_open(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t dirfd = a[0].u32, oflags = a[4].u32, fdflags = a[7].u32;
+	if (!is_dir_fd(dirfd))
+		return wasi_ret(r, WASI_EBADF);
+	const char *path = (const char *)mem_at(c, a[2].u32, a[3].u32);
+	uint8_t *fd_out = mem_at(c, a[8].u32, 4);
+	if (!path || !fd_out)
+		return wasi_ret(r, WASI_EFAULT);
+	if (oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC) || fdflags & FDFLAG_APPEND ||
+	    a[5].u64 & RIGHT_FD_WRITE)
+		return wasi_ret(r, WASI_EROFS);
+	uint32_t slot = 0;
+	while (slot < MAX_FILES && g_files[slot].used)
+		slot++;
+	if (slot == MAX_FILES)
+		return wasi_ret(r, WASI_EMFILE);
+	mote_value args[3] = {mote_val_u32(dirfd - FIRST_DIR_FD),
+	                      {MOTE_STRING, {.u64 = 0}},
+	                      mote_val_u32(oflags & OFLAG_DIRECTORY ? 1 : 0)},
+	           got;
+	args[1].v.buf.ptr = path;
+	args[1].v.buf.len = a[3].u32;
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(HOST_WASI_OPEN, MOTE_BYTES, &got, args, 3))
+		return wasi_ret(r, WASI_EIO);
+	uint32_t err = host_reply(&got, &data, &k);
+	if (!err && k != 8)
+		err = WASI_EIO;
+	if (err)
+		return wasi_ret(r, (int32_t)err);
+	memcpy(&g_files[slot].handle, data, 8);
+	g_files[slot].used = true;
+	g_files[slot].pos = 0;
+	put32(fd_out, FIRST_FILE_FD + slot);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (!fd_exists(fd))
+		return wasi_ret(r, WASI_EBADF);
+	uint8_t *out = mem_at(c, a[1].u32, 64);
+	if (!out)
+		return wasi_ret(r, WASI_EFAULT);
+	uint32_t err = 0;
+	if (f) {
+		err = file_stat(f->handle, out);
+	} else if (fd > 2) {
+		err = path_stat(fd - FIRST_DIR_FD, ".", 1, out);
+	} else {
+		memset(out, 0, 64);
+		out[16] = 2; /* a character device */
+	}
+	return wasi_ret(r, (int32_t)err);
+}
+
+/* fd_readdir(fd, buf, buf_len, cookie, *bufused): whole entries while they
+ * fit, then as much of the next as fits (bufused == buf_len tells the
+ * caller to come back with that entry's cookie); bufused < buf_len is the
+ * end of the directory. */
+static mw_trap wasi_fd_readdir(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
+		return wasi_ret(r, WASI_EBADF);
+	uint32_t cap = a[2].u32;
+	uint8_t *buf = mem_at(c, a[1].u32, cap), *used_out = mem_at(c, a[4].u32, 4);
+	if (!buf || !used_out)
+		return wasi_ret(r, WASI_EFAULT);
+	uint64_t cookie = a[3].u64;
+	uint32_t used = 0;
+	while (used < cap) {
+		/* Ask for a little more than the room left, so a last entry
+		 * that only partly fits still comes back. */
+		uint32_t room = cap - used, ask = room < 65536 - 280 ? room + 280 : 65536;
+		mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(cookie),
+		                      mote_val_u32(ask)},
+		           got;
+		const uint8_t *data;
+		size_t k;
+		if (mote_host_call(HOST_WASI_READDIR, MOTE_BYTES, &got, args, 3))
+			return wasi_ret(r, WASI_EIO);
+		uint32_t err = host_reply(&got, &data, &k);
+		if (err)
+			return wasi_ret(r, (int32_t)err);
+		if (k == 0)
+			break; /* the end of the directory */
+		uint32_t before = used;
+		for (size_t off = 0; off + 24 <= k && used < cap;) {
+			uint32_t namlen = get32(data + off + 16);
+			if (namlen > k - off - 24)
+				return wasi_ret(r, WASI_EIO);
+			uint32_t whole = 24 + namlen, n = whole < cap - used ? whole : cap - used;
+			memcpy(buf + used, data + off, n);
+			used += n;
+			memcpy(&cookie, data + off, 8);
+			off += whole;
+		}
+		if (used == before)
+			return wasi_ret(r, WASI_EIO); /* a reply with no whole entry */
+	}
+	put32(used_out, used);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* path_filestat_get(dirfd, lookupflags, path, path_len, *filestat) */
+static mw_trap wasi_path_filestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!is_dir_fd(a[0].u32))
+		return wasi_ret(r, WASI_EBADF);
+	const char *path = (const char *)mem_at(c, a[2].u32, a[3].u32);
+	uint8_t *out = mem_at(c, a[4].u32, 64);
+	if (!path || !out)
+		return wasi_ret(r, WASI_EFAULT);
+	return wasi_ret(r, (int32_t)path_stat(a[0].u32 - FIRST_DIR_FD, path, a[3].u32, out));
+}
+
+/* The rest of fd_* and path_*. */
+static mw_trap wasi_ebadf(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	(void)a;
+	return wasi_ret(r, WASI_EBADF);
+}
+
+static mw_trap wasi_enosys(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	(void)a;
+	return wasi_ret(r, WASI_ENOSYS);
+}
+
+static mw_trap wasi_sched_yield(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	(void)a;
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_clock_res_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (a[0].u32 > 3)
+		return wasi_ret(r, WASI_EINVAL);
+	uint8_t *p = mem_at(c, a[1].u32, 8);
+	if (!p)
+		return wasi_ret(r, WASI_EFAULT);
+	put64(p, 1000); /* 1 us: what a host call can resolve, honestly */
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_clock_time_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (a[0].u32 > 3)
+		return wasi_ret(r, WASI_EINVAL);
+	uint8_t *p = mem_at(c, a[2].u32, 8);
+	if (!p)
+		return wasi_ret(r, WASI_EFAULT);
+	mote_value id = mote_val_i32(a[0].i32), t;
+	int rc = mote_host_call(HOST_WASI_CLOCK, MOTE_U64, &t, &id, 1);
+	if (rc)
+		return wasi_ret(r, WASI_ENOSYS);
+	put64(p, t.v.u64);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+static mw_trap wasi_random_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t ptr = a[0].u32, len = a[1].u32;
+	uint8_t *p = mem_at(c, ptr, len);
+	if (!p)
+		return wasi_ret(r, WASI_EFAULT);
+	for (uint32_t off = 0; off < len;) {
+		uint32_t want = len - off < 65536 ? len - off : 65536;
+		mote_value n = mote_val_u32(want), got;
+		int rc = mote_host_call(HOST_WASI_RANDOM, MOTE_BYTES, &got, &n, 1);
+		if (rc || got.v.buf.len == 0)
+			return wasi_ret(r, WASI_ENOSYS);
+		size_t k = got.v.buf.len < want ? got.v.buf.len : want;
+		memcpy(p + off, got.v.buf.ptr, k);
+		off += (uint32_t)k;
+	}
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* Stops the running call: the engine unwinds on the trap, the caller sees
+ * wasi_exited. */
+static mw_trap wasi_proc_exit(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	(void)r;
+	wasi_exited = true;
+	wasi_exit_code = a[0].i32;
+	return MW_TRAP_HOST;
+}
+
+/* Signatures: i = i32, I = i64, before and after the colon. */
+static const struct wasi_fn {
+	const char *name;
+	const char *type;
+	mw_host_fn fn;
+} wasi_table[] = {
+    {"args_get", "ii:i", wasi_args_get},
+    {"args_sizes_get", "ii:i", wasi_args_sizes_get},
+    {"environ_get", "ii:i", wasi_environ_get},
+    {"environ_sizes_get", "ii:i", wasi_environ_sizes_get},
+    {"clock_res_get", "ii:i", wasi_clock_res_get},
+    {"clock_time_get", "iIi:i", wasi_clock_time_get},
+    {"fd_close", "i:i", wasi_fd_close},
+    {"fd_fdstat_get", "ii:i", wasi_fd_fdstat_get},
+    {"fd_filestat_get", "ii:i", wasi_fd_filestat_get},
+    {"fd_prestat_dir_name", "iii:i", wasi_fd_prestat_dir_name},
+    {"fd_prestat_get", "ii:i", wasi_fd_prestat_get},
+    {"fd_pread", "iiiIi:i", wasi_fd_pread},
+    {"fd_read", "iiii:i", wasi_fd_read},
+    {"fd_readdir", "iiiIi:i", wasi_fd_readdir},
+    {"fd_seek", "iIii:i", wasi_fd_seek},
+    {"fd_tell", "ii:i", wasi_fd_tell},
+    {"fd_write", "iiii:i", wasi_fd_write},
+    {"path_filestat_get", "iiiii:i", wasi_path_filestat_get},
+    {"path_open", "iiiiiIIii:i", wasi_path_open},
+    {"proc_exit", "i:", wasi_proc_exit},
+    {"random_get", "ii:i", wasi_random_get},
+    {"sched_yield", ":i", wasi_sched_yield},
+};
+
+static bool wasi_type_matches(const char *spec, const mw_functype *ft)
+{
+	uint8_t p[12], res[2];
+	uint32_t np = 0, nr = 0;
+	bool after = false;
+	for (const char *s = spec; *s; s++) {
+		if (*s == ':') {
+			after = true;
+			continue;
+		}
+		uint8_t t = *s == 'I' ? MW_I64 : MW_I32;
+		if (after)
+			res[nr++] = t;
+		else
+			p[np++] = t;
+	}
+	return functype_equal(ft, p, np, res, nr);
+}
+
+int wasi_resolve(const mw_import_info *imp, mw_host_fn *fn, char *reason, size_t reason_len)
+{
+	char have[160];
+	format_functype(have, sizeof(have), &imp->func);
+	*fn = NULL;
+	for (size_t i = 0; i < sizeof(wasi_table) / sizeof(wasi_table[0]); i++) {
+		const char *name = wasi_table[i].name;
+		if (strlen(name) != imp->name_len || memcmp(imp->name, name, imp->name_len))
+			continue;
+		if (!wasi_type_matches(wasi_table[i].type, &imp->func)) {
+			snprintf(reason, reason_len,
+			         "incompatible import type " WASI_MODULE ".%s: %s", name, have);
+			return -MOTE_ESIGNATURE;
+		}
+		*fn = wasi_table[i].fn;
+		return 0;
+	}
+	/* The rest of preview 1: fd_* and path_* fail with EBADF (there are
+	 * no other descriptors), everything else with ENOSYS. */
+	if (imp->func.nresults != 1 || imp->func.results[0] != MW_I32) {
+		snprintf(reason, reason_len,
+		         "unknown import " WASI_MODULE ".%.*s %s: not a WASI preview 1 function",
+		         (int)(imp->name_len > 64 ? 64 : imp->name_len), imp->name, have);
+		return -MOTE_ENOFUNC;
+	}
+	bool fd = (imp->name_len >= 3 && !memcmp(imp->name, "fd_", 3)) ||
+	          (imp->name_len >= 5 && !memcmp(imp->name, "path_", 5));
+	*fn = fd ? wasi_ebadf : wasi_enosys;
+	return 0;
+}
+
+int wasi_set_args(const uint8_t *p, size_t len)
+{
+	uint32_t argc, envc;
+	if (len < 8)
+		return -MOTE_EINVAL;
+	memcpy(&argc, p, 4);
+	memcpy(&envc, p + 4, 4);
+	const char *s = (const char *)p + 8;
+	size_t rest = len - 8, off = 0;
+	uint32_t split = 0;
+	if (argc > rest || envc > rest - argc)
+		return -MOTE_EINVAL;
+	for (uint32_t i = 0; i < argc + envc; i++) {
+		if (i == argc)
+			split = (uint32_t)off;
+		size_t l = strnlen(s + off, rest - off);
+		if (l == rest - off)
+			return -MOTE_EINVAL;
+		off += l + 1;
+	}
+	if (envc == 0)
+		split = (uint32_t)off;
+	char *a = malloc(split + 1), *e = malloc(off - split + 1);
+	if (!a || !e) {
+		free(a);
+		free(e);
+		return -MOTE_ENOMEM;
+	}
+	memcpy(a, s, split);
+	memcpy(e, s + split, off - split);
+	free(g_argbuf);
+	free(g_envbuf);
+	g_argbuf = a;
+	g_envbuf = e;
+	g_argc = argc;
+	g_envc = envc;
+	g_arglen = split;
+	g_envlen = (uint32_t)(off - split);
+	return 0;
+}
