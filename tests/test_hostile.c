@@ -1441,10 +1441,13 @@ static bool stub_data_range(uint64_t *lo, uint64_t *hi)
 TEST(write_over_stub_stack_and_data)
 {
 	/* The guest can write the stub's data and stacks: it shares their
-	 * address space. It harms only itself: the stub sets its stack anew at
-	 * every exit and keeps nothing there the host relies on, so here the
-	 * call still completes and the next one answers right. Under KVM the
-	 * addresses are outside guest memory. */
+	 * address space. It harms only itself. The stub sets its stack anew at
+	 * every exit, but its count of the host's commands lives there too: a
+	 * guest that changes it makes the stub run on after its report, which
+	 * the host sees as a broken protocol (poisoned; a restore starts the
+	 * guest over). Which of the two a pattern gives depends on timing; the
+	 * host is never harmed. Under KVM the addresses are outside guest
+	 * memory. */
 	if (!on_process_backend()) {
 		mote_value a[3] = {mote_u64(0x7e0000002000ull), mote_u64(4096), mote_u32(0xcc)};
 		expect_clean_failure("fill", a, 3, -MOTE_EFAULT,
@@ -1461,15 +1464,27 @@ TEST(write_over_stub_stack_and_data)
 	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
 		mote_sandbox *sb = open_hostile();
 		REQUIRE(sb);
+		mote_snapshot *before;
+		REQUIRE(mote_sandbox_snapshot(sb, &before) == 0);
 		mote_value a[3] = {mote_u64(lo), mote_u64(hi - lo), mote_u32(patterns[i])};
-		int rc = mote_sandbox_call(sb, "fill", a, 3, NULL);
-		if (rc)
-			TEST_FAILF("fill 0x%x over the stub's data: rc %d (%s)", patterns[i], rc,
-				   mote_sandbox_last_error(sb));
 		mote_value args[2] = {mote_i32(40), mote_i32(2)}, r = {0};
-		CHECK_EQ_INT(mote_sandbox_call(sb, "add", args, 2, &r), 0);
-		CHECK_EQ_INT(r.v.i32, 42);
-		CHECK(!mote_sandbox_poisoned(sb));
+		int rc = mote_sandbox_call(sb, "fill", a, 3, NULL);
+		if (!rc)
+			rc = mote_sandbox_call(sb, "add", args, 2, &r);
+		if (rc == 0) {
+			CHECK_EQ_INT(r.v.i32, 42);
+			CHECK(!mote_sandbox_poisoned(sb));
+		} else {
+			if (rc != -MOTE_EPROTOCOL && rc != -MOTE_EPOISONED)
+				TEST_FAILF("fill 0x%x over the stub's data: rc %d (%s)", patterns[i],
+					   rc, mote_sandbox_last_error(sb));
+			CHECK(mote_sandbox_poisoned(sb));
+			CHECK_EQ_INT(mote_sandbox_restore(sb, before), 0);
+			r.v.i32 = 0;
+			CHECK_EQ_INT(mote_sandbox_call(sb, "add", args, 2, &r), 0);
+			CHECK_EQ_INT(r.v.i32, 42);
+		}
+		mote_snapshot_free(before);
 		mote_sandbox_free(sb);
 	}
 	check_nothing_left(fds, kids, maps);

@@ -102,7 +102,9 @@ struct mote_backend_ops {
 	 * unless copy-on-write. */
 	int (*map)(struct mote_sandbox *sb, struct mote_file_map *m, int fd);
 	/* Optional: the guest is gone (its process died) and only a restore,
-	 * which starts it over, brings it back. */
+	 * which starts it over, brings it back. A backend that has it is also
+	 * started over by a restore after the guest broke the call protocol:
+	 * its own code beside the guest may be corrupt. */
 	bool (*lost)(struct mote_sandbox *sb);
 	void (*unmap)(struct mote_sandbox *sb, struct mote_file_map *m);
 };

@@ -160,6 +160,10 @@ struct mote_sandbox {
 	uint32_t abi_version;
 
 	bool poisoned;
+	/* The guest broke the call protocol: on a backend whose guest runs
+	 * beside code of ours it can write (the process backend's stub), that
+	 * code is suspect too, and a restore starts the guest over. */
+	bool protocol_broken;
 	char err[512];
 
 	/* Interruption: guarded by run_lock. */

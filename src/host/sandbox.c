@@ -1072,9 +1072,11 @@ int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args
 	sb->hostresult_off = ((uint64_t)size + 15) & ~15ull;
 	sb->hostcall_error = 0;
 	rc = run_guest(sb);
-	if (rc)
-		return rc;
-	return take_result(sb, sig, result);
+	if (!rc)
+		rc = take_result(sb, sig, result);
+	if (rc == -MOTE_EPROTOCOL)
+		sb->protocol_broken = true;
+	return rc;
 }
 
 /* ---- Introspection ---- */

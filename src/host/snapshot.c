@@ -484,6 +484,7 @@ static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
 		sb->base = snap;
 	}
 	sb->poisoned = false;
+	sb->protocol_broken = false;
 	sb->err[0] = 0;
 	return 0;
 }
@@ -504,7 +505,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 					 (unsigned long long)snap->meta.layout.mem_size,
 					 (unsigned long long)sb->mem_size);
 	if (!sb->be->shares_host_memory &&
-	    (snap != sb->base || (sb->be->lost && sb->be->lost(sb))))
+	    (snap != sb->base || (sb->be->lost && (sb->protocol_broken || sb->be->lost(sb)))))
 		return rebuild_from(sb, snap);
 	bool any;
 	int rc = mote_sandbox_settle(sb);
