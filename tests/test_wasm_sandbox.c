@@ -632,6 +632,8 @@ TEST(plain_sandboxes_are_not_wasm_sandboxes)
 	CHECK_EQ_INT(mote_wasm_load(sb, "x", 1), -MOTE_EINVAL);
 	mote_snapshot *snap;
 	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	CHECK(!mote_wasm_is_snapshot(snap));
+	CHECK(!mote_wasm_is_snapshot(NULL));
 	mote_sandbox *w = NULL;
 	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &w), -MOTE_EINVAL);
 	CHECK(w == NULL);
@@ -661,6 +663,7 @@ TEST(snapshot_with_module_loaded_round_trips_through_a_file)
 	mote_sandbox_free(sb);
 
 	REQUIRE(mote_snapshot_open(path, 0, &snap) == 0);
+	CHECK(mote_wasm_is_snapshot(snap));
 	mote_sandbox *a = NULL, *b = NULL;
 	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, fns, NULL, &a), 0);
 	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, fns, NULL, &b), 0);

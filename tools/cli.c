@@ -395,19 +395,6 @@ bool is_snapshot_file(const char *path)
 	return yes;
 }
 
-/* A snapshot of a Wasm sandbox: its guest is mote's Wasm runtime. */
-bool is_wasm_snapshot(const char *path)
-{
-	mote_snapshot_info in;
-	if (!is_snapshot_file(path) || mote_snapshot_info_read(path, &in) != 0)
-		return false;
-	bool wasm = false;
-	for (size_t i = 0; i < in.nguest_functions && !wasm; i++)
-		wasm = !strcmp(in.guest_functions[i].name, "wasm_call");
-	mote_snapshot_info_free(&in);
-	return wasm;
-}
-
 void json_string(const char *s)
 {
 	putchar('"');

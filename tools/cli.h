@@ -42,16 +42,15 @@ extern unsigned open_flags;
 /* Map the --map files into a started sandbox. 0 or an exit code. */
 int apply_maps(mote_sandbox *sb);
 
-/* A snapshot file (by its magic), and one of a Wasm sandbox. */
+/* A snapshot file (by its magic). */
 bool is_snapshot_file(const char *path);
-bool is_wasm_snapshot(const char *path);
 
 /* A JSON string literal of `s` on stdout. */
 void json_string(const char *s);
 
-/* mote wasm (tools/mote_wasm.c); `mote run` hands Wasm snapshots to
- * wasm_run. */
+/* mote wasm (tools/mote_wasm.c); `mote run` hands the Wasm snapshots it
+ * has opened to wasm_run (`snap`: argv's file, opened; or NULL). */
 int cmd_wasm(int argc, char **argv);
-int wasm_run(int argc, char **argv, mote_config *cfg);
+int wasm_run(int argc, char **argv, mote_config *cfg, const mote_snapshot *snap);
 
 #endif

@@ -79,19 +79,24 @@ static void usage(FILE *f)
 		"Errors print as \"mote: MOTE_Exxx: detail\" on stderr.\n");
 }
 
-/* A sandbox from a guest ELF or a snapshot file. Prints the error. */
-static int open_sandbox(const char *path, const mote_config *cfg, mote_sandbox **sb)
+/* A sandbox from a guest ELF or a snapshot file (`snap`, when the caller
+ * has opened it already). Prints the error. */
+static int open_sandbox(const char *path, const mote_snapshot *snap, const mote_config *cfg,
+			mote_sandbox **sb)
 {
-	if (!is_snapshot_file(path)) {
+	if (!snap && !is_snapshot_file(path)) {
 		int rc = mote_sandbox_new(path, cfg, NULL, sb);
 		return rc ? fail(EXIT_CREATE, rc, mote_last_error()) : 0;
 	}
-	mote_snapshot *snap;
-	int rc = mote_snapshot_open(path, open_flags, &snap);
-	if (rc)
-		return fail(EXIT_CREATE, rc, mote_last_error());
-	rc = mote_sandbox_from_snapshot(snap, NULL, cfg, sb);
-	mote_snapshot_free(snap);
+	mote_snapshot *opened = NULL;
+	if (!snap) {
+		int rc = mote_snapshot_open(path, open_flags, &opened);
+		if (rc)
+			return fail(EXIT_CREATE, rc, mote_last_error());
+		snap = opened;
+	}
+	int rc = mote_sandbox_from_snapshot(snap, NULL, cfg, sb);
+	mote_snapshot_free(opened);
 	return rc ? fail(EXIT_CREATE, rc, mote_last_error()) : 0;
 }
 
@@ -160,29 +165,40 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "usage: mote run [OPTIONS] GUEST FUNCTION [ARGS...]\n");
 		goto out_cfg;
 	}
-	if (is_wasm_snapshot(argv[0])) {
+	/* A snapshot file is opened, parsed and verified once, here. */
+	mote_snapshot *snap = NULL;
+	if (is_snapshot_file(argv[0])) {
+		int rc = mote_snapshot_open(argv[0], open_flags, &snap);
+		if (rc) {
+			code = fail(EXIT_CREATE, rc, mote_last_error());
+			goto out_cfg;
+		}
+	}
+	if (snap && mote_wasm_is_snapshot(snap)) {
 		/* A Wasm sandbox's snapshot: FUNCTION is an export of its module. */
 		char **wargv = calloc((size_t)argc + 2, sizeof(*wargv));
 		if (!wargv) {
 			code = fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
-			goto out_cfg;
+			goto out_snap;
 		}
 		wargv[0] = argv[0];
 		wargv[1] = (char *)"--invoke";
 		for (int i = 1; i < argc; i++)
 			wargv[i + 1] = argv[i];
-		code = wasm_run(argc + 1, wargv, cfg);
+		code = wasm_run(argc + 1, wargv, cfg, snap);
 		free(wargv);
-		goto out_cfg;
+		goto out_snap;
 	}
 	mote_sandbox *sb;
-	code = open_sandbox(argv[0], cfg, &sb);
+	code = open_sandbox(argv[0], snap, cfg, &sb);
 	if (code)
-		goto out_cfg;
+		goto out_snap;
 	code = apply_maps(sb);
 	if (!code)
 		code = call_and_print(sb, argv[1], (size_t)argc - 2, argv + 2, argv[0], true);
 	mote_sandbox_free(sb);
+out_snap:
+	mote_snapshot_free(snap);
 out_cfg:
 	mote_config_free(cfg);
 	return code;
@@ -393,7 +409,7 @@ static int cmd_snapshot(int argc, char **argv)
 		fprintf(stderr, "usage: mote snapshot [OPTIONS] GUEST -o FILE [--call FUNCTION ARGS...]\n");
 		goto out;
 	}
-	code = open_sandbox(guest, cfg, &sb);
+	code = open_sandbox(guest, NULL, cfg, &sb);
 	if (code)
 		goto out;
 	if (argc > 0) { /* --call FUNCTION ARGS... */

@@ -32,18 +32,23 @@ static void wasm_usage(FILE *f)
 	           "functions are registered).\n");
 }
 
-/* A Wasm sandbox with PATH loaded, or started from PATH (a snapshot). */
-static int open_wasm_sandbox(const char *path, const mote_config *cfg, mote_sandbox **sb)
+/* A Wasm sandbox with PATH loaded, or started from PATH (a snapshot; `snap`
+ * when the caller has opened it already). */
+static int open_wasm_sandbox(const char *path, const mote_snapshot *snap, const mote_config *cfg,
+                             mote_sandbox **sb)
 {
 	int rc;
 	*sb = NULL;
-	if (is_snapshot_file(path)) {
-		mote_snapshot *snap;
-		rc = mote_snapshot_open(path, open_flags, &snap);
-		if (rc)
-			return fail(EXIT_CREATE, rc, mote_last_error());
+	if (snap || is_snapshot_file(path)) {
+		mote_snapshot *opened = NULL;
+		if (!snap) {
+			rc = mote_snapshot_open(path, open_flags, &opened);
+			if (rc)
+				return fail(EXIT_CREATE, rc, mote_last_error());
+			snap = opened;
+		}
 		rc = mote_wasm_sandbox_from_snapshot(snap, NULL, cfg, sb);
-		mote_snapshot_free(snap);
+		mote_snapshot_free(opened);
 		return rc ? fail(EXIT_CREATE, rc, mote_last_error()) : 0;
 	}
 	rc = mote_wasm_sandbox_new(cfg, NULL, sb);
@@ -116,7 +121,7 @@ out:
 	return code;
 }
 
-int wasm_run(int argc, char **argv, mote_config *cfg)
+int wasm_run(int argc, char **argv, mote_config *cfg, const mote_snapshot *snap)
 {
 	const char *stdin_path = NULL; /* --stdin FILE, "-" for ours */
 	const char **envp = calloc((size_t)argc + 1, sizeof(*envp));
@@ -172,7 +177,7 @@ int wasm_run(int argc, char **argv, mote_config *cfg)
 	}
 	const char *path = argv[0];
 	mote_sandbox *sb;
-	code = open_wasm_sandbox(path, cfg, &sb);
+	code = open_wasm_sandbox(path, snap, cfg, &sb);
 	if (code)
 		goto out;
 	if (argc >= 2 && !strcmp(argv[1], "--invoke")) {
@@ -258,7 +263,7 @@ static int wasm_cmd_snapshot(int argc, char **argv, mote_config *cfg)
 		return EXIT_USAGE;
 	}
 	mote_sandbox *sb;
-	int code = open_wasm_sandbox(module, cfg, &sb);
+	int code = open_wasm_sandbox(module, NULL, cfg, &sb);
 	if (code)
 		return code;
 	mote_snapshot *snap = NULL;
@@ -281,7 +286,7 @@ static int wasm_cmd_exports(int argc, char **argv, mote_config *cfg)
 		return EXIT_USAGE;
 	}
 	mote_sandbox *sb;
-	int code = open_wasm_sandbox(argv[0], cfg, &sb);
+	int code = open_wasm_sandbox(argv[0], NULL, cfg, &sb);
 	if (code)
 		return code;
 	mote_wasm_exports *ex;
@@ -314,7 +319,7 @@ int cmd_wasm(int argc, char **argv)
 	mote_config_set_output(cfg, cli_output, NULL);
 	int code;
 	if (!strcmp(argv[0], "run"))
-		code = wasm_run(argc - 1, argv + 1, cfg);
+		code = wasm_run(argc - 1, argv + 1, cfg, NULL);
 	else if (!strcmp(argv[0], "snapshot"))
 		code = wasm_cmd_snapshot(argc - 1, argv + 1, cfg);
 	else if (!strcmp(argv[0], "exports"))

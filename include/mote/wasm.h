@@ -76,6 +76,10 @@ MOTE_API int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snapshot,
 
 /* True when `sandbox` runs the Wasm runtime (created by the functions above). */
 MOTE_API bool mote_wasm_is_sandbox(const mote_sandbox *sandbox);
+/* True when `snapshot` is of a Wasm sandbox: its guest is the Wasm runtime
+ * (the runtime's protocol functions, with their signatures, are in its
+ * function table). */
+MOTE_API bool mote_wasm_is_snapshot(const mote_snapshot *snapshot);
 
 /* ---- Modules ----
  * Decode, validate and instantiate a binary module (running its start

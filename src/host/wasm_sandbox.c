@@ -381,6 +381,11 @@ bool mote_wasm_is_sandbox(const mote_sandbox *sb)
 	return sb && runtime_function_table(mote_sandbox_function_count(sb), sandbox_fn, sb);
 }
 
+bool mote_wasm_is_snapshot(const mote_snapshot *snap)
+{
+	return snap && runtime_function_table(mote_snapshot_function_count(snap), snapshot_fn, snap);
+}
+
 int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snap, const mote_host_functions *imports,
 				    const mote_config *config, mote_sandbox **out)
 {
