@@ -4,7 +4,7 @@
 
 CC       ?= gcc
 PREFIX   ?= /usr/local
-VERSION  := 0.1.0
+VERSION  := 0.2.0
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san

@@ -53,7 +53,7 @@ static int make_snapshot_file(uint64_t heap, uint32_t fill, const char *path, do
 		rc = mote_sandbox_snapshot(sb, &snap);
 	if (!rc) {
 		double t0 = bench_now_us();
-		rc = mote_snapshot_save(snap, path);
+		rc = mote_snapshot_save(snap, path, 0);
 		if (save_us)
 			*save_us = bench_now_us() - t0;
 	}
@@ -482,7 +482,7 @@ int bench_layers(const struct bench_opts *o, double *chain_us, double *single_us
 		if (!rc)
 			rc = mote_sandbox_snapshot(sb, &snap);
 		if (!rc)
-			rc = mote_snapshot_save(snap, paths[layer]);
+			rc = mote_snapshot_save(snap, paths[layer], 0);
 		mote_snapshot_free(snap);
 		snap = NULL;
 	}
@@ -496,7 +496,7 @@ int bench_layers(const struct bench_opts *o, double *chain_us, double *single_us
 	if (!rc)
 		rc = mote_sandbox_snapshot(single, &snap);
 	if (!rc)
-		rc = mote_snapshot_save(snap, paths[3]);
+		rc = mote_snapshot_save(snap, paths[3], 0);
 	mote_snapshot_free(snap);
 	mote_sandbox_free(single);
 	mote_sandbox_free(sb);

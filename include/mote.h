@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MOTE_VERSION_MAJOR 0
-#define MOTE_VERSION_MINOR 1
+#define MOTE_VERSION_MINOR 2
 #define MOTE_VERSION_PATCH 0
 
 /* Error codes: MOTE_ERRNO_MAP and enum mote_errno live in mote/types.h. */
@@ -236,15 +236,13 @@ MOTE_API void mote_snapshot_free(mote_snapshot *snapshot);
 
 /* Write a snapshot to one self-describing file, atomically (a temporary
  * file, fsync, rename, fsync of the directory): an existing file at `path`
- * is replaced only when the new one is complete. */
-MOTE_API int mote_snapshot_save(const mote_snapshot *snapshot, const char *path);
-/* Save flags. By default mapped files are recorded by reference (path and
- * SHA-256; opening refuses a changed file). With MOTE_SAVE_ABSORB_MAPPINGS
- * their content is stored in the snapshot file instead, so it no longer
- * depends on them. */
-#define MOTE_SAVE_ABSORB_MAPPINGS 1u
-MOTE_API int mote_snapshot_save_flags(const mote_snapshot *snapshot, const char *path,
-				      unsigned flags);
+ * is replaced only when the new one is complete. `flags`: 0 or
+ * MOTE_SNAPSHOT_ABSORB_MAPPINGS. By default mapped files are recorded by
+ * reference (path and SHA-256; opening refuses a changed file); with
+ * MOTE_SNAPSHOT_ABSORB_MAPPINGS their content is stored in the snapshot
+ * file instead, so it no longer depends on them. */
+#define MOTE_SNAPSHOT_ABSORB_MAPPINGS 4u
+MOTE_API int mote_snapshot_save(const mote_snapshot *snapshot, const char *path, unsigned flags);
 
 /* Open flags. Default (0): verify every byte of the memory blob (SHA-256 on
  * two threads) unless this process already fully verified this exact file

@@ -117,7 +117,7 @@ TEST(file_chain_roundtrips_exactly)
 	REQUIRE(write_pattern(sb, 0, 300, 1) == 0);
 	mote_snapshot *s0;
 	REQUIRE(mote_sandbox_snapshot(sb, &s0) == 0);
-	REQUIRE(mote_snapshot_save(s0, base_path) == 0);
+	REQUIRE(mote_snapshot_save(s0, base_path, 0) == 0);
 	mote_sandbox_free(sb);
 
 	/* Application layer over the opened base. */
@@ -128,7 +128,7 @@ TEST(file_chain_roundtrips_exactly)
 	REQUIRE(write_pattern(app, 50, 16, 2) == 0);
 	mote_snapshot *s1;
 	REQUIRE(mote_sandbox_snapshot(app, &s1) == 0);
-	REQUIRE(mote_snapshot_save(s1, l1_path) == 0);
+	REQUIRE(mote_snapshot_save(s1, l1_path, 0) == 0);
 	/* Size proportional to the pages written, not to memory. */
 	long l1_size = file_size(l1_path), base_size = file_size(base_path);
 	CHECK(l1_size > 0 && l1_size <= 24 * 4096 + 64 * 1024);
@@ -141,7 +141,7 @@ TEST(file_chain_roundtrips_exactly)
 	REQUIRE(mote_sandbox_call(app, "bump", NULL, 0, NULL) == 0);
 	mote_snapshot *s2;
 	REQUIRE(mote_sandbox_snapshot(app, &s2) == 0);
-	REQUIRE(mote_snapshot_save(s2, l2_path) == 0);
+	REQUIRE(mote_snapshot_save(s2, l2_path, 0) == 0);
 	uint64_t size;
 	uint8_t *expect = copy_memory(app, &size);
 	REQUIRE(expect);
@@ -196,14 +196,14 @@ TEST(layer_file_keeps_base_pages_inside_merged_regions)
 	REQUIRE(write_pattern(sb, 0, 20, 1) == 0);
 	mote_snapshot *base;
 	REQUIRE(mote_sandbox_snapshot(sb, &base) == 0);
-	REQUIRE(mote_snapshot_save(base, base_path) == 0);
+	REQUIRE(mote_snapshot_save(base, base_path, 0) == 0);
 	/* Pages 3 and 6 change; 4 and 5, between them, keep the base's data. */
 	REQUIRE(write_pattern(sb, 3, 1, 2) == 0);
 	REQUIRE(write_pattern(sb, 6, 1, 3) == 0);
 	mote_snapshot *layer;
 	REQUIRE(mote_sandbox_snapshot(sb, &layer) == 0);
 	REQUIRE(layer->parent == base);
-	REQUIRE(mote_snapshot_save(layer, layer_path) == 0);
+	REQUIRE(mote_snapshot_save(layer, layer_path, 0) == 0);
 	uint64_t size;
 	uint8_t *expect = copy_memory(sb, &size);
 	REQUIRE(expect);
@@ -267,7 +267,7 @@ TEST(many_layers_share_one_base)
 	REQUIRE(mote_sandbox_new(SNAP_GUEST, NULL, NULL, &sb) == 0);
 	mote_snapshot *s;
 	REQUIRE(mote_sandbox_snapshot(sb, &s) == 0);
-	REQUIRE(mote_snapshot_save(s, base_path) == 0);
+	REQUIRE(mote_snapshot_save(s, base_path, 0) == 0);
 	mote_snapshot_free(s);
 	mote_sandbox_free(sb);
 	mote_snapshot *b;
@@ -280,7 +280,7 @@ TEST(many_layers_share_one_base)
 		REQUIRE(mote_sandbox_snapshot(tenant, &layer) == 0);
 		char name[32];
 		snprintf(name, sizeof(name), "tenant%d.layer", i);
-		REQUIRE(mote_snapshot_save(layer, path_of(name)) == 0);
+		REQUIRE(mote_snapshot_save(layer, path_of(name), 0) == 0);
 		mote_snapshot_free(layer);
 		mote_sandbox_free(tenant);
 	}
@@ -303,11 +303,11 @@ TEST(changed_or_missing_base_is_refused)
 	REQUIRE(mote_sandbox_new(SNAP_GUEST, NULL, NULL, &sb) == 0);
 	mote_snapshot *s;
 	REQUIRE(mote_sandbox_snapshot(sb, &s) == 0);
-	REQUIRE(mote_snapshot_save(s, base_path) == 0);
+	REQUIRE(mote_snapshot_save(s, base_path, 0) == 0);
 	REQUIRE(write_pattern(sb, 0, 2, 5) == 0);
 	mote_snapshot *layer;
 	REQUIRE(mote_sandbox_snapshot(sb, &layer) == 0);
-	REQUIRE(mote_snapshot_save(layer, layer_path) == 0);
+	REQUIRE(mote_snapshot_save(layer, layer_path, 0) == 0);
 	mote_snapshot_free(layer);
 	mote_snapshot_free(s);
 
@@ -316,7 +316,7 @@ TEST(changed_or_missing_base_is_refused)
 	REQUIRE(mote_sandbox_new(SNAP_GUEST, NULL, NULL, &sb) == 0);
 	REQUIRE(write_pattern(sb, 0, 2, 6) == 0);
 	REQUIRE(mote_sandbox_snapshot(sb, &s) == 0);
-	REQUIRE(mote_snapshot_save(s, base_path) == 0);
+	REQUIRE(mote_snapshot_save(s, base_path, 0) == 0);
 	mote_snapshot_free(s);
 	mote_sandbox_free(sb);
 	mote_snapshot *opened;

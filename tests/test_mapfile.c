@@ -240,7 +240,7 @@ TEST(snapshots_keep_track_of_mappings)
 	/* Snapshot files record mappings by path and content hash. */
 	char path[160];
 	snprintf(path, sizeof(path), "%s/with.snap", dir);
-	CHECK_EQ_INT(mote_snapshot_save(with, path), 0);
+	CHECK_EQ_INT(mote_snapshot_save(with, path, 0), 0);
 	mote_snapshot_info info;
 	CHECK_EQ_INT(mote_snapshot_info_read(path, &info), 0);
 	CHECK_EQ_INT(info.nmappings, 1);
@@ -282,8 +282,12 @@ TEST(absorbed_mappings_travel_with_the_snapshot)
 					    MOTE_MAP_COPY_ON_WRITE) == 0);
 	mote_snapshot *snap;
 	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
-	CHECK_EQ_INT(mote_snapshot_save_flags(snap, snap_path, 99), -MOTE_EINVAL);
-	CHECK_EQ_INT(mote_snapshot_save_flags(snap, snap_path, MOTE_SAVE_ABSORB_MAPPINGS), 0);
+	CHECK_EQ_INT(mote_snapshot_save(snap, snap_path, 99), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_last_error(), "mote_snapshot_save: invalid flags 0x63 (only "
+					"MOTE_SNAPSHOT_ABSORB_MAPPINGS)");
+	CHECK_EQ_INT(mote_snapshot_save(snap, snap_path, MOTE_SNAPSHOT_VERIFY_HEADER),
+		     -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_snapshot_save(snap, snap_path, MOTE_SNAPSHOT_ABSORB_MAPPINGS), 0);
 	mote_snapshot_free(snap);
 	mote_sandbox_free(sb);
 	/* The original file is gone: the snapshot still has its content. */

@@ -104,7 +104,7 @@ static void move(mote_backend from, mote_backend to)
 	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
 	char file[160];
 	snprintf(file, sizeof(file), "%s", path_of(name));
-	REQUIRE(mote_snapshot_save(snap, file) == 0);
+	REQUIRE(mote_snapshot_save(snap, file, 0) == 0);
 	struct results want, got;
 	probe(sb, &want);
 	CHECK_EQ_INT(want.bump, 2);
@@ -191,7 +191,7 @@ TEST(file_saved_for_the_other_backend)
 	char file[512], expect[512];
 	handed_path(file, sizeof(file), out, b, "snap");
 	handed_path(expect, sizeof(expect), out, b, "expect");
-	REQUIRE(mote_snapshot_save(snap, file) == 0);
+	REQUIRE(mote_snapshot_save(snap, file, 0) == 0);
 	struct results want;
 	probe(sb, &want);
 	FILE *f = fopen(expect, "w");

@@ -387,7 +387,7 @@ TEST(file_roundtrip_is_exact)
 	REQUIRE(capture(sb, &before) == 0);
 	const char *path = tmp_path("exact.snap");
 	REQUIRE(path);
-	CHECK_EQ_INT(mote_snapshot_save(snap, path), 0);
+	CHECK_EQ_INT(mote_snapshot_save(snap, path, 0), 0);
 
 	const unsigned modes[] = {0, MOTE_SNAPSHOT_VERIFY_HEADER, MOTE_SNAPSHOT_NO_CACHE};
 	for (size_t m = 0; m < 3; m++) {
@@ -423,7 +423,7 @@ TEST(file_info_without_loading)
 	mote_snapshot *snap;
 	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
 	const char *path = tmp_path("info.snap");
-	REQUIRE(mote_snapshot_save(snap, path) == 0);
+	REQUIRE(mote_snapshot_save(snap, path, 0) == 0);
 	mote_snapshot_info info;
 	REQUIRE(mote_snapshot_info_read(path, &info) == 0);
 	CHECK_EQ_INT(info.format_version, 2);
@@ -460,7 +460,7 @@ TEST(open_refuses_bad_files)
 	mote_snapshot *s;
 	REQUIRE(mote_sandbox_snapshot(sb, &s) == 0);
 	const char *path = tmp_path("flipped.snap");
-	REQUIRE(mote_snapshot_save(s, path) == 0);
+	REQUIRE(mote_snapshot_save(s, path, 0) == 0);
 	mote_snapshot_info info;
 	REQUIRE(mote_snapshot_info_read(path, &info) == 0);
 	uint64_t blob_off = info.file_size - 4096 - info.blob_size;

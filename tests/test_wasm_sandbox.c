@@ -201,22 +201,22 @@ TEST(malformed_and_invalid_modules_are_refused_with_the_reason)
 {
 	mote_sandbox *sb = new_wasm(NULL, NULL);
 	REQUIRE(sb);
-	CHECK_EQ_INT(mote_wasm_load(sb, "not wasm", 8), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_load(sb, "not wasm", 8), -MOTE_EBADWASM);
 	CHECK_EQ_STR(mote_sandbox_last_error(sb),
 		     "malformed wasm module: magic header not detected (at byte 0)");
-	CHECK_EQ_INT(mote_wasm_load(sb, "\0asm\2\0\0\0", 8), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_load(sb, "\0asm\2\0\0\0", 8), -MOTE_EBADWASM);
 	CHECK_EQ_STR(mote_sandbox_last_error(sb),
 		     "malformed wasm module: unknown binary version (at byte 8)");
 	/* A type section announcing more bytes than there are. */
 	static const unsigned char truncated[] = {0, 'a', 's', 'm', 1, 0, 0, 0, 1, 10, 1, 0x60};
-	CHECK_EQ_INT(mote_wasm_load(sb, truncated, sizeof(truncated)), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_load(sb, truncated, sizeof(truncated)), -MOTE_EBADWASM);
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "malformed wasm module: ");
 	/* (func (result i32) (i64.const 0)): type mismatch, caught by validation. */
 	static const unsigned char invalid[] = {0,    'a',  's',  'm', 1,    0,    0, 0,
 						1,    5,    1,    0x60, 0,   1,    0x7f, 3, 2,
 						1,    0,    10,   6,    1,   4,    0,    0x42, 0,
 						0x0b};
-	CHECK_EQ_INT(mote_wasm_load(sb, invalid, sizeof(invalid)), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_load(sb, invalid, sizeof(invalid)), -MOTE_EBADWASM);
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "invalid wasm module: type mismatch");
 	CHECK(!mote_sandbox_poisoned(sb));
 	/* The sandbox still loads a good module. */
@@ -657,7 +657,7 @@ TEST(snapshot_with_module_loaded_round_trips_through_a_file)
 	int fd = mkstemp(path);
 	REQUIRE(fd >= 0);
 	close(fd);
-	CHECK_EQ_INT(mote_snapshot_save(snap, path), 0);
+	CHECK_EQ_INT(mote_snapshot_save(snap, path, 0), 0);
 	mote_snapshot_free(snap);
 	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 3);
 	mote_sandbox_free(sb);

@@ -427,7 +427,7 @@ static int cmd_snapshot(int argc, char **argv)
 		code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
 		goto out;
 	}
-	rc = mote_snapshot_save(snap, out);
+	rc = mote_snapshot_save(snap, out, 0);
 	if (rc) {
 		code = fail(EXIT_CREATE, rc, mote_last_error());
 		goto out;

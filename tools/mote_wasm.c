@@ -270,7 +270,7 @@ static int wasm_cmd_snapshot(int argc, char **argv, mote_config *cfg)
 	int rc = mote_sandbox_snapshot(sb, &snap);
 	if (rc)
 		code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
-	else if ((rc = mote_snapshot_save(snap, out)) != 0)
+	else if ((rc = mote_snapshot_save(snap, out, 0)) != 0)
 		code = fail(EXIT_CREATE, rc, mote_last_error());
 	else
 		fprintf(stderr, "mote: saved %s\n", out);

@@ -168,7 +168,7 @@ static int bench_module(const char *label, const char *path, double *v)
 	if (fd < 0)
 		return 1;
 	close(fd);
-	if ((rc = mote_snapshot_save(snap, file)))
+	if ((rc = mote_snapshot_save(snap, file, 0)))
 		return die("save", rc, NULL);
 	mote_snapshot_free(snap);
 	struct stat st;

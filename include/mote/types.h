@@ -73,7 +73,8 @@ typedef struct mote_value {
 	X(EHASH, 21, "snapshot hash mismatch")                                                     \
 	X(ENOTSUP, 22, "not supported")                                                            \
 	X(EGUEST, 23, "guest function returned an error")                                          \
-	X(EBACKEND, 24, "the backend cannot run on this machine")
+	X(EBACKEND, 24, "the backend cannot run on this machine")                                  \
+	X(EBADWASM, 25, "invalid WebAssembly module")
 
 typedef enum mote_errno {
 	MOTE_OK = 0,

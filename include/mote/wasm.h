@@ -33,8 +33,8 @@
  * mote_wasm_run). Any other import (a global, another module) makes the
  * load fail with the import named in the detail.
  */
-#ifndef MOTE_WASM_SANDBOX_API_H
-#define MOTE_WASM_SANDBOX_API_H
+#ifndef MOTE_WASM_H
+#define MOTE_WASM_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,7 +85,7 @@ MOTE_API bool mote_wasm_is_snapshot(const mote_snapshot *snapshot);
  * Decode, validate and instantiate a binary module (running its start
  * function). A module already loaded is unloaded first, and so is a
  * poisoned sandbox's state. Errors:
- * -MOTE_EINVAL malformed or invalid module (the detail gives the engine's
+ * -MOTE_EBADWASM malformed or invalid module (the detail gives the engine's
  * reason and byte offset), -MOTE_ENOFUNC unknown import, -MOTE_ESIGNATURE
  * import of the wrong type (both name the import), -MOTE_ETOOBIG module
  * larger than the input buffer or a limit exceeded, -MOTE_EGUEST the start

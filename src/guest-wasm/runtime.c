@@ -708,7 +708,7 @@ static int do_load(const uint8_t *bytes, size_t len, const struct host_list *hos
 		switch (err.code) {
 		case MW_ERR_MALFORMED:
 		case MW_ERR_INVALID:
-			return fail(-MOTE_EINVAL, "%s wasm module: %s (at byte %u)",
+			return fail(-MOTE_EBADWASM, "%s wasm module: %s (at byte %u)",
 				    err.code == MW_ERR_MALFORMED ? "malformed" : "invalid", err.msg,
 				    err.offset);
 		case MW_ERR_NOMEM:
@@ -716,7 +716,7 @@ static int do_load(const uint8_t *bytes, size_t len, const struct host_list *hos
 		case MW_ERR_LIMIT:
 			return fail(-MOTE_ETOOBIG, "wasm module exceeds a limit: %s", err.msg);
 		default:
-			return fail(-MOTE_EINVAL, "cannot load the wasm module: %s", err.msg);
+			return fail(-MOTE_EBADWASM, "cannot load the wasm module: %s", err.msg);
 		}
 	}
 	uint32_t nimports = mw_module_num_imports(g_mod);

@@ -738,11 +738,6 @@ static void adopt_file(struct mote_snapshot *snap, const char *abs_path)
 	mote_snapfile_close(&f);
 }
 
-int mote_snapshot_save(const mote_snapshot *snap, const char *path)
-{
-	return mote_snapshot_save_flags(snap, path, 0);
-}
-
 /* Read [offset, offset + size) of an open file into a new buffer. */
 static uint8_t *read_fd_range(int fd, uint64_t offset, uint64_t size)
 {
@@ -786,11 +781,13 @@ static uint8_t *read_file_range(const char *path, uint64_t offset, uint64_t size
 	return buf;
 }
 
-int mote_snapshot_save_flags(const mote_snapshot *csnap, const char *path, unsigned flags)
+int mote_snapshot_save(const mote_snapshot *csnap, const char *path, unsigned flags)
 {
 	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
-	if (flags & ~MOTE_SAVE_ABSORB_MAPPINGS) {
-		mote_set_last_error("invalid flags 0x%x", flags);
+	if (flags & ~MOTE_SNAPSHOT_ABSORB_MAPPINGS) {
+		mote_set_last_error("mote_snapshot_save: invalid flags 0x%x (only "
+				    "MOTE_SNAPSHOT_ABSORB_MAPPINGS)",
+				    flags);
 		return -MOTE_EINVAL;
 	}
 	if (!snap || !path) {
@@ -835,7 +832,7 @@ int mote_snapshot_save_flags(const mote_snapshot *csnap, const char *path, unsig
 		const struct mote_file_map *m = &snap->maps[i];
 		maps[i] = (struct mote_snap_mapping){m->path, m->offset, m->size, m->gpa, m->flags,
 						     {0}, NULL};
-		if (m->src_fd >= 0 || (flags & MOTE_SAVE_ABSORB_MAPPINGS)) {
+		if (m->src_fd >= 0 || (flags & MOTE_SNAPSHOT_ABSORB_MAPPINGS)) {
 			/* Store the content; an already absorbed mapping stays so. */
 			absorbed[i] = m->src_fd >= 0
 					      ? read_fd_range(m->src_fd, m->src_offset, m->size)
@@ -1059,8 +1056,14 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 
 int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out)
 {
-	if (!path || !out || (flags & ~(MOTE_SNAPSHOT_VERIFY_HEADER | MOTE_SNAPSHOT_NO_CACHE))) {
-		mote_set_last_error("invalid argument");
+	if (flags & ~(MOTE_SNAPSHOT_VERIFY_HEADER | MOTE_SNAPSHOT_NO_CACHE)) {
+		mote_set_last_error("mote_snapshot_open: invalid flags 0x%x (only "
+				    "MOTE_SNAPSHOT_VERIFY_HEADER, MOTE_SNAPSHOT_NO_CACHE)",
+				    flags);
+		return -MOTE_EINVAL;
+	}
+	if (!path || !out) {
+		mote_set_last_error("mote_snapshot_open: %s", !path ? "no path" : "no out");
 		return -MOTE_EINVAL;
 	}
 	return open_file(path, flags, 0, out);

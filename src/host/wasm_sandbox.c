@@ -450,7 +450,8 @@ static int call_runtime(mote_sandbox *sb, const char *fn, const mote_value *args
 	int32_t status;
 	memcpy(&status, p, 4);
 	size_t n = res.v.buf.len - 4;
-	if (status > 0 || status < -MOTE_EGUEST)
+	/* The runtime reports codes up to MOTE_EGUEST, and MOTE_EBADWASM. */
+	if (status > 0 || (status < -MOTE_EGUEST && status != -MOTE_EBADWASM))
 		return mote_sandbox_fail(sb, -MOTE_EPROTOCOL,
 					 "Wasm runtime: reply to %s has status %d", fn, status);
 	if (status) {

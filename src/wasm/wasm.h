@@ -20,8 +20,8 @@
  * one store must be used by one thread at a time; separate stores are
  * independent.
  */
-#ifndef MOTE_WASM_H
-#define MOTE_WASM_H
+#ifndef MOTE_WASM_ENGINE_H
+#define MOTE_WASM_ENGINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -929,8 +929,8 @@ static int sb_code_is_clean(mote_sandbox *sb, int rc)
 {
 	if (mote_sandbox_poisoned(sb))
 		return 0;
-	return rc == 0 || rc == -MOTE_EGUEST || rc == -MOTE_EINVAL || rc == -MOTE_ENOFUNC ||
-	       rc == -MOTE_ESIGNATURE || rc == -MOTE_ETOOBIG;
+	return rc == 0 || rc == -MOTE_EGUEST || rc == -MOTE_EINVAL || rc == -MOTE_EBADWASM ||
+	       rc == -MOTE_ENOFUNC || rc == -MOTE_ESIGNATURE || rc == -MOTE_ETOOBIG;
 }
 
 static void sb_clear_module(ctx *c)
