@@ -478,42 +478,34 @@ static int add_protections(struct mote_sandbox *sb, struct setup *s, size_t *npr
 	return 0;
 }
 
-/* Copy guest [gpa, gpa + len) into the shared memfd at `off`: only what
- * pieces with content back (the rest is zeros, which a new memfd is). */
-#define FILL_CHUNK (64 * 1024)
-
-static int fill_shared(struct mote_sandbox *sb, int fd, uint64_t gpa, uint64_t len, uint64_t off)
+/* Copy guest [gpa, gpa + len), now mapped from the shared memfd, from the
+ * pieces with content (the rest is zeros, which a new memfd is). */
+static int fill_shared(struct mote_sandbox *sb, uint64_t gpa, uint64_t len)
 {
-	/* From the pieces' files, not through sb->mem: pages read there
-	 * would be in the host's page tables when the shared mapping replaces
-	 * them, and unmapping them costs a TLB flush on every CPU the host
-	 * runs on (inside a VM, an interprocessor interrupt each). */
-	uint8_t *buf = NULL;
-	int rc = 0;
-	for (size_t i = 0; !rc && i < sb->npieces; i++) {
+	/* From the pieces' files into the shared mapping, not through the
+	 * host's old view: pages read there would be in the host's page
+	 * tables when the shared mapping replaced them, and unmapping them
+	 * costs a TLB flush on every CPU the host runs on (inside a VM, an
+	 * interprocessor interrupt each). */
+	for (size_t i = 0; i < sb->npieces; i++) {
 		const struct mote_mem_piece *pc = &sb->pieces[i];
 		uint64_t lo = pc->gpa > gpa ? pc->gpa : gpa;
 		uint64_t hi = pc->gpa + pc->size < gpa + len ? pc->gpa + pc->size : gpa + len;
 		if (pc->fd < 0 || lo >= hi)
 			continue;
-		if (!buf && !(buf = mote_malloc(FILL_CHUNK))) {
-			errno = ENOMEM;
-			return -1;
-		}
-		for (uint64_t at = lo; !rc && at < hi;) {
-			size_t want = hi - at < FILL_CHUNK ? (size_t)(hi - at) : FILL_CHUNK;
-			ssize_t n = pread(pc->fd, buf, want, (off_t)(pc->offset + (at - pc->gpa)));
+		for (uint64_t at = lo; at < hi;) {
+			ssize_t n = pread(pc->fd, sb->mem + at, hi - at,
+			                  (off_t)(pc->offset + (at - pc->gpa)));
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < (ssize_t)want && n >= 0) /* past the file's end: zeros */
-				memset(buf + n, 0, want - (size_t)n);
-			if (n < 0 || pwrite(fd, buf, want, (off_t)(off + at - gpa)) != (ssize_t)want)
-				rc = -1;
-			at += want;
+			if (n < 0)
+				return -1;
+			if (n == 0)
+				break; /* past the file's end: the rest stays zero */
+			at += (uint64_t)n;
 		}
 	}
-	mote_free(buf);
-	return rc;
+	return 0;
 }
 
 /* The boot-info page and the call buffers move to a memfd both sides map,
@@ -527,15 +519,14 @@ static int share_window(struct mote_sandbox *sb, struct proc_sandbox *p)
 	if (p->shared_fd < 0 || ftruncate(p->shared_fd, (off_t)p->shared_size) < 0)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot create shared memory: %s",
 		                         strerror(errno));
-	if (fill_shared(sb, p->shared_fd, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, 0) ||
-	    fill_shared(sb, p->shared_fd, l->in_buf, bufs, MOTE_PAGE_SIZE))
-		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot fill shared memory: %s",
-		                         strerror(errno));
 	if (mmap(sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE,
 	         MAP_SHARED | MAP_FIXED, p->shared_fd, 0) == MAP_FAILED ||
 	    mmap(sb->mem + l->in_buf, bufs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 	         p->shared_fd, MOTE_PAGE_SIZE) == MAP_FAILED)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map shared memory: %s",
+		                         strerror(errno));
+	if (fill_shared(sb, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE) || fill_shared(sb, l->in_buf, bufs))
+		return mote_sandbox_fail(sb, -MOTE_EIO, "cannot fill shared memory: %s",
 		                         strerror(errno));
 	return 0;
 }
@@ -589,7 +580,8 @@ static int fail_setup(struct mote_sandbox *sb, struct proc_sandbox *p)
 	if (strstr(detail, "userfaultfd") || strstr(detail, "UFFDIO"))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
 		                         "process backend: %s failed: %s (tracking guest writes "
-		                         "needs Linux 6.7 or later with userfaultfd)",
+		                         "this way needs Linux 6.7 or later; "
+		                         "MOTE_PROCESS_TRACKING=soft-dirty uses soft-dirty bits)",
 		                         detail, strerror(err));
 	if (strstr(detail, "seccomp") || strstr(detail, "NO_NEW_PRIVS"))
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
