@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "host/internal.h"
+#include "host/wasm_int.h"
 #include "mote.h"
 #include "mote/wasm.h"
 #include "test.h"

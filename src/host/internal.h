@@ -143,6 +143,15 @@ struct mote_mem_piece {
 };
 
 /* ---- Sandboxes ---- */
+struct mote_sandbox;
+/* What the core asks of a layer that keeps state with a sandbox. */
+struct mote_sandbox_ext {
+	/* The sandbox is being freed. */
+	void (*free)(void *state);
+	/* 0, or why no snapshot can be taken now (sb's detail set). */
+	int (*can_snapshot)(struct mote_sandbox *sb, void *state);
+};
+
 struct mote_sandbox {
 	const struct mote_backend_ops *be;
 	void *be_data; /* the backend's own state */
@@ -200,12 +209,10 @@ struct mote_sandbox {
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
 	size_t nmaps;
 
-	/* Wasm sandboxes: mote_wasm_unload() only sets this; the restore to
-	 * the runtime snapshot happens at the next load. */
-	bool wasm_unload_pending;
-	uint8_t *wasm_stdin; /* WASI standard input (mote_wasm_set_stdin) */
-	size_t wasm_stdin_len, wasm_stdin_pos;
-	struct mote_wasi_fs *wasi_fs; /* preopened directories, open files (wasi_fs.c) */
+	/* A layer above the core keeps its own state here (the Wasm
+	 * sandboxes do, wasm_sandbox.c); the core knows only the hooks. */
+	const struct mote_sandbox_ext *ext;
+	void *ext_state;
 };
 
 static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t count)
@@ -280,26 +287,6 @@ static inline void *mote_guest_ptr(const struct mote_sandbox *sb, uint64_t gpa, 
 		return NULL;
 	return sb->mem + gpa;
 }
-
-/* WASI files (wasi_fs.c): the host functions the Wasm runtime calls, and
- * cleanup. close_files drops every open file (a new module starts with
- * none); free also drops the preopens. */
-void mote_wasi_fs_close_files(struct mote_wasi_fs *fs);
-void mote_wasi_fs_free(struct mote_wasi_fs *fs);
-int mote_wasi_host_dirs(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			mote_value *result);
-int mote_wasi_host_open(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			mote_value *result);
-int mote_wasi_host_pread(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			 mote_value *result);
-int mote_wasi_host_fstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			 mote_value *result);
-int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			    mote_value *result);
-int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			 mote_value *result);
-int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
-			   mote_value *result);
 
 __attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
 							    const char *fmt, ...);

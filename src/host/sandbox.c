@@ -949,8 +949,8 @@ void mote_sandbox_free(mote_sandbox *sb)
 	mote_free(sb->touched);
 	mote_free(sb->dirty);
 	mote_free(sb->dirty_log);
-	mote_free(sb->wasm_stdin);
-	mote_wasi_fs_free(sb->wasi_fs);
+	if (sb->ext && sb->ext->free)
+		sb->ext->free(sb->ext_state);
 	mote_snapshot_release(sb->base);
 	pthread_mutex_destroy(&sb->run_lock);
 	mote_free(sb);

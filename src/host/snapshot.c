@@ -289,9 +289,11 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	if (sb->poisoned)
 		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
 					 "cannot snapshot a sandbox poisoned by a guest failure");
-	if (sb->wasm_unload_pending) /* its memory still holds the old module */
-		return mote_sandbox_fail(sb, -MOTE_EBUSY,
-					 "Wasm sandbox was unloaded: load a module before a snapshot");
+	if (sb->ext && sb->ext->can_snapshot) {
+		int why = sb->ext->can_snapshot(sb, sb->ext_state);
+		if (why)
+			return why;
+	}
 	int rc = mote_sandbox_settle(sb);
 	bool any;
 	if (!rc)

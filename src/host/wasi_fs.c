@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "host/internal.h"
+#include "host/wasm_int.h"
 #include "mote/wasm.h"
 
 #define MAX_DIRS  16
@@ -60,17 +60,29 @@ struct mote_wasi_fs {
 	uint64_t next_serial;
 };
 
+/* The sandbox's WASI files, made at first use (NULL: out of memory). */
 static struct mote_wasi_fs *fs_of(mote_sandbox *sb)
 {
-	if (!sb->wasi_fs) {
-		sb->wasi_fs = mote_calloc(1, sizeof(*sb->wasi_fs));
-		if (!sb->wasi_fs)
+	struct mote_wasi_fs **slot = mote_wasm_fs_slot(sb, true);
+	if (!slot)
+		return NULL;
+	if (!*slot) {
+		struct mote_wasi_fs *fs = mote_calloc(1, sizeof(*fs));
+		if (!fs)
 			return NULL;
 		for (size_t i = 0; i < MAX_FILES; i++)
-			sb->wasi_fs->files[i].fd = -1;
-		sb->wasi_fs->next_serial = 1;
+			fs->files[i].fd = -1;
+		fs->next_serial = 1;
+		*slot = fs;
 	}
-	return sb->wasi_fs;
+	return *slot;
+}
+
+/* The sandbox's WASI files if it has any. */
+static struct mote_wasi_fs *fs_if_any(mote_sandbox *sb)
+{
+	struct mote_wasi_fs **slot = mote_wasm_fs_slot(sb, false);
+	return slot ? *slot : NULL;
 }
 
 void mote_wasi_fs_close_files(struct mote_wasi_fs *fs)
@@ -241,7 +253,7 @@ int mote_wasi_host_dirs(void *user, mote_sandbox *sb, const mote_value *args, si
 	(void)user;
 	(void)args;
 	(void)nargs;
-	struct mote_wasi_fs *fs = sb->wasi_fs;
+	struct mote_wasi_fs *fs = fs_if_any(sb);
 	size_t n = fs ? fs->ndirs : 0, size = 4;
 	for (size_t i = 0; i < n; i++)
 		size += 4 + strlen(fs->dirs[i].name);
@@ -269,7 +281,7 @@ int mote_wasi_host_open(void *user, mote_sandbox *sb, const mote_value *args, si
 {
 	(void)user;
 	(void)nargs;
-	struct mote_wasi_fs *fs = sb->wasi_fs;
+	struct mote_wasi_fs *fs = fs_if_any(sb);
 	if (!fs)
 		return reply(sb, result, WE_EBADF, NULL, 0);
 	size_t slot = 0;
@@ -296,7 +308,7 @@ int mote_wasi_host_pread(void *user, mote_sandbox *sb, const mote_value *args, s
 {
 	(void)user;
 	(void)nargs;
-	struct wasi_file *f = file_of(sb->wasi_fs, args[0].v.u64);
+	struct wasi_file *f = file_of(fs_if_any(sb), args[0].v.u64);
 	if (!f)
 		return reply(sb, result, WE_EBADF, NULL, 0);
 	uint64_t off = args[1].v.u64;
@@ -334,7 +346,7 @@ int mote_wasi_host_fstat(void *user, mote_sandbox *sb, const mote_value *args, s
 {
 	(void)user;
 	(void)nargs;
-	struct wasi_file *f = file_of(sb->wasi_fs, args[0].v.u64);
+	struct wasi_file *f = file_of(fs_if_any(sb), args[0].v.u64);
 	if (!f)
 		return reply(sb, result, WE_EBADF, NULL, 0);
 	return stat_reply(sb, result, f->fd);
@@ -347,7 +359,7 @@ int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args
 {
 	(void)user;
 	(void)nargs;
-	struct mote_wasi_fs *fs = sb->wasi_fs;
+	struct mote_wasi_fs *fs = fs_if_any(sb);
 	if (!fs)
 		return reply(sb, result, WE_EBADF, NULL, 0);
 	uint32_t err = 0;
@@ -369,7 +381,7 @@ int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args,
 {
 	(void)user;
 	(void)nargs;
-	struct wasi_file *f = file_of(sb->wasi_fs, args[0].v.u64);
+	struct wasi_file *f = file_of(fs_if_any(sb), args[0].v.u64);
 	if (!f)
 		return reply(sb, result, WE_EBADF, NULL, 0);
 	int fd = openat(f->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -426,7 +438,7 @@ int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, s
 {
 	(void)user;
 	(void)nargs;
-	struct wasi_file *f = file_of(sb->wasi_fs, args[0].v.u64);
+	struct wasi_file *f = file_of(fs_if_any(sb), args[0].v.u64);
 	if (!f) {
 		result->v.u32 = WE_EBADF;
 		return 0;

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common/wasm_abi.h"
-#include "host/internal.h"
+#include "host/wasm_int.h"
 #include "mote/wasm.h"
 
 /* The runtime guest, embedded at build time (mk/50-wasm-runtime.mk). */
@@ -108,17 +108,71 @@ static int wasi_random(void *user, mote_sandbox *sb, const mote_value *args, siz
 	return 0;
 }
 
+/* What the Wasm layer keeps with a sandbox, through the core's extension
+ * point (struct mote_sandbox_ext): made at first use. */
+struct wasm_state {
+	/* mote_wasm_unload() only sets this; the restore to the runtime
+	 * snapshot happens at the next load. */
+	bool unload_pending;
+	uint8_t *stdin_data; /* WASI standard input (mote_wasm_set_stdin) */
+	size_t stdin_len, stdin_pos;
+	struct mote_wasi_fs *fs; /* preopened directories, open files (wasi_fs.c) */
+};
+
+static void wasm_state_free(void *state)
+{
+	struct wasm_state *w = state;
+	mote_free(w->stdin_data);
+	mote_wasi_fs_free(w->fs);
+	mote_free(w);
+}
+
+static int wasm_can_snapshot(struct mote_sandbox *sb, void *state)
+{
+	const struct wasm_state *w = state;
+	if (w->unload_pending) /* its memory still holds the old module */
+		return mote_sandbox_fail(sb, -MOTE_EBUSY,
+					 "Wasm sandbox was unloaded: load a module before a snapshot");
+	return 0;
+}
+
+static const struct mote_sandbox_ext wasm_ext = {wasm_state_free, wasm_can_snapshot};
+
+/* The sandbox's Wasm state; made when `create` (NULL: none yet, or out of
+ * memory). */
+static struct wasm_state *wasm_state_of(mote_sandbox *sb, bool create)
+{
+	if (sb->ext == &wasm_ext)
+		return sb->ext_state;
+	if (!create || sb->ext)
+		return NULL;
+	struct wasm_state *w = mote_calloc(1, sizeof(*w));
+	if (w) {
+		sb->ext = &wasm_ext;
+		sb->ext_state = w;
+	}
+	return w;
+}
+
+struct mote_wasi_fs **mote_wasm_fs_slot(struct mote_sandbox *sb, bool create)
+{
+	struct wasm_state *w = wasm_state_of(sb, create);
+	return w ? &w->fs : NULL;
+}
+
 /* The next bytes of the sandbox's standard input (mote_wasm_set_stdin). */
 static int wasi_stdin(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
 		      mote_value *result)
 {
 	(void)user;
 	(void)nargs;
-	size_t left = sb->wasm_stdin_len - sb->wasm_stdin_pos;
+	struct wasm_state *w = wasm_state_of(sb, false);
+	size_t left = w ? w->stdin_len - w->stdin_pos : 0;
 	size_t n = args[0].v.u32 < left ? args[0].v.u32 : left;
-	result->v.buf.ptr = sb->wasm_stdin ? sb->wasm_stdin + sb->wasm_stdin_pos : (const void *)"";
+	result->v.buf.ptr = w && w->stdin_data ? w->stdin_data + w->stdin_pos : (const void *)"";
 	result->v.buf.len = n;
-	sb->wasm_stdin_pos += n;
+	if (w)
+		w->stdin_pos += n;
 	return 0;
 }
 
@@ -126,15 +180,16 @@ int mote_wasm_set_stdin(mote_sandbox *sb, const void *data, size_t len)
 {
 	if (!sb || (!data && len))
 		return -MOTE_EINVAL;
+	struct wasm_state *w = wasm_state_of(sb, true);
 	uint8_t *copy = NULL;
-	if (len && !(copy = mote_malloc(len)))
+	if (!w || (len && !(copy = mote_malloc(len))))
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 	if (len)
 		memcpy(copy, data, len);
-	mote_free(sb->wasm_stdin);
-	sb->wasm_stdin = copy;
-	sb->wasm_stdin_len = len;
-	sb->wasm_stdin_pos = 0;
+	mote_free(w->stdin_data);
+	w->stdin_data = copy;
+	w->stdin_len = len;
+	w->stdin_pos = 0;
 	return 0;
 }
 
@@ -437,7 +492,8 @@ static int not_wasm(mote_sandbox *sb)
 static int call_runtime(mote_sandbox *sb, const char *fn, const mote_value *args, size_t nargs,
 			const uint8_t **payload, size_t *len)
 {
-	if (sb->wasm_unload_pending && strcmp(fn, "wasm_load") != 0)
+	const struct wasm_state *w = wasm_state_of(sb, false);
+	if (w && w->unload_pending && strcmp(fn, "wasm_load") != 0)
 		return mote_sandbox_fail(sb, -MOTE_EINVAL, "no wasm module is loaded");
 	mote_value res;
 	int rc = mote_sandbox_call(sb, fn, args, nargs, &res);
@@ -529,10 +585,12 @@ int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
 		return -MOTE_EINVAL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
-	mote_wasi_fs_close_files(sb->wasi_fs); /* the new module starts with none */
+	const struct wasm_state *w = wasm_state_of(sb, false);
+	if (w)
+		mote_wasi_fs_close_files(w->fs); /* the new module starts with none */
 	/* After an unload, or in a poisoned sandbox (timeout, interrupt),
 	 * start over from the runtime. */
-	int rc = mote_sandbox_poisoned(sb) || sb->wasm_unload_pending ? restore_runtime(sb) : 0;
+	int rc = mote_sandbox_poisoned(sb) || (w && w->unload_pending) ? restore_runtime(sb) : 0;
 	if (!rc)
 		rc = load_once(sb, wasm, len);
 	if (rc == -MOTE_EEXIST) { /* a module is loaded: replace it */
@@ -589,7 +647,9 @@ int mote_wasm_load_file(mote_sandbox *sb, const char *path)
 /* Back to the runtime snapshot: no module loaded. */
 static int restore_runtime(mote_sandbox *sb)
 {
-	sb->wasm_unload_pending = false;
+	struct wasm_state *w = wasm_state_of(sb, false);
+	if (w)
+		w->unload_pending = false;
 	struct wasm_sizes s = {sb->layout.heap_size, sb->layout.stack_size, sb->layout.in_size,
 			       sb->layout.out_size};
 	struct wasm_runtime *rt;
@@ -613,10 +673,17 @@ int mote_wasm_unload(mote_sandbox *sb)
 		return -MOTE_EINVAL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
-	mote_wasi_fs_close_files(sb->wasi_fs);
-	if (mote_sandbox_poisoned(sb)) /* recover now: the caller may inspect it */
+	if (mote_sandbox_poisoned(sb)) { /* recover now: the caller may inspect it */
+		struct wasm_state *w = wasm_state_of(sb, false);
+		if (w)
+			mote_wasi_fs_close_files(w->fs);
 		return restore_runtime(sb);
-	sb->wasm_unload_pending = true;
+	}
+	struct wasm_state *w = wasm_state_of(sb, true);
+	if (!w)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	mote_wasi_fs_close_files(w->fs);
+	w->unload_pending = true;
 	return 0;
 }
 

@@ -1,0 +1,33 @@
+/* The Wasm layer's internals, shared by wasm_sandbox.c (the mote_wasm_* API,
+ * which keeps its state with a sandbox through the core's extension point)
+ * and wasi_fs.c (WASI's read-only files). The core includes none of it. */
+#ifndef MOTE_HOST_WASM_INT_H
+#define MOTE_HOST_WASM_INT_H
+
+#include "host/internal.h"
+
+/* WASI files (wasi_fs.c): the host functions the Wasm runtime calls, and
+ * cleanup. close_files drops every open file (a new module starts with
+ * none); free also drops the preopens. Their state lives in the Wasm
+ * layer's (wasm_sandbox.c): mote_wasm_fs_slot gives its place, made at
+ * first use when `create` (NULL: out of memory, or none yet). */
+struct mote_wasi_fs **mote_wasm_fs_slot(struct mote_sandbox *sb, bool create);
+void mote_wasi_fs_close_files(struct mote_wasi_fs *fs);
+void mote_wasi_fs_free(struct mote_wasi_fs *fs);
+int mote_wasi_host_dirs(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			mote_value *result);
+int mote_wasi_host_open(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			mote_value *result);
+
+int mote_wasi_host_pread(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
+int mote_wasi_host_fstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
+int mote_wasi_host_pathstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			    mote_value *result);
+int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
+int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			   mote_value *result);
+
+#endif
