@@ -4,7 +4,7 @@
 # fuzzer compiles the validator and the allocator (common.c) directly with
 # the sanitizers.
 
-ELF_DEPS := src/host/elf.h src/host/internal.h src/host/kvm.h src/common/abi.h include/mote.h \
+ELF_DEPS := src/host/elf.h src/host/internal.h src/host/backend.h src/common/abi.h include/mote.h \
 	    include/mote/types.h
 
 TESTS += $(BUILD)/tests/test_elf
