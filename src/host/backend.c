@@ -35,13 +35,15 @@ int mote_backend_parse(const char *name, mote_backend *out)
 {
 	static const mote_backend all[] = {MOTE_BACKEND_AUTO, MOTE_BACKEND_KVM,
 	                                   MOTE_BACKEND_PROCESS};
-	for (size_t i = 0; name && out && i < sizeof(all) / sizeof(all[0]); i++) {
+	if (!name || !out)
+		return mote_fail(-MOTE_EINVAL, "mote_backend_parse: no %s", !name ? "name" : "out");
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (!strcmp(name, mote_backend_name(all[i]))) {
 			*out = all[i];
 			return 0;
 		}
 	}
-	return -MOTE_EINVAL;
+	return mote_fail(-MOTE_EINVAL, "'%.64s' is not a backend (auto, kvm or process)", name);
 }
 
 static int check_kvm(char *err, size_t errlen)
@@ -274,10 +276,8 @@ int mote_backend_resolve(mote_backend want, const struct mote_backend_ops **out,
 
 int mote_backend_check(mote_backend backend, mote_backend *chosen)
 {
-	if ((unsigned)backend > MOTE_BACKEND_PROCESS) {
-		mote_set_last_error("unknown backend %d", (int)backend);
-		return -MOTE_EINVAL;
-	}
+	if ((unsigned)backend > MOTE_BACKEND_PROCESS)
+		return mote_fail(-MOTE_EINVAL, "unknown backend %d", (int)backend);
 	const struct mote_backend_ops *ops = NULL;
 	char err[512] = "";
 	int rc = mote_backend_resolve(backend, &ops, err, sizeof(err));

@@ -15,7 +15,9 @@ int mote_set_allocator(const mote_allocator *a)
 		return 0;
 	}
 	if (!a->malloc || !a->realloc || !a->free)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL,
+		                 "mote_set_allocator: malloc, realloc and free are all "
+		                 "needed");
 	allocator = *a;
 	return 0;
 }
@@ -54,6 +56,41 @@ char *mote_strdup(const char *s)
 	if (p)
 		memcpy(p, s, n);
 	return p;
+}
+
+/* ---- Errors: the one idiom (internal.h) ---- */
+static __thread char thread_error[512];
+
+const char *mote_last_error(void)
+{
+	return thread_error;
+}
+
+void mote_set_last_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(thread_error, sizeof(thread_error), fmt, ap);
+	va_end(ap);
+}
+
+int mote_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(thread_error, sizeof(thread_error), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int mote_sandbox_fail(struct mote_sandbox *sb, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sb->err, sizeof(sb->err), fmt, ap);
+	va_end(ap);
+	snprintf(thread_error, sizeof(thread_error), "%s", sb->err);
+	return code;
 }
 
 void mote_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -119,7 +156,7 @@ const char *mote_type_name(mote_type type)
 int mote_type_parse(const char *name, mote_type *out)
 {
 	if (!name || !out)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_type_parse: no %s", !name ? "name" : "out");
 	for (unsigned i = 0; i < MOTE_TYPE_COUNT_; i++) {
 		if (strcmp(name, type_names[i]) == 0) {
 			*out = (mote_type)i;
@@ -130,7 +167,7 @@ int mote_type_parse(const char *name, mote_type *out)
 		*out = MOTE_STRING;
 		return 0;
 	}
-	return -MOTE_EINVAL;
+	return mote_fail(-MOTE_EINVAL, "'%.64s' is not a type", name);
 }
 
 mote_value mote_string(const char *s)

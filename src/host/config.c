@@ -20,7 +20,7 @@ void mote_config_defaults(struct mote_config *cfg)
 int mote_config_new(mote_config **out)
 {
 	if (!out)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_config_new: no out");
 	*out = mote_malloc(sizeof(**out));
 	if (!*out)
 		return -MOTE_ENOMEM;
@@ -33,38 +33,43 @@ void mote_config_free(mote_config *config)
 	mote_free(config);
 }
 
-static int set_size(uint64_t *field, uint64_t bytes, uint64_t min, uint64_t max)
+static int set_size(mote_config *c, uint64_t *field, const char *what, uint64_t bytes, uint64_t min,
+                    uint64_t max)
 {
+	if (!c)
+		return mote_fail(-MOTE_EINVAL, "setting the %s size: no config", what);
 	if (bytes < min || bytes > max)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "%s size %llu out of range (%llu..%llu bytes)", what,
+		                 (unsigned long long)bytes, (unsigned long long)min,
+		                 (unsigned long long)max);
 	*field = (bytes + MOTE_PAGE_SIZE - 1) & ~(MOTE_PAGE_SIZE - 1);
 	return 0;
 }
 
 int mote_config_set_heap_size(mote_config *c, uint64_t bytes)
 {
-	return c ? set_size(&c->heap_size, bytes, 128 * KIB, 16 * GIB) : -MOTE_EINVAL;
+	return set_size(c, c ? &c->heap_size : NULL, "heap", bytes, 128 * KIB, 16 * GIB);
 }
 
 int mote_config_set_stack_size(mote_config *c, uint64_t bytes)
 {
-	return c ? set_size(&c->stack_size, bytes, 16 * KIB, 64 * MIB) : -MOTE_EINVAL;
+	return set_size(c, c ? &c->stack_size : NULL, "stack", bytes, 16 * KIB, 64 * MIB);
 }
 
 int mote_config_set_input_size(mote_config *c, uint64_t bytes)
 {
-	return c ? set_size(&c->input_size, bytes, 4 * KIB, 256 * MIB) : -MOTE_EINVAL;
+	return set_size(c, c ? &c->input_size : NULL, "input", bytes, 4 * KIB, 256 * MIB);
 }
 
 int mote_config_set_output_size(mote_config *c, uint64_t bytes)
 {
-	return c ? set_size(&c->output_size, bytes, 4 * KIB, 256 * MIB) : -MOTE_EINVAL;
+	return set_size(c, c ? &c->output_size : NULL, "output", bytes, 4 * KIB, 256 * MIB);
 }
 
 int mote_config_set_timeout_us(mote_config *c, uint64_t us)
 {
 	if (!c)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_timeout_us: no config");
 	c->timeout_us = us;
 	return 0;
 }
@@ -72,7 +77,7 @@ int mote_config_set_timeout_us(mote_config *c, uint64_t us)
 int mote_config_set_huge_pages(mote_config *c, bool enable)
 {
 	if (!c)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_huge_pages: no config");
 	c->huge_pages = enable;
 	return 0;
 }
@@ -80,7 +85,7 @@ int mote_config_set_huge_pages(mote_config *c, bool enable)
 int mote_config_set_output(mote_config *c, mote_output_fn fn, void *user)
 {
 	if (!c)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_output: no config");
 	c->output = fn;
 	c->output_user = user;
 	return 0;
@@ -89,7 +94,7 @@ int mote_config_set_output(mote_config *c, mote_output_fn fn, void *user)
 int mote_host_functions_new(mote_host_functions **out)
 {
 	if (!out)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_host_functions_new: no out");
 	*out = mote_calloc(1, sizeof(**out));
 	return *out ? 0 : -MOTE_ENOMEM;
 }
@@ -136,14 +141,31 @@ static bool valid_name(const char *name)
 int mote_host_functions_add(mote_host_functions *fns, const char *name, mote_type ret,
 			    const mote_type *arg_types, size_t nargs, mote_host_fn fn, void *user)
 {
-	if (!fns || !name || !fn || !valid_name(name) || nargs > MOTE_MAX_ARGS ||
-	    (nargs && !arg_types) || (unsigned)ret >= MOTE_TYPE_COUNT_)
-		return -MOTE_EINVAL;
+	if (!fns)
+		return mote_fail(-MOTE_EINVAL, "mote_host_functions_add: no function set");
+	if (!name)
+		return mote_fail(-MOTE_EINVAL, "mote_host_functions_add: no name");
+	if (!valid_name(name))
+		return mote_fail(-MOTE_EINVAL,
+		                 "host function '%.64s': names are 1..%d bytes, no spaces or "
+		                 "control characters",
+		                 name, MOTE_MAX_NAME);
+	if (!fn)
+		return mote_fail(-MOTE_EINVAL, "host function '%s': no callback", name);
+	if (nargs > MOTE_MAX_ARGS || (nargs && !arg_types))
+		return mote_fail(-MOTE_EINVAL, "host function '%s': %zu arguments (at most %d)%s",
+		                 name, nargs, MOTE_MAX_ARGS,
+		                 nargs && !arg_types ? ", no types" : "");
+	if ((unsigned)ret >= MOTE_TYPE_COUNT_)
+		return mote_fail(-MOTE_EINVAL, "host function '%s': result type %d invalid", name,
+		                 (int)ret);
 	for (size_t i = 0; i < nargs; i++)
 		if (arg_types[i] == MOTE_VOID || (unsigned)arg_types[i] >= MOTE_TYPE_COUNT_)
-			return -MOTE_EINVAL;
+			return mote_fail(-MOTE_EINVAL,
+			                 "host function '%s': argument %zu type %d invalid", name,
+			                 i, (int)arg_types[i]);
 	if (mote_host_functions_find(fns, name, strlen(name)))
-		return -MOTE_EEXIST;
+		return mote_fail(-MOTE_EEXIST, "host function '%s' added twice", name);
 	if (fns->n == fns->cap) {
 		size_t cap = fns->cap ? fns->cap * 2 : 8;
 		void *v = mote_realloc(fns->v, cap * sizeof(fns->v[0]));
@@ -190,8 +212,10 @@ int mote_host_functions_copy(const mote_host_functions *src, mote_host_functions
 
 int mote_config_set_backend(mote_config *c, mote_backend backend)
 {
-	if (!c || (unsigned)backend > MOTE_BACKEND_PROCESS)
-		return -MOTE_EINVAL;
+	if (!c)
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_backend: no config");
+	if ((unsigned)backend > MOTE_BACKEND_PROCESS)
+		return mote_fail(-MOTE_EINVAL, "unknown backend %d", (int)backend);
 	c->backend = backend;
 	return 0;
 }

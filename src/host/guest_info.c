@@ -119,8 +119,8 @@ static int read_info(const char *path, const void *elf, size_t len, mote_guest_i
 int mote_guest_info_read(const char *path, mote_guest_info *out)
 {
 	if (!path || !out) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_guest_info_read: no %s",
+		                 !path ? "path" : "out");
 	}
 	memset(out, 0, sizeof(*out));
 	void *elf;

@@ -24,8 +24,19 @@ void *mote_realloc(void *ptr, size_t size);
 void mote_free(void *ptr);
 char *mote_strdup(const char *s);
 
-/* The calling thread's detail for mote_last_error(). */
+/* ---- Errors (common.c): the one idiom ----
+ * A function that fails returns its code and leaves the detail in one
+ * statement: `return mote_fail(-MOTE_EINVAL, "what: why", ...);` where no
+ * sandbox is involved (mote_last_error() reads it), and
+ * `return mote_sandbox_fail(sb, code, ...)` where one is (the sandbox's
+ * detail, and the thread's too). mote_errf fills the `err` buffers of the
+ * file parsers (snapfile.c, elf.c), whose callers pass the text on. */
+__attribute__((format(printf, 2, 3))) int mote_fail(int code, const char *fmt, ...);
+/* The calling thread's detail for mote_last_error(), without a code. */
 __attribute__((format(printf, 1, 2))) void mote_set_last_error(const char *fmt, ...);
+struct mote_sandbox;
+__attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
+                                                            const char *fmt, ...);
 
 /* snprintf into an error buffer that may be NULL. */
 __attribute__((format(printf, 3, 4))) void mote_errf(char *err, size_t errlen, const char *fmt,
@@ -287,9 +298,6 @@ static inline void *mote_guest_ptr(const struct mote_sandbox *sb, uint64_t gpa, 
 		return NULL;
 	return sb->mem + gpa;
 }
-
-__attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
-							    const char *fmt, ...);
 
 /* Internal entries for tests and tools: the host's view of guest memory
  * (all of it on KVM; see mote_backend_ops.shares_host_memory), and a copy

@@ -146,8 +146,15 @@ static void remove_at(struct mote_sandbox *sb, size_t i)
 int mote_sandbox_map_file_range(mote_sandbox *sb, const char *path, uint64_t offset,
 				uint64_t size, uint64_t guest_address, unsigned flags)
 {
-	if (!sb || !path || (flags & ~MOTE_MAP_COPY_ON_WRITE))
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mapping a file: no sandbox");
+	if (!path)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mapping a file: no path");
+	if (flags & ~MOTE_MAP_COPY_ON_WRITE)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+		                         "mapping %s: invalid flags 0x%x (MOTE_MAP_READ_ONLY or "
+		                         "MOTE_MAP_COPY_ON_WRITE)",
+		                         path, flags);
 	if (sb->running)
 		return mote_sandbox_fail(sb, -MOTE_EBUSY, "a call is running");
 	if (offset % MOTE_PAGE_SIZE || size % MOTE_PAGE_SIZE || guest_address % MOTE_PAGE_SIZE)
@@ -211,7 +218,7 @@ int mote_sandbox_map_file(mote_sandbox *sb, const char *path, uint64_t guest_add
 int mote_sandbox_unmap(mote_sandbox *sb, uint64_t guest_address)
 {
 	if (!sb)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_unmap: no sandbox");
 	for (size_t i = 0; i < sb->nmaps; i++) {
 		if (sb->maps[i].gpa == guest_address) {
 			remove_at(sb, i);

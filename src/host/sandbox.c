@@ -18,35 +18,10 @@
 #include "host/internal.h"
 #include "host/mapping.h"
 
-/* ---- Per-thread error detail for failures that have no sandbox ---- */
-static __thread char thread_error[512];
-
-const char *mote_last_error(void)
-{
-	return thread_error;
-}
-
+/* The thread's detail, verbatim. */
 static void set_thread_error(const char *text)
 {
-	snprintf(thread_error, sizeof(thread_error), "%s", text);
-}
-
-void mote_set_last_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(thread_error, sizeof(thread_error), fmt, ap);
-	va_end(ap);
-}
-
-int mote_sandbox_fail(struct mote_sandbox *sb, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sb->err, sizeof(sb->err), fmt, ap);
-	va_end(ap);
-	set_thread_error(sb->err);
-	return code;
+	mote_set_last_error("%s", text);
 }
 
 /* Fail and poison: the guest's state can no longer be trusted. */
@@ -813,8 +788,8 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 			  const mote_host_functions *host_functions, mote_sandbox **out)
 {
 	if (!out || !elf) {
-		set_thread_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_new_from_buffer: no %s",
+		                 !elf ? "ELF" : "out");
 	}
 	*out = NULL;
 	int rc;
@@ -893,31 +868,27 @@ int mote_sandbox_new(const char *path, const mote_config *config,
 		     const mote_host_functions *host_functions, mote_sandbox **out)
 {
 	if (!path || !out) {
-		set_thread_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_new: no %s", !path ? "path" : "out");
 	}
 	*out = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(thread_error, sizeof(thread_error), "cannot open %s: %s", path,
-			 strerror(errno));
+		mote_set_last_error("cannot open %s: %s", path, strerror(errno));
 		return errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(thread_error, sizeof(thread_error), "%s is not a regular file", path);
+		mote_set_last_error("%s is not a regular file", path);
 		close(fd);
 		return -MOTE_EIO;
 	}
 	if (st.st_size == 0) {
 		close(fd);
-		snprintf(thread_error, sizeof(thread_error), "%s: empty file, not an ELF", path);
-		return -MOTE_EBADELF;
+		return mote_fail(-MOTE_EBADELF, "%s: empty file, not an ELF", path);
 	}
 	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED) {
-		snprintf(thread_error, sizeof(thread_error), "cannot map %s: %s", path,
-			 strerror(errno));
+		mote_set_last_error("cannot map %s: %s", path, strerror(errno));
 		close(fd);
 		return -MOTE_EIO;
 	}
@@ -1046,7 +1017,7 @@ int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args
 				 : !name ? "mote_sandbox_call: no function name"
 					 : "mote_sandbox_call: arguments missing for nargs > 0");
 		if (sb)
-			snprintf(sb->err, sizeof(sb->err), "%s", thread_error);
+			snprintf(sb->err, sizeof(sb->err), "%s", mote_last_error());
 		return -MOTE_EINVAL;
 	}
 	if (sb->poisoned)
@@ -1097,8 +1068,14 @@ size_t mote_sandbox_function_count(const mote_sandbox *sb)
 
 int mote_sandbox_function(const mote_sandbox *sb, size_t index, mote_function_info *out)
 {
-	if (!sb || !out || index >= sb->nfns)
-		return -MOTE_EINVAL;
+	if (!sb || !out)
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_function: no %s",
+		                 !sb ? "sandbox" : "out");
+	if (index >= sb->nfns)
+		return mote_sandbox_fail((struct mote_sandbox *)sb, -MOTE_EINVAL,
+		                         "mote_sandbox_function: index %zu, the guest has %zu "
+		                         "functions",
+		                         index, sb->nfns);
 	const struct mote_sig *s = &sb->fns[index];
 	out->name = s->name;
 	out->ret = s->ret;
@@ -1110,7 +1087,8 @@ int mote_sandbox_function(const mote_sandbox *sb, size_t index, mote_function_in
 int mote_sandbox_memory_info(const mote_sandbox *sb, mote_memory_info *out)
 {
 	if (!sb || !out)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_memory_info: no %s",
+		                 !sb ? "sandbox" : "out");
 	out->mem_size = sb->mem_size;
 	out->image_size = sb->image_size;
 	out->heap_size = sb->layout.heap_size;

@@ -282,8 +282,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	if (!sb || !out) {
 		if (sb)
 			return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_sandbox_snapshot: no out");
-		mote_set_last_error("mote_sandbox_snapshot: no sandbox");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_snapshot: no sandbox");
 	}
 	*out = NULL;
 	if (sb->poisoned)
@@ -496,8 +495,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 	if (!sb || !csnap) {
 		if (sb)
 			return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_sandbox_restore: no snapshot");
-		mote_set_last_error("mote_sandbox_restore: no sandbox");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_restore: no sandbox");
 	}
 	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
 	if (!same_layout(&sb->layout, &snap->meta.layout))
@@ -586,8 +584,8 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 {
 	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
 	if (!snap || !out) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_from_snapshot: no %s",
+		                 !snap ? "snapshot" : "out");
 	}
 	*out = NULL;
 	char detail[512];
@@ -599,9 +597,9 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	char vendor[16];
 	mote_cpu_vendor(vendor);
 	if (memcmp(vendor, snap->meta.cpu_vendor, sizeof(vendor)) != 0) {
-		mote_set_last_error("snapshot taken on a %.12s CPU, this host is %.12s",
-				    snap->meta.cpu_vendor, vendor);
-		return -MOTE_EBADSNAP;
+		return mote_fail(-MOTE_EBADSNAP,
+		                 "snapshot taken on a %.12s CPU, this host is %.12s",
+		                 snap->meta.cpu_vendor, vendor);
 	}
 	struct mote_sandbox *sb = mote_sandbox_alloc(config, host_functions, &rc);
 	if (!sb)
@@ -787,14 +785,14 @@ int mote_snapshot_save(const mote_snapshot *csnap, const char *path, unsigned fl
 {
 	struct mote_snapshot *snap = (struct mote_snapshot *)csnap;
 	if (flags & ~MOTE_SNAPSHOT_ABSORB_MAPPINGS) {
-		mote_set_last_error("mote_snapshot_save: invalid flags 0x%x (only "
-				    "MOTE_SNAPSHOT_ABSORB_MAPPINGS)",
-				    flags);
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL,
+		                 "mote_snapshot_save: invalid flags 0x%x (only "
+		                 "MOTE_SNAPSHOT_ABSORB_MAPPINGS)",
+		                 flags);
 	}
 	if (!snap || !path) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_save: no %s",
+		                 !snap ? "snapshot" : "path");
 	}
 	char abs[8200], dir[8200];
 	if (!realpath(path, abs)) {
@@ -805,8 +803,8 @@ int mote_snapshot_save(const mote_snapshot *csnap, const char *path, unsigned fl
 		const char *d = slash ? (slash == tmp ? "/" : (*slash = 0, tmp)) : ".";
 		char rd[4096];
 		if (!realpath(d, rd)) {
-			mote_set_last_error("cannot save snapshot to %s: %s", path, strerror(errno));
-			return -MOTE_EIO;
+			return mote_fail(-MOTE_EIO, "cannot save snapshot to %s: %s", path,
+			                 strerror(errno));
 		}
 		snprintf(abs, sizeof(abs), "%s/%s", strcmp(rd, "/") ? rd : "",
 			 slash ? slash + 1 : path);
@@ -892,9 +890,10 @@ static int open_parent(struct mote_snapshot *snap, const char *layer_abs, unsign
 			snprintf(ppath, sizeof(ppath), "%s/%s", dir, hint);
 		struct stat st;
 		if (stat(ppath, &st) < 0) {
-			mote_set_last_error("%s: base snapshot %s (header hash %.16s...) not found: %s",
-					    layer_abs, ppath, want, strerror(errno));
-			return -MOTE_EBADSNAP;
+			return mote_fail(
+			    -MOTE_EBADSNAP,
+			    "%s: base snapshot %s (header hash %.16s...) not found: %s", layer_abs,
+			    ppath, want, strerror(errno));
 		}
 		int rc = open_file(ppath, flags, depth + 1, (mote_snapshot **)&p);
 		if (rc)
@@ -954,14 +953,13 @@ static int reopen_mappings(struct mote_snapshot *snap, const char *path)
 		char err[512] = "";
 		int rc = hash_file_range(m->path, m->offset, m->size, now, err, sizeof(err));
 		if (rc) {
-			mote_set_last_error("%s: %s", path, err);
-			return -MOTE_EBADSNAP;
+			return mote_fail(-MOTE_EBADSNAP, "%s: %s", path, err);
 		}
 		if (memcmp(now, m->sha256, 32) != 0) {
-			mote_set_last_error("%s: mapped file %s has changed since the snapshot was "
-					    "taken",
-					    path, m->path);
-			return -MOTE_EBADSNAP;
+			return mote_fail(-MOTE_EBADSNAP,
+			                 "%s: mapped file %s has changed since the snapshot was "
+			                 "taken",
+			                 path, m->path);
 		}
 		snap->maps[i] = (struct mote_file_map){.path = mote_strdup(m->path),
 						       .offset = m->offset,
@@ -981,9 +979,9 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 {
 	*out = NULL;
 	if (depth > MOTE_MAX_LAYER_DEPTH * 4) {
-		mote_set_last_error("%s: snapshot chain longer than %d files (or a loop)", path,
-				    MOTE_MAX_LAYER_DEPTH * 4);
-		return -MOTE_EBADSNAP;
+		return mote_fail(-MOTE_EBADSNAP,
+		                 "%s: snapshot chain longer than %d files (or a loop)", path,
+		                 MOTE_MAX_LAYER_DEPTH * 4);
 	}
 	char abs[4096];
 	if (!realpath(path, abs))
@@ -998,8 +996,7 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 	struct mote_snapshot *snap = snapshot_alloc();
 	if (!snap) {
 		mote_snapfile_close(&f);
-		mote_set_last_error("out of memory");
-		return -MOTE_ENOMEM;
+		return mote_fail(-MOTE_ENOMEM, "out of memory");
 	}
 	/* Take over what the parser allocated. */
 	snap->meta = f.meta;
@@ -1037,8 +1034,7 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 	snap->own = mote_calloc((size_t)((pages + 63) / 64), sizeof(uint64_t));
 	if (!snap->own || snapshot_bitmaps(snap)) {
 		mote_snapshot_release(snap);
-		mote_set_last_error("out of memory");
-		return -MOTE_ENOMEM;
+		return mote_fail(-MOTE_ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < snap->nregions; i++)
 		mote_bitmap_set_range(snap->own, snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
@@ -1059,14 +1055,14 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 int mote_snapshot_open(const char *path, unsigned flags, mote_snapshot **out)
 {
 	if (flags & ~(MOTE_SNAPSHOT_VERIFY_HEADER | MOTE_SNAPSHOT_NO_CACHE)) {
-		mote_set_last_error("mote_snapshot_open: invalid flags 0x%x (only "
-				    "MOTE_SNAPSHOT_VERIFY_HEADER, MOTE_SNAPSHOT_NO_CACHE)",
-				    flags);
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL,
+		                 "mote_snapshot_open: invalid flags 0x%x (only "
+		                 "MOTE_SNAPSHOT_VERIFY_HEADER, MOTE_SNAPSHOT_NO_CACHE)",
+		                 flags);
 	}
 	if (!path || !out) {
-		mote_set_last_error("mote_snapshot_open: %s", !path ? "no path" : "no out");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_open: %s",
+		                 !path ? "no path" : "no out");
 	}
 	return open_file(path, flags, 0, out);
 }
@@ -1090,8 +1086,8 @@ struct info_priv {
 int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 {
 	if (!path || !out) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_info_read: no %s",
+		                 !path ? "path" : "out");
 	}
 	memset(out, 0, sizeof(*out));
 	struct mote_snapfile f;
@@ -1175,8 +1171,14 @@ size_t mote_snapshot_function_count(const mote_snapshot *snap)
 
 int mote_snapshot_function(const mote_snapshot *snap, size_t index, mote_function_info *out)
 {
-	if (!snap || !out || index >= snap->meta.nguest_fns)
-		return -MOTE_EINVAL;
+	if (!snap || !out)
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_function: no %s",
+		                 !snap ? "snapshot" : "out");
+	if (index >= snap->meta.nguest_fns)
+		return mote_fail(
+		    -MOTE_EINVAL,
+		    "mote_snapshot_function: index %zu, the snapshot has %zu functions", index,
+		    snap->meta.nguest_fns);
 	fill_function_infos(out, &snap->meta.guest_fns[index], 1);
 	return 0;
 }

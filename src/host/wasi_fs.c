@@ -110,8 +110,11 @@ void mote_wasi_fs_free(struct mote_wasi_fs *fs)
 
 int mote_wasm_preopen(mote_sandbox *sb, const char *guest_path, const char *host_dir)
 {
-	if (!sb || !guest_path || !host_dir)
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_preopen: no sandbox");
+	if (!guest_path || !host_dir)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_wasm_preopen: no %s",
+		                         !guest_path ? "guest path" : "host directory");
 	size_t len = strlen(guest_path);
 	if (len == 0 || len > 255)
 		return mote_sandbox_fail(sb, -MOTE_EINVAL,

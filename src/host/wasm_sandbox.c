@@ -178,8 +178,11 @@ static int wasi_stdin(void *user, mote_sandbox *sb, const mote_value *args, size
 
 int mote_wasm_set_stdin(mote_sandbox *sb, const void *data, size_t len)
 {
-	if (!sb || (!data && len))
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_set_stdin: no sandbox");
+	if (!data && len)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+		                         "mote_wasm_set_stdin: no data for %zu bytes", len);
 	struct wasm_state *w = wasm_state_of(sb, true);
 	uint8_t *copy = NULL;
 	if (!w || (len && !(copy = mote_malloc(len))))
@@ -445,14 +448,14 @@ int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snap, const mote_host_f
 				    const mote_config *config, mote_sandbox **out)
 {
 	if (!snap || !out) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_sandbox_from_snapshot: no %s",
+		                 !snap ? "snapshot" : "out");
 	}
 	*out = NULL;
 	if (!runtime_function_table(mote_snapshot_function_count(snap), snapshot_fn, snap)) {
-		mote_set_last_error("not a snapshot of a Wasm sandbox (it lacks the Wasm runtime's "
-				    "functions)");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL,
+		                 "not a snapshot of a Wasm sandbox (it lacks the Wasm "
+		                 "runtime's functions)");
 	}
 	mote_host_functions *fns;
 	int rc = with_wasi_functions(imports, &fns);
@@ -469,8 +472,7 @@ int mote_wasm_sandbox_new(const mote_config *config, const mote_host_functions *
 			  mote_sandbox **out)
 {
 	if (!out) {
-		mote_set_last_error("invalid argument");
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_sandbox_new: no out");
 	}
 	*out = NULL;
 	struct wasm_sizes s = sizes_for(config);
@@ -581,8 +583,10 @@ static int restore_runtime(mote_sandbox *sb);
 
 int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
 {
-	if (!sb || (!wasm && len))
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_load: no sandbox");
+	if (!wasm && len)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_wasm_load: no bytes for %zu", len);
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
 	const struct wasm_state *w = wasm_state_of(sb, false);
@@ -603,8 +607,10 @@ int mote_wasm_load(mote_sandbox *sb, const void *wasm, size_t len)
 
 int mote_wasm_load_file(mote_sandbox *sb, const char *path)
 {
-	if (!sb || !path)
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_load_file: no sandbox");
+	if (!path)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_wasm_load_file: no path");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return mote_sandbox_fail(sb, errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO,
@@ -670,7 +676,7 @@ static int restore_runtime(mote_sandbox *sb)
 int mote_wasm_unload(mote_sandbox *sb)
 {
 	if (!sb)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_unload: no sandbox");
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
 	if (mote_sandbox_poisoned(sb)) { /* recover now: the caller may inspect it */
@@ -748,8 +754,13 @@ int mote_wasm_call(mote_sandbox *sb, const char *export_name, const mote_value *
 {
 	if (nresults)
 		*nresults = 0;
-	if (!sb || !export_name || (nargs && !args) || (max_results && !results))
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_call: no sandbox");
+	if (!export_name || (nargs && !args) || (max_results && !results))
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_wasm_call: no %s",
+		                         !export_name     ? "export name"
+		                         : nargs && !args ? "arguments for nargs > 0"
+		                                          : "results for max_results > 0");
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
 	uint8_t small[4 + 16 * REC_SIZE];
@@ -795,8 +806,13 @@ int mote_wasm_run(mote_sandbox *sb, const char *const *argv, size_t argc, const 
 {
 	if (exit_code)
 		*exit_code = 0;
-	if (!sb || (argc && !argv) || (envc && !envp) || argc > UINT32_MAX || envc > UINT32_MAX)
-		return -MOTE_EINVAL;
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_run: no sandbox");
+	if ((argc && !argv) || (envc && !envp) || argc > UINT32_MAX || envc > UINT32_MAX)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_wasm_run: %s",
+		                         argc && !argv   ? "no argv for argc > 0"
+		                         : envc && !envp ? "no envp for envc > 0"
+		                                         : "too many arguments or variables");
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
 	size_t len = 8;
@@ -982,7 +998,8 @@ static int parse_exports(const uint8_t *p, size_t len, mote_wasm_exports *e)
 int mote_wasm_exports_get(mote_sandbox *sb, mote_wasm_exports **out)
 {
 	if (!sb || !out)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_exports_get: no %s",
+		                 !sb ? "sandbox" : "out");
 	*out = NULL;
 	if (!mote_wasm_is_sandbox(sb))
 		return not_wasm(sb);
@@ -1013,8 +1030,14 @@ size_t mote_wasm_exports_count(const mote_wasm_exports *e)
 
 int mote_wasm_exports_at(const mote_wasm_exports *e, size_t index, mote_wasm_export_info *out)
 {
-	if (!e || !out || index >= e->n)
-		return -MOTE_EINVAL;
+	if (!e || !out)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_exports_at: no %s",
+		                 !e ? "exports" : "out");
+	if (index >= e->n)
+		return mote_fail(-MOTE_EINVAL,
+		                 "mote_wasm_exports_at: index %zu, the module has %zu "
+		                 "exports",
+		                 index, e->n);
 	const struct wasm_export *x = &e->v[index];
 	out->name = x->name;
 	out->kind = x->kind;
@@ -1029,7 +1052,10 @@ int mote_wasm_exports_at(const mote_wasm_exports *e, size_t index, mote_wasm_exp
 int mote_wasm_exports_find(const mote_wasm_exports *e, const char *name, mote_wasm_export_info *out)
 {
 	if (!e || !name || !out)
-		return -MOTE_EINVAL;
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_exports_find: no %s",
+		                 !e      ? "exports"
+		                 : !name ? "name"
+		                         : "out");
 	for (size_t i = 0; i < e->n; i++)
 		if (!strcmp(e->v[i].name, name))
 			return mote_wasm_exports_at(e, i, out);
