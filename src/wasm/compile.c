@@ -1431,6 +1431,11 @@ static bool do_end(comp *c)
 }
 
 
+/* The body's instructions, one switch case per opcode (named in wasm_int.h's
+ * MW_WASM_OPCODES; the numeric ones, 0x45-0xc4, come from NUMOPS in the
+ * default case), each a few lines that hand off to a do_* helper. It is as
+ * long as the instruction set is wide; one switch keeps every opcode the
+ * compiler accepts in one place. */
 static bool compile_body(comp *c)
 {
 	const mw_module *m = c->m;
@@ -1444,30 +1449,30 @@ static bool compile_body(comp *c)
 		if (!reserve(c, 64))
 			return fail(c, MW_ERR_NOMEM, "out of memory");
 		switch (op) {
-		case 0x00:
+		case W_OP(unreachable):
 			if (emitting(c))
 				put(c, OP_unreachable, 0);
 			set_unreachable(c);
 			break;
-		case 0x01:
+		case W_OP(nop):
 			break;
-		case 0x02:
+		case W_OP(block):
 			if (!do_block_start(c, C_BLOCK))
 				return false;
 			break;
-		case 0x03:
+		case W_OP(loop):
 			if (!do_block_start(c, C_LOOP))
 				return false;
 			break;
-		case 0x04:
+		case W_OP(if):
 			if (!do_block_start(c, C_IF))
 				return false;
 			break;
-		case 0x05:
+		case W_OP(else):
 			if (!do_else(c))
 				return false;
 			break;
-		case 0x0b:
+		case W_OP(end):
 			if (!do_end(c))
 				return false;
 			if (c->ch == 0) {
@@ -1476,7 +1481,7 @@ static bool compile_body(comp *c)
 				return true;
 			}
 			break;
-		case 0x0c: {
+		case W_OP(br): {
 			uint32_t d;
 			if (!r_u32(c, &d))
 				return false;
@@ -1494,17 +1499,17 @@ static bool compile_body(comp *c)
 			set_unreachable(c);
 			break;
 		}
-		case 0x0d: {
+		case W_OP(br_if): {
 			uint32_t d;
 			if (!r_u32(c, &d) || !do_br_if(c, d))
 				return false;
 			break;
 		}
-		case 0x0e:
+		case W_OP(br_table):
 			if (!do_br_table(c))
 				return false;
 			break;
-		case 0x0f: {
+		case W_OP(return): {
 			const mw_ftype *ft = c->ft;
 			if (!check_top(c, ft->pub.results, ft->pub.nresults))
 				return false;
@@ -1513,7 +1518,7 @@ static bool compile_body(comp *c)
 			set_unreachable(c);
 			break;
 		}
-		case 0x10: {
+		case W_OP(call): {
 			uint32_t f;
 			if (!r_u32(c, &f))
 				return false;
@@ -1532,7 +1537,7 @@ static bool compile_body(comp *c)
 			}
 			break;
 		}
-		case 0x11: {
+		case W_OP(call_indirect): {
 			uint32_t ti, tab;
 			if (!r_u32(c, &ti) || !r_u32(c, &tab))
 				return false;
@@ -1550,17 +1555,17 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x1a: {
+		case W_OP(drop): {
 			vent e;
 			if (!pop_any(c, &e))
 				return false;
 			break;
 		}
-		case 0x1b:
+		case W_OP(select):
 			if (!do_select(c, T_UNK))
 				return false;
 			break;
-		case 0x1c: {
+		case W_OP(select_t): {
 			uint32_t n;
 			uint8_t t;
 			if (!r_u32(c, &n))
@@ -1576,7 +1581,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x20: {
+		case W_OP(local_get): {
 			uint32_t x;
 			if (!r_u32(c, &x))
 				return false;
@@ -1589,14 +1594,14 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x21:
-		case 0x22: {
+		case W_OP(local_set):
+		case W_OP(local_tee): {
 			uint32_t x;
-			if (!r_u32(c, &x) || !do_local_set(c, x, op == 0x22))
+			if (!r_u32(c, &x) || !do_local_set(c, x, op == W_OP(local_tee)))
 				return false;
 			break;
 		}
-		case 0x23: {
+		case W_OP(global_get): {
 			uint32_t x;
 			if (!r_u32(c, &x))
 				return false;
@@ -1613,7 +1618,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x24: {
+		case W_OP(global_set): {
 			uint32_t x;
 			if (!r_u32(c, &x))
 				return false;
@@ -1627,7 +1632,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x25: {
+		case W_OP(table_get): {
 			uint32_t x;
 			if (!r_u32(c, &x) || !need_table(c, x))
 				return false;
@@ -1637,7 +1642,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x26: {
+		case W_OP(table_set): {
 			uint32_t x;
 			if (!r_u32(c, &x) || !need_table(c, x))
 				return false;
@@ -1647,31 +1652,31 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x28: if (!do_load(c, OP_i32_load, 2, T_I32)) return false; break;
-		case 0x29: if (!do_load(c, OP_i64_load, 3, T_I64)) return false; break;
-		case 0x2a: if (!do_load(c, OP_i32_load, 2, T_F32)) return false; break;
-		case 0x2b: if (!do_load(c, OP_i64_load, 3, T_F64)) return false; break;
-		case 0x2c: if (!do_load(c, OP_i32_load8_s, 0, T_I32)) return false; break;
-		case 0x2d: if (!do_load(c, OP_i32_load8_u, 0, T_I32)) return false; break;
-		case 0x2e: if (!do_load(c, OP_i32_load16_s, 1, T_I32)) return false; break;
-		case 0x2f: if (!do_load(c, OP_i32_load16_u, 1, T_I32)) return false; break;
-		case 0x30: if (!do_load(c, OP_i64_load8_s, 0, T_I64)) return false; break;
-		case 0x31: if (!do_load(c, OP_i64_load8_u, 0, T_I64)) return false; break;
-		case 0x32: if (!do_load(c, OP_i64_load16_s, 1, T_I64)) return false; break;
-		case 0x33: if (!do_load(c, OP_i64_load16_u, 1, T_I64)) return false; break;
-		case 0x34: if (!do_load(c, OP_i64_load32_s, 2, T_I64)) return false; break;
-		case 0x35: if (!do_load(c, OP_i64_load32_u, 2, T_I64)) return false; break;
-		case 0x36: if (!do_store(c, OP_store32, 2, T_I32)) return false; break;
-		case 0x37: if (!do_store(c, OP_store64, 3, T_I64)) return false; break;
-		case 0x38: if (!do_store(c, OP_store32, 2, T_F32)) return false; break;
-		case 0x39: if (!do_store(c, OP_store64, 3, T_F64)) return false; break;
-		case 0x3a: if (!do_store(c, OP_store8, 0, T_I32)) return false; break;
-		case 0x3b: if (!do_store(c, OP_store16, 1, T_I32)) return false; break;
-		case 0x3c: if (!do_store(c, OP_store8, 0, T_I64)) return false; break;
-		case 0x3d: if (!do_store(c, OP_store16, 1, T_I64)) return false; break;
-		case 0x3e: if (!do_store(c, OP_store32, 2, T_I64)) return false; break;
-		case 0x3f:
-		case 0x40: {
+		case W_OP(i32_load): if (!do_load(c, OP_i32_load, 2, T_I32)) return false; break;
+		case W_OP(i64_load): if (!do_load(c, OP_i64_load, 3, T_I64)) return false; break;
+		case W_OP(f32_load): if (!do_load(c, OP_i32_load, 2, T_F32)) return false; break;
+		case W_OP(f64_load): if (!do_load(c, OP_i64_load, 3, T_F64)) return false; break;
+		case W_OP(i32_load8_s): if (!do_load(c, OP_i32_load8_s, 0, T_I32)) return false; break;
+		case W_OP(i32_load8_u): if (!do_load(c, OP_i32_load8_u, 0, T_I32)) return false; break;
+		case W_OP(i32_load16_s): if (!do_load(c, OP_i32_load16_s, 1, T_I32)) return false; break;
+		case W_OP(i32_load16_u): if (!do_load(c, OP_i32_load16_u, 1, T_I32)) return false; break;
+		case W_OP(i64_load8_s): if (!do_load(c, OP_i64_load8_s, 0, T_I64)) return false; break;
+		case W_OP(i64_load8_u): if (!do_load(c, OP_i64_load8_u, 0, T_I64)) return false; break;
+		case W_OP(i64_load16_s): if (!do_load(c, OP_i64_load16_s, 1, T_I64)) return false; break;
+		case W_OP(i64_load16_u): if (!do_load(c, OP_i64_load16_u, 1, T_I64)) return false; break;
+		case W_OP(i64_load32_s): if (!do_load(c, OP_i64_load32_s, 2, T_I64)) return false; break;
+		case W_OP(i64_load32_u): if (!do_load(c, OP_i64_load32_u, 2, T_I64)) return false; break;
+		case W_OP(i32_store): if (!do_store(c, OP_store32, 2, T_I32)) return false; break;
+		case W_OP(i64_store): if (!do_store(c, OP_store64, 3, T_I64)) return false; break;
+		case W_OP(f32_store): if (!do_store(c, OP_store32, 2, T_F32)) return false; break;
+		case W_OP(f64_store): if (!do_store(c, OP_store64, 3, T_F64)) return false; break;
+		case W_OP(i32_store8): if (!do_store(c, OP_store8, 0, T_I32)) return false; break;
+		case W_OP(i32_store16): if (!do_store(c, OP_store16, 1, T_I32)) return false; break;
+		case W_OP(i64_store8): if (!do_store(c, OP_store8, 0, T_I64)) return false; break;
+		case W_OP(i64_store16): if (!do_store(c, OP_store16, 1, T_I64)) return false; break;
+		case W_OP(i64_store32): if (!do_store(c, OP_store32, 2, T_I64)) return false; break;
+		case W_OP(memory_size):
+		case W_OP(memory_grow): {
 			uint8_t z;
 			if (!r_byte(c, &z))
 				return false;
@@ -1680,12 +1685,12 @@ static bool compile_body(comp *c)
 			if (m->nmems == 0)
 				INVALID("unknown memory");
 			static const uint8_t in[1] = {T_I32};
-			if (!do_generic(c, op == 0x3f ? OP_memory_size : OP_memory_grow, in,
-					op == 0x3f ? 0 : 1, T_I32, NULL, 0))
+			if (!do_generic(c, op == W_OP(memory_size) ? OP_memory_size : OP_memory_grow,
+					in, op == W_OP(memory_size) ? 0 : 1, T_I32, NULL, 0))
 				return false;
 			break;
 		}
-		case 0x41: {
+		case W_OP(i32_const): {
 			int64_t v;
 			if (!r_sleb(c, 32, &v))
 				return false;
@@ -1694,7 +1699,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x42: {
+		case W_OP(i64_const): {
 			int64_t v;
 			if (!r_sleb(c, 64, &v))
 				return false;
@@ -1703,7 +1708,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x43: {
+		case W_OP(f32_const): {
 			if (c->end - c->p < 4)
 				MALFORMED("unexpected end");
 			uint32_t v;
@@ -1714,7 +1719,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0x44: {
+		case W_OP(f64_const): {
 			if (c->end - c->p < 8)
 				MALFORMED("unexpected end");
 			uint64_t v;
@@ -1725,7 +1730,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0xd0: {
+		case W_OP(ref_null): {
 			uint8_t t;
 			if (!r_byte(c, &t))
 				return false;
@@ -1736,7 +1741,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0xd1: {
+		case W_OP(ref_is_null): {
 			vent e;
 			if (!pop_any(c, &e))
 				return false;
@@ -1754,7 +1759,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0xd2: {
+		case W_OP(ref_func): {
 			uint32_t x;
 			if (!r_u32(c, &x))
 				return false;
@@ -1767,7 +1772,7 @@ static bool compile_body(comp *c)
 				return false;
 			break;
 		}
-		case 0xfc: {
+		case W_OP(prefix_fc): {
 			uint32_t sub;
 			if (!r_u32(c, &sub))
 				return false;

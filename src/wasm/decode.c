@@ -296,9 +296,11 @@ static bool rd_globaltype(rd *r, mw_globaltype *g)
 
 static bool known_opcode(uint8_t op)
 {
-	return op <= 0x05 || (op >= 0x0b && op <= 0x11) || (op >= 0x1a && op <= 0x1c) ||
-	       (op >= 0x20 && op <= 0x26) || (op >= 0x28 && op <= 0xc4) ||
-	       (op >= 0xd0 && op <= 0xd2) || op == 0xfc;
+	return op <= W_OP(else) || (op >= W_OP(end) && op <= W_OP(call_indirect)) ||
+	       (op >= W_OP(drop) && op <= W_OP(select_t)) ||
+	       (op >= W_OP(local_get) && op <= W_OP(table_set)) ||
+	       (op >= W_OP(i32_load) && op <= 0xc4 /* the last numeric */) ||
+	       (op >= W_OP(ref_null) && op <= W_OP(ref_func)) || op == W_OP(prefix_fc);
 }
 
 /* Constant expression: exactly one constant instruction then `end`. */
@@ -310,7 +312,7 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 	ce->index = 0;
 	ce->bits = 0;
 	switch (op) {
-	case 0x41: {
+	case W_OP(i32_const): {
 		int64_t v;
 		if (!rd_sleb(r, 32, &v))
 			return false;
@@ -319,7 +321,7 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 		ce->bits = (uint32_t)v;
 		break;
 	}
-	case 0x42: {
+	case W_OP(i64_const): {
 		int64_t v;
 		if (!rd_sleb(r, 64, &v))
 			return false;
@@ -328,7 +330,7 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 		ce->bits = (uint64_t)v;
 		break;
 	}
-	case 0x43: {
+	case W_OP(f32_const): {
 		const uint8_t *b;
 		if (!rd_bytes(r, 4, &b))
 			return false;
@@ -339,7 +341,7 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 		ce->bits = v;
 		break;
 	}
-	case 0x44: {
+	case W_OP(f64_const): {
 		const uint8_t *b;
 		if (!rd_bytes(r, 8, &b))
 			return false;
@@ -348,12 +350,12 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 		ce->type = T_F64;
 		break;
 	}
-	case 0xd0:
+	case W_OP(ref_null):
 		if (!rd_reftype(r, &ce->type))
 			return false;
 		ce->kind = CE_REF_NULL;
 		break;
-	case 0xd2:
+	case W_OP(ref_func):
 		if (!rd_u32(r, &ce->index))
 			return false;
 		if (ce->index >= m->nfuncs)
@@ -362,7 +364,7 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 		ce->kind = CE_REF_FUNC;
 		ce->type = T_FUNCREF;
 		break;
-	case 0x23:
+	case W_OP(global_get):
 		if (!rd_u32(r, &ce->index))
 			return false;
 		if (ce->index >= m->nglobal_imports)
@@ -372,7 +374,7 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 		ce->kind = CE_GLOBAL_GET;
 		ce->type = m->globals[ce->index].type.type;
 		break;
-	case 0x0b:
+	case W_OP(end):
 		return invalid(r, "type mismatch");
 	default:
 		if (!known_opcode(op))
@@ -381,9 +383,10 @@ static bool rd_cexpr(rd *r, mw_module *m, uint8_t want, mw_cexpr *ce)
 	}
 	if (!rd_byte(r, &op))
 		return false;
-	if (op != 0x0b) {
-		if (op == 0x41 || op == 0x42 || op == 0x43 || op == 0x44 || op == 0xd0 || op == 0xd2 ||
-		    op == 0x23)
+	if (op != W_OP(end)) {
+		if (op == W_OP(i32_const) || op == W_OP(i64_const) || op == W_OP(f32_const) ||
+		    op == W_OP(f64_const) || op == W_OP(ref_null) || op == W_OP(ref_func) ||
+		    op == W_OP(global_get))
 			return invalid(r, "type mismatch");
 		return invalid(r, "constant expression required");
 	}

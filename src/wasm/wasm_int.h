@@ -87,6 +87,74 @@ static inline bool mw_is_ref(uint8_t t)
 	X(i32_trunc_sat_f64_u) X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u)                       \
 	X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u)
 
+/* The binary opcodes the decoder and the compiler switch on by name (Wasm
+ * core spec 5.4; the numeric ones, 0x45-0xc4, are NUMOPS in compile.c): one
+ * table, so a case reads `case W_OP(i32_load):`, not `case 0x28:`. */
+#define MW_WASM_OPCODES(X) \
+	X(unreachable, 0x00) \
+	X(nop, 0x01) \
+	X(block, 0x02) \
+	X(loop, 0x03) \
+	X(if, 0x04) \
+	X(else, 0x05) \
+	X(end, 0x0b) \
+	X(br, 0x0c) \
+	X(br_if, 0x0d) \
+	X(br_table, 0x0e) \
+	X(return, 0x0f) \
+	X(call, 0x10) \
+	X(call_indirect, 0x11) \
+	X(drop, 0x1a) \
+	X(select, 0x1b) \
+	X(select_t, 0x1c) \
+	X(local_get, 0x20) \
+	X(local_set, 0x21) \
+	X(local_tee, 0x22) \
+	X(global_get, 0x23) \
+	X(global_set, 0x24) \
+	X(table_get, 0x25) \
+	X(table_set, 0x26) \
+	X(i32_load, 0x28) \
+	X(i64_load, 0x29) \
+	X(f32_load, 0x2a) \
+	X(f64_load, 0x2b) \
+	X(i32_load8_s, 0x2c) \
+	X(i32_load8_u, 0x2d) \
+	X(i32_load16_s, 0x2e) \
+	X(i32_load16_u, 0x2f) \
+	X(i64_load8_s, 0x30) \
+	X(i64_load8_u, 0x31) \
+	X(i64_load16_s, 0x32) \
+	X(i64_load16_u, 0x33) \
+	X(i64_load32_s, 0x34) \
+	X(i64_load32_u, 0x35) \
+	X(i32_store, 0x36) \
+	X(i64_store, 0x37) \
+	X(f32_store, 0x38) \
+	X(f64_store, 0x39) \
+	X(i32_store8, 0x3a) \
+	X(i32_store16, 0x3b) \
+	X(i64_store8, 0x3c) \
+	X(i64_store16, 0x3d) \
+	X(i64_store32, 0x3e) \
+	X(memory_size, 0x3f) \
+	X(memory_grow, 0x40) \
+	X(i32_const, 0x41) \
+	X(i64_const, 0x42) \
+	X(f32_const, 0x43) \
+	X(f64_const, 0x44) \
+	X(ref_null, 0xd0) \
+	X(ref_is_null, 0xd1) \
+	X(ref_func, 0xd2) \
+	X(prefix_fc, 0xfc)
+
+enum mw_wasm_opcode {
+#define MW_OPCODE_ENUM_(name, byte) MW_WOP_##name = byte,
+	MW_WASM_OPCODES(MW_OPCODE_ENUM_)
+#undef MW_OPCODE_ENUM_
+};
+#define W_OP(name) MW_WOP_##name
+
 #define MW_X_OP(n) OP_##n,
 #define MW_X_OPI(n) OP_##n##_i,
 #define MW_X_OPAI(n) OP_##n##_ai,
