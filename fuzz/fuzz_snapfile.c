@@ -10,6 +10,7 @@
 
 #include "common/abi.h"
 #include "host/snapfile.h"
+#include "mote.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,6 +17,7 @@
 
 #include "host/sha256x16.h"
 #include "host/snapfile.h"
+#include "mote.h"
 #include "test.h"
 
 #define PAGE 4096ull

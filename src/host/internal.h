@@ -12,6 +12,7 @@
 
 #include "common/abi.h"
 #include "host/backend.h"
+#include "host/records.h"
 #include "mote.h"
 
 /* Interrupts a running guest (kicks a vCPU out of KVM_RUN); see mote.h. */
@@ -50,16 +51,6 @@ bool mote_cpuid_filter(uint32_t leaf, uint32_t regs[4]);
  * snapshots record it; "unknown" where CPUID cannot say. */
 void mote_cpu_vendor(char out[16]);
 
-/* ---- Signatures ---- */
-struct mote_sig {
-	char *name;
-	mote_type ret;
-	uint8_t nargs;
-	mote_type args[MOTE_MAX_ARGS];
-};
-/* "i32 add(i32, i32)" */
-void mote_sig_format(const struct mote_sig *sig, char *buf, size_t len);
-bool mote_sig_equal(const struct mote_sig *a, const struct mote_sig *b);
 
 struct mote_host_fn_entry {
 	struct mote_sig sig;
@@ -93,15 +84,6 @@ void mote_config_defaults(struct mote_config *cfg);
 /* The SYSCALL landing stub (layout.c). */
 #define MOTE_SYSCALL_STUB_ADDR MOTE_SYSCALL_ADDR
 
-struct mote_layout {
-	uint64_t mem_size;
-	uint64_t image_end;
-	uint64_t stack_base, stack_size;
-	uint64_t in_buf, in_size;
-	uint64_t out_buf, out_size;
-	uint64_t log_buf, log_size;
-	uint64_t heap_base, heap_size;
-};
 
 struct mote_elf_image;
 struct mote_snapshot;

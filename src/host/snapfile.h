@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "host/internal.h"
+#include "common/abi.h"
+#include "host/backend.h"
+#include "host/records.h"
 
 /* 2: backend-neutral CPU state (struct mote_cpu_state); version 1 files
  * are refused with a message that says to take them again. */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "host/internal.h"
 #include "host/snapfile.h"
 
 /* ---- On-disk records ---- */
