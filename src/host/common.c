@@ -93,6 +93,17 @@ int mote_sandbox_fail(struct mote_sandbox *sb, int code, const char *fmt, ...)
 	return code;
 }
 
+int mote_err(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
 void mote_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)

@@ -46,17 +46,8 @@ struct parse_ctx {
 	size_t errlen;
 };
 
-__attribute__((format(printf, 3, 4))) static int fail(struct parse_ctx *ctx, int code,
-						      const char *fmt, ...)
-{
-	if (ctx->err && ctx->errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(ctx->err, ctx->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -code;
-}
+/* Fail with `code` (positive, as the X-macro names it) and the detail. */
+#define fail(ctx, code, ...) mote_err((ctx)->err, (ctx)->errlen, -(code), __VA_ARGS__)
 
 /* True if [off, off+size) lies inside the buffer, without overflowing. */
 static bool in_file(const struct parse_ctx *ctx, uint64_t off, uint64_t size)

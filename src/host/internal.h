@@ -39,6 +39,10 @@ struct mote_sandbox;
 __attribute__((format(printf, 3, 4))) int mote_sandbox_fail(struct mote_sandbox *sb, int code,
                                                             const char *fmt, ...);
 
+/* The file parsers' form of the idiom (snapfile*.c, elf.c), whose callers
+ * pass the text on: fill `err` (may be NULL) and return `code`. */
+__attribute__((format(printf, 4, 5))) int mote_err(char *err, size_t errlen, int code,
+                                                   const char *fmt, ...);
 /* snprintf into an error buffer that may be NULL. */
 __attribute__((format(printf, 3, 4))) void mote_errf(char *err, size_t errlen, const char *fmt,
 						     ...);

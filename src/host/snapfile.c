@@ -191,7 +191,7 @@ static int check_unique(const struct mote_sig *fns, size_t n, const char *which,
 		return 0;
 	const struct mote_sig **v = mote_calloc(n, sizeof(*v));
 	if (!v)
-		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		v[i] = &fns[i];
 	qsort(v, n, sizeof(*v), cmp_sig_name);
@@ -220,7 +220,7 @@ static int parse_fns(const uint8_t *buf, const struct sec *sec, const char *whic
 	}
 	struct mote_sig *fns = mote_calloc(sec->count, sizeof(*fns));
 	if (!fns)
-		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	*out = fns;
 	*nout = sec->count;
 	uint64_t p = sec->off, end = sec->off + sec->size;
@@ -258,7 +258,7 @@ static int parse_fns(const uint8_t *buf, const struct sec *sec, const char *whic
 			return BAD("%s function %zu: name padding is not zero", which, i);
 		s->name = mote_malloc(name_len + 1);
 		if (!s->name)
-			return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+			return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 		memcpy(s->name, name, name_len);
 		s->name[name_len] = 0;
 		p += esize;
@@ -295,7 +295,7 @@ static int parse_regions(const uint8_t *buf, const struct sec *sec, struct mote_
 	if (sec->count) {
 		f->regions = mote_calloc(sec->count, sizeof(*f->regions));
 		if (!f->regions)
-			return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+			return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	}
 	f->nregions = sec->count;
 	const uint64_t mem_size = f->meta.layout.mem_size;
@@ -367,15 +367,15 @@ static int parse_chunks(const uint8_t *buf, const struct sec *sec, struct mote_s
 	uint8_t md[MOTE_SNAP_HASH_SIZE];
 	int rc = mote_snapfile__sha256(buf + sec->off, sec->size, md);
 	if (rc)
-		return fail(err, errlen, rc, "SHA-256 failed");
+		return mote_err(err, errlen, rc, "SHA-256 failed");
 	if (memcmp(md, f->blob_hash, sizeof(md)))
-		return fail(err, errlen, -MOTE_EHASH,
-			    "blob hash does not match the chunk hashes (file corrupt)");
+		return mote_err(err, errlen, -MOTE_EHASH,
+		                "blob hash does not match the chunk hashes (file corrupt)");
 	f->nchunks = sec->count;
 	if (sec->count) {
 		f->chunk_hashes = mote_malloc(sec->size);
 		if (!f->chunk_hashes)
-			return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+			return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 		memcpy(f->chunk_hashes, buf + sec->off, sec->size);
 	}
 	return 0;
@@ -432,7 +432,7 @@ static int parse_parent(const uint8_t *buf, const struct sec *sec, const uint8_t
 		return BAD("parent path padding is not zero");
 	f->meta.parent_path = copy_path(path, path_len);
 	if (!f->meta.parent_path)
-		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	memcpy(f->meta.parent_hash, parent_hash, MOTE_SNAP_HASH_SIZE);
 	return 0;
 }
@@ -451,7 +451,7 @@ static int parse_mappings(const uint8_t *buf, const struct sec *sec, struct mote
 	}
 	struct mote_snap_mapping *maps = mote_calloc(sec->count, sizeof(*maps));
 	if (!maps)
-		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	f->meta.mappings = maps;
 	f->meta.nmappings = sec->count;
 	uint64_t p = sec->off, end = sec->off + sec->size;
@@ -511,7 +511,7 @@ static int parse_mappings(const uint8_t *buf, const struct sec *sec, struct mote
 			return BAD("mapping %zu: path padding is not zero", i);
 		m->path = copy_path(path, path_len);
 		if (!m->path)
-			return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+			return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 		p += esize;
 	}
 	if (p != end)
@@ -556,9 +556,9 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	uint8_t md[MOTE_SNAP_HASH_SIZE];
 	int rc = mote_snapfile__header_digest(buf, bo, md);
 	if (rc)
-		return fail(err, errlen, rc, "SHA-256 failed");
+		return mote_err(err, errlen, rc, "SHA-256 failed");
 	if (memcmp(md, h->header_hash, sizeof(md)))
-		return fail(err, errlen, -MOTE_EHASH, "header hash mismatch (file corrupt)");
+		return mote_err(err, errlen, -MOTE_EHASH, "header hash mismatch (file corrupt)");
 
 	uint32_t flags = get32(h->flags);
 	if (flags)
@@ -672,11 +672,11 @@ int mote_snapfile_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 	if (err && errlen)
 		err[0] = 0;
 	if (!out)
-		return fail(err, errlen, -MOTE_EINVAL, "no output");
+		return mote_err(err, errlen, -MOTE_EINVAL, "no output");
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
 	if (!buf && len)
-		return fail(err, errlen, -MOTE_EINVAL, "no input");
+		return mote_err(err, errlen, -MOTE_EINVAL, "no input");
 	int rc = parse_inner(buf, len, file_size, out, err, errlen);
 	if (rc)
 		mote_snapfile_close(out);
@@ -763,10 +763,10 @@ static ssize_t pread_full(int fd, void *p, size_t len, uint64_t off)
 int mote_snapfile_verify_blob(struct mote_snapfile *f, char *err, size_t errlen)
 {
 	if (!f || f->fd < 0 || !S_ISREG(f->st.st_mode))
-		return fail(err, errlen, -MOTE_EINVAL, "no open snapshot file to verify");
+		return mote_err(err, errlen, -MOTE_EINVAL, "no open snapshot file to verify");
 	struct stat now;
 	if (fstat(f->fd, &now))
-		return fail(err, errlen, -MOTE_EIO, "fstat: %s", strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "fstat: %s", strerror(errno));
 	if (!same_version(&f->st, &now))
 		return BAD("file changed after it was opened");
 	void *map = NULL;
@@ -774,8 +774,8 @@ int mote_snapfile_verify_blob(struct mote_snapfile *f, char *err, size_t errlen)
 		off_t at = (off_t)f->blob_offset;
 		map = mmap(NULL, f->blob_size, PROT_READ, MAP_PRIVATE, f->fd, at);
 		if (map == MAP_FAILED)
-			return fail(err, errlen, errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO,
-				    "map the blob: %s", strerror(errno));
+			return mote_err(err, errlen, errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO,
+			                "map the blob: %s", strerror(errno));
 	}
 	struct hash_job j = {
 		.blob_size = f->blob_size,
@@ -791,19 +791,19 @@ int mote_snapfile_verify_blob(struct mote_snapfile *f, char *err, size_t errlen)
 		munmap(map, f->blob_size);
 	pthread_mutex_destroy(&j.lock);
 	if (rc == -MOTE_EHASH)
-		return fail(err, errlen, rc, "blob chunk %u hash mismatch (file corrupt)",
-			    j.bad_chunk);
+		return mote_err(err, errlen, rc, "blob chunk %u hash mismatch (file corrupt)",
+		                j.bad_chunk);
 	if (rc)
-		return fail(err, errlen, rc, "out of memory for SHA-256");
+		return mote_err(err, errlen, rc, "out of memory for SHA-256");
 	/* The guard page is part of the format: it must be there, as zeros. */
 	uint8_t guard[GUARD_SIZE];
 	ssize_t r = pread_full(f->fd, guard, GUARD_SIZE, f->blob_offset + f->blob_size);
 	if (r < 0)
-		return fail(err, errlen, -MOTE_EIO, "read the guard page: %s", strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "read the guard page: %s", strerror(errno));
 	if ((size_t)r != GUARD_SIZE || !all_zero(guard, GUARD_SIZE))
 		return BAD("trailing guard page is missing or not zero");
 	if (fstat(f->fd, &now))
-		return fail(err, errlen, -MOTE_EIO, "fstat: %s", strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "fstat: %s", strerror(errno));
 	if (!same_version(&f->st, &now))
 		return BAD("file changed while it was being verified");
 	mote_snapfile__cache_insert(f);
@@ -820,13 +820,13 @@ int mote_snapfile_open(const char *path, unsigned flags, struct mote_snapfile *o
 		out->fd = -1;
 	}
 	if (!path || !out || (flags & ~(MOTE_SNAPFILE_VERIFY_HEADER | MOTE_SNAPFILE_NO_CACHE)))
-		return fail(err, errlen, -MOTE_EINVAL, "invalid arguments");
+		return mote_err(err, errlen, -MOTE_EINVAL, "invalid arguments");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, -MOTE_EIO, "open %s: %s", path, strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "open %s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st)) {
-		int rc = fail(err, errlen, -MOTE_EIO, "fstat %s: %s", path, strerror(errno));
+		int rc = mote_err(err, errlen, -MOTE_EIO, "fstat %s: %s", path, strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -842,7 +842,7 @@ int mote_snapfile_open(const char *path, unsigned flags, struct mote_snapfile *o
 	uint8_t *buf = NULL;
 	int rc = 0;
 	if (got < 0) {
-		rc = fail(err, errlen, -MOTE_EIO, "read %s: %s", path, strerror(errno));
+		rc = mote_err(err, errlen, -MOTE_EIO, "read %s: %s", path, strerror(errno));
 	} else {
 		size_t len = (size_t)got;
 		uint64_t bo = len == HDR_SIZE ? get64(((struct disk_header *)hdr)->blob_offset) : 0;
@@ -850,10 +850,10 @@ int mote_snapfile_open(const char *path, unsigned flags, struct mote_snapfile *o
 			buf = mote_malloc((size_t)bo);
 			got = buf ? pread_full(fd, buf, (size_t)bo, 0) : 0;
 			if (!buf)
-				rc = fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+				rc = mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 			else if (got < 0)
-				rc = fail(err, errlen, -MOTE_EIO, "read %s: %s", path,
-					  strerror(errno));
+				rc = mote_err(err, errlen, -MOTE_EIO, "read %s: %s", path,
+				              strerror(errno));
 			else
 				len = (size_t)got;
 		}

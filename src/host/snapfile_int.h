@@ -208,19 +208,7 @@ static inline uint64_t align_up(uint64_t x, uint64_t a)
 
 #define U(x) ((unsigned long long)(x))
 
-__attribute__((format(printf, 4, 5))) static inline int fail(char *err, size_t errlen, int code,
-                                                             const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
-#define BAD(...) fail(err, errlen, -MOTE_EBADSNAP, __VA_ARGS__)
+#define BAD(...) mote_err(err, errlen, -MOTE_EBADSNAP, __VA_ARGS__)
 
 static inline bool page_aligned(uint64_t x)
 {

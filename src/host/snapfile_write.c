@@ -48,13 +48,14 @@ static int check_fns_for_write(const struct mote_sig *fns, size_t n, const char 
                                size_t errlen)
 {
 	if (n > MOTE_SNAP_MAX_FUNCTIONS || (n && !fns))
-		return fail(err, errlen, -MOTE_EINVAL, "%s function count %zu invalid", which, n);
+		return mote_err(err, errlen, -MOTE_EINVAL, "%s function count %zu invalid", which,
+		                n);
 	for (size_t i = 0; i < n; i++) {
 		if (!fns[i].name || !fns[i].name[0] ||
 		    strnlen(fns[i].name, MOTE_MAX_NAME + 1) > MOTE_MAX_NAME)
-			return fail(err, errlen, -MOTE_EINVAL,
-			            "%s function %zu: name missing, empty or longer than %d", which,
-			            i, MOTE_MAX_NAME);
+			return mote_err(err, errlen, -MOTE_EINVAL,
+			                "%s function %zu: name missing, empty or longer than %d",
+			                which, i, MOTE_MAX_NAME);
 		int rc = mote_snapfile__check_sig_types(&fns[i], which, i, err, errlen);
 		if (rc)
 			return -MOTE_EINVAL;
@@ -83,20 +84,20 @@ static uint8_t *encode_fns(uint8_t *p, const struct mote_sig *fns, size_t n)
 static int check_refs_for_write(const struct mote_snap_meta *meta, char *err, size_t errlen)
 {
 	if (meta->parent_path && strnlen(meta->parent_path, MAX_PATH_LEN + 1) > MAX_PATH_LEN)
-		return fail(err, errlen, -MOTE_EINVAL, "parent path longer than %u bytes",
-		            MAX_PATH_LEN);
+		return mote_err(err, errlen, -MOTE_EINVAL, "parent path longer than %u bytes",
+		                MAX_PATH_LEN);
 	if (meta->nmappings > MOTE_MAX_MAPPINGS || (meta->nmappings && !meta->mappings))
-		return fail(err, errlen, -MOTE_EINVAL, "mapping count %zu invalid (at most %u)",
-		            meta->nmappings, MOTE_MAX_MAPPINGS);
+		return mote_err(err, errlen, -MOTE_EINVAL, "mapping count %zu invalid (at most %u)",
+		                meta->nmappings, MOTE_MAX_MAPPINGS);
 	for (size_t i = 0; i < meta->nmappings; i++) {
 		const char *path = meta->mappings[i].path;
 		if (!path || strnlen(path, MAX_PATH_LEN + 1) > MAX_PATH_LEN)
-			return fail(err, errlen, -MOTE_EINVAL,
-			            "mapping %zu: path missing or longer than %u bytes", i,
-			            MAX_PATH_LEN);
+			return mote_err(err, errlen, -MOTE_EINVAL,
+			                "mapping %zu: path missing or longer than %u bytes", i,
+			                MAX_PATH_LEN);
 		if ((meta->mappings[i].flags & MOTE_SNAP_MAP_ABSORBED) && !meta->mappings[i].data)
-			return fail(err, errlen, -MOTE_EINVAL,
-			            "mapping %zu: absorbed but no content given", i);
+			return mote_err(err, errlen, -MOTE_EINVAL,
+			                "mapping %zu: absorbed but no content given", i);
 	}
 	return 0;
 }
@@ -203,8 +204,8 @@ static int check_for_write(const struct mote_snap_meta *meta, char *err, size_t 
 {
 	const uint64_t mem_size = meta->layout.mem_size;
 	if (!mem_size || !page_aligned(mem_size) || mem_size > MOTE_MEM_LIMIT)
-		return fail(err, errlen, -MOTE_EINVAL, "layout: mem_size 0x%llx invalid",
-		            U(mem_size));
+		return mote_err(err, errlen, -MOTE_EINVAL, "layout: mem_size 0x%llx invalid",
+		                U(mem_size));
 	int rc = check_fns_for_write(meta->host_fns, meta->nhost_fns, "host", err, errlen);
 	if (!rc)
 		rc = check_fns_for_write(meta->guest_fns, meta->nguest_fns, "guest", err, errlen);
@@ -238,7 +239,7 @@ static int plan_write(const struct mote_snap_meta *meta, const uint64_t *present
 		nabsorbed += (meta->mappings[i].flags & MOTE_SNAP_MAP_ABSORBED) != 0;
 	if (nregions + nabsorbed &&
 	    !(p->regions = mote_calloc(nregions + nabsorbed, sizeof(*p->regions))))
-		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	find_regions(present, npages, gap, p->regions);
 	p->nram = nregions;
 	for (size_t k = 0; k < meta->nmappings; k++) {
@@ -342,16 +343,16 @@ static int check_encoded(uint8_t *buf, const struct write_plan *p, char *err, si
 {
 	int rc = seal(buf, p->offs[SEC_CHUNKS], p->nchunks, p->blob_offset);
 	if (rc)
-		return fail(err, errlen, rc, "SHA-256 failed");
+		return mote_err(err, errlen, rc, "SHA-256 failed");
 	struct mote_snapfile check;
 	char why[256];
 	rc = mote_snapfile_parse(buf, (size_t)p->blob_offset, p->file_size, &check, why,
 	                         sizeof(why));
 	mote_snapfile_close(&check);
 	if (rc == -MOTE_ENOMEM)
-		return fail(err, errlen, rc, "out of memory");
+		return mote_err(err, errlen, rc, "out of memory");
 	if (rc)
-		return fail(err, errlen, -MOTE_EINVAL, "invalid snapshot metadata: %s", why);
+		return mote_err(err, errlen, -MOTE_EINVAL, "invalid snapshot metadata: %s", why);
 	return 0;
 }
 
@@ -368,26 +369,26 @@ static int create_tmp(const char *path, struct tmp_file *t, char *err, size_t er
 	const char *slash = strrchr(path, '/');
 	t->base = slash ? slash + 1 : path;
 	if (!*t->base)
-		return fail(err, errlen, -MOTE_EINVAL, "%s names a directory", path);
+		return mote_err(err, errlen, -MOTE_EINVAL, "%s names a directory", path);
 	size_t dlen = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
 	size_t nlen = strlen(t->base) + 48;
 	t->dir = mote_malloc(dlen + 1);
 	t->name = mote_malloc(nlen);
 	if (!t->dir || !t->name)
-		return fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 	memcpy(t->dir, slash ? path : ".", dlen);
 	t->dir[dlen] = 0;
 	t->dirfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t->dirfd < 0)
-		return fail(err, errlen, -MOTE_EIO, "open directory %s: %s", t->dir,
-		            strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "open directory %s: %s", t->dir,
+		                strerror(errno));
 	for (int tries = 0; t->fd < 0; tries++) {
 		snprintf(t->name, nlen, ".%s.tmp.%ld.%u", t->base, (long)getpid(),
 		         atomic_fetch_add(&tmp_counter, 1));
 		t->fd = openat(t->dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (t->fd < 0 && (errno != EEXIST || tries >= 100))
-			return fail(err, errlen, -MOTE_EIO, "create %s/%s: %s", t->dir, t->name,
-			            strerror(errno));
+			return mote_err(err, errlen, -MOTE_EIO, "create %s/%s: %s", t->dir, t->name,
+			                strerror(errno));
 	}
 	t->created = true;
 	return 0;
@@ -442,9 +443,10 @@ static int write_blob(struct tmp_file *t, const struct write_plan *p, const uint
 		pthread_join(helper, NULL);
 	pthread_mutex_destroy(&job.lock);
 	if (rc)
-		return fail(err, errlen, rc, "write %s/%s: %s", t->dir, t->name, strerror(werrno));
+		return mote_err(err, errlen, rc, "write %s/%s: %s", t->dir, t->name,
+		                strerror(werrno));
 	if (job.rc)
-		return fail(err, errlen, job.rc, "SHA-256 failed");
+		return mote_err(err, errlen, job.rc, "SHA-256 failed");
 	return 0;
 }
 
@@ -455,24 +457,24 @@ static int commit(struct tmp_file *t, uint8_t *buf, const struct write_plan *p, 
 {
 	int rc = seal(buf, p->offs[SEC_CHUNKS], p->nchunks, p->blob_offset);
 	if (rc)
-		return fail(err, errlen, rc, "SHA-256 failed");
+		return mote_err(err, errlen, rc, "SHA-256 failed");
 	if (pwrite_full(t->fd, buf, p->blob_offset, 0) || fsync(t->fd))
-		return fail(err, errlen, -MOTE_EIO, "write %s/%s: %s", t->dir, t->name,
-		            strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "write %s/%s: %s", t->dir, t->name,
+		                strerror(errno));
 	int fd = t->fd;
 	t->fd = -1;
 	if (close(fd))
-		return fail(err, errlen, -MOTE_EIO, "close %s/%s: %s", t->dir, t->name,
-		            strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "close %s/%s: %s", t->dir, t->name,
+		                strerror(errno));
 	if (renameat(t->dirfd, t->name, t->dirfd, t->base))
-		return fail(err, errlen, -MOTE_EIO, "rename %s/%s to %s: %s", t->dir, t->name, path,
-		            strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "rename %s/%s to %s: %s", t->dir, t->name,
+		                path, strerror(errno));
 	t->created = false;
 	/* Filesystems that cannot sync a directory say EINVAL; the file itself
 	 * is complete either way. */
 	if (fsync(t->dirfd) && errno != EINVAL)
-		return fail(err, errlen, -MOTE_EIO, "fsync directory %s: %s", t->dir,
-		            strerror(errno));
+		return mote_err(err, errlen, -MOTE_EIO, "fsync directory %s: %s", t->dir,
+		                strerror(errno));
 	return 0;
 }
 
@@ -482,7 +484,7 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	if (err && errlen)
 		err[0] = 0;
 	if (!path || !meta || !mem || !present)
-		return fail(err, errlen, -MOTE_EINVAL, "invalid arguments");
+		return mote_err(err, errlen, -MOTE_EINVAL, "invalid arguments");
 	int rc = check_for_write(meta, err, errlen);
 	if (rc)
 		return rc;
@@ -493,13 +495,13 @@ int mote_snapfile_write(const char *path, const struct mote_snap_meta *meta, con
 	if (rc)
 		goto out;
 	if (plan.blob_offset > MAX_META) {
-		rc = fail(err, errlen, -MOTE_EINVAL, "metadata of 0x%llx bytes too large",
-		          U(plan.blob_offset));
+		rc = mote_err(err, errlen, -MOTE_EINVAL, "metadata of 0x%llx bytes too large",
+		              U(plan.blob_offset));
 		goto out;
 	}
 	buf = mote_calloc(1, plan.blob_offset);
 	if (!buf) {
-		rc = fail(err, errlen, -MOTE_ENOMEM, "out of memory");
+		rc = mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
 		goto out;
 	}
 	encode_meta(buf, meta, &plan);
