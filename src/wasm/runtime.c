@@ -455,43 +455,10 @@ static int inst_fail(mw_error *err, mw_errcode code, const char *fmt, const char
 	return -1;
 }
 
-int mw_instantiate(mw_store *s, mw_module *m, mw_resolver resolve, void *user,
-		   mw_instance **out, mw_error *err)
+/* Resolve the module's imports and check each against its declared type. */
+static int link_imports(mw_instance *in, mw_module *m, mw_resolver resolve, void *user,
+			mw_error *err)
 {
-	if (err) {
-		err->code = MW_OK;
-		err->trap = MW_TRAP_NONE;
-		err->offset = 0;
-		err->msg[0] = 0;
-	}
-	*out = NULL;
-	mw_instance *in = calloc(1, sizeof *in);
-	if (!in) {
-		mw__errf(err, MW_ERR_NOMEM, 0, "out of memory");
-		return -1;
-	}
-	m->refs++;
-	in->mod = m;
-	in->store = s;
-	/* register immediately so partial state is released with the store */
-	in->next = s->instances;
-	s->instances = in;
-	uint32_t ndef = m->nfuncs - m->nfunc_imports;
-	in->funcs = calloc(m->nfuncs + 1, sizeof *in->funcs);
-	in->own_funcs = calloc(ndef + 1, sizeof *in->own_funcs);
-	in->tables = calloc(m->ntables + 1, sizeof *in->tables);
-	in->globals = calloc(m->nglobals + 1, sizeof *in->globals);
-	in->global_objs = calloc(m->nglobals + 1, sizeof *in->global_objs);
-	in->elem_items = calloc(m->nelems + 1, sizeof *in->elem_items);
-	in->elem_len = calloc(m->nelems + 1, sizeof *in->elem_len);
-	in->data_len = calloc(m->ndatas + 1, sizeof *in->data_len);
-	if (!in->funcs || !in->own_funcs || !in->tables || !in->globals || !in->global_objs ||
-	    !in->elem_items || !in->elem_len || !in->data_len) {
-		mw__errf(err, MW_ERR_NOMEM, 0, "out of memory");
-		return -1;
-	}
-
-	/* imports */
 	uint32_t kf = 0, kt = 0, kg = 0;
 	for (uint32_t i = 0; i < m->nimports; i++) {
 		const mw_import *im = &m->imports[i];
@@ -547,6 +514,14 @@ int mw_instantiate(mw_store *s, mw_module *m, mw_resolver resolve, void *user,
 		}
 	}
 
+	return 0;
+}
+
+/* The instance's own functions, memory, globals and tables, and its
+ * element segments evaluated. */
+static int make_own(mw_instance *in, mw_store *s, mw_module *m, mw_error *err)
+{
+	uint32_t ndef = m->nfuncs - m->nfunc_imports;
 	/* own functions */
 	for (uint32_t i = 0; i < ndef; i++) {
 		mw_func *f = &in->own_funcs[i];
@@ -605,7 +580,13 @@ int mw_instantiate(mw_store *s, mw_module *m, mw_resolver resolve, void *user,
 	for (uint32_t i = 0; i < m->ndatas; i++)
 		in->data_len[i] = m->datas[i].len;
 
-	/* active segments, in order (2.0 semantics: earlier writes persist) */
+	return 0;
+}
+
+/* The active element and data segments written, in order (2.0 semantics:
+ * earlier writes persist when a later one traps). */
+static int init_segments(mw_instance *in, mw_module *m, mw_error *err)
+{
 	for (uint32_t i = 0; i < m->nelems; i++) {
 		const mw_elem *e = &m->elems[i];
 		if (e->mode == 0) {
@@ -638,6 +619,48 @@ int mw_instantiate(mw_store *s, mw_module *m, mw_resolver resolve, void *user,
 			memcpy(in->mem->data + off, d->bytes, d->len);
 		in->data_len[i] = 0;
 	}
+	return 0;
+}
+
+int mw_instantiate(mw_store *s, mw_module *m, mw_resolver resolve, void *user,
+		   mw_instance **out, mw_error *err)
+{
+	if (err) {
+		err->code = MW_OK;
+		err->trap = MW_TRAP_NONE;
+		err->offset = 0;
+		err->msg[0] = 0;
+	}
+	*out = NULL;
+	mw_instance *in = calloc(1, sizeof *in);
+	if (!in) {
+		mw__errf(err, MW_ERR_NOMEM, 0, "out of memory");
+		return -1;
+	}
+	m->refs++;
+	in->mod = m;
+	in->store = s;
+	/* register immediately so partial state is released with the store */
+	in->next = s->instances;
+	s->instances = in;
+	uint32_t ndef = m->nfuncs - m->nfunc_imports;
+	in->funcs = calloc(m->nfuncs + 1, sizeof *in->funcs);
+	in->own_funcs = calloc(ndef + 1, sizeof *in->own_funcs);
+	in->tables = calloc(m->ntables + 1, sizeof *in->tables);
+	in->globals = calloc(m->nglobals + 1, sizeof *in->globals);
+	in->global_objs = calloc(m->nglobals + 1, sizeof *in->global_objs);
+	in->elem_items = calloc(m->nelems + 1, sizeof *in->elem_items);
+	in->elem_len = calloc(m->nelems + 1, sizeof *in->elem_len);
+	in->data_len = calloc(m->ndatas + 1, sizeof *in->data_len);
+	if (!in->funcs || !in->own_funcs || !in->tables || !in->globals || !in->global_objs ||
+	    !in->elem_items || !in->elem_len || !in->data_len) {
+		mw__errf(err, MW_ERR_NOMEM, 0, "out of memory");
+		return -1;
+	}
+
+	if (link_imports(in, m, resolve, user, err) || make_own(in, s, m, err) ||
+	    init_segments(in, m, err))
+		return -1;
 	if (m->has_start) {
 		mw_trap t = mw_call(s, in->funcs[m->start], NULL, 0, NULL, 0);
 		if (t != MW_TRAP_NONE) {
