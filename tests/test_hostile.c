@@ -1241,11 +1241,9 @@ __attribute__((destructor)) static void remove_tmpdir(void)
  * behind: no child process, zombie, file descriptor or mapping. */
 
 /* Processes whose parent is us (children and zombies alike). */
-static int count_children(void)
+/* The next child of this process in the /proc listing `d`, or 0. */
+static int next_child(DIR *d)
 {
-	mote__backend_quiesce();
-	DIR *d = opendir("/proc");
-	int n = 0;
 	struct dirent *e;
 	char path[300], buf[512];
 	while (d && (e = readdir(d))) {
@@ -1263,8 +1261,18 @@ static int count_children(void)
 		char state;
 		if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 &&
 		    ppid == (int)getpid())
-			n++;
+			return atoi(e->d_name);
 	}
+	return 0;
+}
+
+static int count_children(void)
+{
+	mote__backend_quiesce();
+	DIR *d = opendir("/proc");
+	int n = 0;
+	while (next_child(d))
+		n++;
 	if (d)
 		closedir(d);
 	return n;
@@ -1397,27 +1405,12 @@ static bool stub_data_range(uint64_t *lo, uint64_t *hi)
 {
 	mote__backend_quiesce();
 	DIR *d = opendir("/proc");
-	struct dirent *e;
 	bool found = false;
-	char path[300], line[512];
-	while (d && !found && (e = readdir(d))) {
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+	char path[64], line[512];
+	for (int pid; !found && (pid = next_child(d));) {
+		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t len = fread(line, 1, sizeof(line) - 1, f);
-		fclose(f);
-		line[len] = 0;
-		const char *paren = strrchr(line, ')');
-		int ppid = 0;
-		char state;
-		if (!paren || sscanf(paren + 2, "%c %d", &state, &ppid) != 2 || ppid != (int)getpid())
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/maps", e->d_name);
-		f = fopen(path, "r");
-		while (f && !found && fgets(line, sizeof(line), f)) {
+		while (f && fgets(line, sizeof(line), f)) {
 			unsigned long long a, b;
 			char perms[8];
 			/* The data page, then the zero-filled rest: adjacent. */
@@ -1429,9 +1422,9 @@ static bool stub_data_range(uint64_t *lo, uint64_t *hi)
 			*lo = *hi ? *lo : a;
 			*hi = b;
 		}
-		found = *hi != 0;
 		if (f)
 			fclose(f);
+		found = *hi != 0;
 	}
 	if (d)
 		closedir(d);

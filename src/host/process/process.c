@@ -1035,8 +1035,8 @@ static int scan_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p, uint
 	return 0;
 }
 
-/* Every tracked page written since the last scan into `bitmap`, and the
- * marks cleared. */
+/* Every tracked page written since the last scan into `bitmap`; with
+ * `rearm`, the marks cleared too. */
 static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm, uint64_t *bitmap)
 {
 	for (unsigned i = 0; i < p->ntracked; i++) {
@@ -1047,7 +1047,9 @@ static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm,
 		if (rc)
 			return rc;
 	}
-	return p->soft_dirty ? clear_soft_dirty(sb, p) : 0;
+	/* Soft-dirty bits are cleared all at once; without `rearm` the
+	 * caller's writes clear them (proc_write). */
+	return p->soft_dirty && rearm ? clear_soft_dirty(sb, p) : 0;
 }
 
 static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)
@@ -1215,7 +1217,7 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 	if (p->soft_dirty) {
 		/* Clearing the bits is all or nothing: keep what the guest
 		 * wrote since the last scan first. */
-		int rc = p->scanned ? 0 : scan_all(sb, p, true, p->pending);
+		int rc = p->scanned ? 0 : scan_all(sb, p, false, p->pending);
 		if (!rc)
 			p->scanned = true;
 		if (!rc)

@@ -63,6 +63,25 @@ mote_stub_exit:
  * emulator (TCG) reads its frame with supervisor accesses, which SMAP
  * refuses, and the kernel under it oopses; so iretq is kept for a guest
  * with the trap flag set, whose trap must come after its own instruction. */
+/* Every general register but rsp from the mailbox; no flag changes. */
+	.macro load_gprs
+	mov GPR(0), %rax
+	mov GPR(1), %rcx
+	mov GPR(2), %rdx
+	mov GPR(3), %rbx
+	mov GPR(5), %rbp
+	mov GPR(6), %rsi
+	mov GPR(7), %rdi
+	mov GPR(8), %r8
+	mov GPR(9), %r9
+	mov GPR(10), %r10
+	mov GPR(11), %r11
+	mov GPR(12), %r12
+	mov GPR(13), %r13
+	mov GPR(14), %r14
+	mov GPR(15), %r15
+	.endm
+
 	.globl mote_stub_enter_guest
 	.type mote_stub_enter_guest, @function
 mote_stub_enter_guest:
@@ -80,21 +99,7 @@ mote_stub_enter_guest:
 	test $0x100, %eax         /* TF */
 	jnz 2f
 	push %rax
-	mov GPR(0), %rax
-	mov GPR(1), %rcx
-	mov GPR(2), %rdx
-	mov GPR(3), %rbx
-	mov GPR(5), %rbp
-	mov GPR(6), %rsi
-	mov GPR(7), %rdi
-	mov GPR(8), %r8
-	mov GPR(9), %r9
-	mov GPR(10), %r10
-	mov GPR(11), %r11
-	mov GPR(12), %r12
-	mov GPR(13), %r13
-	mov GPR(14), %r14
-	mov GPR(15), %r15
+	load_gprs
 	popfq                     /* mov and jmp change no flag */
 	mov GPR(4), %rsp
 	jmp *CPU(MOTE_CPU_RIP)
@@ -105,21 +110,7 @@ mote_stub_enter_guest:
 	mov %cs, %eax
 	push %rax                 /* cs */
 	push CPU(MOTE_CPU_RIP)    /* rip */
-	mov GPR(0), %rax
-	mov GPR(1), %rcx
-	mov GPR(2), %rdx
-	mov GPR(3), %rbx
-	mov GPR(5), %rbp
-	mov GPR(6), %rsi
-	mov GPR(7), %rdi
-	mov GPR(8), %r8
-	mov GPR(9), %r9
-	mov GPR(10), %r10
-	mov GPR(11), %r11
-	mov GPR(12), %r12
-	mov GPR(13), %r13
-	mov GPR(14), %r14
-	mov GPR(15), %r15
+	load_gprs
 	iretq
 	.size mote_stub_enter_guest, . - mote_stub_enter_guest
 
