@@ -1368,8 +1368,8 @@ TEST(jump_into_stub_for_a_system_call)
 	 * address is not mapped at all. */
 	static const uint64_t calls[][4] = {
 		{9, 0x200000, 4096, 3},   /* mmap(image, 4096, RW) */
-		{3, 0, 0, 0},             /* close(0): the userfaultfd */
-		{3, 4, 0, 0},             /* close(4): the socket */
+		{3, 999, 0, 0},           /* close(999): the userfaultfd */
+		{3, 998, 0, 0},           /* close(998): the socket */
 		{1, 1, 0x200000, 16},     /* write(1, ...) */
 		{39, 0, 0, 0},            /* getpid */
 	};
@@ -1383,8 +1383,21 @@ TEST(jump_into_stub_for_a_system_call)
 					     NULL);
 		else
 			expect_clean_failure("stub_gadget", a, 4, -MOTE_EFAULT,
-					     "read at 0x7e0000000000 (page not mapped", NULL);
+					     "read at 0x7e0000001000 (page not mapped", NULL);
 	}
+}
+
+TEST(stub_setup_code_is_gone)
+{
+	/* The stub's setup code may make any system call (the filter goes in
+	 * while it is a spare), so its page is unmapped before the guest's
+	 * first instruction: nothing there to jump to. Under KVM the address
+	 * is outside guest memory: the same error. */
+	mote_value a[1] = {mote_u64(0x7e0000000000ull)};
+	expect_clean_failure("read_addr", a, 1, -MOTE_EFAULT,
+			     "read at 0x7e0000000000 (page not mapped", NULL);
+	expect_clean_failure("exec_addr", a, 1, -MOTE_EFAULT,
+			     "0x7e0000000000 (page not mapped", NULL);
 }
 
 TEST(write_to_stub_code)

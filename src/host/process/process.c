@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -111,8 +112,14 @@ static pthread_once_t stub_once = PTHREAD_ONCE_INIT;
 
 /* Spare stubs: started ahead of need by the spawner thread, each waiting
  * for its setup, so a sandbox start does not wait for posix_spawn and exec
- * (most of a process start). One is kept ready. */
-#define SPARES 1
+ * (most of a process start). When they are made matters as much: a spawn
+ * running beside a start takes the CPU the new stub needs (on these 2-CPU
+ * VMs the stub's setup waited ~200 us behind it), and waking a process on
+ * an idle CPU inside a VM costs tens of microseconds. So the pool is
+ * refilled when a sandbox is freed, and the free waits for it; only a
+ * start that takes the last spare has the spawner refill in the
+ * background, so that a burst of starts without frees keeps going. */
+#define SPARES 2
 
 struct spare {
 	pid_t pid;
@@ -125,6 +132,8 @@ static struct spare spares[SPARES];
 static int nspares;
 static int spawn_errno; /* the spawner's last failure, 0 after a success */
 static unsigned spare_waiters;
+static bool refill;             /* fill the pool up to SPARES */
+static unsigned spawn_attempts; /* spawns tried so far */
 
 static int spawn_spare(struct spare *sp);
 
@@ -133,56 +142,69 @@ static void *spawner(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&spawn_lock);
 	for (;;) {
-		while (nspares == SPARES || (spawn_errno && !spare_waiters))
+		while (nspares == SPARES || !(refill || spare_waiters) ||
+		       (spawn_errno && !spare_waiters))
 			pthread_cond_wait(&spawn_cond, &spawn_lock);
 		pthread_mutex_unlock(&spawn_lock);
 		struct spare sp;
 		int e = spawn_spare(&sp);
 		pthread_mutex_lock(&spawn_lock);
 		spawn_errno = e;
-		if (!e)
-			spares[nspares++] = sp;
+		spawn_attempts++;
+		if (!e && (spares[nspares++] = sp, nspares == SPARES))
+			refill = false;
 		pthread_cond_broadcast(&spawn_cond);
 	}
 	return NULL;
 }
 
-void mote__backend_quiesce(void)
+/* Fill the pool and wait until it is full (or the spawner fails, or a
+ * second passes: a free never hangs on it). */
+static void refill_spares(void)
 {
 	if (stub_fd < 0)
 		return; /* the spawner never started */
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 2;
+	until.tv_sec += 1;
 	pthread_mutex_lock(&spawn_lock);
+	if (nspares < SPARES) {
+		refill = true;
+		pthread_cond_broadcast(&spawn_cond);
+	}
 	while (nspares < SPARES && !spawn_errno &&
 	       pthread_cond_timedwait(&spawn_cond, &spawn_lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&spawn_lock);
 }
 
-/* A ready stub for a new sandbox; starts the next one. 0 or an errno. */
+void mote__backend_quiesce(void)
+{
+	refill_spares();
+}
+
+/* A ready stub for a new sandbox, waiting for the spawner if the pool is
+ * empty (and for at least one fresh attempt if the last one failed). 0 or
+ * an errno. */
 static int take_spare(struct spare *out)
 {
 	pthread_mutex_lock(&spawn_lock);
-	spare_waiters++;
-	pthread_cond_broadcast(&spawn_cond);
 	int e = 0;
-	for (;;) {
-		if (nspares) {
-			*out = spares[--nspares];
-			break;
-		}
-		if (spawn_errno) {
-			e = spawn_errno;
-			break;
-		}
-		pthread_cond_wait(&spawn_cond, &spawn_lock);
+	if (!nspares) {
+		unsigned attempt = spawn_attempts;
+		spare_waiters++;
+		pthread_cond_broadcast(&spawn_cond);
+		while (!nspares && !(spawn_attempts != attempt && (e = spawn_errno)))
+			pthread_cond_wait(&spawn_cond, &spawn_lock);
+		spare_waiters--;
 	}
-	spare_waiters--;
-	if (!e)
-		spawn_errno = 0;
-	pthread_cond_broadcast(&spawn_cond);
+	if (!e) {
+		*out = spares[--nspares];
+		if (!nspares) {
+			refill = true;
+			pthread_cond_broadcast(&spawn_cond);
+		}
+	}
 	pthread_mutex_unlock(&spawn_lock);
 	return e;
 }
@@ -212,6 +234,7 @@ static void stub_init_once(void)
 	}
 	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 	stub_fd = fd; /* before the spawner starts: it uses it at once */
+	refill = true;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -254,11 +277,11 @@ static int spawn_spare(struct spare *sp)
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, high[0], MOTE_STUB_FD_MAILBOX);
-	posix_spawn_file_actions_adddup2(&fa, high[1], MOTE_STUB_FD_SOCKET);
-	posix_spawn_file_actions_adddup2(&fa, high[2], MOTE_STUB_FD_EXE);
-	posix_spawn_file_actions_addclosefrom_np(&fa, MOTE_STUB_FD_EXE + 1);
+	posix_spawn_file_actions_adddup2(&fa, high[1], MOTE_STUB_FD_SPAWN_SOCKET);
+	posix_spawn_file_actions_adddup2(&fa, high[2], MOTE_STUB_FD_SPAWN_EXE);
+	posix_spawn_file_actions_addclosefrom_np(&fa, MOTE_STUB_FD_SPAWN_EXE + 1);
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", MOTE_STUB_FD_EXE);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", MOTE_STUB_FD_SPAWN_EXE);
 	char *argv[] = {"mote-stub", NULL}, *envp[] = {NULL};
 	e = posix_spawn(&sp->pid, path, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
@@ -369,7 +392,10 @@ static int wait_report_spin(struct proc_sandbox *p, int spin)
 	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&p->mb->to_host, __ATOMIC_ACQUIRE) != p->seen_to_host)
 			goto got;
-		__builtin_ia32_pause();
+		if (i % 16 == 15)
+			sched_yield();
+		else
+			__builtin_ia32_pause();
 	}
 	p->waiting = 1;
 	for (;;) {
@@ -780,6 +806,7 @@ static void proc_destroy(struct mote_sandbox *sb)
 		close(p->sock);
 	mote_free(p);
 	sb->be_data = NULL;
+	refill_spares();
 }
 
 /* ---- Running ---- */

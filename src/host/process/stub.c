@@ -7,9 +7,13 @@
  * mailbox. Compiled with -mgeneral-regs-only: nothing here touches the
  * guest's x87/SSE registers except FXSAVE and FXRSTOR.
  *
- * After setup the only system calls the process can make are futex (wait
- * and wake), rt_sigreturn and exit_group, and only from this program's code
- * (seccomp checks the instruction pointer). Everything else traps. */
+ * The seccomp filter goes in while the process is a spare. From then on
+ * system calls come only from this program's code (seccomp checks the
+ * instruction pointer): from the setup code, which lives in pages of its
+ * own that are unmapped before the guest's first instruction, anything;
+ * from the rest only futex (wait and wake), sched_yield, rt_sigreturn,
+ * exit_group and what the host's file mappings need. Everything else
+ * traps. */
 #include "host/process/stub.h"
 
 #include <asm/prctl.h>
@@ -101,6 +105,13 @@ void *memset(void *dst, int c, unsigned long n)
  * and hidden symbols need no GOT. */
 #pragma GCC visibility push(hidden)
 extern char mote_stub_text_start[], mote_stub_text_end[];
+extern char mote_stub_setup_start[], mote_stub_setup_end[]; /* stub.ld */
+long mote_stub_drop_setup(unsigned long addr, unsigned long len);
+
+/* Code that runs once per sandbox, before any guest code, and makes system
+ * calls the guest must never reach (stub.ld, mote_stub_drop_setup). Never
+ * inlined into the code that stays. */
+#define SETUP_CODE __attribute__((noinline, section(".text.mote_stub_setup")))
 extern struct mote_mailbox mote_mailbox;
 void mote_stub_exit(void);     /* the guest's exit entry */
 void mote_stub_restorer(void); /* rt_sigreturn */
@@ -117,9 +128,13 @@ static uint32_t seen_to_stub;
 static bool cpuid_faulting;
 static uint8_t altstack[32768] __attribute__((aligned(16)));
 
+static bool setup_mapped = true; /* until mote_stub_drop_setup */
+
 static bool in_stub(uint64_t rip)
 {
-	return rip >= (uint64_t)mote_stub_text_start && rip < (uint64_t)mote_stub_text_end;
+	uint64_t lo =
+	    setup_mapped ? (uint64_t)mote_stub_setup_start : (uint64_t)mote_stub_text_start;
+	return rip >= lo && rip < (uint64_t)mote_stub_text_end;
 }
 
 /* ---- The mailbox protocol ---- */
@@ -144,7 +159,11 @@ again:
 	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
-		__builtin_ia32_pause();
+		/* The host may be waiting for this CPU. */
+		if (i % 16 == 15)
+			sys3(__NR_sched_yield, 0, 0, 0);
+		else
+			__builtin_ia32_pause();
 	}
 	for (;;) {
 		__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
@@ -394,19 +413,19 @@ static bool guest_range(uint64_t addr, uint64_t len)
 	return addr >= MOTE_SYSTEM_BASE && len <= MOTE_MAP_LIMIT && addr <= MOTE_MAP_LIMIT - len;
 }
 
-static void map_guest_memory(void)
+static SETUP_CODE void map_guest_memory(const int *fds, long nfds)
 {
 	const struct mote_stub_map *m =
 	    (const struct mote_stub_map *)((const uint8_t *)mb + mb->maps_offset);
 	for (uint32_t i = 0; i < mb->nmaps; i++) {
-		if (!guest_range(m[i].addr, m[i].len) || m[i].fd >= MOTE_STUB_MAX_FDS)
+		if (!guest_range(m[i].addr, m[i].len) || m[i].fd >= nfds)
 			setup_failed("mapping outside guest memory", -22);
 		long flags = (m[i].shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | MAP_NORESERVE;
 		long fd = -1;
 		if (m[i].fd < 0)
 			flags |= MAP_ANONYMOUS;
 		else
-			fd = MOTE_STUB_FD_FIRST + m[i].fd;
+			fd = fds[m[i].fd];
 		long r = sys6(__NR_mmap, (long)m[i].addr, (long)m[i].len, m[i].prot, flags, fd,
 		              (long)m[i].offset);
 		if (r != (long)m[i].addr)
@@ -455,7 +474,7 @@ static void open_uffd(void)
 	uffd_error = uffd < 0 ? r : 0;
 }
 
-static void track_writes(void)
+static SETUP_CODE void track_writes(void)
 {
 	if (uffd < 0)
 		setup_failed("userfaultfd (write-protect, asynchronous)", uffd_error);
@@ -505,13 +524,18 @@ static void install_signals(void)
 	}
 }
 
-/* After this, system calls come only from the stub's code and only futex
- * (wait, wake), rt_sigreturn and exit_group; anything else raises SIGSYS. */
+/* After this, system calls come only from the stub's code: anything from
+ * the setup code, only futex (wait, wake), sched_yield, rt_sigreturn,
+ * exit_group and the file mappings' calls from the rest; anything else
+ * raises SIGSYS. seccomp sees the address after the `syscall` instruction,
+ * so the setup code's calls are those in (setup_start, setup_end]: after
+ * mote_stub_drop_setup no instruction can make one. */
 static void install_filter(void)
 {
-	uint64_t lo = (uint64_t)mote_stub_text_start, hi = (uint64_t)mote_stub_text_end;
-	if (lo >> 32 != (hi - 1) >> 32)
-		setup_failed("stub code crosses a 4 GiB boundary", -22);
+	uint64_t setup = (uint64_t)mote_stub_setup_start, lo = (uint64_t)mote_stub_text_start,
+	         hi = (uint64_t)mote_stub_text_end;
+	if (setup >> 32 != (hi - 1) >> 32 || lo != (uint64_t)mote_stub_setup_end)
+		setup_failed("stub code layout (stub.ld)", -22);
 #define LD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
 #define TRAP      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)
 #define ALLOW     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
@@ -527,14 +551,18 @@ static void install_filter(void)
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(lo >> 32), 1, 0),
 	    TRAP,
 	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
-	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)lo, 1, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)setup, 1, 0),
 	    TRAP,
+	    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)lo, 1, 0),
+	    ALLOW, /* the setup code */
 	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)hi, 0, 1),
 	    TRAP,
 	    LD(nr),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sched_yield, 0, 1),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 6, 0),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_munmap, 13, 0),
@@ -602,6 +630,43 @@ static unsigned long auxv_get(unsigned long *sp, unsigned long type)
 	return 0;
 }
 
+/* Once per sandbox: map guest memory as the mailbox says, close what it
+ * was mapped from, arrange write tracking. */
+static SETUP_CODE void set_up_sandbox(void)
+{
+	uint64_t size = mb->size;
+	if (size > MOTE_STUB_MAILBOX_HEADER) {
+		long r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
+		              MAP_SHARED | MAP_FIXED, MOTE_STUB_FD_MAILBOX, 0);
+		if (r != (long)MOTE_STUB_MAILBOX)
+			die(4);
+	}
+	if (mb->maps_offset < sizeof(*mb) || mb->maps_offset > size ||
+	    (uint64_t)(mb->nmaps + mb->nprotect) * sizeof(struct mote_stub_map) >
+	        size - mb->maps_offset)
+		setup_failed("mailbox: mapping table outside the mailbox", -22);
+	if (mb->nfds > MOTE_STUB_MAX_FDS)
+		setup_failed("too many files", -22);
+	int fds[MOTE_STUB_MAX_FDS];
+	long got = mb->nfds ? receive_fds(fds, (int)mb->nfds) : 0;
+	if (got != (long)mb->nfds)
+		setup_failed("receiving the files of guest memory", got < 0 ? got : -9);
+	map_guest_memory(fds, got);
+	/* Only the mailbox mapping, the socket, the userfaultfd and guest
+	 * memory are needed from here. */
+	long r = sys3(__NR_close_range, 0, MOTE_STUB_FD_SOCKET - 1, 0);
+	if (r)
+		setup_failed("close_range", r);
+	if (mb->flags & MOTE_STUB_WANT_UFFD_WP)
+		track_writes();
+	/* The image's pages into the page tables in one call rather than a
+	 * fault each on the first call (reads only: a write would make them
+	 * count as written). */
+	uint64_t plo = mb->prefault[0], phi = mb->prefault[1];
+	if (phi > plo && guest_range(plo, phi - plo))
+		sys3(__NR_madvise, plo, phi - plo, 22 /* MADV_POPULATE_READ */);
+}
+
 /* From stub_x86_64.S's _start, on the stack the kernel gave. */
 void mote_stub_main(unsigned long *sp)
 {
@@ -617,8 +682,15 @@ void mote_stub_main(unsigned long *sp)
 	/* The parent died before PR_SET_PDEATHSIG took hold. */
 	if (sys3(__NR_getppid, 0, 0, 0) != mb->host_pid)
 		die(3);
-	/* All that does not depend on the sandbox, done while a spare. */
-	sys3(__NR_close_range, MOTE_STUB_FD_EXE, ~0u, 0);
+	/* All that does not depend on the sandbox, done while a spare: the
+	 * socket out of the way, every other descriptor but the mailbox's
+	 * closed (standard input and output too), ... */
+	if (sys3(__NR_dup3, MOTE_STUB_FD_SPAWN_SOCKET, MOTE_STUB_FD_SOCKET,
+	         02000000 /* O_CLOEXEC */) != MOTE_STUB_FD_SOCKET)
+		die(6);
+	sys3(__NR_close_range, 0, MOTE_STUB_FD_MAILBOX - 1, 0);
+	sys3(__NR_close_range, MOTE_STUB_FD_MAILBOX + 1, MOTE_STUB_FD_SOCKET - 1, 0);
+	sys3(__NR_close_range, MOTE_STUB_FD_SOCKET + 1, ~0u, 0);
 	/* Defence in depth where unprivileged user namespaces are allowed:
 	 * no user, IPC, host name or cgroup view shared with the host. (No
 	 * network namespace: it costs ~0.4 ms, and no socket can be made.) */
@@ -640,6 +712,8 @@ void mote_stub_main(unsigned long *sp)
 	r = sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0);
 	if (r)
 		setup_failed("PR_SET_NO_NEW_PRIVS", r);
+	/* ... and the seccomp filter, whose compilation costs ~20 us. */
+	install_filter();
 
 	/* A spare waits here until a sandbox needs it; told a setup is
 	 * coming, it spins rather than sleeps. */
@@ -650,8 +724,11 @@ void mote_stub_main(unsigned long *sp)
 			if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 				break;
 			if (spin > 0) {
-				spin--;
-				__builtin_ia32_pause();
+				/* The host may be waiting for this CPU. */
+				if (--spin % 16 == 0)
+					sys3(__NR_sched_yield, 0, 0, 0);
+				else
+					__builtin_ia32_pause();
 				continue;
 			}
 			__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
@@ -667,45 +744,12 @@ void mote_stub_main(unsigned long *sp)
 		else if (cmd != MOTE_STUB_CMD_SETUP)
 			die(5);
 	}
-	uint64_t size = mb->size;
-	if (size > MOTE_STUB_MAILBOX_HEADER) {
-		r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
-		         MAP_SHARED | MAP_FIXED, MOTE_STUB_FD_MAILBOX, 0);
-		if (r != (long)MOTE_STUB_MAILBOX)
-			die(4);
-	}
-	if (mb->maps_offset < sizeof(*mb) || mb->maps_offset > size ||
-	    (uint64_t)(mb->nmaps + mb->nprotect) * sizeof(struct mote_stub_map) >
-	        size - mb->maps_offset)
-		setup_failed("mailbox: mapping table outside the mailbox", -22);
-	if (mb->nfds > MOTE_STUB_MAX_FDS)
-		setup_failed("too many files", -22);
-	int fds[MOTE_STUB_MAX_FDS];
-	long got = mb->nfds ? receive_fds(fds, (int)mb->nfds) : 0;
-	if (got != (long)mb->nfds)
-		setup_failed("receiving the files of guest memory", got < 0 ? got : -9);
-	for (long i = 0; i < got; i++)
-		if (fds[i] != MOTE_STUB_FD_FIRST + i) /* 0-4 are taken: they arrive in order */
-			setup_failed("files of guest memory out of order", -9);
-	map_guest_memory();
-	/* Only the mailbox mapping, the socket, the userfaultfd and guest
-	 * memory are needed from here: not even standard input and output. */
-	r = sys3(__NR_close_range, 0, MOTE_STUB_FD_MAILBOX, 0);
-	if (!r)
-		r = sys3(__NR_close_range, MOTE_STUB_FD_FIRST, MOTE_STUB_FD_UFFD - 1, 0);
-	if (!r)
-		r = sys3(__NR_close_range, MOTE_STUB_FD_UFFD + 1, ~0u, 0);
+	set_up_sandbox();
+	r = mote_stub_drop_setup((unsigned long)mote_stub_setup_start,
+	                         (unsigned long)(mote_stub_setup_end - mote_stub_setup_start));
 	if (r)
-		setup_failed("close_range", r);
-	if (mb->flags & MOTE_STUB_WANT_UFFD_WP)
-		track_writes();
-	/* The image's pages into the page tables in one call rather than a
-	 * fault each on the first call (reads only: a write would make them
-	 * count as written). */
-	uint64_t plo = mb->prefault[0], phi = mb->prefault[1];
-	if (phi > plo && guest_range(plo, phi - plo))
-		sys3(__NR_madvise, plo, phi - plo, 22 /* MADV_POPULATE_READ */);
-	install_filter();
+		setup_failed("munmap of the setup code", r);
+	setup_mapped = false;
 	mb->exit_entry = (uint64_t)mote_stub_exit;
 	report_and_wait(MOTE_STUB_READY);
 	fix_fpu_area(mb->cpu.fxsave);

@@ -34,16 +34,18 @@
 
 _Static_assert(MOTE_STUB_BASE > MOTE_MAP_LIMIT, "the stub lies above every guest address");
 
-/* File descriptors the child starts with: the mailbox, a socket, and the
- * stub program itself. Stubs are started ahead of need (spares), so the
- * files guest memory is mapped from arrive later over the socket
- * (SCM_RIGHTS), numbered from MOTE_STUB_FD_FIRST in the order sent (struct
- * mote_stub_map.fd counts from there), as do the files of later mappings. */
-#define MOTE_STUB_FD_MAILBOX 3
-#define MOTE_STUB_FD_SOCKET  4
-#define MOTE_STUB_FD_EXE     5
-#define MOTE_STUB_FD_FIRST   5
-#define MOTE_STUB_FD_UFFD    999 /* out of the way of the numbers files arrive at */
+/* File descriptors. The child starts with the mailbox, a socket and the
+ * stub program itself (the MOTE_STUB_FD_SPAWN_* numbers). While a spare it
+ * moves the socket out of the way and closes everything but the mailbox,
+ * so that after setup one call closes the mailbox's descriptor and the
+ * files guest memory was mapped from. Those arrive over the socket
+ * (SCM_RIGHTS) in one message, as do the files of later mappings; struct
+ * mote_stub_map.fd is an index into the files sent. */
+#define MOTE_STUB_FD_MAILBOX      3
+#define MOTE_STUB_FD_SPAWN_SOCKET 4
+#define MOTE_STUB_FD_SPAWN_EXE    5
+#define MOTE_STUB_FD_SOCKET       998 /* out of the way of the numbers files arrive at */
+#define MOTE_STUB_FD_UFFD         999
 #define MOTE_STUB_MAX_FDS    64
 
 /* Commands, host -> stub. */
@@ -90,7 +92,7 @@ enum {
 /* One mapping of guest memory, made in the child at setup. */
 struct mote_stub_map {
 	uint64_t addr, len, offset;
-	int32_t fd;      /* index from MOTE_STUB_FD_FIRST; -1: anonymous zero pages */
+	int32_t fd;      /* index into the files sent; -1: anonymous zero pages */
 	uint32_t prot;   /* PROT_* */
 	uint32_t shared; /* MAP_SHARED rather than MAP_PRIVATE */
 	uint32_t pad;

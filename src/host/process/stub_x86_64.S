@@ -122,6 +122,24 @@ mote_stub_restorer:
 	ud2
 	.size mote_stub_restorer, . - mote_stub_restorer
 
+/* long mote_stub_drop_setup(addr, len): unmap the setup code's pages. The
+ * last 16 bytes of those pages (stub.ld), `syscall` their last two, so the
+ * call returns into the first byte of the code that stays: a `ret`. */
+	.section .text.mote_stub_setup_tail, "ax"
+	.globl mote_stub_drop_setup
+	.type mote_stub_drop_setup, @function
+mote_stub_drop_setup:
+	.fill 9, 1, 0x90
+	mov $11, %eax /* __NR_munmap */
+	syscall
+	.size mote_stub_drop_setup, . - mote_stub_drop_setup
+	.if . - mote_stub_drop_setup - 16
+	.error "mote_stub_drop_setup must be 16 bytes (stub.ld)"
+	.endif
+
+	.section .text.mote_stub_setup_return, "ax"
+	ret
+
 	.bss
 	.balign 16
 	.skip 65536

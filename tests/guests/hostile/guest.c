@@ -419,8 +419,9 @@ MOTE_FN0(void, do_sysenter)
 }
 
 /* The process backend's stub lives at 0x7e0000000000 (src/host/process/
- * stub.h), its mailbox at 0x7e0000400000. */
-#define STUB_TEXT 0x7e0000000000ull
+ * stub.h), its mailbox at 0x7e0000400000. Its first page, the setup code,
+ * is unmapped before guest code runs (stub.ld checks it is one page). */
+#define STUB_TEXT 0x7e0000001000ull
 #define STUB_MAILBOX 0x7e0000400000ull
 
 /* Find a `syscall` instruction in the stub's code and jump to it with the
