@@ -202,6 +202,8 @@ struct mote_sandbox {
 	uint64_t *dirty;            /* pages written since `base` was set */
 	uint64_t *dirty_log;        /* scratch for the backend's dirty pages */
 	size_t bitmap_words;
+	void *bitmaps; /* the mapping the three live in */
+	size_t bitmaps_len;
 
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
 	size_t nmaps;
@@ -233,6 +235,23 @@ static inline void mote_bitmap_clear_range(uint64_t *bm, uint64_t first, uint64_
 static inline bool mote_bitmap_test(const uint64_t *bm, uint64_t page)
 {
 	return (bm[page / 64] >> (page % 64)) & 1;
+}
+
+/* dst = src (or 0), writing only the words that change: the sandbox's
+ * bitmaps live in an anonymous mapping whose pages that stay zero are never
+ * allocated (mote_sandbox_alloc_bitmaps). */
+static inline void mote_bitmap_assign(uint64_t *dst, const uint64_t *src, size_t words)
+{
+	for (size_t w = 0; w < words; w++)
+		if (dst[w] != src[w])
+			dst[w] = src[w];
+}
+
+static inline void mote_bitmap_clear(uint64_t *b, size_t words)
+{
+	for (size_t w = 0; w < words; w++)
+		if (b[w])
+			b[w] = 0;
 }
 
 /* The host wrote guest memory: restores and snapshots must know. */

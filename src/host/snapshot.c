@@ -238,8 +238,10 @@ static int collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back)
 	int rc = sb->be->dirty_pages(sb, log, written_back);
 	uint64_t acc = 0;
 	for (size_t i = 0; !rc && i < sb->bitmap_words; i++) {
-		sb->dirty[i] |= log[i];
-		sb->touched[i] |= log[i];
+		if (log[i]) { /* untouched words stay unallocated */
+			sb->dirty[i] |= log[i];
+			sb->touched[i] |= log[i];
+		}
 		acc |= sb->dirty[i];
 	}
 	mote_free(log);
@@ -377,7 +379,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	mote_snapshot_release(sb->base);
 	snapshot_retain(snap);
 	sb->base = snap;
-	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
 	*out = snap;
 	return 0;
 fail:
@@ -477,8 +479,8 @@ static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
 		sb->poisoned = true;
 		return rc;
 	}
-	memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
-	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	mote_bitmap_assign(sb->touched, snap->present, sb->bitmap_words);
+	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
 	if (snap != sb->base) {
 		snapshot_retain(snap);
 		mote_snapshot_release(sb->base);
@@ -525,7 +527,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 			sb->poisoned = true;
 			return rc;
 		}
-		memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
+		mote_bitmap_assign(sb->touched, snap->present, sb->bitmap_words);
 		rc = set_guest_functions(sb, snap);
 		if (rc)
 			return rc;
@@ -537,7 +539,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 		sb->poisoned = true;
 		return rc;
 	}
-	memset(sb->dirty, 0, sb->bitmap_words * sizeof(uint64_t));
+	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
 	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
 	if (!rc)
 		rc = sb->be->set_state(sb, &snap->meta.cpu);
@@ -637,7 +639,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	rc = mote_sandbox_alloc_bitmaps(sb);
 	if (rc)
 		goto fail;
-	memcpy(sb->touched, snap->present, sb->bitmap_words * sizeof(uint64_t));
+	mote_bitmap_assign(sb->touched, snap->present, sb->bitmap_words);
 	rc = set_guest_functions(sb, snap);
 	if (rc)
 		goto fail;

@@ -1257,7 +1257,7 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 	/* Protected a cluster of nearby runs at a time: one scan over the
 	 * hull of runs far apart (a heap's first and last pages) would walk
 	 * every page in memory between them. */
-	memset(sb->dirty_log, 0, sb->bitmap_words * sizeof(uint64_t));
+	mote_bitmap_clear(sb->dirty_log, sb->bitmap_words);
 	for (unsigned t = 0; !rc && t < p->ntracked; t++) {
 		uint64_t lo = 0, hi = 0;
 		for (size_t i = 0; !rc && i <= n; i++) {
