@@ -147,6 +147,8 @@ MOTE_API int mote_sandbox_new(const char *guest_path, const mote_config *config,
 		     const mote_host_functions *host_functions, mote_sandbox **out);
 MOTE_API int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config *config,
 				 const mote_host_functions *host_functions, mote_sandbox **out);
+/* Free a sandbox (NULL is fine). On the process backend this also refills
+ * the pool of ready child processes, waiting for it (docs/api.md). */
 MOTE_API void mote_sandbox_free(mote_sandbox *sandbox);
 
 /* Call guest function `name`. `args` are checked against the guest's
