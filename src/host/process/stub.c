@@ -431,14 +431,6 @@ static SETUP_CODE void map_guest_memory(const int *fds, long nfds)
 		if (r != (long)m[i].addr)
 			setup_failed("mmap of guest memory", r);
 	}
-	for (uint32_t i = 0; i < mb->nprotect; i++) {
-		const struct mote_stub_map *p = &m[mb->nmaps + i];
-		if (!guest_range(p->addr, p->len))
-			setup_failed("protection change outside guest memory", -22);
-		long r = sys3(__NR_mprotect, p->addr, p->len, p->prot);
-		if (r)
-			setup_failed("mprotect of guest memory", r);
-	}
 }
 
 /* Guest writes are tracked by the kernel: userfaultfd write protection in
@@ -642,7 +634,7 @@ static SETUP_CODE void set_up_sandbox(void)
 			die(4);
 	}
 	if (mb->maps_offset < sizeof(*mb) || mb->maps_offset > size ||
-	    (uint64_t)(mb->nmaps + mb->nprotect) * sizeof(struct mote_stub_map) >
+	    (uint64_t)mb->nmaps * sizeof(struct mote_stub_map) >
 	        size - mb->maps_offset)
 		setup_failed("mailbox: mapping table outside the mailbox", -22);
 	if (mb->nfds > MOTE_STUB_MAX_FDS)

@@ -137,7 +137,6 @@ struct mote_mailbox {
 	uint32_t flags;
 	uint32_t nfds; /* SETUP: files sent on the socket */
 	uint32_t nmaps;
-	uint32_t nprotect;
 	uint32_t ncpuid;
 	uint64_t prefault[2]; /* guest range to read into the page tables at setup */
 	uint32_t ntracked;
@@ -146,8 +145,8 @@ struct mote_mailbox {
 	uint64_t size;           /* bytes of the mailbox, maps included */
 	struct mote_stub_cpuid cpuid[MOTE_STUB_MAX_CPUID];
 	char detail[160];
-	/* Followed, at `maps_offset`, by nmaps mappings and then nprotect
-	 * protection changes (struct mote_stub_map with fd -1). */
+	/* Followed, at `maps_offset`, by nmaps mappings, made in order with
+	 * their final rights (later ones over earlier ones). */
 	uint64_t maps_offset;
 };
 
