@@ -202,8 +202,8 @@ struct mote_sandbox {
 	uint64_t *dirty;            /* pages written since `base` was set */
 	uint64_t *dirty_log;        /* scratch for the backend's dirty pages */
 	size_t bitmap_words;
-	void *bitmaps; /* the mapping the three live in */
-	size_t bitmaps_len;
+	void *bitmaps;      /* the block the three live in */
+	size_t bitmaps_len; /* its length if mapped; 0 if allocated */
 
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
 	size_t nmaps;

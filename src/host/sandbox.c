@@ -657,21 +657,32 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 	return sb;
 }
 
-/* The three page bitmaps in one anonymous mapping: pages of them that stay
- * zero, most of them for a large guest that touches little, are neither
- * allocated nor cleared (a 1 GiB guest's 96 KiB of bitmaps cost ~20 us to
- * allocate and clear at every start). */
+/* The three page bitmaps, in one block. For a large guest it is an
+ * anonymous mapping: pages of it that stay zero, most of them for a guest
+ * that touches little, are neither allocated nor cleared (a 1 GiB guest's
+ * 96 KiB of bitmaps cost ~20 us to allocate and clear at every start).
+ * Small ones come from the allocator: a mapping costs more than they do. */
+#define BITMAPS_MAPPED_FROM (64u << 10)
 int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb)
 {
 	uint64_t pages = sb->mem_size / MOTE_PAGE_SIZE;
 	sb->bitmap_words = (size_t)((pages + 63) / 64);
-	size_t bytes = sb->bitmap_words * sizeof(uint64_t);
-	size_t len = (3 * bytes + MOTE_PAGE_SIZE - 1) & ~(size_t)(MOTE_PAGE_SIZE - 1);
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
+	size_t bytes = 3 * sb->bitmap_words * sizeof(uint64_t);
+	void *m;
+	if (bytes < BITMAPS_MAPPED_FROM) {
+		m = mote_calloc(1, bytes);
+	} else {
+		sb->bitmaps_len = (bytes + MOTE_PAGE_SIZE - 1) & ~(size_t)(MOTE_PAGE_SIZE - 1);
+		m = mmap(NULL, sb->bitmaps_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		         -1, 0);
+		if (m == MAP_FAILED)
+			m = NULL;
+	}
+	if (!m) {
+		sb->bitmaps_len = 0;
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	}
 	sb->bitmaps = m;
-	sb->bitmaps_len = len;
 	sb->touched = m;
 	sb->dirty = sb->touched + sb->bitmap_words;
 	sb->dirty_log = sb->dirty + sb->bitmap_words;
@@ -926,8 +937,10 @@ void mote_sandbox_free(mote_sandbox *sb)
 	free_scratch(sb);
 	mote_free(sb->scratch);
 	mote_free(sb->result_buf);
-	if (sb->bitmaps)
+	if (sb->bitmaps_len)
 		munmap(sb->bitmaps, sb->bitmaps_len);
+	else
+		mote_free(sb->bitmaps);
 	if (sb->ext && sb->ext->free)
 		sb->ext->free(sb->ext_state);
 	mote_snapshot_release(sb->base);

@@ -639,7 +639,9 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	rc = mote_sandbox_alloc_bitmaps(sb);
 	if (rc)
 		goto fail;
-	mote_bitmap_assign(sb->touched, snap->present, sb->bitmap_words);
+	for (size_t w = 0; w < sb->bitmap_words; w++) /* new bitmaps are zero: */
+		if (snap->present[w])                 /* write only what is set */
+			sb->touched[w] = snap->present[w];
 	rc = set_guest_functions(sb, snap);
 	if (rc)
 		goto fail;

@@ -627,7 +627,7 @@ static unsigned long auxv_get(unsigned long *sp, unsigned long type)
 static SETUP_CODE void set_up_sandbox(void)
 {
 	uint64_t size = mb->size;
-	if (size > MOTE_STUB_MAILBOX_HEADER) {
+	if (size > MOTE_STUB_MAILBOX_SPARE) {
 		long r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, (long)size, PROT_READ | PROT_WRITE,
 		              MAP_SHARED | MAP_FIXED, MOTE_STUB_FD_MAILBOX, 0);
 		if (r != (long)MOTE_STUB_MAILBOX)
@@ -666,9 +666,8 @@ void mote_stub_main(unsigned long *sp)
 	unsigned long none = 0;
 	sys6(__NR_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none), 0, 0);
 	sys3(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
-	long r =
-	    sys6(__NR_mmap, MOTE_STUB_MAILBOX, MOTE_STUB_MAILBOX_HEADER, PROT_READ | PROT_WRITE,
-	         MAP_SHARED | MAP_FIXED_NOREPLACE, MOTE_STUB_FD_MAILBOX, 0);
+	long r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, MOTE_STUB_MAILBOX_SPARE, PROT_READ | PROT_WRITE,
+	              MAP_SHARED | MAP_FIXED_NOREPLACE, MOTE_STUB_FD_MAILBOX, 0);
 	if (r != (long)MOTE_STUB_MAILBOX)
 		die(2);
 	/* The parent died before PR_SET_PDEATHSIG took hold. */

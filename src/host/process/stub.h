@@ -151,6 +151,12 @@ struct mote_mailbox {
 };
 
 #define MOTE_STUB_MAILBOX_HEADER 4096u
+/* A spare's mailbox, mapped on both sides while it waits: the header and
+ * room for 300 mappings. A setup that needs more grows it. */
+#define MOTE_STUB_MAILBOX_SPARE 16384u
+_Static_assert(MOTE_STUB_MAILBOX_SPARE % 4096 == 0 &&
+                   MOTE_STUB_MAILBOX_SPARE >= MOTE_STUB_MAILBOX_HEADER,
+               "a spare's mailbox holds the header");
 _Static_assert(sizeof(struct mote_mailbox) <= MOTE_STUB_MAILBOX_HEADER,
                "mailbox header fits a page");
 _Static_assert(offsetof(struct mote_mailbox, cpu) % 64 == 0, "FXSAVE needs 16-byte alignment");
