@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* libmote: the process backend keeps spare stub processes (each with three
- * descriptors) started in the background; this fills the pool and waits
- * until it is full, so that counts taken before and after agree. */
+/* libmote: the process backend keeps spare stub processes (with their
+ * descriptors and mappings in this process) started in the background;
+ * this fills the pool and waits until it is full, so that counts taken
+ * before and after agree. */
 void mote__backend_quiesce(void);
 
 /* Open file descriptors of this process (leak checks); -1 if unknown. */
