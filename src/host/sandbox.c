@@ -760,22 +760,35 @@ void mote_sandbox_free_pieces(struct mote_sandbox *sb)
 int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image)
 {
 	/* A backend that runs the guest elsewhere maps what the host writes
-	 * here from a memfd (an image); otherwise plain anonymous memory.
+	 * here from a memfd (an image), up to the heap, which the host never
+	 * writes before the guest runs: the heap stays anonymous zeros there
+	 * too, which reads map as the zero page (a memfd's holes would each
+	 * become a page of its own) and the write tracking tells from written
+	 * pages without a lookup. Otherwise plain anonymous memory.
 	 * MAP_NORESERVE: untouched guest memory costs nothing. */
 	int fd = -1;
+	uint64_t image_size = 0;
 	if (image && !sb->be->shares_host_memory) {
+		image_size = sb->layout.heap_base && sb->layout.heap_base < sb->mem_size
+				     ? sb->layout.heap_base
+				     : sb->mem_size;
 		fd = memfd_create("mote-image", MFD_CLOEXEC);
-		if (fd < 0 || ftruncate(fd, (off_t)sb->mem_size) < 0) {
+		if (fd < 0 || ftruncate(fd, (off_t)image_size) < 0) {
 			if (fd >= 0)
 				close(fd);
 			return mote_sandbox_fail(sb, -MOTE_ENOMEM,
 						 "cannot create %llu bytes of guest memory: %s",
-						 (unsigned long long)sb->mem_size, strerror(errno));
+						 (unsigned long long)image_size, strerror(errno));
 		}
 	}
 	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
-			 (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS) | MAP_NORESERVE, fd,
-			 0);
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem != MAP_FAILED && fd >= 0 &&
+	    mmap(mem, image_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+		    MAP_FAILED) {
+		munmap(mem, sb->mem_size);
+		mem = MAP_FAILED;
+	}
 	if (mem == MAP_FAILED) {
 		if (fd >= 0)
 			close(fd);
@@ -785,7 +798,12 @@ int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image)
 	}
 	sb->mem = mem;
 	mote_sandbox_advise_heap(sb);
-	return mote_sandbox_add_piece(sb, 0, sb->mem_size, fd, 0, fd >= 0);
+	if (fd < 0)
+		return mote_sandbox_add_piece(sb, 0, sb->mem_size, -1, 0, false);
+	int rc = mote_sandbox_add_piece(sb, 0, image_size, fd, 0, true);
+	if (!rc && image_size < sb->mem_size)
+		rc = mote_sandbox_add_piece(sb, image_size, sb->mem_size - image_size, -1, 0, false);
+	return rc;
 }
 
 void mote_sandbox_advise_heap(struct mote_sandbox *sb)
