@@ -1198,11 +1198,31 @@ static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm,
 	return p->soft_dirty && rearm ? clear_soft_dirty(sb, p) : 0;
 }
 
+/* Before changing the stub's page tables (write protection, writes): a
+ * stub still spinning after its report keeps its address space live on its
+ * CPU, and every TLB flush then interrupts that CPU. Asked to park, it
+ * sleeps at once; the wait is bounded (the mailbox is the guest's too). */
+static void park_stub(struct proc_sandbox *p)
+{
+	if (p->dead || __atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_SEQ_CST))
+		return;
+	p->mb->cmd = MOTE_STUB_CMD_PARK;
+	__atomic_add_fetch(&p->mb->to_stub, 1, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 4000 && !__atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_ACQUIRE);
+	     i++) {
+		if (i % 16 == 15)
+			sched_yield();
+		else
+			__builtin_ia32_pause();
+	}
+}
+
 static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)
 {
 	struct proc_sandbox *p = ps(sb);
 	if (p->dead)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
+	park_stub(p);
 	int rc = scan_all(sb, p, !written_back, bitmap);
 	if (rc || !p->pending)
 		return rc;
@@ -1360,6 +1380,7 @@ static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, siz
 static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
 {
 	struct proc_sandbox *p = ps(sb);
+	park_stub(p);
 	if (p->soft_dirty) {
 		/* Clearing the bits is all or nothing: keep what the guest
 		 * wrote since the last scan first. */

@@ -147,15 +147,14 @@ again:
 	__atomic_add_fetch(&mb->to_host, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&mb->host_sleeping, __ATOMIC_SEQ_CST))
 		sys6(__NR_futex, (long)&mb->to_host, FUTEX_WAKE, 1, 0, 0, 0);
-	/* Spin a little first where the host answers at once (a host call, a
-	 * full log): sleeping costs a wake system call on both sides. After a
-	 * call the next request may be long in coming, and a spinning CPU
-	 * makes the host's write tracking (PAGEMAP_SCAN's TLB flushes) slow. */
-	int spin =
-	    what == MOTE_STUB_EXIT && (mb->port == MOTE_PORT_HOSTCALL || mb->port == MOTE_PORT_LOG)
-	        ? 2000
-	    : what == MOTE_STUB_READY ? 4000
-	                              : 0;
+	/* Spin a little first after an exit (a host call, a full log, the end
+	 * of a call: the host often answers at once, and sleeping costs a wake
+	 * on both sides, across CPUs tens of microseconds inside a VM). Before
+	 * the host changes the page tables under a spinning stub (restores,
+	 * write tracking), whose CPU a TLB flush would then interrupt, it
+	 * parks it. */
+	int spin = what == MOTE_STUB_EXIT ? 2000 : what == MOTE_STUB_READY ? 4000 : 0;
+wait:
 	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
@@ -175,6 +174,10 @@ again:
 woken:
 	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
 	uint32_t cmd = __atomic_load_n(&mb->cmd, __ATOMIC_RELAXED);
+	if (cmd == MOTE_STUB_CMD_PARK) {
+		spin = 0;
+		goto wait;
+	}
 	if (cmd == MOTE_STUB_CMD_MAP || cmd == MOTE_STUB_CMD_UNMAP) {
 		what = do_map_command(cmd);
 		goto again;

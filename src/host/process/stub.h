@@ -55,6 +55,7 @@ enum {
 	MOTE_STUB_CMD_RUN = 1,     /* load `cpu`, run the guest until it exits */
 	MOTE_STUB_CMD_MAP = 2,     /* map the file sent on the socket: `map` */
 	MOTE_STUB_CMD_UNMAP = 3,   /* unmap `map.addr`, `map.len` */
+	MOTE_STUB_CMD_PARK = 6,    /* stop spinning and sleep; no report */
 };
 
 /* Reports, stub -> host. */
