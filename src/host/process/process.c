@@ -366,6 +366,7 @@ static long futex(uint32_t *addr, int op, uint32_t val, const struct timespec *t
 
 static void wake_stub(struct proc_sandbox *p)
 {
+	__atomic_store_n(&p->mb->park, 0, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&p->mb->to_stub, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_SEQ_CST))
 		futex(&p->mb->to_stub, FUTEX_WAKE, 1, NULL);
@@ -1201,13 +1202,13 @@ static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm,
 /* Before changing the stub's page tables (write protection, writes): a
  * stub still spinning after its report keeps its address space live on its
  * CPU, and every TLB flush then interrupts that CPU. Asked to park, it
- * sleeps at once; the wait is bounded (the mailbox is the guest's too). */
+ * stops spinning and sleeps; the wait for that is bounded, and not waiting
+ * long enough costs only time. */
 static void park_stub(struct proc_sandbox *p)
 {
 	if (p->dead || __atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_SEQ_CST))
 		return;
-	p->mb->cmd = MOTE_STUB_CMD_PARK;
-	__atomic_add_fetch(&p->mb->to_stub, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&p->mb->park, 1, __ATOMIC_SEQ_CST);
 	for (int i = 0; i < 4000 && !__atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_ACQUIRE);
 	     i++) {
 		if (i % 16 == 15)

@@ -152,10 +152,9 @@ again:
 	 * on both sides, across CPUs tens of microseconds inside a VM). Before
 	 * the host changes the page tables under a spinning stub (restores,
 	 * write tracking), whose CPU a TLB flush would then interrupt, it
-	 * parks it. */
+	 * parks it (`park`). */
 	int spin = what == MOTE_STUB_EXIT ? 2000 : what == MOTE_STUB_READY ? 4000 : 0;
-wait:
-	for (int i = 0; i < spin; i++) {
+	for (int i = 0; i < spin && !__atomic_load_n(&mb->park, __ATOMIC_RELAXED); i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
 		/* The host may be waiting for this CPU. */
@@ -174,10 +173,6 @@ wait:
 woken:
 	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
 	uint32_t cmd = __atomic_load_n(&mb->cmd, __ATOMIC_RELAXED);
-	if (cmd == MOTE_STUB_CMD_PARK) {
-		spin = 0;
-		goto wait;
-	}
 	if (cmd == MOTE_STUB_CMD_MAP || cmd == MOTE_STUB_CMD_UNMAP) {
 		what = do_map_command(cmd);
 		goto again;

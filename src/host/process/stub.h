@@ -55,7 +55,6 @@ enum {
 	MOTE_STUB_CMD_RUN = 1,     /* load `cpu`, run the guest until it exits */
 	MOTE_STUB_CMD_MAP = 2,     /* map the file sent on the socket: `map` */
 	MOTE_STUB_CMD_UNMAP = 3,   /* unmap `map.addr`, `map.len` */
-	MOTE_STUB_CMD_PARK = 6,    /* stop spinning and sleep; no report */
 };
 
 /* Reports, stub -> host. */
@@ -113,6 +112,10 @@ struct mote_mailbox {
 	 * wake system call only when someone sleeps. */
 	uint32_t to_stub, to_host;
 	uint32_t stub_sleeping, host_sleeping;
+	/* Set by the host: a stub spinning for its next command sleeps now
+	 * instead (the host is about to change its page tables). Not a
+	 * command: nothing to answer, nothing left pending. */
+	uint32_t park;
 	uint32_t cmd;
 	uint32_t report; /* MOTE_STUB_READY ... */
 
