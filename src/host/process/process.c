@@ -397,6 +397,17 @@ static uint64_t child_cpu_ns(struct proc_sandbox *p)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Round `i` of a spin-wait: a pause, and every 16th round sched_yield,
+ * since the stub often runs on this very CPU (waking an idle vCPU costs
+ * tens of microseconds inside a VM, so the scheduler keeps both here). */
+static void spin_round(int i)
+{
+	if (i % 16 == 15)
+		sched_yield();
+	else
+		__builtin_ia32_pause();
+}
+
 /* Wait for the stub's next report, spinning `spin` rounds before sleeping.
  * 1: a report; 0: the child died. */
 static int wait_report_spin(struct proc_sandbox *p, int spin)
@@ -405,10 +416,7 @@ static int wait_report_spin(struct proc_sandbox *p, int spin)
 	for (int i = 0; i < spin; i++) {
 		if (__atomic_load_n(&p->mb->to_host, __ATOMIC_ACQUIRE) != p->seen_to_host)
 			goto got;
-		if (i % 16 == 15)
-			sched_yield();
-		else
-			__builtin_ia32_pause();
+		spin_round(i);
 	}
 	p->waiting = 1;
 	for (;;) {
@@ -1209,13 +1217,8 @@ static void park_stub(struct proc_sandbox *p)
 	if (p->dead || __atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_SEQ_CST))
 		return;
 	__atomic_store_n(&p->mb->park, 1, __ATOMIC_SEQ_CST);
-	for (int i = 0; i < 4000 && !__atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_ACQUIRE);
-	     i++) {
-		if (i % 16 == 15)
-			sched_yield();
-		else
-			__builtin_ia32_pause();
-	}
+	for (int i = 0; i < 4000 && !__atomic_load_n(&p->mb->stub_sleeping, __ATOMIC_ACQUIRE); i++)
+		spin_round(i);
 }
 
 static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)

@@ -138,6 +138,16 @@ static bool in_stub(uint64_t rip)
 }
 
 /* ---- The mailbox protocol ---- */
+/* Round `i` of a spin-wait: a pause, and every 16th round sched_yield,
+ * since the host may be waiting for this very CPU. */
+static void spin_round(int i)
+{
+	if (i % 16 == 15)
+		sys3(__NR_sched_yield, 0, 0, 0);
+	else
+		__builtin_ia32_pause();
+}
+
 static uint32_t do_map_command(uint32_t cmd);
 
 static void report_and_wait(uint32_t what)
@@ -157,11 +167,7 @@ again:
 	for (int i = 0; i < spin && !__atomic_load_n(&mb->park, __ATOMIC_RELAXED); i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
-		/* The host may be waiting for this CPU. */
-		if (i % 16 == 15)
-			sys3(__NR_sched_yield, 0, 0, 0);
-		else
-			__builtin_ia32_pause();
+		spin_round(i);
 	}
 	for (;;) {
 		__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
@@ -713,11 +719,7 @@ void mote_stub_main(unsigned long *sp)
 			if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 				break;
 			if (spin > 0) {
-				/* The host may be waiting for this CPU. */
-				if (--spin % 16 == 0)
-					sys3(__NR_sched_yield, 0, 0, 0);
-				else
-					__builtin_ia32_pause();
+				spin_round(--spin);
 				continue;
 			}
 			__atomic_store_n(&mb->stub_sleeping, 1, __ATOMIC_SEQ_CST);
