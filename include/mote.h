@@ -1,4 +1,4 @@
-/* mote: micro-VM sandboxes on KVM.
+/* mote: micro-VM sandboxes on KVM or, without a hypervisor, in a process.
  *
  * A sandbox is a tiny virtual machine with no guest OS, running one guest
  * binary built with the mote guest SDK. The host calls guest functions by name
@@ -6,6 +6,11 @@
  * host registered. Every function returns 0 or a negative MOTE_E* code;
  * mote_strerror() names the code and mote_sandbox_last_error() gives the
  * detail of a sandbox's last failure.
+ *
+ * Lists are read one way everywhere: OBJECT_ITEM_count(object) and
+ * OBJECT_ITEM(object, index, &info), e.g. mote_sandbox_function_count() and
+ * mote_sandbox_function(). Strings and arrays in an info struct belong to
+ * the object and live as long as it does.
  *
  * Threads: a sandbox is used by one thread at a time. mote_sandbox_interrupt()
  * may be called from any thread. Different sandboxes are independent.
@@ -286,14 +291,18 @@ typedef struct mote_snapshot_info {
 	char parent_hash[65];
 	const char *parent_path;
 	size_t nmappings; /* host files the snapshot had mapped */
-	size_t nhost_functions; /* required host functions */
-	mote_function_info *host_functions;
-	size_t nguest_functions;
-	mote_function_info *guest_functions;
 	void *priv_; /* owned by the library */
 } mote_snapshot_info;
 MOTE_API int mote_snapshot_info_read(const char *path, mote_snapshot_info *out);
 MOTE_API void mote_snapshot_info_free(mote_snapshot_info *info);
+/* The snapshot's guest functions, as mote_snapshot_function() lists them,
+ * and the host functions it requires. Valid until mote_snapshot_info_free(). */
+MOTE_API size_t mote_snapshot_info_function_count(const mote_snapshot_info *info);
+MOTE_API int mote_snapshot_info_function(const mote_snapshot_info *info, size_t index,
+					 mote_function_info *out);
+MOTE_API size_t mote_snapshot_info_host_function_count(const mote_snapshot_info *info);
+MOTE_API int mote_snapshot_info_host_function(const mote_snapshot_info *info, size_t index,
+					      mote_function_info *out);
 /* Details of a snapshot in memory (from mote_snapshot_open or a sandbox). */
 MOTE_API size_t mote_snapshot_function_count(const mote_snapshot *snapshot);
 MOTE_API int mote_snapshot_function(const mote_snapshot *snapshot, size_t index,
@@ -314,13 +323,16 @@ typedef struct mote_guest_info {
 	/* What mote_sandbox_memory_info() would report for a sandbox created
 	 * from this guest with the default configuration. */
 	uint64_t image_size, mem_size, heap_size, stack_size, input_size, output_size;
-	size_t nfunctions; /* in the order mote_sandbox_function() lists them */
-	mote_function_info *functions;
 	void *priv_; /* owned by the library */
 } mote_guest_info;
 MOTE_API int mote_guest_info_read(const char *path, mote_guest_info *out);
 /* Release what mote_guest_info_read() filled in (also after it failed). */
 MOTE_API void mote_guest_info_free(mote_guest_info *info);
+/* The guest's functions, in the order mote_sandbox_function() lists them;
+ * valid until mote_guest_info_free(). */
+MOTE_API size_t mote_guest_info_function_count(const mote_guest_info *info);
+MOTE_API int mote_guest_info_function(const mote_guest_info *info, size_t index,
+				      mote_function_info *out);
 
 /* ---- Helpers for values ---- */
 MOTE_API const char *mote_type_name(mote_type type);

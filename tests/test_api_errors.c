@@ -149,6 +149,20 @@ TEST(snapshot_files)
 	           "/nonexistent/g.elf");
 	EXPECT_ERR(mote_guest_info_read(NULL, &gi), -MOTE_EINVAL, LAST,
 	           "mote_guest_info_read: no path");
+	EXPECT_ERR(mote_snapshot_info_function(NULL, 0, &fi), -MOTE_EINVAL, LAST,
+	           "mote_snapshot_info_function: no info");
+	EXPECT_ERR(mote_snapshot_info_host_function(&info, 0, &fi), -MOTE_EINVAL, LAST,
+	           "mote_snapshot_info_host_function: no info read");
+	CHECK_EQ_INT(mote_snapshot_info_function_count(&info), 0);
+	EXPECT_ERR(mote_guest_info_function(&gi, 0, &fi), -MOTE_EINVAL, LAST,
+	           "mote_guest_info_function: no info read");
+	CHECK_EQ_INT(mote_guest_info_function_count(NULL), 0);
+	REQUIRE(mote_guest_info_read(GUEST, &gi) == 0);
+	EXPECT_ERR(mote_guest_info_function(&gi, 100000, &fi), -MOTE_EINVAL, LAST,
+	           "index 100000, the guest has");
+	EXPECT_ERR(mote_guest_info_function(&gi, 0, NULL), -MOTE_EINVAL, LAST,
+	           "mote_guest_info_function: no out");
+	mote_guest_info_free(&gi);
 }
 
 TEST(wasm)
@@ -175,10 +189,10 @@ TEST(wasm)
 	EXPECT_ERR(mote_wasm_exports_get(NULL, &ex), -MOTE_EINVAL, LAST,
 	           "mote_wasm_exports_get: no sandbox");
 	mote_wasm_export_info ei;
-	EXPECT_ERR(mote_wasm_exports_at(NULL, 0, &ei), -MOTE_EINVAL, LAST,
-	           "mote_wasm_exports_at: no exports");
-	EXPECT_ERR(mote_wasm_exports_find(NULL, "f", &ei), -MOTE_EINVAL, LAST,
-	           "mote_wasm_exports_find: no exports");
+	EXPECT_ERR(mote_wasm_export(NULL, 0, &ei), -MOTE_EINVAL, LAST,
+	           "mote_wasm_export: no exports");
+	EXPECT_ERR(mote_wasm_export_find(NULL, "f", &ei), -MOTE_EINVAL, LAST,
+	           "mote_wasm_export_find: no exports");
 
 	/* With a sandbox: not a Wasm one, then a Wasm one with no module. */
 	mote_sandbox *sb;

@@ -559,16 +559,17 @@ TEST(static_info_matches_sandbox)
 		CHECK_EQ_U64(in.stack_size, mi.stack_size);
 		CHECK_EQ_U64(in.input_size, mi.input_size);
 		CHECK_EQ_U64(in.output_size, mi.output_size);
-		CHECK_EQ_INT(in.nfunctions, mote_sandbox_function_count(sb));
-		for (size_t i = 0; i < in.nfunctions; i++) {
-			mote_function_info fi;
-			if (mote_sandbox_function(sb, i, &fi) != 0)
+		CHECK_EQ_INT(mote_guest_info_function_count(&in), mote_sandbox_function_count(sb));
+		for (size_t i = 0; i < mote_guest_info_function_count(&in); i++) {
+			mote_function_info fi, gi;
+			if (mote_sandbox_function(sb, i, &fi) != 0 ||
+			    mote_guest_info_function(&in, i, &gi) != 0)
 				break;
-			CHECK_EQ_STR(in.functions[i].name, fi.name);
-			CHECK_EQ_INT(in.functions[i].ret, fi.ret);
-			CHECK_EQ_INT(in.functions[i].nargs, fi.nargs);
-			for (size_t a = 0; a < fi.nargs && a < in.functions[i].nargs; a++)
-				CHECK_EQ_INT(in.functions[i].args[a], fi.args[a]);
+			CHECK_EQ_STR(gi.name, fi.name);
+			CHECK_EQ_INT(gi.ret, fi.ret);
+			CHECK_EQ_INT(gi.nargs, fi.nargs);
+			for (size_t a = 0; a < fi.nargs && a < gi.nargs; a++)
+				CHECK_EQ_INT(gi.args[a], fi.args[a]);
 		}
 		mote_sandbox_free(sb);
 		mote_config_free(cfg);

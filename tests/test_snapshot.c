@@ -431,9 +431,19 @@ TEST(file_info_without_loading)
 	CHECK_EQ_STR(info.arch, "x86_64");
 	CHECK_EQ_STR(info.hypervisor, mote_backend_name(mote_sandbox_backend(sb)));
 	CHECK_EQ_U64(info.heap_size, 1 << 20);
-	CHECK_EQ_INT(info.nhost_functions, 1);
-	CHECK_EQ_STR(info.host_functions[0].name, "host_tag");
-	CHECK_EQ_INT(info.nguest_functions, mote_sandbox_function_count(sb));
+	CHECK_EQ_INT(mote_snapshot_info_host_function_count(&info), 1);
+	mote_function_info fi, live;
+	REQUIRE(mote_snapshot_info_host_function(&info, 0, &fi) == 0);
+	CHECK_EQ_STR(fi.name, "host_tag");
+	CHECK_EQ_INT(mote_snapshot_info_function_count(&info), mote_sandbox_function_count(sb));
+	for (size_t i = 0; i < mote_snapshot_info_function_count(&info); i++) {
+		REQUIRE(mote_snapshot_info_function(&info, i, &fi) == 0);
+		REQUIRE(mote_sandbox_function(sb, i, &live) == 0);
+		CHECK_EQ_STR(fi.name, live.name);
+		CHECK_EQ_INT(fi.nargs, live.nargs);
+	}
+	CHECK_EQ_INT(mote_snapshot_info_function(&info, 1000, &fi), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_last_error(), "index 1000, the snapshot has");
 	CHECK_EQ_INT(strlen(info.header_hash), 64);
 	CHECK(info.blob_size > 0 && info.blob_size % 4096 == 0);
 	struct stat st;

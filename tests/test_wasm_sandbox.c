@@ -554,9 +554,9 @@ TEST(exports_list_names_and_signatures)
 	REQUIRE(sb);
 	mote_wasm_exports *ex;
 	REQUIRE(mote_wasm_exports_get(sb, &ex) == 0);
-	CHECK(mote_wasm_exports_count(ex) > 10);
+	CHECK(mote_wasm_export_count(ex) > 10);
 	mote_wasm_export_info fi;
-	REQUIRE(mote_wasm_exports_find(ex, "mix", &fi) == 0);
+	REQUIRE(mote_wasm_export_find(ex, "mix", &fi) == 0);
 	CHECK_EQ_INT(fi.kind, MOTE_WASM_FUNCTION);
 	CHECK_EQ_INT(fi.nparams, 4);
 	CHECK_EQ_INT(fi.nresults, 1);
@@ -566,14 +566,14 @@ TEST(exports_list_names_and_signatures)
 	CHECK_EQ_INT(fi.params[3], MOTE_F64);
 	CHECK_EQ_INT(fi.results[0], MOTE_F64);
 	CHECK_EQ_STR(fi.signature, "mix(i32, i64, f32, f64) -> f64");
-	REQUIRE(mote_wasm_exports_find(ex, "nothing", &fi) == 0);
+	REQUIRE(mote_wasm_export_find(ex, "nothing", &fi) == 0);
 	CHECK_EQ_STR(fi.signature, "nothing() -> ()");
-	REQUIRE(mote_wasm_exports_find(ex, "memory", &fi) == 0);
+	REQUIRE(mote_wasm_export_find(ex, "memory", &fi) == 0);
 	CHECK_EQ_INT(fi.kind, MOTE_WASM_MEMORY);
-	REQUIRE(mote_wasm_exports_find(ex, "__heap_base", &fi) == 0);
+	REQUIRE(mote_wasm_export_find(ex, "__heap_base", &fi) == 0);
 	CHECK_EQ_INT(fi.kind, MOTE_WASM_GLOBAL);
 	CHECK_EQ_STR(fi.signature, "__heap_base: i32");
-	CHECK_EQ_INT(mote_wasm_exports_find(ex, "nope", &fi), -MOTE_ENOFUNC);
+	CHECK_EQ_INT(mote_wasm_export_find(ex, "nope", &fi), -MOTE_ENOFUNC);
 	mote_wasm_exports_free(ex);
 	/* The runtime's own function works for any mote client too. */
 	mote_value r;

@@ -205,18 +205,15 @@ out_cfg:
 }
 
 
-static void json_functions(const mote_function_info *fns, size_t n)
+/* The i-th element of a JSON array of functions. */
+static void json_function(size_t i, const mote_function_info *fi)
 {
-	printf("[");
-	for (size_t i = 0; i < n; i++) {
-		printf("%s{\"name\": ", i ? ", " : "");
-		json_string(fns[i].name);
-		printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fns[i].ret));
-		for (size_t a = 0; a < fns[i].nargs; a++)
-			printf("%s\"%s\"", a ? ", " : "", mote_type_name(fns[i].args[a]));
-		printf("]}");
-	}
-	printf("]");
+	printf("%s{\"name\": ", i ? ", " : "");
+	json_string(fi->name);
+	printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fi->ret));
+	for (size_t a = 0; a < fi->nargs; a++)
+		printf("%s\"%s\"", a ? ", " : "", mote_type_name(fi->args[a]));
+	printf("]}");
 }
 
 /* A layer names its base: follow the chain, each file read header-only. */
@@ -262,6 +259,7 @@ static void print_chain(const char *path, const mote_snapshot_info *in)
 static int inspect_snapshot(const char *path, bool json)
 {
 	mote_snapshot_info in;
+	mote_function_info fi;
 	int rc = mote_snapshot_info_read(path, &in);
 	if (rc)
 		return fail(EXIT_CREATE, rc, mote_last_error());
@@ -284,10 +282,15 @@ static int inspect_snapshot(const char *path, bool json)
 		       when, in.file_size, in.mem_size, in.image_size, in.heap_size, in.stack_size,
 		       in.input_size, in.output_size, in.blob_size, in.nregions, in.header_hash,
 		       in.blob_hash, in.parent_hash, in.nmappings);
-		json_functions(in.host_functions, in.nhost_functions);
-		printf(", \"guest_functions\": ");
-		json_functions(in.guest_functions, in.nguest_functions);
-		printf("}\n");
+		printf("[");
+		for (size_t i = 0; i < mote_snapshot_info_host_function_count(&in); i++)
+			if (mote_snapshot_info_host_function(&in, i, &fi) == 0)
+				json_function(i, &fi);
+		printf("], \"guest_functions\": [");
+		for (size_t i = 0; i < mote_snapshot_info_function_count(&in); i++)
+			if (mote_snapshot_info_function(&in, i, &fi) == 0)
+				json_function(i, &fi);
+		printf("]}\n");
 	} else {
 		char sig[256];
 		printf("snapshot:       %s\n", path);
@@ -306,12 +309,16 @@ static int inspect_snapshot(const char *path, bool json)
 		if (in.nmappings)
 			printf("mapped files:   %zu (by path and content hash, or absorbed)\n",
 			       in.nmappings);
-		printf("host functions: %zu required\n", in.nhost_functions);
-		for (size_t i = 0; i < in.nhost_functions; i++)
-			printf("  %s\n", sig_text(&in.host_functions[i], sig, sizeof(sig)));
-		printf("functions:      %zu\n", in.nguest_functions);
-		for (size_t i = 0; i < in.nguest_functions; i++)
-			printf("  %s\n", sig_text(&in.guest_functions[i], sig, sizeof(sig)));
+		size_t n = mote_snapshot_info_host_function_count(&in);
+		printf("host functions: %zu required\n", n);
+		for (size_t i = 0; i < n; i++)
+			if (mote_snapshot_info_host_function(&in, i, &fi) == 0)
+				printf("  %s\n", sig_text(&fi, sig, sizeof(sig)));
+		n = mote_snapshot_info_function_count(&in);
+		printf("functions:      %zu\n", n);
+		for (size_t i = 0; i < n; i++)
+			if (mote_snapshot_info_function(&in, i, &fi) == 0)
+				printf("  %s\n", sig_text(&fi, sig, sizeof(sig)));
 	}
 	mote_snapshot_info_free(&in);
 	return EXIT_OK;
@@ -321,6 +328,7 @@ static int inspect_snapshot(const char *path, bool json)
 static int inspect_elf(const char *path, bool json)
 {
 	mote_guest_info in;
+	mote_function_info fi;
 	int rc = mote_guest_info_read(path, &in);
 	if (rc)
 		return fail(EXIT_CREATE, rc, mote_last_error());
@@ -333,15 +341,9 @@ static int inspect_elf(const char *path, bool json)
 		       ", \"output_size\": %" PRIu64 ", \"functions\": [",
 		       in.abi_version, in.image_size, in.mem_size, in.heap_size, in.stack_size,
 		       in.input_size, in.output_size);
-		for (size_t i = 0; i < in.nfunctions; i++) {
-			const mote_function_info *fi = &in.functions[i];
-			printf("%s{\"name\": ", i ? ", " : "");
-			json_string(fi->name);
-			printf(", \"result\": \"%s\", \"args\": [", mote_type_name(fi->ret));
-			for (size_t a = 0; a < fi->nargs; a++)
-				printf("%s\"%s\"", a ? ", " : "", mote_type_name(fi->args[a]));
-			printf("]}");
-		}
+		for (size_t i = 0; i < mote_guest_info_function_count(&in); i++)
+			if (mote_guest_info_function(&in, i, &fi) == 0)
+				json_function(i, &fi);
 		printf("]}\n");
 	} else {
 		printf("guest:        %s (ELF)\n", path);
@@ -350,10 +352,11 @@ static int inspect_elf(const char *path, bool json)
 		printf("memory:       %" PRIu64 " bytes (heap %" PRIu64 ", stack %" PRIu64
 		       ", input %" PRIu64 ", output %" PRIu64 ") with default settings\n",
 		       in.mem_size, in.heap_size, in.stack_size, in.input_size, in.output_size);
-		printf("functions:    %zu\n", in.nfunctions);
-		for (size_t i = 0; i < in.nfunctions; i++) {
+		printf("functions:    %zu\n", mote_guest_info_function_count(&in));
+		for (size_t i = 0; i < mote_guest_info_function_count(&in); i++) {
 			char sig[256];
-			printf("  %s\n", sig_text(&in.functions[i], sig, sizeof(sig)));
+			if (mote_guest_info_function(&in, i, &fi) == 0)
+				printf("  %s\n", sig_text(&fi, sig, sizeof(sig)));
 		}
 	}
 	mote_guest_info_free(&in);

@@ -73,7 +73,7 @@ static int wasm_invoke(mote_sandbox *sb, const char *name, int argc, char **argv
 	mote_wasm_export_info fi;
 	int code = EXIT_USAGE;
 	char detail[512];
-	if (mote_wasm_exports_find(ex, name, &fi) != 0 || fi.kind != MOTE_WASM_FUNCTION) {
+	if (mote_wasm_export_find(ex, name, &fi) != 0 || fi.kind != MOTE_WASM_FUNCTION) {
 		snprintf(detail, sizeof(detail),
 		         "no exported wasm function '%s' (see mote wasm exports)", name);
 		code = fail(EXIT_USAGE, -MOTE_ENOFUNC, detail);
@@ -295,9 +295,9 @@ static int wasm_cmd_exports(int argc, char **argv, mote_config *cfg)
 		code = fail(EXIT_CALL, rc, mote_sandbox_last_error(sb));
 	} else {
 		static const char *const kinds[] = {"func", "table", "memory", "global"};
-		for (size_t i = 0; i < mote_wasm_exports_count(ex); i++) {
+		for (size_t i = 0; i < mote_wasm_export_count(ex); i++) {
 			mote_wasm_export_info fi;
-			mote_wasm_exports_at(ex, i, &fi);
+			mote_wasm_export(ex, i, &fi);
 			printf("%-6s %s\n", kinds[fi.kind], fi.signature);
 		}
 		mote_wasm_exports_free(ex);

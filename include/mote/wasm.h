@@ -164,14 +164,15 @@ typedef struct mote_wasm_export_info {
 
 typedef struct mote_wasm_exports mote_wasm_exports;
 
-/* Snapshot of the loaded module's exports (an empty list when none). */
+/* The loaded module's exports as they are now (an empty list when none),
+ * fetched from the guest once; read like every list (mote.h). */
 MOTE_API int mote_wasm_exports_get(mote_sandbox *sandbox, mote_wasm_exports **out);
-MOTE_API size_t mote_wasm_exports_count(const mote_wasm_exports *exports);
-MOTE_API int mote_wasm_exports_at(const mote_wasm_exports *exports, size_t index,
-				  mote_wasm_export_info *out);
+MOTE_API size_t mote_wasm_export_count(const mote_wasm_exports *exports);
+MOTE_API int mote_wasm_export(const mote_wasm_exports *exports, size_t index,
+			       mote_wasm_export_info *out);
 /* -MOTE_ENOFUNC when there is no export of that name. */
-MOTE_API int mote_wasm_exports_find(const mote_wasm_exports *exports, const char *name,
-				    mote_wasm_export_info *out);
+MOTE_API int mote_wasm_export_find(const mote_wasm_exports *exports, const char *name,
+				   mote_wasm_export_info *out);
 MOTE_API void mote_wasm_exports_free(mote_wasm_exports *exports);
 
 #ifdef __cplusplus

@@ -281,13 +281,11 @@ int mote_backend_check(mote_backend backend, mote_backend *chosen)
 	const struct mote_backend_ops *ops = NULL;
 	char err[512] = "";
 	int rc = mote_backend_resolve(backend, &ops, err, sizeof(err));
-	if (rc) {
-		mote_set_last_error("%s", err);
-		return rc;
-	}
+	if (rc)
+		return mote_fail(rc, "%s", err);
 	if (chosen)
 		*chosen = ops == &mote_kvm_backend ? MOTE_BACKEND_KVM : MOTE_BACKEND_PROCESS;
-	mote_set_last_error("%s", "");
+	mote_set_last_error("%s", ""); /* success: no stale detail */
 	return 0;
 }
 

@@ -21,53 +21,56 @@ static int map_guest(const char *path, void **elf, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		mote_set_last_error("cannot open %s: %s", path, strerror(e));
-		return e == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO;
+		return mote_fail(e == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO, "cannot open %s: %s", path,
+		                 strerror(e));
 	}
 	struct stat st;
 	int rc = 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		mote_set_last_error("%s is not a regular file", path);
-		rc = -MOTE_EIO;
+		rc = mote_fail(-MOTE_EIO, "%s is not a regular file", path);
 	} else if (st.st_size == 0) {
-		mote_set_last_error("%s: empty file, not an ELF", path);
-		rc = -MOTE_EBADELF;
+		rc = mote_fail(-MOTE_EBADELF, "%s: empty file, not an ELF", path);
 	} else {
 		*len = (size_t)st.st_size;
 		*elf = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (*elf == MAP_FAILED) {
-			mote_set_last_error("cannot map %s: %s", path, strerror(errno));
-			rc = -MOTE_EIO;
+			rc = mote_fail(-MOTE_EIO, "cannot map %s: %s", path, strerror(errno));
 		}
 	}
 	close(fd);
 	return rc;
 }
 
-/* Copy the table out of the file's bytes: one block holds every argument
- * type array and then every name, and becomes out->priv_. */
+/* What the info's priv_ holds: one block with the function array, every
+ * argument type array and then every name. */
+struct guest_info_priv {
+	size_t n;
+	mote_function_info functions[];
+};
+
 static int copy_functions(mote_guest_info *out, const struct mote_elf_function *fns, size_t n)
 {
 	size_t names = 0;
 	for (size_t i = 0; i < n; i++)
 		names += strlen(fns[i].name) + 1; /* <= MOTE_MAX_NAME + 1 each */
+	size_t head = sizeof(struct guest_info_priv) + n * sizeof(mote_function_info);
 	size_t types = n * MOTE_MAX_ARGS * sizeof(mote_type);
-	out->functions = mote_calloc(n + 1, sizeof(*out->functions));
-	out->priv_ = mote_malloc(types + names);
-	if (!out->functions || !out->priv_)
+	struct guest_info_priv *p = mote_malloc(head + types + names);
+	if (!p)
 		return -MOTE_ENOMEM;
-	mote_type *args = out->priv_;
-	char *name = (char *)out->priv_ + types;
+	mote_type *args = (mote_type *)((char *)p + head);
+	char *name = (char *)args + types;
 	for (size_t i = 0; i < n; i++, args += MOTE_MAX_ARGS) {
 		size_t nlen = strlen(fns[i].name) + 1;
 		memcpy(name, fns[i].name, nlen);
 		for (unsigned a = 0; a < fns[i].nargs; a++)
 			args[a] = (mote_type)fns[i].args[a];
-		out->functions[i] =
+		p->functions[i] =
 		    (mote_function_info){name, (mote_type)fns[i].ret, fns[i].nargs, args};
 		name += nlen;
 	}
-	out->nfunctions = n;
+	p->n = n;
+	out->priv_ = p;
 	return 0;
 }
 
@@ -79,8 +82,7 @@ static int read_info(const char *path, const void *elf, size_t len, mote_guest_i
 	if (rc) {
 		if (rc == -MOTE_EABI)
 			out->abi_version = img.abi_version;
-		mote_set_last_error("%s: %s", path, err);
-		return rc;
+		return mote_fail(rc, "%s: %s", path, err);
 	}
 	/* The sizes a default sandbox gets (sandbox_create does the same). */
 	struct mote_config cfg;
@@ -88,21 +90,18 @@ static int read_info(const char *path, const void *elf, size_t len, mote_guest_i
 	mote_config_defaults(&cfg);
 	rc = mote_layout_compute(&cfg, img.image_end, &lay, err, sizeof(err));
 	if (rc) {
-		mote_set_last_error("%s: %s", path, err);
-		return rc;
+		return mote_fail(rc, "%s: %s", path, err);
 	}
 	struct mote_elf_function *fns;
 	size_t n;
 	rc = mote_elf_read_functions(elf, len, &img, &fns, &n, err, sizeof(err));
 	if (rc) {
-		mote_set_last_error("%s: %s", path, err);
-		return rc;
+		return mote_fail(rc, "%s: %s", path, err);
 	}
 	rc = copy_functions(out, fns, n);
 	mote_free(fns);
 	if (rc) {
-		mote_set_last_error("out of memory");
-		return rc;
+		return mote_fail(rc, "out of memory");
 	}
 	out->abi_version = img.abi_version;
 	out->entry = img.entry;
@@ -123,8 +122,8 @@ int mote_guest_info_read(const char *path, mote_guest_info *out)
 		                 !path ? "path" : "out");
 	}
 	memset(out, 0, sizeof(*out));
-	void *elf;
-	size_t len;
+	void *elf = NULL;
+	size_t len = 0;
 	int rc = map_guest(path, &elf, &len);
 	if (rc)
 		return rc;
@@ -142,7 +141,28 @@ void mote_guest_info_free(mote_guest_info *info)
 {
 	if (!info)
 		return;
-	mote_free(info->functions);
 	mote_free(info->priv_);
 	memset(info, 0, sizeof(*info));
+}
+
+size_t mote_guest_info_function_count(const mote_guest_info *info)
+{
+	const struct guest_info_priv *p = info ? info->priv_ : NULL;
+	return p ? p->n : 0;
+}
+
+int mote_guest_info_function(const mote_guest_info *info, size_t index, mote_function_info *out)
+{
+	const struct guest_info_priv *p = info ? info->priv_ : NULL;
+	if (!p || !out)
+		return mote_fail(-MOTE_EINVAL, "mote_guest_info_function: no %s",
+		                 !info ? "info"
+		                 : !p  ? "info read"
+		                       : "out");
+	if (index >= p->n)
+		return mote_fail(-MOTE_EINVAL,
+		                 "mote_guest_info_function: index %zu, the guest has %zu functions",
+		                 index, p->n);
+	*out = p->functions[index];
+	return 0;
 }

@@ -911,14 +911,13 @@ int mote_sandbox_new(const char *path, const mote_config *config,
 	*out = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		mote_set_last_error("cannot open %s: %s", path, strerror(errno));
-		return errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO;
+		return mote_fail(errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO, "cannot open %s: %s",
+		                 path, strerror(errno));
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		mote_set_last_error("%s is not a regular file", path);
 		close(fd);
-		return -MOTE_EIO;
+		return mote_fail(-MOTE_EIO, "%s is not a regular file", path);
 	}
 	if (st.st_size == 0) {
 		close(fd);
@@ -926,9 +925,9 @@ int mote_sandbox_new(const char *path, const mote_config *config,
 	}
 	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED) {
-		mote_set_last_error("cannot map %s: %s", path, strerror(errno));
+		int rc = mote_fail(-MOTE_EIO, "cannot map %s: %s", path, strerror(errno));
 		close(fd);
-		return -MOTE_EIO;
+		return rc;
 	}
 	int rc = sandbox_create(p, (size_t)st.st_size, fd, config, host_functions, out);
 	munmap(p, (size_t)st.st_size);

@@ -593,8 +593,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	char detail[512];
 	int rc = check_host_functions(snap, host_functions, detail, sizeof(detail));
 	if (rc) {
-		mote_set_last_error("snapshot requires host functions: %s", detail);
-		return rc;
+		return mote_fail(rc, "snapshot requires host functions: %s", detail);
 	}
 	char vendor[16];
 	mote_cpu_vendor(vendor);
@@ -658,7 +657,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	*out = sb;
 	return 0;
 fail:
-	mote_set_last_error("%s", sb->err);
+	mote_fail(rc, "%s", sb->err); /* the sandbox, and its detail, go */
 	mote_sandbox_free(sb);
 	return rc;
 }
@@ -861,8 +860,7 @@ int mote_snapshot_save(const mote_snapshot *csnap, const char *path, unsigned fl
 	for (size_t i = 0; i < snap->nmaps; i++)
 		mote_free(absorbed[i]);
 	if (rc) {
-		mote_set_last_error("cannot save snapshot to %s: %s", path, err);
-		return rc;
+		return mote_fail(rc, "cannot save snapshot to %s: %s", path, err);
 	}
 	adopt_file(snap, abs);
 	return 0;
@@ -905,17 +903,19 @@ static int open_parent(struct mote_snapshot *snap, const char *layer_abs, unsign
 		if (memcmp(p->header_hash, snap->meta.parent_hash, 32) != 0) {
 			char got[65];
 			hex(got, p->header_hash, 32);
-			mote_set_last_error("%s: base snapshot %s has changed (header hash %.16s..., "
-					    "the layer was made over %.16s...)",
-					    layer_abs, ppath, got, want);
+			rc = mote_fail(-MOTE_EBADSNAP,
+			               "%s: base snapshot %s has changed (header hash %.16s..., "
+			               "the layer was made over %.16s...)",
+			               layer_abs, ppath, got, want);
 			mote_snapshot_release(p);
-			return -MOTE_EBADSNAP;
+			return rc;
 		}
 	}
 	if (memcmp(&p->meta.layout, &snap->meta.layout, sizeof(p->meta.layout)) != 0) {
-		mote_set_last_error("%s: memory layout differs from its base snapshot's", layer_abs);
+		int rc = mote_fail(-MOTE_EBADSNAP,
+		                   "%s: memory layout differs from its base snapshot's", layer_abs);
 		mote_snapshot_release(p);
-		return -MOTE_EBADSNAP;
+		return rc;
 	}
 	snap->parent = p;
 	snap->depth = p->depth + 1;
@@ -994,8 +994,7 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 	char err[512] = "";
 	int rc = mote_snapfile_open(path, flags, &f, err, sizeof(err));
 	if (rc) {
-		mote_set_last_error("%s: %s", path, err);
-		return rc;
+		return mote_fail(rc, "%s: %s", path, err);
 	}
 	struct mote_snapshot *snap = snapshot_alloc();
 	if (!snap) {
@@ -1030,7 +1029,7 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 		rc = reopen_mappings(snap, path);
 	if (rc) {
 		if (rc == -MOTE_ENOMEM)
-			mote_set_last_error("out of memory");
+			mote_fail(rc, "out of memory");
 		mote_snapshot_release(snap);
 		return rc;
 	}
@@ -1046,9 +1045,10 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 	for (size_t w = 0; w < snap->bitmap_words; w++)
 		snap->present[w] |= snap->own[w];
 	if (snapshot_map(snap, MAP_PRIVATE)) {
-		mote_set_last_error("%s: cannot map snapshot memory: %s", path, strerror(errno));
+		rc = mote_fail(-MOTE_ENOMEM, "%s: cannot map snapshot memory: %s", path,
+		               strerror(errno));
 		mote_snapshot_release(snap);
-		return -MOTE_ENOMEM;
+		return rc;
 	}
 	snap->have_hash = true;
 	registry_add(snap);
@@ -1082,11 +1082,6 @@ static void fill_function_infos(mote_function_info *dst, const struct mote_sig *
 		dst[i] = (mote_function_info){src[i].name, src[i].ret, src[i].nargs, src[i].args};
 }
 
-
-struct info_priv {
-	struct mote_snap_meta meta;
-};
-
 int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 {
 	if (!path || !out) {
@@ -1097,11 +1092,17 @@ int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 	struct mote_snapfile f;
 	char err[512] = "";
 	int rc = mote_snapfile_open(path, MOTE_SNAPFILE_VERIFY_HEADER, &f, err, sizeof(err));
-	if (rc) {
-		mote_set_last_error("%s: %s", path, err);
-		return rc;
+	if (rc)
+		return mote_fail(rc, "%s: %s", path, err);
+	/* The names and function tables live in the parsed meta, which the
+	 * info keeps as its private part. */
+	struct mote_snap_meta *m = mote_malloc(sizeof(*m));
+	if (!m) {
+		mote_snapfile_close(&f);
+		return mote_fail(-MOTE_ENOMEM, "out of memory");
 	}
-	const struct mote_snap_meta *m = &f.meta;
+	*m = f.meta;
+	memset(&f.meta, 0, sizeof(f.meta));
 	out->format_version = f.format_version;
 	out->abi_version = m->abi_version;
 	out->arch = "x86_64";
@@ -1124,34 +1125,10 @@ int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 	out->is_layer = memcmp(m->parent_hash, zero, 32) != 0;
 	if (out->is_layer)
 		hex(out->parent_hash, m->parent_hash, 32);
+	out->parent_path = m->parent_path;
 	out->nmappings = m->nmappings;
-	out->host_functions = mote_calloc(m->nhost_fns + 1, sizeof(mote_function_info));
-	out->guest_functions = mote_calloc(m->nguest_fns + 1, sizeof(mote_function_info));
-	if (!out->host_functions || !out->guest_functions) {
-		mote_free(out->host_functions);
-		mote_free(out->guest_functions);
-		mote_snapfile_close(&f);
-		memset(out, 0, sizeof(*out));
-		return -MOTE_ENOMEM;
-	}
-	out->nhost_functions = m->nhost_fns;
-	out->nguest_functions = m->nguest_fns;
-	/* The names live in the parsed meta, which the info keeps. */
-	struct mote_snap_meta *keep = mote_malloc(sizeof(*keep));
-	if (!keep) {
-		mote_free(out->host_functions);
-		mote_free(out->guest_functions);
-		mote_snapfile_close(&f);
-		memset(out, 0, sizeof(*out));
-		return -MOTE_ENOMEM;
-	}
-	*keep = f.meta;
-	memset(&f.meta, 0, sizeof(f.meta));
+	out->priv_ = m;
 	mote_snapfile_close(&f);
-	out->parent_path = keep->parent_path;
-	fill_function_infos(out->host_functions, keep->host_fns, keep->nhost_fns);
-	fill_function_infos(out->guest_functions, keep->guest_fns, keep->nguest_fns);
-	out->priv_ = keep;
 	return 0;
 }
 
@@ -1163,9 +1140,55 @@ void mote_snapshot_info_free(mote_snapshot_info *info)
 		mote_snap_meta_clear(info->priv_);
 		mote_free(info->priv_);
 	}
-	mote_free(info->host_functions);
-	mote_free(info->guest_functions);
 	memset(info, 0, sizeof(*info));
+}
+
+/* One accessor behind every function list of a snapshot: `what` names the
+ * caller in the detail. */
+static int function_at(const struct mote_sig *fns, size_t n, size_t index, mote_function_info *out,
+                       const char *what, const char *noun)
+{
+	if (!out)
+		return mote_fail(-MOTE_EINVAL, "%s: no out", what);
+	if (index >= n)
+		return mote_fail(-MOTE_EINVAL, "%s: index %zu, the snapshot has %zu %s", what,
+		                 index, n, noun);
+	fill_function_infos(out, &fns[index], 1);
+	return 0;
+}
+
+size_t mote_snapshot_info_function_count(const mote_snapshot_info *info)
+{
+	const struct mote_snap_meta *m = info ? info->priv_ : NULL;
+	return m ? m->nguest_fns : 0;
+}
+
+int mote_snapshot_info_function(const mote_snapshot_info *info, size_t index,
+                                mote_function_info *out)
+{
+	const struct mote_snap_meta *m = info ? info->priv_ : NULL;
+	if (!m)
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_info_function: no %s",
+		                 !info ? "info" : "info read");
+	return function_at(m->guest_fns, m->nguest_fns, index, out, "mote_snapshot_info_function",
+	                   "functions");
+}
+
+size_t mote_snapshot_info_host_function_count(const mote_snapshot_info *info)
+{
+	const struct mote_snap_meta *m = info ? info->priv_ : NULL;
+	return m ? m->nhost_fns : 0;
+}
+
+int mote_snapshot_info_host_function(const mote_snapshot_info *info, size_t index,
+                                     mote_function_info *out)
+{
+	const struct mote_snap_meta *m = info ? info->priv_ : NULL;
+	if (!m)
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_info_host_function: no %s",
+		                 !info ? "info" : "info read");
+	return function_at(m->host_fns, m->nhost_fns, index, out,
+	                   "mote_snapshot_info_host_function", "host functions");
 }
 
 size_t mote_snapshot_function_count(const mote_snapshot *snap)
@@ -1175,14 +1198,8 @@ size_t mote_snapshot_function_count(const mote_snapshot *snap)
 
 int mote_snapshot_function(const mote_snapshot *snap, size_t index, mote_function_info *out)
 {
-	if (!snap || !out)
-		return mote_fail(-MOTE_EINVAL, "mote_snapshot_function: no %s",
-		                 !snap ? "snapshot" : "out");
-	if (index >= snap->meta.nguest_fns)
-		return mote_fail(
-		    -MOTE_EINVAL,
-		    "mote_snapshot_function: index %zu, the snapshot has %zu functions", index,
-		    snap->meta.nguest_fns);
-	fill_function_infos(out, &snap->meta.guest_fns[index], 1);
-	return 0;
+	if (!snap)
+		return mote_fail(-MOTE_EINVAL, "mote_snapshot_function: no snapshot");
+	return function_at(snap->meta.guest_fns, snap->meta.nguest_fns, index, out,
+	                   "mote_snapshot_function", "functions");
 }

@@ -361,8 +361,7 @@ static int get_runtime(const struct wasm_sizes *s, struct wasm_runtime **out)
 	if (same_sizes(s, &def)) {
 		pthread_once(&default_once, boot_default);
 		if (default_rc) {
-			mote_set_last_error("%s", default_err);
-			return default_rc;
+			return mote_fail(default_rc, "%s", default_err);
 		}
 		*out = default_rt;
 		return 0;
@@ -376,7 +375,7 @@ static int get_runtime(const struct wasm_sizes *s, struct wasm_runtime **out)
 		char err[512];
 		rc = boot_runtime(s, &rt, err, sizeof(err));
 		if (rc)
-			mote_set_last_error("%s", err);
+			mote_fail(rc, "%s", err);
 		else {
 			rt->next = others;
 			others = rt;
@@ -460,8 +459,7 @@ int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snap, const mote_host_f
 	mote_host_functions *fns;
 	int rc = with_wasi_functions(imports, &fns);
 	if (rc) {
-		mote_set_last_error("%s", mote_strerror(rc));
-		return rc;
+		return mote_fail(rc, "%s", mote_strerror(rc));
 	}
 	rc = mote_sandbox_from_snapshot(snap, fns, config, out);
 	mote_host_functions_free(fns);
@@ -1023,19 +1021,18 @@ int mote_wasm_exports_get(mote_sandbox *sb, mote_wasm_exports **out)
 	return 0;
 }
 
-size_t mote_wasm_exports_count(const mote_wasm_exports *e)
+size_t mote_wasm_export_count(const mote_wasm_exports *e)
 {
 	return e ? e->n : 0;
 }
 
-int mote_wasm_exports_at(const mote_wasm_exports *e, size_t index, mote_wasm_export_info *out)
+int mote_wasm_export(const mote_wasm_exports *e, size_t index, mote_wasm_export_info *out)
 {
 	if (!e || !out)
-		return mote_fail(-MOTE_EINVAL, "mote_wasm_exports_at: no %s",
-		                 !e ? "exports" : "out");
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_export: no %s", !e ? "exports" : "out");
 	if (index >= e->n)
 		return mote_fail(-MOTE_EINVAL,
-		                 "mote_wasm_exports_at: index %zu, the module has %zu "
+		                 "mote_wasm_export: index %zu, the module has %zu "
 		                 "exports",
 		                 index, e->n);
 	const struct wasm_export *x = &e->v[index];
@@ -1049,15 +1046,15 @@ int mote_wasm_exports_at(const mote_wasm_exports *e, size_t index, mote_wasm_exp
 	return 0;
 }
 
-int mote_wasm_exports_find(const mote_wasm_exports *e, const char *name, mote_wasm_export_info *out)
+int mote_wasm_export_find(const mote_wasm_exports *e, const char *name, mote_wasm_export_info *out)
 {
 	if (!e || !name || !out)
-		return mote_fail(-MOTE_EINVAL, "mote_wasm_exports_find: no %s",
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_export_find: no %s",
 		                 !e      ? "exports"
 		                 : !name ? "name"
 		                         : "out");
 	for (size_t i = 0; i < e->n; i++)
 		if (!strcmp(e->v[i].name, name))
-			return mote_wasm_exports_at(e, i, out);
+			return mote_wasm_export(e, i, out);
 	return -MOTE_ENOFUNC;
 }

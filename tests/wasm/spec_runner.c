@@ -1087,7 +1087,7 @@ static int do_action(ctx *c, const json *a, mw_val *res, uint8_t *rtypes, size_t
 		return ACT_SKIP;
 	}
 	mote_wasm_export_info info;
-	if (mote_wasm_exports_find(c->exports, fieldj->str, &info) != 0) {
+	if (mote_wasm_export_find(c->exports, fieldj->str, &info) != 0) {
 		failf(c, "export \"%s\" not found", fieldj->str);
 		return ACT_ERR;
 	}
