@@ -18,12 +18,6 @@
 #include "host/internal.h"
 #include "host/mapping.h"
 
-/* The thread's detail, verbatim. */
-static void set_thread_error(const char *text)
-{
-	mote_set_last_error("%s", text);
-}
-
 /* Fail and poison: the guest's state can no longer be trusted. */
 #define POISON(sb, code, ...) (((sb)->poisoned = true), mote_sandbox_fail(sb, code, __VA_ARGS__))
 
@@ -124,10 +118,8 @@ static void end_run(struct mote_sandbox *sb)
 
 int mote_sandbox_interrupt(mote_sandbox *sb)
 {
-	if (!sb) {
-		set_thread_error("mote_sandbox_interrupt: no sandbox");
-		return -MOTE_EINVAL;
-	}
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_sandbox_interrupt: no sandbox");
 	pthread_mutex_lock(&sb->run_lock);
 	if (sb->running) {
 		/* Order matters: cancel before the kick, so a runner that clears
@@ -631,8 +623,7 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 {
 	struct mote_sandbox *sb = mote_calloc(1, sizeof(*sb));
 	if (!sb) {
-		*rc = -MOTE_ENOMEM;
-		set_thread_error(mote_strerror(*rc));
+		*rc = mote_fail(-MOTE_ENOMEM, "out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&sb->run_lock, NULL);
@@ -645,9 +636,9 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 	char why[512] = "";
 	*rc = mote_backend_resolve(sb->cfg.backend, &sb->be, why, sizeof(why));
 	if (*rc)
-		set_thread_error(why);
+		mote_fail(*rc, "%s", why);
 	else if ((*rc = mote_host_functions_copy(host_functions, &sb->host_fns)))
-		set_thread_error(mote_strerror(*rc));
+		mote_fail(*rc, "%s", mote_strerror(*rc));
 	if (*rc) {
 		pthread_mutex_destroy(&sb->run_lock);
 		mote_free(sb);
@@ -836,17 +827,13 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		return rc;
 	struct mote_elf_image img;
 	rc = mote_elf_parse(elf, len, &img, sb->err, sizeof(sb->err));
-	if (rc) {
-		set_thread_error(sb->err);
+	if (rc)
 		goto fail;
-	}
 	sb->abi_version = img.abi_version;
 	sb->image_size = img.image_end - MOTE_IMAGE_BASE;
 	rc = mote_layout_compute(&sb->cfg, img.image_end, &sb->layout, sb->err, sizeof(sb->err));
-	if (rc) {
-		set_thread_error(sb->err);
+	if (rc)
 		goto fail;
-	}
 	sb->mem_size = sb->layout.mem_size;
 	rc = mote_sandbox_map_memory(sb, true);
 	if (rc)
@@ -856,24 +843,18 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		goto fail;
 	for (unsigned i = 0; i < img.nsegments; i++) {
 		rc = load_segment(sb, elf, fd, &img.segments[i]);
-		if (rc) {
-			set_thread_error(sb->err);
+		if (rc)
 			goto fail;
-		}
 	}
 	uint64_t system_end;
 	rc = mote_layout_write_system(sb->mem, &sb->layout, &img, &system_end, sb->err,
 				      sizeof(sb->err));
-	if (rc) {
-		set_thread_error(sb->err);
+	if (rc)
 		goto fail;
-	}
 	mote_sandbox_mark_written(sb, MOTE_GDT_ADDR, system_end - MOTE_GDT_ADDR);
 	rc = mote_sandbox_create_guest(sb, sb->layout.heap_base + MOTE_LARGE_PAGE_SIZE);
-	if (rc) {
-		set_thread_error(sb->err);
+	if (rc)
 		goto fail;
-	}
 	/* The boot info now says how to exit (a shared page on backends that
 	 * copy guest memory elsewhere). */
 	struct mote_boot_info *bi = mote_guest_ptr(sb, MOTE_BOOTINFO_ADDR, sizeof(*bi));
@@ -898,6 +879,7 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 	*out = sb;
 	return 0;
 fail:
+	mote_fail(rc, "%s", sb->err); /* the sandbox, and its detail, go */
 	mote_sandbox_free(sb);
 	return rc;
 }
@@ -1051,12 +1033,11 @@ int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args
 		      mote_value *result)
 {
 	if (!sb || !name || (nargs && !args)) {
-		set_thread_error(!sb     ? "mote_sandbox_call: no sandbox"
-				 : !name ? "mote_sandbox_call: no function name"
-					 : "mote_sandbox_call: arguments missing for nargs > 0");
-		if (sb)
-			snprintf(sb->err, sizeof(sb->err), "%s", mote_last_error());
-		return -MOTE_EINVAL;
+		const char *why = !sb     ? "no sandbox"
+				  : !name ? "no function name"
+					  : "arguments missing for nargs > 0";
+		return sb ? mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_sandbox_call: %s", why)
+			  : mote_fail(-MOTE_EINVAL, "mote_sandbox_call: %s", why);
 	}
 	if (sb->poisoned)
 		return mote_sandbox_fail(sb, -MOTE_EPOISONED,
