@@ -47,7 +47,8 @@ static int all_zero(const uint8_t *p, size_t n)
 	return 1;
 }
 
-/* Sections 6 and 7: a layer's parent, the mappings by reference. */
+/* Sections 6, 7 and 8: a layer's parent, the mappings by reference, the
+ * guest ELF's identity. */
 static void check_refs(const struct mote_snap_meta *m)
 {
 	int layer = !all_zero(m->parent_hash, sizeof(m->parent_hash));
@@ -67,6 +68,12 @@ static void check_refs(const struct mote_snap_meta *m)
 		require(p->offset <= (uint64_t)INT64_MAX - p->size);
 		require(!(p->flags & ~(uint32_t)(MOTE_MAP_COPY_ON_WRITE | MOTE_SNAP_MAP_ABSORBED)));
 		prev_end = p->gpa + p->size;
+	}
+	if (m->guest_path) {
+		size_t len = strlen(m->guest_path);
+		require(len >= 1 && len <= 4095);
+	} else {
+		require(all_zero(m->guest_sha256, sizeof(m->guest_sha256)));
 	}
 }
 
@@ -123,7 +130,8 @@ static void parse_one(const uint8_t *data, size_t size)
 	else
 		require((rc == -MOTE_EBADSNAP || rc == -MOTE_EHASH || rc == -MOTE_ENOMEM) &&
 			err[0] != 0 && f.fd == -1 && f.regions == NULL &&
-			f.meta.parent_path == NULL && f.meta.mappings == NULL);
+			f.meta.parent_path == NULL && f.meta.mappings == NULL &&
+			f.meta.guest_path == NULL);
 	mote_snapfile_close(&f);
 }
 

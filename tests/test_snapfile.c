@@ -44,10 +44,13 @@ enum {
 	H_BLOB_HASH = 128,
 	H_HEADER_HASH = 160,
 	H_SECTIONS = 192,
-	H_RESERVED1 = 384,
+	H_GUEST_ENTRY = 384, /* section 8's table entry: reserved without F_GUEST */
+	H_RESERVED1 = 408,
 	HDR_SIZE = 512,
 };
 enum { S_LAYOUT, S_VCPU, S_HOST, S_GUEST, S_REGIONS, S_CHUNKS, S_PARENT, S_MAPPINGS, NSEC };
+enum { S_GUESTID = 8 }; /* the guest ELF's identity, only with F_GUEST */
+#define F_GUEST 1u /* header flags bit 0: section 8 present */
 #define SEC(i) (H_SECTIONS + 24 * (i))
 
 /* ---- Scratch directory, removed at exit ---- */
@@ -157,6 +160,7 @@ struct fixture {
 	struct mote_snap_mapping maps[MOTE_MAX_MAPPINGS];
 	char paths[MOTE_MAX_MAPPINGS][32];
 	char parent[32];
+	char elf[32];
 	uint8_t *mem;
 	uint64_t present[NPAGES / 64];
 };
@@ -400,6 +404,11 @@ static void check_meta(const struct mote_snap_meta *got, const struct mote_snap_
 		CHECK_EQ_STR(got->parent_path, want->parent_path);
 	else
 		CHECK(got->parent_path == NULL);
+	CHECK(!memcmp(got->guest_sha256, want->guest_sha256, 32));
+	if (want->guest_path)
+		CHECK_EQ_STR(got->guest_path, want->guest_path);
+	else
+		CHECK(got->guest_path == NULL);
 	CHECK_EQ_INT(got->nmappings, want->nmappings);
 	CHECK((got->mappings == NULL) == (got->nmappings == 0));
 	for (size_t i = 0; i < got->nmappings && i < want->nmappings; i++) {
@@ -576,7 +585,7 @@ static void expect_bad_in(int line, const uint8_t *good, size_t len, const struc
 	if (code)
 		CHECK(f.fd == -1 && f.regions == NULL && f.meta.host_fns == NULL &&
 		      f.chunk_hashes == NULL && f.meta.parent_path == NULL &&
-		      f.meta.mappings == NULL);
+		      f.meta.mappings == NULL && f.meta.guest_path == NULL);
 	mote_snapfile_close(&f);
 	free(b);
 }
@@ -648,8 +657,9 @@ TEST(header_fields)
 	BAD32(H_ARCH, 0, "arch 0 is not x86-64");
 	BAD32(H_HYPERVISOR, 3, "saved by backend 3, not KVM (1) or process (2)");
 	BAD32(H_FORMAT, 1, "format version 1, this reader supports 2: the file predates");
-	BAD32(H_FLAGS, 1, "unknown flags 0x1");
+	BAD32(H_FLAGS, 2, "unknown flags 0x2");
 	BAD32(H_FLAGS, 0x80000000u, "unknown flags 0x80000000");
+	BAD32(H_FLAGS, 0x80000001u, "unknown flags 0x80000000 "); /* bit 0 is known */
 	expect_bad_at(__LINE__, H_VENDOR, "AAAAAAAAAAAAAAAA", 16, REHASH_ALL, -MOTE_EBADSNAP,
 		      "not NUL-terminated");
 	BAD8(H_VENDOR + 2, 0x01, "cpu vendor byte 2 is not printable");
@@ -682,7 +692,7 @@ TEST(header_fields)
 	BAD64(H_CHUNK_SIZE, PAGE, "chunk count 1 does not match the blob size");
 	BAD64(H_RESERVED0, 1, "reserved header bytes are not zero");
 	BAD8(H_RESERVED1, 1, "reserved header bytes are not zero");
-	BAD8(H_RESERVED1 + 127, 1, "reserved header bytes are not zero");
+	BAD8(H_RESERVED1 + 103, 1, "reserved header bytes are not zero");
 	/* A parent hash makes the file a layer, which needs a parent path. */
 	BAD8(H_PARENT + 31, 1, "parent hash set without a parent path");
 	BAD8(H_PARENT, 0x80, "parent hash set without a parent path");
@@ -889,7 +899,8 @@ static void truncations_of(const uint8_t *good, size_t len)
 				  len - PAGE - 1, len - PAGE, len - 1};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		cuts[n++] = fixed[i];
-	for (int s = 0; s < NSEC; s++) {
+	const int nsec = ld64(good + H_FLAGS) & F_GUEST ? NSEC + 1 : NSEC;
+	for (int s = 0; s < nsec; s++) {
 		uint64_t off = ld64(good + SEC(s)), size = ld64(good + SEC(s) + 8);
 		cuts[n++] = off;
 		cuts[n++] = off + 1;
@@ -1770,22 +1781,29 @@ TEST(layer_fields)
 			     "header hash mismatch (file corrupt)");
 }
 
-/* Remove k bytes at `at` (inside section s) from the metadata: what follows
- * moves down, the sections after s with it; s shrinks by k. */
+/* Remove k bytes at `at` (inside section s) from the metadata of `good`:
+ * what follows moves down, the sections after s with it; s shrinks by k. */
+static void cut_in(int line, const uint8_t *good, size_t len, int s, size_t at, size_t k,
+		   const char *substr)
+{
+	uint8_t *b = malloc(len);
+	memcpy(b, good, len);
+	const int last = ld64(b + H_FLAGS) & F_GUEST ? S_GUESTID : S_MAPPINGS;
+	const size_t end = (size_t)(ld64(b + SEC(last)) + ld64(b + SEC(last) + 8));
+	memmove(b + at, b + at + k, end - at - k);
+	memset(b + end - k, 0, k);
+	st64(b + SEC(s) + 8, ld64(b + SEC(s) + 8) - k);
+	for (int i = s + 1; i <= last; i++)
+		st64(b + SEC(i), ld64(b + SEC(i)) - k);
+	expect_bad_in(line, b, len, NULL, 0, REHASH_ALL, -MOTE_EBADSNAP, substr);
+	free(b);
+}
+
 static void layer_cut(int line, int s, size_t at, size_t k, const char *substr)
 {
 	size_t len;
 	const uint8_t *good = good_layer_bytes(&len);
-	uint8_t *b = malloc(len);
-	memcpy(b, good, len);
-	const size_t end = (size_t)(ld64(b + SEC(S_MAPPINGS)) + ld64(b + SEC(S_MAPPINGS) + 8));
-	memmove(b + at, b + at + k, end - at - k);
-	memset(b + end - k, 0, k);
-	st64(b + SEC(s) + 8, ld64(b + SEC(s) + 8) - k);
-	for (int i = s + 1; i < NSEC; i++)
-		st64(b + SEC(i), ld64(b + SEC(i)) - k);
-	expect_bad_in(line, b, len, NULL, 0, REHASH_ALL, -MOTE_EBADSNAP, substr);
-	free(b);
+	cut_in(line, good, len, s, at, k, substr);
 }
 
 TEST(layer_sections_truncated)
@@ -1803,6 +1821,253 @@ TEST(layer_sections_truncated)
 	layer_cut(__LINE__, S_MAPPINGS, M + M2, 72, "mapping 2: entry truncated by the section end");
 	layer_cut(__LINE__, S_MAPPINGS, M + M1, 88, "mapping 2: entry truncated by the section end");
 	layer_cut(__LINE__, S_MAPPINGS, M, MAPS_SIZE, "mapping 0: entry truncated by the section end");
+}
+
+/* ---- The guest ELF's identity (section 8, header flag bit 0) ---- */
+
+#define G_PATH "/opt/guests/app.elf" /* 19 bytes: section 8 is 40 + 24 = 64 bytes */
+#define G_SIZE 64u
+
+static void make_guest(struct fixture *fx, const char *path)
+{
+	snprintf(fx->elf, sizeof(fx->elf), "%s", path);
+	fx->meta.guest_path = fx->elf;
+	for (int i = 0; i < 32; i++)
+		fx->meta.guest_sha256[i] = (uint8_t)(0xc0 + 3 * i);
+}
+
+/* A standalone file with the guest's identity, written once. */
+static uint8_t *good_guest_bytes(size_t *len)
+{
+	static uint8_t *buf;
+	static size_t blen;
+	if (!buf) {
+		struct fixture fx;
+		fixture_init(&fx);
+		make_guest(&fx, G_PATH);
+		const char *p = tpath("good-guest.snap");
+		if (write_fixture(&fx, p) == 0)
+			buf = read_file(p, &blen);
+		fixture_free(&fx);
+	}
+	*len = blen;
+	return buf;
+}
+
+/* The literal layout of section 8 and its table entry in file b. */
+static void check_guest_layout(const uint8_t *b, const struct mote_snap_meta *m)
+{
+	const uint64_t end7 = ld64(b + SEC(S_MAPPINGS)) + ld64(b + SEC(S_MAPPINGS) + 8);
+	const uint64_t plen = strlen(m->guest_path), size = 40 + (plen + 7) / 8 * 8;
+	CHECK_EQ_U64(ld64(b + H_FLAGS) & 0xffffffff, F_GUEST);
+	CHECK_EQ_U64(ld64(b + H_GUEST_ENTRY), end7); /* right after section 7 */
+	CHECK_EQ_U64(ld64(b + H_GUEST_ENTRY + 8), size);
+	CHECK_EQ_U64(ld64(b + H_GUEST_ENTRY + 16), 1); /* count 1, reserved 0 */
+	CHECK_EQ_U64(ld64(b + H_BLOB_OFFSET), (end7 + size + PAGE - 1) / PAGE * PAGE);
+	for (size_t i = H_RESERVED1; i < HDR_SIZE; i++)
+		CHECK(b[i] == 0);
+	const uint8_t *e = b + end7;
+	CHECK(!memcmp(e, m->guest_sha256, 32));
+	CHECK_EQ_U64(ld64(e + 32), plen); /* path_len, reserved 0 */
+	CHECK(!memcmp(e + 40, m->guest_path, plen));
+	for (uint64_t i = 40 + plen; i < size; i++)
+		CHECK(e[i] == 0); /* padding */
+}
+
+TEST(guest_roundtrip)
+{
+	/* Without: flag clear, entry zero, nothing recorded. */
+	size_t len;
+	const uint8_t *good = good_bytes(&len);
+	REQUIRE(good);
+	CHECK_EQ_U64(ld64(good + H_FLAGS) & 0xffffffff, 0);
+	for (size_t i = H_GUEST_ENTRY; i < HDR_SIZE; i++)
+		CHECK(good[i] == 0);
+	struct mote_snapfile f;
+	char err[256];
+	REQUIRE(mote_snapfile_parse(good, len, len, &f, err, sizeof(err)) == 0);
+	CHECK(f.meta.guest_path == NULL);
+	CHECK(!memcmp(f.meta.guest_sha256, (const uint8_t[32]){0}, 32));
+	mote_snapfile_close(&f);
+
+	/* With: standalone and a layer with mappings; paths of 1, 8 (no
+	 * padding), 19 and 4095 bytes (any non-NUL byte). */
+	char *longg = malloc(4096);
+	REQUIRE(longg);
+	for (int i = 0; i < 4095; i++)
+		longg[i] = (char)(1 + i % 255);
+	longg[4095] = 0;
+	const char *paths[] = {"g", "app8.elf", G_PATH, longg};
+	for (int layer = 0; layer < 2; layer++) {
+		for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+			struct fixture fx;
+			fixture_init(&fx);
+			make_layer(&fx, layer, layer ? 3 : 0);
+			make_guest(&fx, G_PATH);
+			fx.meta.guest_path = (char *)paths[k];
+			const char *p = tpath("guest-rt.snap");
+			REQUIRE(write_fixture(&fx, p) == 0);
+			open_and_check(p, &fx);
+			uint8_t *b = read_file(p, &len);
+			REQUIRE(b);
+			check_guest_layout(b, &fx.meta);
+			free(b);
+			fixture_free(&fx);
+		}
+	}
+	free(longg);
+}
+
+/* Bad values in the guest file (section 8 at G). */
+static void guest_bad_at(int line, size_t off, const void *bytes, size_t n, int rehash, int code,
+			 const char *substr)
+{
+	size_t len;
+	const uint8_t *good = good_guest_bytes(&len);
+	struct patch p = {off, bytes, n};
+	expect_bad_in(line, good, len, &p, 1, rehash, code, substr);
+}
+
+/* Store v in n little-endian bytes at off. */
+static void guest_bad_n(int line, size_t off, uint64_t v, size_t n, const char *substr)
+{
+	uint8_t b[8];
+	st64(b, v);
+	guest_bad_at(line, off, b, n, REHASH_ALL, -MOTE_EBADSNAP, substr);
+}
+
+#define GBAD64(off, v, s) guest_bad_n(__LINE__, off, v, 8, s)
+#define GBAD32(off, v, s) guest_bad_n(__LINE__, off, v, 4, s)
+#define GBAD8(off, v, s) guest_bad_n(__LINE__, off, v, 1, s)
+
+TEST(guest_fields)
+{
+	size_t len;
+	const uint8_t *good = good_guest_bytes(&len);
+	REQUIRE(good);
+	const size_t G = (size_t)ld64(good + SEC(S_GUESTID));
+	const uint64_t bo = ld64(good + H_BLOB_OFFSET);
+	REQUIRE(G == ld64(good + SEC(S_MAPPINGS)) + ld64(good + SEC(S_MAPPINGS) + 8));
+	REQUIRE(ld64(good + SEC(S_GUESTID) + 8) == G_SIZE && G + G_SIZE < bo);
+	char want[128];
+	/* The good file itself. */
+	guest_bad_at(__LINE__, H_MAGIC, "M", 1, REHASH_NONE, 0, "");
+
+	/* The flag and the table entry go together. Flag set, entry zero: */
+	snprintf(want, sizeof(want), "section guest at 0x0, expected 0x%zx (sections are "
+		 "contiguous)", G);
+	BAD32(H_FLAGS, F_GUEST, want);
+	guest_bad_at(__LINE__, H_GUEST_ENTRY, (const uint8_t[24]){0}, 24, REHASH_ALL,
+		     -MOTE_EBADSNAP, want);
+	/* entry set, flag clear: */
+	GBAD32(H_FLAGS, 0, "section guest: table entry set without flag 0x1");
+	BAD8(H_GUEST_ENTRY + 23, 1, "section guest: table entry set without flag 0x1");
+	BAD32(H_GUEST_ENTRY + 16, 1, "section guest: table entry set without flag 0x1");
+	/* both cleared: the section's bytes are left over as padding. */
+	{
+		struct patch p[] = {{H_FLAGS, (const uint8_t[4]){0}, 4},
+				    {H_GUEST_ENTRY, (const uint8_t[24]){0}, 24}};
+		expect_bad_in(__LINE__, good, len, p, 2, REHASH_ALL, -MOTE_EBADSNAP,
+			      "padding before the blob is not zero");
+	}
+	GBAD32(H_FLAGS, 3, "unknown flags 0x2 (written by a newer mote?)");
+
+	/* The table entry follows the rules of entries 0-7: contiguous with
+	 * section 7, size a multiple of 8, inside the metadata. */
+	snprintf(want, sizeof(want), "section guest at 0x%zx, expected 0x%zx", G + 8, G);
+	GBAD64(H_GUEST_ENTRY, G + 8, want);
+	snprintf(want, sizeof(want), "section guest at 0x%zx, expected 0x%zx", G - 8, G);
+	GBAD64(H_GUEST_ENTRY, G - 8, want);
+	snprintf(want, sizeof(want), "section guest at 0x%zx, expected 0x%zx", G, G + 8);
+	GBAD64(SEC(S_MAPPINGS) + 8, 8, want); /* section 7 grew */
+	GBAD64(H_GUEST_ENTRY + 8, 0x41, "section guest size 0x41 is not a multiple of 8");
+	GBAD64(H_GUEST_ENTRY + 8, bo - G + 8, "runs past the blob offset");
+	GBAD64(H_GUEST_ENTRY + 8, UINT64_MAX - 7, "runs past the blob offset");
+	GBAD64(H_GUEST_ENTRY, UINT64_MAX - 7, "section guest at 0xfffffffffffffff8, expected");
+	GBAD8(H_GUEST_ENTRY + 20, 1, "section guest: reserved bytes are not zero");
+	GBAD32(H_GUEST_ENTRY + 16, 0, "guest section: count 0, expected 1");
+	GBAD32(H_GUEST_ENTRY + 16, 2, "guest section: count 2, expected 1");
+	/* The blob follows section 8, not section 7. */
+	{
+		uint8_t nbo[8], nbs[8];
+		st64(nbo, bo + PAGE);
+		st64(nbs, ld64(good + H_BLOB_SIZE) - PAGE);
+		struct patch p[] = {{H_BLOB_OFFSET, nbo, 8}, {H_BLOB_SIZE, nbs, 8}};
+		expect_bad_in(__LINE__, good, len, p, 2, REHASH_ALL, -MOTE_EBADSNAP,
+			      "does not follow the metadata");
+	}
+
+	/* The record: sha256, path_len, reserved, path, padding. */
+	GBAD32(G + 32, 0, "guest section: path length 0");
+	GBAD32(G + 32, 4096, "guest section: path length 4096 exceeds 4095");
+	GBAD32(G + 32, 0xffffffff, "guest section: path length 4294967295 exceeds 4095");
+	GBAD32(G + 32, 25, "guest section: size 0x40, expected 0x48 for a 25-byte path");
+	GBAD32(G + 32, 16, "guest section: size 0x40, expected 0x38 for a 16-byte path");
+	/* A larger section (its extra bytes zero); smaller ones: guest_truncated. */
+	GBAD64(H_GUEST_ENTRY + 8, 72, "guest section: size 0x48, expected 0x40 for a 19-byte path");
+	GBAD8(G + 36, 1, "guest section: reserved bytes are not zero");
+	GBAD8(G + 39, 0x80, "guest section: reserved bytes are not zero");
+	GBAD8(G + 40, 0, "guest section: path contains a NUL byte");
+	GBAD8(G + 40 + 9, 0, "guest section: path contains a NUL byte");
+	GBAD8(G + 40 + 18, 0, "guest section: path contains a NUL byte");
+	GBAD32(G + 32, 20, "guest section: path contains a NUL byte"); /* reads the padding */
+	GBAD8(G + 40 + 19, 'x', "guest section: path padding is not zero");
+	GBAD8(G + G_SIZE - 1, 1, "guest section: path padding is not zero");
+	/* The ELF hash is opaque to the format. */
+	guest_bad_at(__LINE__, G, "\xff\xff", 2, REHASH_ALL, 0, "");
+	guest_bad_at(__LINE__, G + 31, "\x01", 1, REHASH_ALL, 0, "");
+
+	/* Everything here is covered by the header hash. */
+	guest_bad_at(__LINE__, H_FLAGS, "\x00", 1, REHASH_NONE, -MOTE_EHASH,
+		     "header hash mismatch (file corrupt)");
+	guest_bad_at(__LINE__, H_GUEST_ENTRY + 8, "\x48", 1, REHASH_NONE, -MOTE_EHASH,
+		     "header hash mismatch (file corrupt)");
+	for (size_t off = G; off < G + G_SIZE; off += 5)
+		guest_bad_at(__LINE__, off, "\x5a", 1, REHASH_NONE, -MOTE_EHASH,
+			     "header hash mismatch (file corrupt)");
+}
+
+TEST(guest_truncated)
+{
+	size_t len;
+	const uint8_t *good = good_guest_bytes(&len);
+	REQUIRE(good);
+	truncations_of(good, len);
+	const size_t G = (size_t)ld64(good + SEC(S_GUESTID));
+	cut_in(__LINE__, good, len, S_GUESTID, G + 56, 8,
+	       "guest section: size 0x38, expected 0x40 for a 19-byte path");
+	cut_in(__LINE__, good, len, S_GUESTID, G + 40, 24,
+	       "guest section: size 0x28, expected 0x40 for a 19-byte path");
+	cut_in(__LINE__, good, len, S_GUESTID, G + 8, 32,
+	       "guest section: size 0x20, less than the 0x28-byte record");
+	cut_in(__LINE__, good, len, S_GUESTID, G, G_SIZE,
+	       "guest section: size 0x0, less than the 0x28-byte record");
+}
+
+TEST(guest_write_rejects)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	const char *p = tpath("guest-bad.snap");
+	char err[512];
+	struct mote_snap_meta m = fx.meta;
+	char empty[1] = "";
+	m.guest_path = empty;
+	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),
+		     -MOTE_EINVAL);
+	CHECK_CONTAINS(err, "invalid snapshot metadata: guest section: path length 0");
+	char *huge = malloc(4097);
+	REQUIRE(huge);
+	memset(huge, 'x', 4096);
+	huge[4096] = 0;
+	m.guest_path = huge;
+	CHECK_EQ_INT(mote_snapfile_write(p, &m, fx.mem, fx.present, err, sizeof(err)),
+		     -MOTE_EINVAL);
+	CHECK_CONTAINS(err, "guest path longer than 4095 bytes");
+	free(huge);
+	CHECK_EQ_INT(count_entries(".tmp."), 0);
+	CHECK(access(p, F_OK) != 0);
+	fixture_free(&fx);
 }
 
 /* ---- Allocation failures ---- */
@@ -1827,8 +2092,10 @@ static void allocation_failures_with(bool layered)
 {
 	struct fixture fx;
 	fixture_init(&fx);
-	if (layered)
+	if (layered) {
 		make_layer(&fx, true, 3);
+		make_guest(&fx, G_PATH);
+	}
 	const char *p = tpath("alloc.snap");
 	char err[256];
 	mote_allocator a = {failing_malloc, failing_realloc, free};
@@ -1869,7 +2136,7 @@ static void allocation_failures_with(bool layered)
 TEST(allocation_failures)
 {
 	allocation_failures_with(false);
-	allocation_failures_with(true); /* the parent path and mapping paths too */
+	allocation_failures_with(true); /* the parent, mapping and guest paths too */
 }
 
 /* ---- A writer killed at random points ---- */
@@ -1962,7 +2229,12 @@ TEST(write_fuzz_seeds)
 	uint64_t none[NPAGES / 64] = {0};
 	snprintf(path, sizeof(path), "%s/empty-blob.snap", dir);
 	CHECK_EQ_INT(mote_snapfile_write(path, &fx.meta, fx.mem, none, err, sizeof(err)), 0);
-	/* 4: a layer (parent hash and path) with two mappings, two pages. */
+	/* 4: the guest's identity (section 8), one page. */
+	make_guest(&fx, G_PATH);
+	snprintf(path, sizeof(path), "%s/guest.snap", dir);
+	CHECK_EQ_INT(mote_snapfile_write(path, &fx.meta, fx.mem, one, err, sizeof(err)), 0);
+	fx.meta.guest_path = NULL;
+	/* 5: a layer (parent hash and path) with two mappings, two pages. */
 	uint64_t two[NPAGES / 64] = {0};
 	two[0] = 1ull << 3;
 	two[0x300 / 64] = 1ull;

@@ -15,7 +15,7 @@
 
 static const char *const section_names[NSECTIONS] = {
 	"layout",  "vcpu",         "host functions", "guest functions",
-	"regions", "chunk hashes", "parent",         "mappings",
+	"regions", "chunk hashes", "parent",         "mappings", "guest",
 };
 
 /* ---- Parsing ---- */
@@ -519,6 +519,40 @@ static int parse_mappings(const uint8_t *buf, const struct sec *sec, struct mote
 	return 0;
 }
 
+/* Section 8: the guest ELF's hash and path; present exactly with
+ * MOTE_SNAP_FLAG_GUEST, so one entry, always. */
+static int parse_guest(const uint8_t *buf, const struct sec *sec, struct mote_snapfile *f,
+		       char *err, size_t errlen)
+{
+	if (sec->count != 1)
+		return BAD("guest section: count %u, expected 1", sec->count);
+	if (sec->size < sizeof(struct disk_guest))
+		return BAD("guest section: size 0x%llx, less than the 0x%zx-byte record",
+			   U(sec->size), sizeof(struct disk_guest));
+	const struct disk_guest *d = (const struct disk_guest *)(buf + sec->off);
+	uint32_t path_len = get32(d->path_len);
+	if (!all_zero(d->reserved, sizeof(d->reserved)))
+		return BAD("guest section: reserved bytes are not zero");
+	if (!path_len)
+		return BAD("guest section: path length 0");
+	if (path_len > MAX_PATH_LEN)
+		return BAD("guest section: path length %u exceeds %u", path_len, MAX_PATH_LEN);
+	uint64_t esize = path_entry_size(sizeof(*d), path_len);
+	if (sec->size != esize)
+		return BAD("guest section: size 0x%llx, expected 0x%llx for a %u-byte path",
+			   U(sec->size), U(esize), path_len);
+	const uint8_t *path = buf + sec->off + sizeof(*d);
+	if (memchr(path, 0, path_len))
+		return BAD("guest section: path contains a NUL byte");
+	if (!all_zero(path + path_len, esize - sizeof(*d) - path_len))
+		return BAD("guest section: path padding is not zero");
+	f->meta.guest_path = copy_path(path, path_len);
+	if (!f->meta.guest_path)
+		return mote_err(err, errlen, -MOTE_ENOMEM, "out of memory");
+	memcpy(f->meta.guest_sha256, d->sha256, MOTE_SNAP_HASH_SIZE);
+	return 0;
+}
+
 static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struct mote_snapfile *f,
 		       char *err, size_t errlen)
 {
@@ -561,8 +595,10 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 		return mote_err(err, errlen, -MOTE_EHASH, "header hash mismatch (file corrupt)");
 
 	uint32_t flags = get32(h->flags);
-	if (flags)
-		return BAD("unknown flags 0x%x (written by a newer mote?)", flags);
+	if (flags & ~KNOWN_FLAGS)
+		return BAD("unknown flags 0x%x (written by a newer mote?)", flags & ~KNOWN_FLAGS);
+	/* Without the flag, section 8's table entry is reserved. */
+	const unsigned nsec = flags & MOTE_SNAP_FLAG_GUEST ? NSECTIONS : SEC_GUEST;
 	f->meta.abi_version = get32(h->abi_version);
 	if (f->meta.abi_version != MOTE_ABI_VERSION)
 		return BAD("snapshot ABI version %u, host ABI %u (take the snapshot again with "
@@ -578,6 +614,10 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 	if (!all_zero(h->reserved0, sizeof(h->reserved0)) ||
 	    !all_zero(h->reserved1, sizeof(h->reserved1)))
 		return BAD("reserved header bytes are not zero");
+	if (nsec == SEC_GUEST &&
+	    !all_zero((const uint8_t *)&h->sections[SEC_GUEST], sizeof(h->sections[SEC_GUEST])))
+		return BAD("section guest: table entry set without flag 0x%x",
+			   MOTE_SNAP_FLAG_GUEST);
 	rc = check_vendor(h->cpu_vendor, err, errlen);
 	if (rc)
 		return rc;
@@ -606,7 +646,7 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 
 	struct sec secs[NSECTIONS];
 	uint64_t next = HDR_SIZE;
-	for (unsigned i = 0; i < NSECTIONS; i++) {
+	for (unsigned i = 0; i < nsec; i++) {
 		const struct disk_section *d = &h->sections[i];
 		struct sec *s = &secs[i];
 		s->off = get64(d->offset);
@@ -663,6 +703,8 @@ static int parse_inner(const uint8_t *buf, size_t len, uint64_t file_size, struc
 		rc = parse_chunks(buf, &secs[SEC_CHUNKS], f, err, errlen);
 	if (!rc)
 		rc = parse_parent(buf, &secs[SEC_PARENT], h->parent_hash, f, err, errlen);
+	if (!rc && nsec > SEC_GUEST)
+		rc = parse_guest(buf, &secs[SEC_GUEST], f, err, errlen);
 	return rc;
 }
 
@@ -719,6 +761,9 @@ void mote_snap_meta_clear(struct mote_snap_meta *meta)
 	mote_free(meta->parent_path);
 	meta->parent_path = NULL;
 	memset(meta->parent_hash, 0, sizeof(meta->parent_hash));
+	mote_free(meta->guest_path);
+	meta->guest_path = NULL;
+	memset(meta->guest_sha256, 0, sizeof(meta->guest_sha256));
 }
 
 void mote_snapfile_close(struct mote_snapfile *f)

@@ -22,6 +22,9 @@
 #define MOTE_SNAP_BACKEND_KVM 1u
 #define MOTE_SNAP_BACKEND_PROCESS 2u
 #define MOTE_SNAP_HASH_SIZE 32u /* SHA-256 */
+/* The header's `flags`: bit 0, the file has section 8 (the guest ELF's
+ * identity). A reader rejects bits it does not know. */
+#define MOTE_SNAP_FLAG_GUEST 1u
 /* Bounds a reader enforces (a writer never exceeds them). */
 #define MOTE_SNAP_MAX_FUNCTIONS 4096u
 #define MOTE_SNAP_MAX_REGIONS 65536u
@@ -67,6 +70,11 @@ struct mote_snap_meta {
 	char *parent_path; /* NULL or 1..4095 bytes, no NUL */
 	struct mote_snap_mapping *mappings;
 	size_t nmappings; /* <= MOTE_MAX_MAPPINGS, non-overlapping */
+	/* The guest ELF the memory came from, for symbols and core dumps:
+	 * SHA-256 of the whole file and where it was (a hint; absolute when
+	 * known). guest_path NULL: not recorded (no section 8). */
+	uint8_t guest_sha256[MOTE_SNAP_HASH_SIZE];
+	char *guest_path; /* NULL or 1..4095 bytes, no NUL */
 };
 
 /* A run of guest pages stored in the blob. Guest memory outside every
@@ -109,8 +117,9 @@ struct mote_snapfile {
  * (never read from mem); in a layer (meta->parent_path set) they are read
  * from mem, which must then hold the composed memory: outside the layer's
  * regions a reader takes the base's pages, so a region must carry them too.
- * Blob chunks are hashed on two threads. A created_unix_ns of 0 means "now",
- * an empty cpu_vendor means this host's CPUID vendor. The metadata is
+ * A guest_path is stored as section 8, with MOTE_SNAP_FLAG_GUEST. Blob
+ * chunks are hashed on two threads. A created_unix_ns of 0 means "now", an
+ * empty cpu_vendor means this host's CPUID vendor. The metadata is
  * validated exactly as the reader would (-MOTE_EINVAL if it would not pass).
  * A writer killed mid-save leaves its temporary file behind (the file at
  * `path` is intact); such leftovers may be deleted. */
@@ -143,7 +152,7 @@ void mote_snapfile_cache_clear(void);
  * `st` describes a regular file, i.e. after open). Safe on a zeroed struct. */
 void mote_snapfile_close(struct mote_snapfile *f);
 
-/* Free the arrays inside a meta. */
+/* Free the arrays and paths inside a meta. */
 void mote_snap_meta_clear(struct mote_snap_meta *meta);
 
 /* ---- For tests and the fuzzer only ---- */

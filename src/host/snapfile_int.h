@@ -31,8 +31,9 @@
 #define WRITE_CHUNK_SIZE (2ull << 20)
 #define MERGE_GAP_PAGES  4u /* absent pages a region may swallow */
 #define CACHE_SIZE       256u
-#define MAX_PATH_LEN     4095u                 /* parent and mapping paths, in bytes */
+#define MAX_PATH_LEN     4095u                 /* parent, mapping and guest paths, in bytes */
 #define MAX_FILE_END     ((uint64_t)INT64_MAX) /* largest end of a mapping's file range */
+#define KNOWN_FLAGS      MOTE_SNAP_FLAG_GUEST  /* header flags this reader understands */
 
 enum {
 	SEC_LAYOUT,
@@ -43,6 +44,7 @@ enum {
 	SEC_CHUNKS,
 	SEC_PARENT,
 	SEC_MAPPINGS,
+	SEC_GUEST, /* only with MOTE_SNAP_FLAG_GUEST; its entry is reserved (zero) otherwise */
 	NSECTIONS
 };
 
@@ -72,7 +74,7 @@ struct disk_header {
 	uint8_t blob_hash[32];
 	uint8_t header_hash[32];
 	struct disk_section sections[NSECTIONS];
-	uint8_t reserved1[128];
+	uint8_t reserved1[104];
 };
 
 struct disk_layout {
@@ -135,6 +137,14 @@ struct disk_mapping {
 	uint8_t sha256[MOTE_SNAP_HASH_SIZE];
 };
 
+/* Section 8 (only with MOTE_SNAP_FLAG_GUEST): followed by path_len path
+ * bytes and zero padding to a multiple of 8 (every section size is one). */
+struct disk_guest {
+	uint8_t sha256[MOTE_SNAP_HASH_SIZE]; /* of the whole guest ELF file */
+	uint8_t path_len[4];
+	uint8_t reserved[4];
+};
+
 /* Tripwires: these numbers are the format (docs/snapshot-format.md). */
 _Static_assert(sizeof(struct disk_section) == 24, "section entry size is format");
 _Static_assert(sizeof(struct disk_header) == HDR_SIZE, "header size is format");
@@ -150,8 +160,10 @@ _Static_assert(offsetof(struct disk_header, parent_hash) == 96, "header layout i
 _Static_assert(offsetof(struct disk_header, blob_hash) == 128, "header layout is format");
 _Static_assert(offsetof(struct disk_header, header_hash) == 160, "header layout is format");
 _Static_assert(offsetof(struct disk_header, sections) == 192, "header layout is format");
-_Static_assert(offsetof(struct disk_header, reserved1) == 384, "header layout is format");
-_Static_assert(NSECTIONS == 8, "section table entries are format");
+_Static_assert(offsetof(struct disk_header, sections) + 24 * SEC_GUEST == 384, "entry 8 is format");
+_Static_assert(offsetof(struct disk_header, reserved1) == 408, "header layout is format");
+_Static_assert(NSECTIONS == 9, "section table entries are format");
+_Static_assert(MOTE_SNAP_FLAG_GUEST == 1, "header flag bit is format");
 _Static_assert(sizeof(struct disk_layout) == 104, "layout record size is format");
 _Static_assert(offsetof(struct disk_cpu, rflags) == 136, "cpu record layout is format");
 _Static_assert(offsetof(struct disk_cpu, fs_base) == 144, "cpu record layout is format");
@@ -164,6 +176,8 @@ _Static_assert(sizeof(struct disk_mapping) == 64, "mapping record size is format
 _Static_assert(offsetof(struct disk_mapping, flags) == 24, "mapping record layout is format");
 _Static_assert(offsetof(struct disk_mapping, path_len) == 28, "mapping record layout is format");
 _Static_assert(offsetof(struct disk_mapping, sha256) == 32, "mapping record layout is format");
+_Static_assert(sizeof(struct disk_guest) == 40, "guest record size is format");
+_Static_assert(offsetof(struct disk_guest, path_len) == 32, "guest record layout is format");
 _Static_assert(MOTE_MAX_MAPPINGS == 32, "mapping count limit is format");
 _Static_assert(MOTE_MAP_COPY_ON_WRITE == 1, "mapping flag bit is format");
 _Static_assert(sizeof(((struct mote_cpu_state *)0)->fxsave) == 512, "FXSAVE area size");

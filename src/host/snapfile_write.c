@@ -86,6 +86,9 @@ static int check_refs_for_write(const struct mote_snap_meta *meta, char *err, si
 	if (meta->parent_path && strnlen(meta->parent_path, MAX_PATH_LEN + 1) > MAX_PATH_LEN)
 		return mote_err(err, errlen, -MOTE_EINVAL, "parent path longer than %u bytes",
 		                MAX_PATH_LEN);
+	if (meta->guest_path && strnlen(meta->guest_path, MAX_PATH_LEN + 1) > MAX_PATH_LEN)
+		return mote_err(err, errlen, -MOTE_EINVAL, "guest path longer than %u bytes",
+		                MAX_PATH_LEN);
 	if (meta->nmappings > MOTE_MAX_MAPPINGS || (meta->nmappings && !meta->mappings))
 		return mote_err(err, errlen, -MOTE_EINVAL, "mapping count %zu invalid (at most %u)",
 		                meta->nmappings, MOTE_MAX_MAPPINGS);
@@ -118,6 +121,15 @@ static void encode_parent(uint8_t *p, const char *path)
 {
 	struct disk_parent *d = (struct disk_parent *)p;
 	uint32_t len = (uint32_t)strlen(path);
+	put32(d->path_len, len);
+	memcpy(p + sizeof(*d), path, len);
+}
+
+static void encode_guest(uint8_t *p, const uint8_t *sha256, const char *path)
+{
+	struct disk_guest *d = (struct disk_guest *)p;
+	uint32_t len = (uint32_t)strlen(path);
+	memcpy(d->sha256, sha256, sizeof(d->sha256));
 	put32(d->path_len, len);
 	memcpy(p + sizeof(*d), path, len);
 }
@@ -196,6 +208,7 @@ struct write_plan {
 	size_t nregions, nram;
 	const uint8_t *extra[MOTE_MAX_MAPPINGS]; /* absorbed mappings' bytes */
 	uint64_t sizes[NSECTIONS], counts[NSECTIONS], offs[NSECTIONS];
+	unsigned nsections; /* NSECTIONS with a guest section, else SEC_GUEST */
 	uint64_t blob_size, nchunks, blob_offset, file_size;
 };
 
@@ -223,8 +236,8 @@ static int plan_write(const struct mote_snap_meta *meta, const uint64_t *present
 	for (size_t i = 0; i < meta->nmappings; i++)
 		maps_size += path_entry_size(sizeof(struct disk_mapping),
 		                             (uint32_t)strlen(meta->mappings[i].path));
-	/* An empty parent path is encoded as such, for the parser to reject. */
-	const char *parent = meta->parent_path;
+	/* Empty paths are encoded as such, for the parser to reject. */
+	const char *parent = meta->parent_path, *guest = meta->guest_path;
 
 	/* Regions: runs of present pages, merged across small gaps; merge wider
 	 * gaps until the table fits what a reader accepts. */
@@ -261,12 +274,15 @@ static int plan_write(const struct mote_snap_meta *meta, const uint64_t *present
 	    0,
 	    parent ? path_entry_size(sizeof(struct disk_parent), (uint32_t)strlen(parent)) : 0,
 	    maps_size,
+	    guest ? path_entry_size(sizeof(struct disk_guest), (uint32_t)strlen(guest)) : 0,
 	};
 	const uint64_t counts[NSECTIONS] = {
 	    1, 1, meta->nhost_fns, meta->nguest_fns, nregions, 0, parent != NULL, meta->nmappings,
 	};
 	memcpy(p->sizes, sizes, sizeof(sizes));
 	memcpy(p->counts, counts, sizeof(counts));
+	p->counts[SEC_GUEST] = guest != NULL;
+	p->nsections = guest ? NSECTIONS : SEC_GUEST;
 	p->blob_size = 0;
 	for (size_t i = 0; i < nregions; i++)
 		p->blob_size += p->regions[i].size;
@@ -274,7 +290,7 @@ static int plan_write(const struct mote_snap_meta *meta, const uint64_t *present
 	p->counts[SEC_CHUNKS] = p->nchunks;
 	p->sizes[SEC_CHUNKS] = p->nchunks * MOTE_SNAP_HASH_SIZE;
 	uint64_t next = HDR_SIZE;
-	for (unsigned i = 0; i < NSECTIONS; i++) {
+	for (unsigned i = 0; i < p->nsections; i++) {
 		p->offs[i] = next;
 		next += p->sizes[i];
 	}
@@ -299,6 +315,7 @@ static void encode_meta(uint8_t *buf, const struct mote_snap_meta *meta, const s
 	put32(h->abi_version, meta->abi_version);
 	put32(h->arch, MOTE_SNAP_ARCH_X86_64);
 	put32(h->hypervisor, meta->saved_by);
+	put32(h->flags, p->nsections > SEC_GUEST ? MOTE_SNAP_FLAG_GUEST : 0);
 	char vendor[16];
 	memcpy(vendor, meta->cpu_vendor, sizeof(vendor));
 	if (!vendor[0])
@@ -316,7 +333,8 @@ static void encode_meta(uint8_t *buf, const struct mote_snap_meta *meta, const s
 	put64(h->blob_size, p->blob_size);
 	put64(h->chunk_size, WRITE_CHUNK_SIZE);
 	memcpy(h->parent_hash, meta->parent_hash, sizeof(h->parent_hash));
-	for (unsigned i = 0; i < NSECTIONS; i++) {
+	/* Without a guest section its entry stays zero (reserved). */
+	for (unsigned i = 0; i < p->nsections; i++) {
 		put64(h->sections[i].offset, p->offs[i]);
 		put64(h->sections[i].size, p->sizes[i]);
 		put32(h->sections[i].count, (uint32_t)p->counts[i]);
@@ -335,6 +353,8 @@ static void encode_meta(uint8_t *buf, const struct mote_snap_meta *meta, const s
 	if (meta->parent_path)
 		encode_parent(buf + p->offs[SEC_PARENT], meta->parent_path);
 	encode_mappings(buf + p->offs[SEC_MAPPINGS], meta->mappings, p->map_order, meta->nmappings);
+	if (meta->guest_path)
+		encode_guest(buf + p->offs[SEC_GUEST], meta->guest_sha256, meta->guest_path);
 }
 
 /* Never write a file the reader would reject: parse the metadata before
