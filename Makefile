@@ -19,7 +19,7 @@ OPT      ?= -O2 -g
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SANFLAGS) -fPIC -pthread \
 	       -Iinclude -Isrc -DMOTE_VERSION=\"$(VERSION)\"
 HOST_LDFLAGS := $(SANFLAGS) -pthread
-HOST_LIBS := -lcrypto -lpthread -lm
+HOST_LIBS := -lcrypto -lpthread -lm -ldw -lelf
 
 # Guest code: freestanding, static, non-PIE, no red zone assumptions needed
 # (exceptions switch stacks), SSE2 only (CPUID hides AVX from the guest).

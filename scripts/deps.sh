@@ -4,7 +4,8 @@
 # `make demo` and `make test` so a fresh Debian 12 machine needs no manual
 # step. Needs root (or sudo) only when something is missing.
 set -e
-need="gcc make libc6-dev libssl-dev pkg-config clang lld libclang-rt-14-dev wabt wasi-libc"
+need="gcc make libc6-dev libssl-dev pkg-config clang lld libclang-rt-14-dev wabt wasi-libc
+      libdw-dev libelf-dev gdb"
 [ $# -gt 0 ] && need="$*"
 missing=""
 for p in $need; do
