@@ -201,6 +201,23 @@ MOTE_API int mote_sandbox_memory_info(const mote_sandbox *sandbox, mote_memory_i
 MOTE_API mote_backend mote_sandbox_backend(const mote_sandbox *sandbox);
 
 
+/* ---- Debugging guests (docs/debugging.md) ----
+ * When a call ends in a guest fault, abort or timeout, the detail names the
+ * guest code it stopped in, with a short backtrace, if the guest ELF (found
+ * by the path the sandbox was created from, or that its snapshot file
+ * records, and checked by its SHA-256) has symbols.
+ *
+ * Core dumps: with a directory set, each such stop also writes an ELF core
+ * file there, core.mote.PID.N (mode 0600), named in the detail; stock gdb
+ * opens it beside the guest ELF: `gdb guest.elf core.mote.PID.N`. It holds
+ * the registers where the guest stopped and every guest page that is not
+ * zero. NULL turns it off (the default). */
+MOTE_API int mote_config_set_core_dump(mote_config *config, const char *dir);
+/* Write a core file of the sandbox now, between calls: the registers where
+ * the guest waits (or where it stopped, when the last call failed and
+ * poisoned it). Replaces `path`. */
+MOTE_API int mote_sandbox_core_dump(mote_sandbox *sandbox, const char *path);
+
 /* ---- Host files mapped into a sandbox ----
  * Zero copy from the page cache, into the guest's mapping window
  * [MOTE_MAP_WINDOW_BASE, MOTE_MAP_WINDOW_LIMIT), above guest RAM. Read-only
@@ -291,6 +308,11 @@ typedef struct mote_snapshot_info {
 	char parent_hash[65];
 	const char *parent_path;
 	size_t nmappings; /* host files the snapshot had mapped */
+	/* The guest ELF its memory came from (debugging: symbols, core dumps):
+	 * where it was, and the hex SHA-256 of the file. NULL and "" when the
+	 * file does not record it. */
+	const char *guest_path;
+	char guest_hash[65];
 	void *priv_; /* owned by the library */
 } mote_snapshot_info;
 MOTE_API int mote_snapshot_info_read(const char *path, mote_snapshot_info *out);

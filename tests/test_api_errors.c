@@ -55,6 +55,10 @@ TEST(backends_types_and_configuration)
 	EXPECT_ERR(mote_config_set_output_size(cfg, 0), -MOTE_EINVAL, LAST, "output size 0");
 	EXPECT_ERR(mote_config_set_timeout_us(NULL, 5), -MOTE_EINVAL, LAST,
 	           "mote_config_set_timeout_us: no config");
+	EXPECT_ERR(mote_config_set_core_dump(NULL, "/tmp"), -MOTE_EINVAL, LAST,
+	           "mote_config_set_core_dump: no config");
+	EXPECT_ERR(mote_config_set_core_dump(cfg, ""), -MOTE_EINVAL, LAST,
+	           "mote_config_set_core_dump: empty directory");
 	EXPECT_ERR(mote_config_set_output(NULL, NULL, NULL), -MOTE_EINVAL, LAST,
 	           "mote_config_set_output: no config");
 	EXPECT_ERR(mote_config_set_huge_pages(NULL, true), -MOTE_EINVAL, LAST,
@@ -101,6 +105,8 @@ TEST(sandboxes_without_a_sandbox)
 	EXPECT_ERR(mote_sandbox_map_file(NULL, "/etc/hostname", 0, MOTE_MAP_READ_ONLY),
 	           -MOTE_EINVAL, LAST, "no sandbox");
 	EXPECT_ERR(mote_sandbox_unmap(NULL, 0), -MOTE_EINVAL, LAST, "no sandbox");
+	EXPECT_ERR(mote_sandbox_core_dump(NULL, "/tmp/c"), -MOTE_EINVAL, LAST,
+	           "mote_sandbox_core_dump: no sandbox");
 	mote_snapshot *snap;
 	EXPECT_ERR(mote_sandbox_snapshot(NULL, &snap), -MOTE_EINVAL, LAST, "no sandbox");
 	EXPECT_ERR(mote_sandbox_restore(NULL, NULL), -MOTE_EINVAL, LAST, "no sandbox");

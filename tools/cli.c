@@ -351,6 +351,16 @@ int parse_config(int *argc, char ***argv, mote_config *cfg)
 			*argv += 2;
 			continue;
 		}
+		if (!strcmp(opt, "--core-dump")) {
+			rc = mote_config_set_core_dump(cfg, val);
+			if (rc) {
+				fprintf(stderr, "mote: --core-dump: %s\n", mote_last_error());
+				return -1;
+			}
+			*argc -= 2;
+			*argv += 2;
+			continue;
+		}
 		if (!strcmp(opt, "--timeout")) {
 			char *end;
 			unsigned long long ms = strtoull(val, &end, 10);

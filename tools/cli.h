@@ -35,7 +35,7 @@ void cli_output(void *user, mote_log_level level, const char *text, size_t len);
 
 /* The options shared by commands that start sandboxes (--heap, --stack,
  * --input-size, --output-size, --timeout, --backend, --header-only,
- * --map); consumes them from argv. 0 or -1 (after saying why). */
+ * --map, --core-dump); consumes them from argv. 0 or -1 (after saying why). */
 int parse_config(int *argc, char ***argv, mote_config *cfg);
 /* mote_snapshot_open flags the options asked for (--header-only). */
 extern unsigned open_flags;

@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		"  --timeout MS       stop the call after MS milliseconds\n"
 		"  --backend NAME     auto (default: MOTE_BACKEND, else kvm where /dev/kvm\n"
 		"                     opens, else process), kvm or process\n"
+		"  --core-dump DIR    when the call faults, aborts or times out, write an ELF\n"
+		"                     core file into DIR (gdb GUEST.elf DIR/core.mote.PID.N)\n"
 		"  --header-only      (snapshot files) verify the header hash only\n"
 		"  --map FILE[@ADDR][,cow]  map a host file into the guest, read-only (or\n"
 		"                     copy-on-write), at ADDR or the next free address of the\n"
@@ -278,11 +280,16 @@ static int inspect_snapshot(const char *path, bool json)
 		       ", \"stack_size\": %" PRIu64 ", \"input_size\": %" PRIu64
 		       ", \"output_size\": %" PRIu64 ", \"stored_bytes\": %" PRIu64
 		       ", \"regions\": %zu, \"header_hash\": \"%s\", \"blob_hash\": \"%s\", "
-		       "\"parent_hash\": \"%s\", \"mapped_files\": %zu, \"host_functions\": ",
+		       "\"parent_hash\": \"%s\", \"mapped_files\": %zu, ",
 		       when, in.file_size, in.mem_size, in.image_size, in.heap_size, in.stack_size,
 		       in.input_size, in.output_size, in.blob_size, in.nregions, in.header_hash,
 		       in.blob_hash, in.parent_hash, in.nmappings);
-		printf("[");
+		printf("\"guest_path\": ");
+		if (in.guest_path)
+			json_string(in.guest_path);
+		else
+			printf("null");
+		printf(", \"guest_hash\": \"%s\", \"host_functions\": [", in.guest_hash);
 		for (size_t i = 0; i < mote_snapshot_info_host_function_count(&in); i++)
 			if (mote_snapshot_info_host_function(&in, i, &fi) == 0)
 				json_function(i, &fi);
@@ -309,6 +316,8 @@ static int inspect_snapshot(const char *path, bool json)
 		if (in.nmappings)
 			printf("mapped files:   %zu (by path and content hash, or absorbed)\n",
 			       in.nmappings);
+		if (in.guest_path)
+			printf("guest binary:   %s (SHA-256 %.16s...)\n", in.guest_path, in.guest_hash);
 		size_t n = mote_snapshot_info_host_function_count(&in);
 		printf("host functions: %zu required\n", n);
 		for (size_t i = 0; i < n; i++)

@@ -66,14 +66,23 @@ static uint32_t hostresult_off; /* where the host puts host-call results */
  * from every CALL (a snapshot may resume on another backend). */
 static uint64_t exit_entry;
 
+/* The stack move around the call, told to the unwind tables where gcc
+ * writes them: a debugger or a symbolized fault that stops in the host's
+ * exit code then still finds the guest's frames. */
+#ifdef __GCC_HAVE_DWARF2_CFI_ASM
+#define CFI_ADJUST(n) ".cfi_adjust_cfa_offset " n "\n\t"
+#else
+#define CFI_ADJUST(n) ""
+#endif
+
 HOT static inline void exit_to_host(uint16_t port)
 {
 	/* "memory": the host reads what we just wrote to the buffers. The
 	 * host preserves every register, so nothing else is clobbered. */
 	if (exit_entry)
-		__asm__ volatile("sub $128, %%rsp\n\t"
+		__asm__ volatile("sub $128, %%rsp\n\t" CFI_ADJUST("128")
 				 "call *%[entry]\n\t"
-				 "add $128, %%rsp"
+				 "add $128, %%rsp\n\t" CFI_ADJUST("-128")
 				 :
 				 : [entry] "r"(exit_entry), "D"((uint32_t)port)
 				 : "memory", "cc");

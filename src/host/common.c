@@ -59,7 +59,7 @@ char *mote_strdup(const char *s)
 }
 
 /* ---- Errors: the one idiom (internal.h) ---- */
-static __thread char thread_error[512];
+static __thread char thread_error[1024];
 
 const char *mote_last_error(void)
 {

@@ -30,7 +30,27 @@ int mote_config_new(mote_config **out)
 
 void mote_config_free(mote_config *config)
 {
+	if (config)
+		mote_free(config->core_dump_dir);
 	mote_free(config);
+}
+
+int mote_config_set_core_dump(mote_config *c, const char *dir)
+{
+	if (!c)
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_core_dump: no config");
+	char *copy = NULL;
+	if (dir) {
+		if (!dir[0])
+			return mote_fail(-MOTE_EINVAL,
+			                 "mote_config_set_core_dump: empty directory");
+		copy = mote_strdup(dir);
+		if (!copy)
+			return mote_fail(-MOTE_ENOMEM, "out of memory");
+	}
+	mote_free(c->core_dump_dir);
+	c->core_dump_dir = copy;
+	return 0;
 }
 
 static int set_size(mote_config *c, uint64_t *field, const char *what, uint64_t bytes, uint64_t min,

@@ -12,6 +12,7 @@
 
 #include "common/abi.h"
 #include "host/backend.h"
+#include "host/debug.h"
 #include "host/records.h"
 #include "mote.h"
 
@@ -78,6 +79,7 @@ struct mote_config {
 	bool huge_pages;
 	mote_output_fn output;
 	void *output_user;
+	char *core_dump_dir; /* owned by the config; a sandbox keeps a copy */
 };
 void mote_config_defaults(struct mote_config *cfg);
 
@@ -170,7 +172,7 @@ struct mote_sandbox {
 	 * beside code of ours it can write (the process backend's stub), that
 	 * code is suspect too, and a restore starts the guest over. */
 	bool protocol_broken;
-	char err[512];
+	char err[1024];
 
 	/* Interruption: guarded by run_lock. */
 	pthread_mutex_t run_lock;
@@ -207,6 +209,8 @@ struct mote_sandbox {
 
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
 	size_t nmaps;
+
+	struct mote_debug dbg;
 
 	/* A layer above the core keeps its own state here (the Wasm
 	 * sandboxes do, wasm_sandbox.c); the core knows only the hooks. */
@@ -291,6 +295,10 @@ int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb);
 /* Hand the prepared memory to the backend; [0, core_end) is what the guest
  * will certainly touch. */
 int mote_sandbox_create_guest(struct mote_sandbox *sb, uint64_t core_end);
+/* Fold the pages the backend saw written into sb->dirty and sb->touched.
+ * `any`: was any page written since `base` was set? `written_back`: the
+ * caller writes every dirty page back (a restore). */
+int mote_sandbox_collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back);
 /* Complete an exit the guest is parked in (backend settle). */
 int mote_sandbox_settle(struct mote_sandbox *sb);
 void mote_snapshot_release(struct mote_snapshot *snap);

@@ -98,6 +98,7 @@ static int begin_run(struct mote_sandbox *sb, uint64_t *deadline)
 {
 	pthread_mutex_lock(&sb->run_lock);
 	sb->running = true;
+	sb->dbg.have_stop = false;
 	sb->run_thread = pthread_self();
 	__atomic_store_n(&sb->cancel, 0, __ATOMIC_SEQ_CST);
 	sb->be->clear_kick(sb);
@@ -523,6 +524,7 @@ static int run_guest(struct mote_sandbox *sb)
 			if (ev.port == MOTE_PORT_LOG)
 				continue;
 			if (ev.port == MOTE_PORT_ABORT) {
+				mote_debug_capture(sb, NULL, SIGABRT);
 				rc = report_abort(sb);
 				break;
 			}
@@ -536,6 +538,7 @@ static int run_guest(struct mote_sandbox *sb)
 				break;
 			}
 			if (deadline && now_us() >= deadline) {
+				mote_debug_capture(sb, NULL, SIGXCPU);
 				rc = POISON(sb, -MOTE_ETIMEDOUT, "call exceeded its timeout of %llu us",
 					    (unsigned long long)sb->cfg.timeout_us);
 				break;
@@ -548,9 +551,11 @@ static int run_guest(struct mote_sandbox *sb)
 		}
 		switch (ev.kind) {
 		case MOTE_EVENT_EXCEPTION:
+			mote_debug_capture(sb, &ev, mote_core_signal(ev.vector));
 			rc = report_exception(sb, &ev);
 			break;
 		case MOTE_EVENT_NO_MEMORY:
+			mote_debug_capture(sb, &ev, SIGSEGV);
 			rc = report_no_memory(sb, &ev);
 			break;
 		case MOTE_EVENT_SHUTDOWN:
@@ -563,6 +568,8 @@ static int run_guest(struct mote_sandbox *sb)
 		break;
 	}
 	end_run(sb);
+	if (rc)
+		mote_debug_report(sb);
 	return rc;
 }
 
@@ -631,6 +638,14 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 		sb->cfg = *config;
 	else
 		mote_config_defaults(&sb->cfg);
+	/* The config's string stays the config's: the sandbox keeps its own. */
+	sb->cfg.core_dump_dir = NULL;
+	if (config && config->core_dump_dir && !(sb->dbg.core_dir = mote_strdup(config->core_dump_dir))) {
+		pthread_mutex_destroy(&sb->run_lock);
+		mote_free(sb);
+		*rc = mote_fail(-MOTE_ENOMEM, "out of memory");
+		return NULL;
+	}
 	if (!sb->cfg.output)
 		sb->cfg.output = default_output;
 	char why[512] = "";
@@ -641,6 +656,7 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 		mote_fail(*rc, "%s", mote_strerror(*rc));
 	if (*rc) {
 		pthread_mutex_destroy(&sb->run_lock);
+		mote_free(sb->dbg.core_dir);
 		mote_free(sb);
 		return NULL;
 	}
@@ -717,8 +733,9 @@ static int load_segment(struct mote_sandbox *sb, const void *elf, int fd,
 	return 0;
 }
 
-static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
-			  const mote_host_functions *host_functions, mote_sandbox **out);
+static int sandbox_create(const char *path, const void *elf, size_t len, int fd,
+			  const mote_config *config, const mote_host_functions *host_functions,
+			  mote_sandbox **out);
 
 int mote_sandbox_add_piece(struct mote_sandbox *sb, uint64_t gpa, uint64_t size, int fd,
 			   uint64_t offset, bool owned)
@@ -810,11 +827,12 @@ void mote_sandbox_advise_heap(struct mote_sandbox *sb)
 int mote_sandbox_new_from_buffer(const void *elf, size_t len, const mote_config *config,
 				 const mote_host_functions *host_functions, mote_sandbox **out)
 {
-	return sandbox_create(elf, len, -1, config, host_functions, out);
+	return sandbox_create(NULL, elf, len, -1, config, host_functions, out);
 }
 
-static int sandbox_create(const void *elf, size_t len, int fd, const mote_config *config,
-			  const mote_host_functions *host_functions, mote_sandbox **out)
+static int sandbox_create(const char *path, const void *elf, size_t len, int fd,
+			  const mote_config *config, const mote_host_functions *host_functions,
+			  mote_sandbox **out)
 {
 	if (!out || !elf) {
 		return mote_fail(-MOTE_EINVAL, "mote_sandbox_new_from_buffer: no %s",
@@ -831,6 +849,9 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 		goto fail;
 	sb->abi_version = img.abi_version;
 	sb->image_size = img.image_end - MOTE_IMAGE_BASE;
+	rc = mote_debug_set_guest(sb, path, elf, len, img.entry);
+	if (rc)
+		goto fail;
 	rc = mote_layout_compute(&sb->cfg, img.image_end, &sb->layout, sb->err, sizeof(sb->err));
 	if (rc)
 		goto fail;
@@ -871,7 +892,7 @@ static int sandbox_create(const void *elf, size_t len, int fd, const mote_config
 	if (rc) {
 		char detail[sizeof(sb->err)];
 		snprintf(detail, sizeof(detail), "%s", sb->err);
-		rc = mote_sandbox_fail(sb, rc, "guest init failed: %.480s", detail);
+		rc = mote_sandbox_fail(sb, rc, "guest init failed: %.900s", detail);
 		goto fail;
 	}
 	sb->poisoned = false;
@@ -911,7 +932,7 @@ int mote_sandbox_new(const char *path, const mote_config *config,
 		close(fd);
 		return rc;
 	}
-	int rc = sandbox_create(p, (size_t)st.st_size, fd, config, host_functions, out);
+	int rc = sandbox_create(path, p, (size_t)st.st_size, fd, config, host_functions, out);
 	munmap(p, (size_t)st.st_size);
 	close(fd);
 	return rc;
@@ -943,6 +964,7 @@ void mote_sandbox_free(mote_sandbox *sb)
 	if (sb->ext && sb->ext->free)
 		sb->ext->free(sb->ext_state);
 	mote_snapshot_release(sb->base);
+	mote_debug_free(sb);
 	pthread_mutex_destroy(&sb->run_lock);
 	mote_free(sb);
 }

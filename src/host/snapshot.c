@@ -230,7 +230,7 @@ static int regions_from_bitmap(const uint64_t *bm, uint64_t pages, struct mote_s
 /* Fold the pages the backend saw written into the sandbox's dirty and
  * touched sets. `any`: was any page written since `base` was set?
  * `written_back`: the caller writes every dirty page back (a restore). */
-static int collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back)
+int mote_sandbox_collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back)
 {
 	uint64_t *log = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
 	if (!log)
@@ -298,7 +298,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	int rc = mote_sandbox_settle(sb);
 	bool any;
 	if (!rc)
-		rc = collect_dirty(sb, &any, false);
+		rc = mote_sandbox_collect_dirty(sb, &any, false);
 	if (rc)
 		return rc;
 	if (sb->base && !any) {
@@ -319,6 +319,14 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	mote_cpu_vendor(m->cpu_vendor);
 	m->layout = sb->layout;
 	m->image_size = sb->image_size;
+	if (sb->dbg.guest_path && sb->dbg.have_hash) {
+		m->guest_path = mote_strdup(sb->dbg.guest_path);
+		memcpy(m->guest_sha256, sb->dbg.guest_sha256, sizeof(m->guest_sha256));
+		if (!m->guest_path) {
+			rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
 	rc = sb->be->get_state(sb, &m->cpu);
 	if (rc)
 		goto fail;
@@ -512,7 +520,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 	bool any;
 	int rc = mote_sandbox_settle(sb);
 	if (!rc)
-		rc = collect_dirty(sb, &any, true);
+		rc = mote_sandbox_collect_dirty(sb, &any, true);
 	if (rc)
 		return rc;
 	if (snap == sb->base) {
@@ -609,6 +617,9 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	sb->mem_size = sb->layout.mem_size;
 	sb->image_size = snap->meta.image_size;
 	sb->abi_version = snap->meta.abi_version;
+	rc = mote_debug_set_guest_id(sb, snap->meta.guest_path, snap->meta.guest_sha256);
+	if (rc)
+		goto fail;
 	rc = mote_sandbox_map_memory(sb, false);
 	if (rc)
 		goto fail;
@@ -1127,6 +1138,9 @@ int mote_snapshot_info_read(const char *path, mote_snapshot_info *out)
 		hex(out->parent_hash, m->parent_hash, 32);
 	out->parent_path = m->parent_path;
 	out->nmappings = m->nmappings;
+	out->guest_path = m->guest_path;
+	if (m->guest_path)
+		hex(out->guest_hash, m->guest_sha256, 32);
 	out->priv_ = m;
 	mote_snapfile_close(&f);
 	return 0;
