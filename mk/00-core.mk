@@ -7,7 +7,7 @@ LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm/kvm.
 	    src/host/snapfile_hash.c src/host/snapfile_cache.c src/host/snapfile_write.c \
 	    src/host/mapping.c src/host/wasm_sandbox.c src/host/sha256x16.c \
 	    src/host/wasi_fs.c src/host/guest_info.c src/host/symbolize.c \
-	    src/host/debug.c src/host/coredump.c
+	    src/host/debug.c src/host/coredump.c src/host/gdb_proto.c
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)
 
 GUEST_SRCS := src/guest/runtime.c src/guest/malloc.c src/guest/libc.c
@@ -64,10 +64,10 @@ $(BUILD)/guests/%.elf: $$(wildcard tests/guests/%/*.c) $(LIBGUEST) src/guest/gue
 
 # Host tests: tests/test_*.c linked with libmote.a (test_elf has its own rule).
 # Those that start sandboxes go in SANDBOX_TESTS: `make test` runs them once
-# per backend (tests/run.sh). test_snapfile and test_symbolize only read
-# and write files.
+# per backend (tests/run.sh). FILE_TESTS only read and write files.
 CORE_TESTS := $(filter-out tests/test_elf.c,$(wildcard tests/test_*.c))
-FILE_TESTS := $(BUILD)/tests/test_snapfile $(BUILD)/tests/test_symbolize
+FILE_TESTS := $(BUILD)/tests/test_snapfile $(BUILD)/tests/test_symbolize \
+	      $(BUILD)/tests/test_gdb_proto
 TESTS += $(FILE_TESTS)
 SANDBOX_TESTS += $(filter-out $(FILE_TESTS),$(CORE_TESTS:tests/%.c=$(BUILD)/tests/%))
 
