@@ -217,6 +217,14 @@ MOTE_API int mote_config_set_core_dump(mote_config *config, const char *dir);
  * the guest waits (or where it stopped, when the last call failed and
  * poisoned it). Replaces `path`. */
 MOTE_API int mote_sandbox_core_dump(mote_sandbox *sandbox, const char *path);
+/* A gdb remote stub: each call of a sandbox made with this configuration
+ * stops before the guest's first instruction of the call and waits for gdb
+ * (`target remote :PORT`) on 127.0.0.1 only; gdb can then set breakpoints,
+ * continue, step, read and write registers and memory, and see a fault.
+ * The call returns when the guest finishes (gdb sees the end), or fails
+ * with MOTE_ECANCELLED if gdb kills it. Calls under gdb have no timeout.
+ * 0 turns it off (the default). */
+MOTE_API int mote_config_set_gdb_port(mote_config *config, int port);
 
 /* ---- Host files mapped into a sandbox ----
  * Zero copy from the page cache, into the guest's mapping window

@@ -2,8 +2,12 @@
  * from snapshot files; a guest binary that changed is not used for symbols;
  * core dumps that the real gdb opens, on a fault, from a snapshot file and
  * on demand; and their errors. Runs once per backend (tests/run.sh). */
+#include <arpa/inet.h>
 #include <elf.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -458,6 +462,171 @@ TEST(core_dump_errors)
 	CHECK_EQ_INT(call1(sb, "crash", 5, 0, 1, &r), -MOTE_EFAULT);
 	CHECK(!strstr(mote_sandbox_last_error(sb), "core"));
 	mote_sandbox_free(sb);
+	mote_config_free(cfg);
+}
+
+/* A free TCP port on loopback (it could be taken again before use: the
+ * test then fails with the stub's "cannot listen" detail, not silently). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+struct gdb_call {
+	mote_sandbox *sb;
+	const char *fn;
+	int arg;
+	int rc;
+	mote_value result;
+	char detail[1024];
+};
+
+static void *call_thread(void *arg)
+{
+	struct gdb_call *c = arg;
+	mote_value a = mote_i32(c->arg);
+	c->rc = mote_sandbox_call(c->sb, c->fn, &a, 1, &c->result);
+	snprintf(c->detail, sizeof(c->detail), "%s", mote_sandbox_last_error(c->sb));
+	return NULL;
+}
+
+/* Call `fn`(arg) under gdb running `cmds` after it connects; gdb's output. */
+static char *gdb_session(mote_sandbox *sb, int port, const char *fn, int arg,
+			 const char *const *cmds, size_t ncmds, struct gdb_call *call)
+{
+	*call = (struct gdb_call){.sb = sb, .fn = fn, .arg = arg};
+	pthread_t t;
+	if (pthread_create(&t, NULL, call_thread, call))
+		return NULL;
+	char target[64];
+	snprintf(target, sizeof(target), "target remote 127.0.0.1:%d", port);
+	const char *all[40] = {"set pagination off", "set confirm off",
+			       "set tcp connect-timeout 60", target};
+	size_t n = 4;
+	for (size_t i = 0; i < ncmds && n < 39; i++)
+		all[n++] = cmds[i];
+	char *out = run_gdb(all, n);
+	pthread_join(t, NULL);
+	return out;
+}
+
+TEST(gdb_breaks_steps_and_reads)
+{
+	int port = free_port();
+	REQUIRE(port > 0);
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	REQUIRE(mote_config_set_gdb_port(cfg, port) == 0);
+	mote_sandbox *sb = new_sandbox(GUEST, cfg);
+	REQUIRE(sb);
+	char line[64];
+	snprintf(line, sizeof(line), "guest.c:%d", source_line("SQUARE LINE"));
+	const char *cmds[] = {"break square", "continue", "print x", "bt", "next",
+			      "print y", "print sink = 7", "print sink", "info registers rip",
+			      "continue"};
+	struct gdb_call call;
+	char *out = gdb_session(sb, port, "work", 4, cmds, sizeof(cmds) / sizeof(cmds[0]), &call);
+	REQUIRE(out);
+	CHECK_CONTAINS(out, "Breakpoint 1 at 0x");
+	CHECK_CONTAINS(out, "Breakpoint 1, square (x=x@entry=5) at ");
+	CHECK_CONTAINS(out, line);
+	CHECK_CONTAINS(out, "$1 = 5");
+	CHECK_CONTAINS(out, "#0  square (x=x@entry=5) at ");
+	CHECK_CONTAINS(out, " in work (x=4) at ");
+	CHECK_CONTAINS(out, "$2 = 25");   /* after `next`, y is computed */
+	CHECK_CONTAINS(out, "$3 = 7");    /* memory written */
+	CHECK_CONTAINS(out, "$4 = 7");    /* and read back */
+	CHECK_CONTAINS(out, "rip            0x");
+	CHECK_CONTAINS(out, "exited normally");
+	CHECK_EQ_INT(call.rc, 0);
+	CHECK_EQ_INT(call.result.v.i32, 26); /* the call's result is unchanged */
+	if (call.rc || !strstr(out, "exited normally"))
+		TEST_FAILF("gdb said: %s\ncall: %s", out, call.detail);
+
+	/* The sandbox goes on, still under gdb: a register gdb writes is the
+	 * guest's. square returns 100 instead of 36; work adds 1. */
+	const char *cmds2[] = {"break square", "continue", "finish", "set $rax = 100",
+			       "continue"};
+	out = gdb_session(sb, port, "work", 5, cmds2, sizeof(cmds2) / sizeof(cmds2[0]), &call);
+	REQUIRE(out);
+	CHECK_CONTAINS(out, "Value returned is $1 = 36");
+	CHECK_EQ_INT(call.rc, 0);
+	CHECK_EQ_INT(call.result.v.i32, 101);
+	if (call.rc)
+		TEST_FAILF("gdb said: %s\ncall: %s", out, call.detail);
+	mote_sandbox_free(sb);
+	mote_config_free(cfg);
+}
+
+TEST(gdb_sees_the_fault)
+{
+	int port = free_port();
+	REQUIRE(port > 0);
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	REQUIRE(mote_config_set_gdb_port(cfg, port) == 0);
+	/* From a snapshot file, to show that works the same. */
+	mote_sandbox *sb = from_file(GUEST, tmp("gdb.snap"), cfg);
+	REQUIRE(sb);
+	const char *cmds[] = {"continue", "bt", "continue"};
+	struct gdb_call call;
+	char *out = gdb_session(sb, port, "crash", 5, cmds, sizeof(cmds) / sizeof(cmds[0]), &call);
+	REQUIRE(out);
+	CHECK_CONTAINS(out, "Program received signal SIGSEGV");
+	CHECK_CONTAINS(out, "#0  store_through (p=p@entry=0x0, v=v@entry=15)");
+	CHECK_CONTAINS(out, " in middle (");
+	CHECK_CONTAINS(out, "Program terminated with signal SIGSEGV");
+	CHECK_EQ_INT(call.rc, -MOTE_EFAULT);
+	CHECK_CONTAINS(call.detail, "memory access violation: write at 0x0");
+	CHECK_CONTAINS(call.detail, " in store_through (guest.c:");
+	/* Killed from gdb: the call is cancelled (after a restore: the
+	 * fault poisoned the sandbox). */
+	mote_sandbox_free(sb);
+	sb = new_sandbox(GUEST, cfg);
+	REQUIRE(sb);
+	const char *cmds2[] = {"kill"};
+	out = gdb_session(sb, port, "work", 1, cmds2, 1, &call);
+	REQUIRE(out);
+	CHECK_EQ_INT(call.rc, -MOTE_ECANCELLED);
+	CHECK_CONTAINS(call.detail, "call killed from gdb");
+	mote_sandbox_free(sb);
+	mote_config_free(cfg);
+	unlink(tmp("gdb.snap"));
+}
+
+TEST(gdb_port_errors)
+{
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	CHECK_EQ_INT(mote_config_set_gdb_port(NULL, 1234), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_last_error(), "mote_config_set_gdb_port: no config");
+	CHECK_EQ_INT(mote_config_set_gdb_port(cfg, 70000), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_last_error(), "port 70000 out of range");
+	/* A port taken by someone else: the call fails and says why. */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 1) == 0 &&
+		getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	REQUIRE(mote_config_set_gdb_port(cfg, ntohs(a.sin_port)) == 0);
+	mote_sandbox *sb = new_sandbox(GUEST, cfg);
+	REQUIRE(sb);
+	mote_value r;
+	CHECK_EQ_INT(call1(sb, "work", 1, 0, 1, &r), -MOTE_EIO);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "gdb stub: cannot listen on 127.0.0.1:");
+	mote_sandbox_free(sb);
+	close(fd);
 	mote_config_free(cfg);
 }
 

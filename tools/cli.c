@@ -239,6 +239,7 @@ void cli_output(void *user, mote_log_level level, const char *text, size_t len)
 }
 
 unsigned open_flags; /* --header-only */
+int gdb_port;
 
 /* --map FILE[@ADDR][,cow] requests, applied after the sandbox starts. */
 #define MAX_MAPS 16
@@ -347,6 +348,19 @@ int parse_config(int *argc, char ***argv, mote_config *cfg)
 				return -1;
 			}
 			mote_config_set_backend(cfg, b);
+			*argc -= 2;
+			*argv += 2;
+			continue;
+		}
+		if (!strcmp(opt, "--gdb")) {
+			char *end;
+			long port = strtol(val, &end, 10);
+			if (*end || end == val || port < 1 || port > 65535) {
+				fprintf(stderr, "mote: --gdb takes a TCP port (1-65535), not '%s'\n", val);
+				return -1;
+			}
+			mote_config_set_gdb_port(cfg, (int)port);
+			gdb_port = (int)port;
 			*argc -= 2;
 			*argv += 2;
 			continue;

@@ -35,10 +35,12 @@ void cli_output(void *user, mote_log_level level, const char *text, size_t len);
 
 /* The options shared by commands that start sandboxes (--heap, --stack,
  * --input-size, --output-size, --timeout, --backend, --header-only,
- * --map, --core-dump); consumes them from argv. 0 or -1 (after saying why). */
+ * --map, --core-dump, --gdb); consumes them from argv. 0 or -1 (after saying why). */
 int parse_config(int *argc, char ***argv, mote_config *cfg);
 /* mote_snapshot_open flags the options asked for (--header-only). */
 extern unsigned open_flags;
+/* --gdb PORT (0 without): say where gdb should connect before a call. */
+extern int gdb_port;
 /* Map the --map files into a started sandbox. 0 or an exit code. */
 int apply_maps(mote_sandbox *sb);
 

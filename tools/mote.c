@@ -62,6 +62,9 @@ static void usage(FILE *f)
 		"  --timeout MS       stop the call after MS milliseconds\n"
 		"  --backend NAME     auto (default: MOTE_BACKEND, else kvm where /dev/kvm\n"
 		"                     opens, else process), kvm or process\n"
+		"  --gdb PORT         stop before the call's first instruction and wait for\n"
+		"                     gdb on 127.0.0.1:PORT (gdb GUEST.elf -ex 'target remote\n"
+		"                     :PORT')\n"
 		"  --core-dump DIR    when the call faults, aborts or times out, write an ELF\n"
 		"                     core file into DIR (gdb GUEST.elf DIR/core.mote.PID.N)\n"
 		"  --header-only      (snapshot files) verify the header hash only\n"
@@ -196,6 +199,9 @@ static int cmd_run(int argc, char **argv)
 	if (code)
 		goto out_snap;
 	code = apply_maps(sb);
+	if (!code && gdb_port)
+		fprintf(stderr, "mote: %s waits for gdb: target remote 127.0.0.1:%d\n", argv[1],
+			gdb_port);
 	if (!code)
 		code = call_and_print(sb, argv[1], (size_t)argc - 2, argv + 2, argv[0], true);
 	mote_sandbox_free(sb);

@@ -48,7 +48,9 @@ struct mote_event {
 	bool write;
 	uint64_t error_code;
 	uint64_t addr;
-	uint64_t rip, rsp;
+	/* Exceptions: where the guest was (the backend itself stops in its
+	 * exception path); rflags only MOTE_RFLAGS_GUEST bits. */
+	uint64_t rip, rsp, rflags;
 	char detail[96];
 };
 
@@ -96,6 +98,9 @@ struct mote_backend_ops {
 	/* Guest memory the host cannot reach through sb->mem. */
 	int (*read)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
 	int (*write)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
+	/* Write guest memory the guest itself may not write, such as its
+	 * code (a debugger's breakpoints); the pages become this sandbox's. */
+	int (*poke)(struct mote_sandbox *sb, uint64_t gpa, const void *buf, size_t len);
 
 	/* A host file mapping in the mapping window: m->gpa, m->size, from
 	 * `fd` at m->offset (the host's own view is m->hva); read-only

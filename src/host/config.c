@@ -35,6 +35,18 @@ void mote_config_free(mote_config *config)
 	mote_free(config);
 }
 
+int mote_config_set_gdb_port(mote_config *c, int port)
+{
+	if (!c)
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_gdb_port: no config");
+	if (port < 0 || port > 65535)
+		return mote_fail(
+		    -MOTE_EINVAL,
+		    "mote_config_set_gdb_port: port %d out of range (1..65535, 0 for none)", port);
+	c->gdb_port = port;
+	return 0;
+}
+
 int mote_config_set_core_dump(mote_config *c, const char *dir)
 {
 	if (!c)

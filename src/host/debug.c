@@ -72,6 +72,8 @@ void mote_debug_capture(struct mote_sandbox *sb, const struct mote_event *ev, in
 	if (ev && ev->rip) {
 		d->stop.cpu.rip = ev->rip;
 		d->stop.cpu.gpr[4] = ev->rsp;
+		if (ev->rflags)
+			d->stop.cpu.rflags = ev->rflags;
 	}
 	d->stop.signo = signo;
 	d->have_stop = true;

@@ -28,6 +28,7 @@ struct mote_debug {
 	bool have_stop;
 	struct mote_core_state stop;
 	char *core_dir; /* write a core at each such stop; NULL: never */
+	int gdb_port;   /* each call waits for gdb here; 0: never */
 };
 
 struct mote_sandbox;

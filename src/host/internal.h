@@ -80,6 +80,7 @@ struct mote_config {
 	mote_output_fn output;
 	void *output_user;
 	char *core_dump_dir; /* owned by the config; a sandbox keeps a copy */
+	int gdb_port;        /* 0: no gdb stub */
 };
 void mote_config_defaults(struct mote_config *cfg);
 
@@ -211,6 +212,7 @@ struct mote_sandbox {
 	size_t nmaps;
 
 	struct mote_debug dbg;
+	struct mote_gdb_stub *gdb; /* during a call gdb is attached to */
 
 	/* A layer above the core keeps its own state here (the Wasm
 	 * sandboxes do, wasm_sandbox.c); the core knows only the hooks. */

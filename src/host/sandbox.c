@@ -15,6 +15,7 @@
 
 #include "common/wire.h"
 #include "host/elf.h"
+#include "host/gdb_stub.h"
 #include "host/internal.h"
 #include "host/mapping.h"
 
@@ -104,8 +105,9 @@ static int begin_run(struct mote_sandbox *sb, uint64_t *deadline)
 	sb->be->clear_kick(sb);
 	pthread_mutex_unlock(&sb->run_lock);
 	thread_sb = sb;
-	*deadline = sb->cfg.timeout_us ? now_us() + sb->cfg.timeout_us : 0;
-	return arm_timeout(sb);
+	/* Under gdb a call waits for a person: no timeout. */
+	*deadline = sb->cfg.timeout_us && !sb->gdb ? now_us() + sb->cfg.timeout_us : 0;
+	return sb->gdb ? 0 : arm_timeout(sb);
 }
 
 static void end_run(struct mote_sandbox *sb)
@@ -510,6 +512,13 @@ static int run_guest(struct mote_sandbox *sb)
 			break;
 		}
 		drain_log(sb);
+		if (sb->gdb) {
+			int r = mote_gdb_event(sb, &ev, &rc);
+			if (r == MOTE_GDB_EVENT_RESUME)
+				continue;
+			if (r == MOTE_GDB_EVENT_END)
+				break;
+		}
 		if (ev.kind == MOTE_EVENT_EXIT) {
 			if (ev.port == MOTE_PORT_DONE) {
 				rc = 0;
@@ -640,6 +649,7 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 		mote_config_defaults(&sb->cfg);
 	/* The config's string stays the config's: the sandbox keeps its own. */
 	sb->cfg.core_dump_dir = NULL;
+	sb->dbg.gdb_port = sb->cfg.gdb_port;
 	if (config && config->core_dump_dir && !(sb->dbg.core_dir = mote_strdup(config->core_dump_dir))) {
 		pthread_mutex_destroy(&sb->run_lock);
 		mote_free(sb);
@@ -1079,11 +1089,17 @@ int mote_sandbox_call(mote_sandbox *sb, const char *name, const mote_value *args
 		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
 					 "arguments of '%s' do not fit the %llu-byte input buffer",
 					 name, (unsigned long long)sb->layout.in_size);
-	((struct mote_msg *)in)->exit_entry = sb->exit_entry;
+	/* Under gdb the guest exits with `out`: a single step never enters
+	 * the process backend's stub. */
+	((struct mote_msg *)in)->exit_entry = sb->dbg.gdb_port ? 0 : sb->exit_entry;
 	mote_sandbox_mark_written(sb, sb->layout.in_buf, (uint64_t)size);
 	sb->hostresult_off = ((uint64_t)size + 15) & ~15ull;
 	sb->hostcall_error = 0;
+	if (sb->dbg.gdb_port && (rc = mote_gdb_attach(sb)))
+		return rc;
 	rc = run_guest(sb);
+	if (sb->gdb)
+		mote_gdb_detach(sb, rc);
 	if (!rc)
 		rc = take_result(sb, sig, result);
 	if (rc == -MOTE_EPROTOCOL)

@@ -220,6 +220,7 @@ static void decode_exception(struct mote_sandbox *sb, unsigned vector, struct mo
 	ev->has_error_code = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17;
 	ev->error_code = f[0];
 	ev->rip = f[1];
+	ev->rflags = f[3] & MOTE_RFLAGS_GUEST;
 	ev->rsp = f[4];
 	if (vector == 14 && mote_vm_fault_regs(&ks(sb)->vm, &regs) == 0)
 		ev->addr = regs.cr2;
@@ -359,6 +360,13 @@ static int kvm_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, size
 	return 0;
 }
 
+/* Guest code is read-only to the guest only: the host's view is writable. */
+static int kvm_poke(struct mote_sandbox *sb, uint64_t gpa, const void *buf, size_t len)
+{
+	memcpy(sb->mem + gpa, buf, len);
+	return 0;
+}
+
 static int kvm_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -407,6 +415,7 @@ const struct mote_backend_ops mote_kvm_backend = {
     .dirty_pages = kvm_dirty_pages,
     .read = kvm_read,
     .write = kvm_write,
+    .poke = kvm_poke,
     .map = kvm_map,
     .unmap = kvm_unmap,
 };

@@ -966,6 +966,7 @@ static int proc_run(struct mote_sandbox *sb, struct mote_event *ev)
 	memcpy(&r, p->mb, offsetof(struct mote_mailbox, exit_entry));
 	ev->rip = r.cpu.rip;
 	ev->rsp = r.cpu.gpr[4];
+	ev->rflags = r.cpu.rflags & MOTE_RFLAGS_GUEST;
 	switch (r.report) {
 	case MOTE_STUB_EXIT:
 		ev->kind = MOTE_EVENT_EXIT;
@@ -1376,6 +1377,26 @@ static int proc_read(struct mote_sandbox *sb, const struct mote_mem_copy *v, siz
 	return vm_copy(sb, v, n, false);
 }
 
+/* Through /proc/PID/mem, which may write pages the child maps read-only
+ * (as ptrace does): the child gets a private copy of each page written. */
+static int proc_poke(struct mote_sandbox *sb, uint64_t gpa, const void *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)ps(sb)->pid);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "cannot open %s: %s", path,
+		                         strerror(errno));
+	ssize_t n = pwrite(fd, buf, len, (off_t)gpa);
+	int e = errno;
+	close(fd);
+	if (n != (ssize_t)len)
+		return mote_sandbox_fail(
+		    sb, -MOTE_EBACKEND, "cannot write guest memory at 0x%llx: %s",
+		    (unsigned long long)gpa, n < 0 ? strerror(e) : "short write");
+	return 0;
+}
+
 #define CLUSTER_GAP (64 * 1024)
 
 /* The host's own writes into the child (restores) count as written pages
@@ -1527,6 +1548,7 @@ const struct mote_backend_ops mote_process_backend = {
     .dirty_pages = proc_dirty_pages,
     .read = proc_read,
     .write = proc_write,
+    .poke = proc_poke,
     .map = proc_map,
     .unmap = proc_unmap,
     .lost = proc_lost,
