@@ -184,7 +184,8 @@ typedef struct mote_function_info {
 	const mote_type *args;
 } mote_function_info;
 MOTE_API size_t mote_sandbox_function_count(const mote_sandbox *sandbox);
-MOTE_API int mote_sandbox_function(const mote_sandbox *sandbox, size_t index, mote_function_info *out);
+MOTE_API int mote_sandbox_function(const mote_sandbox *sandbox, size_t index,
+				  mote_function_info *out);
 
 /* Sizes of the sandbox's guest memory. */
 typedef struct mote_memory_info {
