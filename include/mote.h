@@ -68,6 +68,11 @@ typedef enum mote_log_level {
 	MOTE_LOG_WARN = 2,
 	MOTE_LOG_INFO = 3,
 	MOTE_LOG_DEBUG = 4,
+	/* The guest's standard error, kept apart from MOTE_LOG_PRINT (its
+	 * standard output): a Wasm module's writes to fd 2, mote_write_stderr()
+	 * in the guest SDK. Delivered only to a callback set with
+	 * mote_config_set_output_streams(); others get MOTE_LOG_PRINT. */
+	MOTE_LOG_STDERR = 5,
 } mote_log_level;
 
 /* Receives guest output; `text` is not NUL-terminated. Default: stderr. */
@@ -114,6 +119,10 @@ MOTE_API int mote_config_set_output_size(mote_config *config, uint64_t bytes);
 /* Per-call wall-clock limit in microseconds; 0 (default) means none. */
 MOTE_API int mote_config_set_timeout_us(mote_config *config, uint64_t microseconds);
 MOTE_API int mote_config_set_output(mote_config *config, mote_output_fn fn, void *user);
+/* As mote_config_set_output(), and the guest's standard error arrives as
+ * MOTE_LOG_STDERR instead of joining its standard output as MOTE_LOG_PRINT.
+ * Order is kept within each stream and across both. */
+MOTE_API int mote_config_set_output_streams(mote_config *config, mote_output_fn fn, void *user);
 /* Back the guest heap with transparent huge pages (2 MiB) where the kernel
  * allows it: fewer, larger host page faults when a guest fills a large
  * heap, at the cost of memory in 2 MiB steps. Default off. */

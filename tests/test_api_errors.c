@@ -55,6 +55,10 @@ TEST(backends_types_and_configuration)
 	EXPECT_ERR(mote_config_set_output_size(cfg, 0), -MOTE_EINVAL, LAST, "output size 0");
 	EXPECT_ERR(mote_config_set_timeout_us(NULL, 5), -MOTE_EINVAL, LAST,
 	           "mote_config_set_timeout_us: no config");
+	EXPECT_ERR(mote_config_set_output_streams(NULL, NULL, NULL), -MOTE_EINVAL, LAST,
+	           "mote_config_set_output_streams: no config");
+	EXPECT_ERR(mote_config_set_gdb_port(NULL, 1), -MOTE_EINVAL, LAST,
+	           "mote_config_set_gdb_port: no config");
 	EXPECT_ERR(mote_config_set_core_dump(NULL, "/tmp"), -MOTE_EINVAL, LAST,
 	           "mote_config_set_core_dump: no config");
 	EXPECT_ERR(mote_config_set_core_dump(cfg, ""), -MOTE_EINVAL, LAST,
@@ -189,6 +193,8 @@ TEST(wasm)
 	           "mote_wasm_run: no sandbox");
 	EXPECT_ERR(mote_wasm_set_stdin(NULL, "x", 1), -MOTE_EINVAL, LAST,
 	           "mote_wasm_set_stdin: no sandbox");
+	EXPECT_ERR(mote_wasm_set_stdio_type(NULL, 1, MOTE_WASM_STDIO_FILE), -MOTE_EINVAL, LAST,
+	           "mote_wasm_set_stdio_type: no sandbox");
 	EXPECT_ERR(mote_wasm_preopen(NULL, "/d", "/tmp"), -MOTE_EINVAL, LAST,
 	           "mote_wasm_preopen: no sandbox");
 	mote_wasm_exports *ex;

@@ -20,6 +20,7 @@
 #define UNKNOWN_IMPORT MODULES "unknown_import.wasm"
 #define IMPORT_MEMORY MODULES "import_memory.wasm"
 #define WASI_HELLO MODULES "wasi_hello.wasm"
+#define WASI_STDIO MODULES "wasi_stdio.wasm"
 #define MOTE_CLI MOTE_BUILD_DIR "/bin/mote"
 
 /* ---- helpers ---- */
@@ -806,7 +807,9 @@ TEST(wasi_command_gets_arguments_environment_output_and_exit_code)
 	captured[0] = 0;
 	CHECK_EQ_INT(mote_wasm_run(sb, argv, 2, envp, 2, &code), 0);
 	CHECK_EQ_INT(code, 0);
-	CHECK_EQ_STR(captured, "argc=2 [hello] [world]\nGREETING=hi there\nto stderr\nclock ok\n"
+	/* stdout is no terminal, so libc buffers it after its first line: the
+	 * unbuffered stderr line comes before the rest. */
+	CHECK_EQ_STR(captured, "argc=2 [hello] [world]\nto stderr\nGREETING=hi there\nclock ok\n"
 			       "random ok\n");
 	mote_sandbox_free(sb);
 
@@ -1163,6 +1166,117 @@ TEST(cli_runs_modules_and_snapshots)
 	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
 	CHECK_CONTAINS(out, "fib(i32) -> i32\n");
 	unlink(path);
+}
+
+/* ---- Standard output and standard error; what stdio is ---- */
+static char streams[2][1024]; /* [0] MOTE_LOG_PRINT, [1] MOTE_LOG_STDERR */
+static char order[64];        /* 'o' or 'e' per record, in arrival order */
+
+static void capture_streams(void *user, mote_log_level level, const char *text, size_t len)
+{
+	(void)user;
+	int i = level == MOTE_LOG_STDERR;
+	size_t have = strlen(streams[i]);
+	if (len > sizeof(streams[i]) - 1 - have)
+		len = sizeof(streams[i]) - 1 - have;
+	memcpy(streams[i] + have, text, len);
+	streams[i][have + len] = 0;
+	size_t k = strlen(order);
+	if (k < sizeof(order) - 1)
+		order[k] = level == MOTE_LOG_STDERR ? 'e' : level == MOTE_LOG_PRINT ? 'o' : '?';
+}
+
+static mote_sandbox *stdio_sandbox(bool separate)
+{
+	mote_config *cfg;
+	mote_sandbox *sb = NULL;
+	if (mote_config_new(&cfg))
+		return NULL;
+	if (separate)
+		mote_config_set_output_streams(cfg, capture_streams, NULL);
+	else
+		mote_config_set_output(cfg, capture_streams, NULL);
+	int rc = mote_wasm_sandbox_new(cfg, NULL, &sb);
+	mote_config_free(cfg);
+	if (!rc)
+		rc = mote_wasm_load_file(sb, WASI_STDIO);
+	if (rc)
+		TEST_FAILF("stdio sandbox: %s: %s", mote_errname(rc), mote_last_error());
+	memset(streams, 0, sizeof(streams));
+	memset(order, 0, sizeof(order));
+	return sb;
+}
+
+TEST(wasi_stdout_and_stderr_are_separate_streams)
+{
+	mote_sandbox *sb = stdio_sandbox(true);
+	REQUIRE(sb);
+	const char *argv[] = {"stdio"};
+	int code = -1;
+	REQUIRE(mote_wasm_run(sb, argv, 1, NULL, 0, &code) == 0);
+	CHECK_EQ_INT(code, 0);
+	/* Nothing said of stdio: not a terminal. */
+	CHECK_EQ_STR(streams[0], "tty 000 other other other\nout1\n");
+	CHECK_EQ_STR(streams[1], "err1\nerr2\n");
+	CHECK_EQ_STR(order, "oeoe"); /* the program's order across both */
+	mote_sandbox_free(sb);
+
+	/* A callback set with mote_config_set_output() knows one stream. */
+	sb = stdio_sandbox(false);
+	REQUIRE(sb);
+	REQUIRE(mote_wasm_run(sb, argv, 1, NULL, 0, &code) == 0);
+	CHECK_EQ_STR(streams[0], "tty 000 other other other\nerr1\nout1\nerr2\n");
+	CHECK_EQ_STR(streams[1], "");
+	CHECK_EQ_STR(order, "oooo");
+	mote_sandbox_free(sb);
+}
+
+TEST(wasi_stdio_is_what_the_embedder_says)
+{
+	mote_sandbox *sb = stdio_sandbox(true);
+	REQUIRE(sb);
+	REQUIRE(mote_wasm_set_stdio_type(sb, 0, MOTE_WASM_STDIO_FILE) == 0);
+	REQUIRE(mote_wasm_set_stdio_type(sb, 1, MOTE_WASM_STDIO_TERMINAL) == 0);
+	REQUIRE(mote_wasm_set_stdio_type(sb, 2, MOTE_WASM_STDIO_TERMINAL) == 0);
+	const char *argv[] = {"stdio"};
+	int code = -1;
+	REQUIRE(mote_wasm_run(sb, argv, 1, NULL, 0, &code) == 0);
+	CHECK_EQ_STR(streams[0], "tty 011 reg chr chr\nout1\n");
+	REQUIRE(mote_wasm_set_stdio_type(sb, 1, MOTE_WASM_STDIO_UNKNOWN) == 0);
+	memset(streams, 0, sizeof(streams));
+	REQUIRE(mote_wasm_run(sb, argv, 1, NULL, 0, &code) == 0);
+	CHECK_EQ_STR(streams[0], "tty 001 reg other chr\nout1\n");
+
+	CHECK_EQ_INT(mote_wasm_set_stdio_type(NULL, 0, MOTE_WASM_STDIO_FILE), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_last_error(), "mote_wasm_set_stdio_type: no sandbox");
+	CHECK_EQ_INT(mote_wasm_set_stdio_type(sb, 3, MOTE_WASM_STDIO_FILE), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "fd 3 is not 0, 1 or 2");
+	CHECK_EQ_INT(mote_wasm_set_stdio_type(sb, 1, (mote_wasm_stdio_type)7), -MOTE_EINVAL);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "unknown type 7");
+	mote_sandbox_free(sb);
+}
+
+TEST(cli_keeps_stderr_apart)
+{
+	char out[4096], cmd[512];
+	/* stdout to the pipe, stderr to a file: each gets its own. */
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm run " WASI_STDIO " 2>%s", "/tmp/mote-test-stderr.txt");
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "tty 000 other other reg\nout1\n");
+	FILE *f = fopen("/tmp/mote-test-stderr.txt", "r");
+	char err[256] = "";
+	if (f) {
+		size_t n = fread(err, 1, sizeof(err) - 1, f);
+		err[n] = 0;
+		fclose(f);
+	}
+	CHECK_EQ_STR(err, "err1\nerr2\n");
+	unlink("/tmp/mote-test-stderr.txt");
+	/* --stdin FILE: the module's stdin is a file. */
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm run --stdin %s " WASI_STDIO " 2>/dev/null",
+		 WASI_STDIO);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_CONTAINS(out, "tty 000 reg other ");
 }
 
 TEST_MAIN()

@@ -233,6 +233,11 @@ void cli_output(void *user, mote_log_level level, const char *text, size_t len)
 		fwrite(text, 1, len, stdout);
 		return;
 	}
+	if (level == MOTE_LOG_STDERR) {
+		fflush(stdout); /* the order a terminal showing both would expect */
+		fwrite(text, 1, len, stderr);
+		return;
+	}
 	fflush(stdout);
 	fprintf(stderr, "[guest %s] %.*s\n", names[level <= MOTE_LOG_DEBUG ? level : 3], (int)len,
 	        text);
@@ -311,7 +316,7 @@ int apply_maps(mote_sandbox *sb)
 /* Options shared by commands that create sandboxes; consumes argv entries. */
 int parse_config(int *argc, char ***argv, mote_config *cfg)
 {
-	mote_config_set_output(cfg, cli_output, NULL);
+	mote_config_set_output_streams(cfg, cli_output, NULL);
 	while (*argc > 0 && strncmp((*argv)[0], "--", 2) == 0) {
 		const char *opt = (*argv)[0];
 		if (!strcmp(opt, "--")) {

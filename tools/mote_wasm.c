@@ -6,10 +6,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mote.h"
 #include "mote/wasm.h"
 #include "tools/cli.h"
+
+/* What one of our stdio descriptors is, as a WASI module should see it. */
+static mote_wasm_stdio_type host_stdio_type(int fd)
+{
+	struct stat st;
+	if (isatty(fd))
+		return MOTE_WASM_STDIO_TERMINAL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return MOTE_WASM_STDIO_FILE;
+	return MOTE_WASM_STDIO_UNKNOWN;
+}
 
 static void wasm_usage(FILE *f)
 {
@@ -214,6 +227,14 @@ int wasm_run(int argc, char **argv, mote_config *cfg, const mote_snapshot *snap)
 			rc = mote_wasm_set_stdin(sb, data, len);
 			free(data);
 		}
+		/* The module sees its stdio as what ours is (--stdin FILE: a
+		 * file; no --stdin: empty, so unknown). */
+		if (!rc && stdin_path)
+			rc = mote_wasm_set_stdio_type(sb, 0, strcmp(stdin_path, "-")
+			                                         ? MOTE_WASM_STDIO_FILE
+			                                         : host_stdio_type(0));
+		for (int fd = 1; !rc && fd <= 2; fd++)
+			rc = mote_wasm_set_stdio_type(sb, fd, host_stdio_type(fd));
 		if (!rc)
 			rc = mote_wasm_run(sb, (const char *const *)argv, (size_t)argc, envp, envc,
 			                   &exit_code);
@@ -316,7 +337,7 @@ int cmd_wasm(int argc, char **argv)
 	mote_config *cfg;
 	if (mote_config_new(&cfg))
 		return fail(EXIT_CREATE, -MOTE_ENOMEM, NULL);
-	mote_config_set_output(cfg, cli_output, NULL);
+	mote_config_set_output_streams(cfg, cli_output, NULL);
 	int code;
 	if (!strcmp(argv[0], "run"))
 		code = wasm_run(argc - 1, argv + 1, cfg, NULL);

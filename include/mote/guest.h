@@ -49,6 +49,9 @@ void mote_init(void);
 /* ---- Output ---- */
 void mote_print(const char *text);
 void mote_write(const char *text, size_t len);
+/* Standard error: kept apart from mote_write()'s standard output for hosts
+ * that ask (MOTE_LOG_STDERR), joined to it for the others. */
+void mote_write_stderr(const char *text, size_t len);
 __attribute__((format(printf, 1, 2))) void mote_printf(const char *fmt, ...);
 /* Levels as in mote.h: 1 error, 2 warn, 3 info, 4 debug. */
 __attribute__((format(printf, 2, 3))) void mote_log(int level, const char *fmt, ...);
@@ -56,6 +59,7 @@ __attribute__((format(printf, 2, 3))) void mote_log(int level, const char *fmt, 
 #define MOTE_LOG_WARN 2
 #define MOTE_LOG_INFO 3
 #define MOTE_LOG_DEBUG 4
+#define MOTE_LOG_STDERR 5 /* mote_write_stderr()'s records */
 
 /* Stop the sandbox: the host call fails with "guest aborted: code N: msg". */
 __attribute__((noreturn)) void mote_abort(int code, const char *message);

@@ -118,8 +118,9 @@ MOTE_API int mote_wasm_call(mote_sandbox *sandbox, const char *export_name,
  * Run the module's `_start` with these arguments and environment
  * ("NAME=value" strings; both may be empty). *exit_code receives the code
  * passed to proc_exit, or 0 when _start returns. The WASI subset: args_*,
- * environ_*, fd_write to 1 and 2 (to the output callback, as guest
- * prints), fd_read of 0 (mote_wasm_set_stdin; empty by default), read-only
+ * environ_*, fd_write to 1 and 2 (to the output callback: standard output
+ * as MOTE_LOG_PRINT, standard error as MOTE_LOG_STDERR where the callback
+ * takes it, see mote_config_set_output_streams), fd_read of 0 (mote_wasm_set_stdin; empty by default), read-only
  * files under preopened directories (mote_wasm_preopen: fd_prestat_get,
  * fd_prestat_dir_name, path_open, fd_read, fd_pread, fd_seek, fd_tell,
  * fd_readdir, fd_close, fd_fdstat_get, fd_filestat_get, path_filestat_get),
@@ -132,6 +133,15 @@ MOTE_API int mote_wasm_run(mote_sandbox *sandbox, const char *const *argv, size_
 /* Give WASI commands `len` bytes of standard input (copied; replaces what is
  * left of any earlier input). Without it, stdin is empty. */
 MOTE_API int mote_wasm_set_stdin(mote_sandbox *sandbox, const void *data, size_t len);
+/* What a module sees its descriptor `fd` (0, 1 or 2) to be, through
+ * fd_fdstat_get and fd_filestat_get (and so isatty()): say what the host's
+ * side of that stream is. Without it, UNKNOWN (isatty() is false). */
+typedef enum mote_wasm_stdio_type {
+	MOTE_WASM_STDIO_UNKNOWN = 0,  /* a pipe, a socket, a callback */
+	MOTE_WASM_STDIO_TERMINAL = 2, /* a character device: isatty() is true */
+	MOTE_WASM_STDIO_FILE = 4,     /* a regular file */
+} mote_wasm_stdio_type;
+MOTE_API int mote_wasm_set_stdio_type(mote_sandbox *sandbox, int fd, mote_wasm_stdio_type type);
 /* Let WASI commands read the files under `host_dir`, which they see as the
  * preopened directory `guest_path` (e.g. "/data" or "."). Read-only: paths
  * resolve beneath host_dir only (no "..", absolute path or symlink leads

@@ -13,6 +13,7 @@
 #define HOST_WASI_CLOCK    MOTE_WASI_HOST_CLOCK
 #define HOST_WASI_RANDOM   MOTE_WASI_HOST_RANDOM
 #define HOST_WASI_STDIN    MOTE_WASI_HOST_STDIN
+#define HOST_WASI_STDIO    MOTE_WASI_HOST_STDIO
 #define HOST_WASI_DIRS     MOTE_WASI_HOST_DIRS
 #define HOST_WASI_OPEN     MOTE_WASI_HOST_OPEN
 #define HOST_WASI_PREAD    MOTE_WASI_HOST_PREAD
@@ -119,7 +120,8 @@ static mw_trap wasi_environ_get(void *u, mw_instance *c, const mw_val *a, mw_val
 	return strings_get(c, a, r, g_envbuf, g_envc, g_envlen);
 }
 
-/* Output to fd 1 and 2 goes to the host's output callback (mote_write). */
+/* Output to fd 1 and 2 goes to the host's output callback, as standard
+ * output (mote_write) and standard error (mote_write_stderr). */
 static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
@@ -141,8 +143,13 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 		if (len > UINT32_MAX - total)
 			break; /* a short write: *nwritten says how much */
 		/* One log record holds at most 4 KiB. */
-		for (uint32_t off = 0; off < len; off += 4096)
-			mote_write(s + off, len - off < 4096 ? len - off : 4096);
+		for (uint32_t off = 0; off < len; off += 4096) {
+			size_t piece = len - off < 4096 ? len - off : 4096;
+			if (fd == 1)
+				mote_write(s + off, piece);
+			else
+				mote_write_stderr(s + off, piece);
+		}
 		total += len;
 	}
 	put32(nw, total);
@@ -448,6 +455,17 @@ static mw_trap wasi_fd_close(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	return wasi_ret(r, fd_exists(fd) ? WASI_ESUCCESS : WASI_EBADF);
 }
 
+/* What the embedder says stdio descriptor fd is: a terminal is a
+ * character device (isatty), a file a regular file, anything else (a pipe,
+ * or nothing said) unknown. */
+static uint8_t stdio_filetype(uint32_t fd)
+{
+	mote_value arg = mote_val_u32(fd), type;
+	if (mote_host_call(HOST_WASI_STDIO, MOTE_U32, &type, &arg, 1) != 0 || type.v.u32 > 7)
+		return 0;
+	return (uint8_t)type.v.u32;
+}
+
 static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
@@ -460,8 +478,9 @@ static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_v
 		return wasi_ret(r, WASI_EFAULT);
 	memset(st, 0, 24);
 	if (fd <= 2) {
-		st[0] = 2; /* filetype: character device */
-		/* rights: fd_read (bit 1) for stdin, fd_write (bit 6) for the others */
+		st[0] = stdio_filetype(fd);
+		/* rights: fd_read (bit 1) for stdin, fd_write (bit 6) for the
+		 * others; no seek or tell, which isatty() requires absent */
 		put64(st + 8, fd == 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE);
 	} else if (f) {
 		uint8_t fst[64];
@@ -569,7 +588,7 @@ static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw
 		err = path_stat(fd - FIRST_DIR_FD, ".", 1, out);
 	} else {
 		memset(out, 0, 64);
-		out[16] = 2; /* a character device */
+		out[16] = stdio_filetype(fd);
 	}
 	return wasi_ret(r, (int32_t)err);
 }

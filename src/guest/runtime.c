@@ -121,6 +121,11 @@ void mote_write(const char *text, size_t len)
 	mote__log_write(0, text, len);
 }
 
+void mote_write_stderr(const char *text, size_t len)
+{
+	mote__log_write(MOTE_LOG_STDERR, text, len);
+}
+
 void mote_print(const char *text)
 {
 	mote__log_write(0, text, strlen(text));

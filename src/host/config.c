@@ -120,6 +120,17 @@ int mote_config_set_output(mote_config *c, mote_output_fn fn, void *user)
 		return mote_fail(-MOTE_EINVAL, "mote_config_set_output: no config");
 	c->output = fn;
 	c->output_user = user;
+	c->output_streams = false;
+	return 0;
+}
+
+int mote_config_set_output_streams(mote_config *c, mote_output_fn fn, void *user)
+{
+	if (!c)
+		return mote_fail(-MOTE_EINVAL, "mote_config_set_output_streams: no config");
+	c->output = fn;
+	c->output_user = user;
+	c->output_streams = fn != NULL;
 	return 0;
 }
 

@@ -79,6 +79,7 @@ struct mote_config {
 	bool huge_pages;
 	mote_output_fn output;
 	void *output_user;
+	bool output_streams; /* the callback takes MOTE_LOG_STDERR */
 	char *core_dump_dir; /* owned by the config; a sandbox keeps a copy */
 	int gdb_port;        /* 0: no gdb stub */
 };

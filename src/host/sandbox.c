@@ -140,11 +140,15 @@ static void default_output(void *user, mote_log_level level, const char *text, s
 {
 	(void)user;
 	static const char *const names[] = {"", "error", "warn", "info", "debug"};
-	if (level == MOTE_LOG_PRINT)
+	if (level == MOTE_LOG_PRINT || level == MOTE_LOG_STDERR)
 		fprintf(stderr, "%.*s", (int)len, text);
 	else
 		fprintf(stderr, "[guest %s] %.*s\n", names[level], (int)len, text);
 }
+
+/* The guest SDK writes these numbers into log records (mote/guest.h). */
+_Static_assert(MOTE_LOG_PRINT == 0 && MOTE_LOG_DEBUG == 4 && MOTE_LOG_STDERR == 5,
+	       "log levels are guest ABI");
 
 static void drain_log(struct mote_sandbox *sb)
 {
@@ -161,7 +165,9 @@ static void drain_log(struct mote_sandbox *sb)
 		off += sizeof(rec);
 		if (rec.len > used - off)
 			break; /* torn or forged record: stop, the guest only hurts itself */
-		mote_log_level level = rec.level <= MOTE_LOG_DEBUG ? rec.level : MOTE_LOG_INFO;
+		mote_log_level level = rec.level <= MOTE_LOG_STDERR ? rec.level : MOTE_LOG_INFO;
+		if (level == MOTE_LOG_STDERR && !sb->cfg.output_streams)
+			level = MOTE_LOG_PRINT; /* callbacks that know one stream */
 		sb->cfg.output(sb->cfg.output_user, level, (const char *)p + off, rec.len);
 		off += rec.len;
 	}
@@ -656,8 +662,10 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 		*rc = mote_fail(-MOTE_ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (!sb->cfg.output)
+	if (!sb->cfg.output) {
 		sb->cfg.output = default_output;
+		sb->cfg.output_streams = true;
+	}
 	char why[512] = "";
 	*rc = mote_backend_resolve(sb->cfg.backend, &sb->be, why, sizeof(why));
 	if (*rc)

@@ -44,6 +44,7 @@ __asm__(".section .rodata\n"
 #define HOST_WASI_CLOCK MOTE_WASI_HOST_CLOCK
 #define HOST_WASI_RANDOM MOTE_WASI_HOST_RANDOM
 #define HOST_WASI_STDIN MOTE_WASI_HOST_STDIN
+#define HOST_WASI_STDIO  MOTE_WASI_HOST_STDIO
 
 /* Read-only files (wasi_fs.c); names in src/common/wasm_abi.h, types
  * matching the runtime guest's calls (src/guest-wasm/runtime.c). */
@@ -116,6 +117,7 @@ struct wasm_state {
 	bool unload_pending;
 	uint8_t *stdin_data; /* WASI standard input (mote_wasm_set_stdin) */
 	size_t stdin_len, stdin_pos;
+	uint8_t stdio_type[3];   /* mote_wasm_stdio_type of fds 0-2 */
 	struct mote_wasi_fs *fs; /* preopened directories, open files (wasi_fs.c) */
 };
 
@@ -176,6 +178,35 @@ static int wasi_stdin(void *user, mote_sandbox *sb, const mote_value *args, size
 	return 0;
 }
 
+static int wasi_stdio(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+                      mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	struct wasm_state *w = wasm_state_of(sb, false);
+	uint32_t fd = args[0].v.u32;
+	result->v.u32 = w && fd < 3 ? w->stdio_type[fd] : MOTE_WASM_STDIO_UNKNOWN;
+	return 0;
+}
+
+int mote_wasm_set_stdio_type(mote_sandbox *sb, int fd, mote_wasm_stdio_type type)
+{
+	if (!sb)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_set_stdio_type: no sandbox");
+	if (fd < 0 || fd > 2)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+		                         "mote_wasm_set_stdio_type: fd %d is not 0, 1 or 2", fd);
+	if (type != MOTE_WASM_STDIO_UNKNOWN && type != MOTE_WASM_STDIO_TERMINAL &&
+	    type != MOTE_WASM_STDIO_FILE)
+		return mote_sandbox_fail(sb, -MOTE_EINVAL,
+		                         "mote_wasm_set_stdio_type: unknown type %d", (int)type);
+	struct wasm_state *w = wasm_state_of(sb, true);
+	if (!w)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	w->stdio_type[fd] = (uint8_t)type;
+	return 0;
+}
+
 int mote_wasm_set_stdin(mote_sandbox *sb, const void *data, size_t len)
 {
 	if (!sb)
@@ -202,7 +233,7 @@ static bool is_internal_name(const char *name)
 		if (!strcmp(name, wasi_fs_fns[i].name))
 			return true;
 	return !strcmp(name, HOST_WASI_CLOCK) || !strcmp(name, HOST_WASI_RANDOM) ||
-	       !strcmp(name, HOST_WASI_STDIN);
+	       !strcmp(name, HOST_WASI_STDIN) || !strcmp(name, HOST_WASI_STDIO);
 }
 
 /* The caller's functions plus the WASI ones (unless the caller has a
@@ -228,6 +259,9 @@ static int with_wasi_functions(const mote_host_functions *imports, mote_host_fun
 	if (!rc && !mote_host_functions_find(fns, HOST_WASI_STDIN, strlen(HOST_WASI_STDIN)))
 		rc = mote_host_functions_add(fns, HOST_WASI_STDIN, MOTE_BYTES, random_args, 1,
 					     wasi_stdin, NULL);
+	if (!rc && !mote_host_functions_find(fns, HOST_WASI_STDIO, strlen(HOST_WASI_STDIO)))
+		rc = mote_host_functions_add(fns, HOST_WASI_STDIO, MOTE_U32, random_args, 1,
+		                             wasi_stdio, NULL);
 	for (size_t i = 0; !rc && i < NWASI_FS_FNS; i++) {
 		const char *name = wasi_fs_fns[i].name;
 		if (!mote_host_functions_find(fns, name, strlen(name)))
