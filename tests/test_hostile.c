@@ -768,7 +768,7 @@ TEST(timeout)
 	CHECK_EQ_INT(mote_sandbox_call(sb, "spin", NULL, 0, NULL), -MOTE_ETIMEDOUT);
 	uint64_t elapsed = now_ms() - t0;
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "call exceeded its timeout of 200000 us in ");
-	CHECK_CONTAINS(mote_sandbox_last_error(sb), "mote_wrap_spin+0x");
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "in mote_wrap_spin");
 	CHECK(elapsed >= 150); /* it did not give up early */
 	CHECK(elapsed < 5000); /* coarse sanity bound, not a speed test */
 	check_poisoned(sb);
@@ -879,7 +879,7 @@ TEST(init_never_returns)
 	CHECK_EQ_INT(rc, -MOTE_ETIMEDOUT);
 	CHECK(sb == NULL);
 	CHECK_CONTAINS(mote_last_error(),
-	               "guest init failed: call exceeded its timeout of 200000 us in mote_init+0x");
+	               "guest init failed: call exceeded its timeout of 200000 us in mote_init");
 	CHECK(elapsed < 5000);
 	mote_sandbox_free(sb);
 }

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -137,6 +140,22 @@ static void read_file(const char *path, char *out, size_t len)
 	out[strcspn(out, "\n")] = 0;
 }
 
+/* The tests talk to themselves over 127.0.0.1 (the gdb stub): a kernel
+ * with no init of its own leaves the loopback interface down. */
+static void loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+		fail("loopback: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
+		fail("loopback up: %s", strerror(errno));
+	close(fd);
+}
+
 int main(void)
 {
 	must_mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
@@ -189,6 +208,7 @@ int main(void)
 	must_mount("sysfs", HOST_ROOT "/sys", "sysfs", 0, NULL);
 	must_mount("devtmpfs", HOST_ROOT "/dev", "devtmpfs", 0, NULL);
 	must_mount("tmpfs", HOST_ROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	loopback_up();
 
 	pid_t pid = fork();
 	if (pid < 0)
