@@ -540,7 +540,7 @@ TEST(gdb_breaks_steps_and_reads)
 	REQUIRE(sb);
 	char line[64];
 	snprintf(line, sizeof(line), "guest.c:%d", source_line("SQUARE LINE"));
-	const char *cmds[] = {"break square", "continue", "print x", "bt", "next",
+	const char *cmds[] = {"break square", "continue", "print x", "bt", "next", "step",
 			      "print y", "print sink = 7", "print sink", "info registers rip",
 			      "continue"};
 	struct gdb_call call;
@@ -552,7 +552,9 @@ TEST(gdb_breaks_steps_and_reads)
 	CHECK_CONTAINS(out, "$1 = 5");
 	CHECK_CONTAINS(out, "#0  square (x=x@entry=5) at ");
 	CHECK_CONTAINS(out, " in work (x=4) at ");
-	CHECK_CONTAINS(out, "$2 = 25");   /* after `next`, y is computed */
+	CHECK_CONTAINS(out, "\tsink = y;");   /* `next` went to the next line */
+	CHECK_CONTAINS(out, "\treturn y;");   /* and `step` to the one after */
+	CHECK_CONTAINS(out, "$2 = 25");       /* y is computed */
 	CHECK_CONTAINS(out, "$3 = 7");    /* memory written */
 	CHECK_CONTAINS(out, "$4 = 7");    /* and read back */
 	CHECK_CONTAINS(out, "rip            0x");
