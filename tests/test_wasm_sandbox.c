@@ -1279,4 +1279,503 @@ TEST(cli_keeps_stderr_apart)
 	CHECK_CONTAINS(out, "tty 000 reg other ");
 }
 
+/* ---- WASI links, read-only writes, descriptor calls ---- */
+#define WASI_LINKS MOTE_BUILD_DIR "/wasm-modules/wasi_links.wasm"
+
+/* root/file.txt ("hello"), root/sub/in.txt ("inner"), and links:
+ * flink -> file.txt, dlink -> sub, dangling -> missing, outabs ->
+ * /etc/hostname, outrel -> ../outside/s.txt, up -> .., sub/back ->
+ * ../file.txt (leaves sub, stays beneath root). */
+static char *links_tree(char *root, size_t root_len)
+{
+	static char dir[64];
+	strcpy(dir, "/tmp/mote-wasi-links-XXXXXX");
+	if (!mkdtemp(dir))
+		return NULL;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkdir -p root/sub outside && printf hello > root/file.txt && "
+		 "printf inner > root/sub/in.txt && printf secret > outside/s.txt && cd root && "
+		 "ln -s file.txt flink && ln -s sub dlink && ln -s missing dangling && "
+		 "ln -s /etc/hostname outabs && ln -s ../outside/s.txt outrel && ln -s .. up && "
+		 "ln -s ../file.txt sub/back",
+		 dir);
+	if (system(cmd) != 0)
+		return NULL;
+	snprintf(root, root_len, "%s/root", dir);
+	return dir;
+}
+
+static mote_sandbox *links_sandbox(const char *root)
+{
+	mote_sandbox *sb = new_wasm(NULL, WASI_LINKS);
+	if (sb && mote_wasm_preopen(sb, "/data", root) != 0) {
+		TEST_FAILF("preopen: %s", mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		return NULL;
+	}
+	return sb;
+}
+
+static int run_links(mote_sandbox *sb, const char *const *ops, size_t n)
+{
+	const char *argv[64] = {"links"};
+	for (size_t i = 0; i < n && i < 63; i++)
+		argv[i + 1] = ops[i];
+	int code = -1;
+	ncaptured = 0;
+	captured[0] = 0;
+	int rc = mote_wasm_run(sb, argv, n + 1, NULL, 0, &code);
+	return rc ? rc : code;
+}
+
+#define NOPS(ops) (sizeof(ops) / sizeof((ops)[0]))
+
+/* lstat sees a link itself, stat follows it beneath the preopen only,
+ * readlink returns its text (even one that points out), cut to the
+ * buffer; a trailing slash follows the link, as on Linux. */
+TEST(wasi_symlinks_are_statted_and_read_beneath_the_preopen)
+{
+	char root[128];
+	char *dir = links_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = links_sandbox(root);
+	REQUIRE(sb);
+	const char *ops[] = {
+		"lstat:/data/flink", "stat:/data/flink", "lstat:/data/dlink", "stat:/data/dlink",
+		"lstat:/data/dangling", "stat:/data/dangling", "lstat:/data/outabs",
+		"stat:/data/outabs", "lstat:/data/outrel", "stat:/data/outrel", "lstat:/data/up",
+		"stat:/data/up", "lstat:/data/sub/back", "stat:/data/sub/back",
+		"lstat:/data/file.txt", "lstat:/data/sub", "lstat:/data/dlink/",
+		"lstat:/data/flink/", "lstat:/data/dlink/in.txt", "lstat:/data/missing",
+		"nofollow:/data/flink", "nofollow:/data/file.txt", "readlink:/data/flink",
+		"readlink:/data/outabs", "readlink:/data/outrel", "readlink:/data/dangling",
+		"readlink:/data/up", "readlink:/data/file.txt", "readlink:/data/sub",
+		"readlink:/data/missing", "readlink:/data/sub/../flink",
+		"readlink:/data/dlink/../flink", "readlink:/data/flink/", "readlink:/data/dlink/",
+		"readlink:/data/.", "readlink4:/data/flink", "readlink4:/data/up"
+	};
+	CHECK_EQ_INT(run_links(sb, ops, NOPS(ops)), 0);
+	CHECK_EQ_STR(captured, "lstat /data/flink: link 8\n"
+			       "stat /data/flink: file 5\n"
+			       "lstat /data/dlink: link 3\n"
+			       "stat /data/dlink: dir\n"
+			       "lstat /data/dangling: link 7\n"
+			       "stat /data/dangling: ENOENT\n"
+			       "lstat /data/outabs: link 13\n"
+			       "stat /data/outabs: ENOTCAPABLE\n"
+			       "lstat /data/outrel: link 16\n"
+			       "stat /data/outrel: ENOTCAPABLE\n"
+			       "lstat /data/up: link 2\n"
+			       "stat /data/up: ENOTCAPABLE\n"
+			       "lstat /data/sub/back: link 11\n"
+			       "stat /data/sub/back: file 5\n"
+			       "lstat /data/file.txt: file 5\n"
+			       "lstat /data/sub: dir\n"
+			       "lstat /data/dlink/: dir\n"
+			       "lstat /data/flink/: ENOTDIR\n"
+			       "lstat /data/dlink/in.txt: file 5\n"
+			       "lstat /data/missing: ENOENT\n"
+			       "nofollow /data/flink: ELOOP\n"
+			       "nofollow /data/file.txt: ok\n"
+			       "readlink /data/flink: \"file.txt\" (8)\n"
+			       "readlink /data/outabs: \"/etc/hostname\" (13)\n"
+			       "readlink /data/outrel: \"../outside/s.txt\" (16)\n"
+			       "readlink /data/dangling: \"missing\" (7)\n"
+			       "readlink /data/up: \"..\" (2)\n"
+			       "readlink /data/file.txt: EINVAL\n"
+			       "readlink /data/sub: EINVAL\n"
+			       "readlink /data/missing: ENOENT\n"
+			       "readlink /data/sub/../flink: \"file.txt\" (8)\n"
+			       "readlink /data/dlink/../flink: \"file.txt\" (8)\n"
+			       "readlink /data/flink/: ENOTDIR\n"
+			       "readlink /data/dlink/: EINVAL\n"
+			       "readlink /data/.: EINVAL\n"
+			       "readlink4 /data/flink: \"file\" (4)\n"
+			       "readlink4 /data/up: \"..\" (2)\n");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* Paths that lead out of the preopen, or that no kernel would take, as a
+ * module can pass them with raw WASI calls (wasi-libc resolves "/etc" and
+ * "" against the preopens itself and never asks). */
+TEST(wasi_link_calls_refuse_paths_that_lead_out)
+{
+	char root[128];
+	char *dir = links_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = links_sandbox(root);
+	REQUIRE(sb);
+	const char *ops[] = {
+		"rawlstat:../x", "rawlstat:/etc", "rawlstat:sub/../../x", "rawlstat:nodir/../../x",
+		"rawlstat:", "rawlstat:.", "rawlstat:..", "rawlstat:sub/..", "rawlstat:up/x",
+		"rawlstat:up/", "rawlstat:outabs/x", "rawlstat:dlink/back", "rawstat:up",
+		"rawstat:", "rawstat:/etc", "rawreadlink:../x", "rawreadlink:/etc",
+		"rawreadlink:sub/../../x", "rawreadlink:", "rawreadlink:..", "rawreadlink:/",
+		"rawreadlink:up/..", "rawreadlink:sub//back", "rawreadlink:./flink",
+		"longlstat:255", "longlstat:256", "longlstat:4095", "longlstat:4096",
+		"longreadlink:255", "longreadlink:4096", "longmkdir:255", "longmkdir:256",
+		"longmkdir:4096"
+	};
+	CHECK_EQ_INT(run_links(sb, ops, NOPS(ops)), 0);
+	CHECK_EQ_STR(captured, "rawlstat ../x: ENOTCAPABLE\n"
+			       "rawlstat /etc: ENOTCAPABLE\n"
+			       "rawlstat sub/../../x: ENOTCAPABLE\n"
+			       "rawlstat nodir/../../x: ENOENT\n"
+			       "rawlstat : ENOENT\n"
+			       "rawlstat .: dir\n"
+			       "rawlstat ..: ENOTCAPABLE\n"
+			       "rawlstat sub/..: dir\n"
+			       "rawlstat up/x: ENOTCAPABLE\n"
+			       "rawlstat up/: ENOTCAPABLE\n"
+			       "rawlstat outabs/x: ENOTCAPABLE\n"
+			       "rawlstat dlink/back: link 11\n"
+			       "rawstat up: ENOTCAPABLE\n"
+			       "rawstat : ENOENT\n"
+			       "rawstat /etc: ENOTCAPABLE\n"
+			       "rawreadlink ../x: ENOTCAPABLE\n"
+			       "rawreadlink /etc: ENOTCAPABLE\n"
+			       "rawreadlink sub/../../x: ENOTCAPABLE\n"
+			       "rawreadlink : ENOENT\n"
+			       "rawreadlink ..: ENOTCAPABLE\n"
+			       "rawreadlink /: ENOTCAPABLE\n"
+			       "rawreadlink up/..: ENOTCAPABLE\n"
+			       "rawreadlink sub//back: \"../file.txt\"\n"
+			       "rawreadlink ./flink: \"file.txt\"\n"
+			       "longlstat 255: ENOENT\n"
+			       "longlstat 256: ENAMETOOLONG\n"
+			       "longlstat 4095: ENAMETOOLONG\n"
+			       "longlstat 4096: ENAMETOOLONG\n"
+			       "longreadlink 255: ENOENT\n"
+			       "longreadlink 4096: ENAMETOOLONG\n"
+			       "longmkdir 255: EROFS\n"
+			       "longmkdir 256: ENAMETOOLONG\n"
+			       "longmkdir 4096: ENAMETOOLONG\n");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* Every write beneath a read-only preopen is EROFS, once its path is
+ * known to stay beneath (ENOTCAPABLE if it leads out, ENOENT or ENOTDIR
+ * if its directory is missing); nothing on the host changes. */
+TEST(wasi_writes_beneath_read_only_preopens_fail_with_erofs)
+{
+	char root[128];
+	char *dir = links_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = links_sandbox(root);
+	REQUIRE(sb);
+	const char *ops[] = {
+		"mkdir:/data/newdir", "mkdir:/data/newdir/", "mkdir:/data/sub",
+		"mkdir:/data/nodir/x", "mkdir:/data/file.txt/x", "mkdir:/data/../x",
+		"mkdir:/data/up/x", "unlink:/data/file.txt", "unlink:/data/flink",
+		"unlink:/data/missing", "unlink:/data/../outside/s.txt", "unlink:/data/outrel",
+		"rmdir:/data/sub", "rmdir:/data/../outside", "rename:/data/file.txt,/data/new.txt",
+		"rename:/data/file.txt,/data/../x", "rename:/data/../outside/s.txt,/data/s.txt",
+		"rename:/data/file.txt,/elsewhere", "link:/data/file.txt,/data/hard",
+		"link:/data/../outside/s.txt,/data/hard", "symlink:file.txt,/data/newlink",
+		"symlink:/etc/passwd,/data/newlink", "symlink:x,/data/../newlink",
+		"rawutimes:file.txt", "rawutimes:outabs", "rawutimes:missing", "rawutimes:../x"
+	};
+	CHECK_EQ_INT(run_links(sb, ops, NOPS(ops)), 0);
+	CHECK_EQ_STR(captured, "mkdir /data/newdir: EROFS\n"
+			       "mkdir /data/newdir/: EROFS\n"
+			       "mkdir /data/sub: EROFS\n"
+			       "mkdir /data/nodir/x: ENOENT\n"
+			       "mkdir /data/file.txt/x: ENOTDIR\n"
+			       "mkdir /data/../x: ENOTCAPABLE\n"
+			       "mkdir /data/up/x: ENOTCAPABLE\n"
+			       "unlink /data/file.txt: EROFS\n"
+			       "unlink /data/flink: EROFS\n"
+			       "unlink /data/missing: EROFS\n"
+			       "unlink /data/../outside/s.txt: ENOTCAPABLE\n"
+			       "unlink /data/outrel: EROFS\n"
+			       "rmdir /data/sub: EROFS\n"
+			       "rmdir /data/../outside: ENOTCAPABLE\n"
+			       "rename /data/file.txt,/data/new.txt: EROFS\n"
+			       "rename /data/file.txt,/data/../x: ENOTCAPABLE\n"
+			       "rename /data/../outside/s.txt,/data/s.txt: ENOTCAPABLE\n"
+			       "rename /data/file.txt,/elsewhere: ENOTCAPABLE\n"
+			       "link /data/file.txt,/data/hard: EROFS\n"
+			       "link /data/../outside/s.txt,/data/hard: ENOTCAPABLE\n"
+			       "symlink file.txt,/data/newlink: EROFS\n"
+			       "symlink /etc/passwd,/data/newlink: EROFS\n"
+			       "symlink x,/data/../newlink: ENOTCAPABLE\n"
+			       "rawutimes file.txt: EROFS\n"
+			       "rawutimes outabs: EROFS\n"
+			       "rawutimes missing: ENOENT\n"
+			       "rawutimes ../x: ENOTCAPABLE\n");
+	/* The host tree is as it was. */
+	char cmd[256], out[512];
+	snprintf(cmd, sizeof(cmd), "cd %s && ls -A . sub .. | tr '\\n' ' ' && cat file.txt", root);
+	FILE *p = popen(cmd, "r");
+	REQUIRE(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	pclose(p);
+	CHECK_EQ_STR(out, ".: dangling dlink file.txt flink outabs outrel sub up  "
+			  "..: outside root  sub: back in.txt hello");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* Standard I/O, a preopen, a file and a directory opened from it each
+ * answer every descriptor call for what they are: EBADF only for a
+ * descriptor that does not exist (and fd_prestat_get's "not a preopen").
+ * fd_fdstat_get's rights say what works. */
+TEST(wasi_descriptor_calls_answer_for_what_each_descriptor_is)
+{
+	char root[128];
+	char *dir = links_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = links_sandbox(root);
+	REQUIRE(sb);
+	/* Through wasi-libc, as programs call it. */
+	const char *libc_ops[] = {
+		"fcntl:1", "fcntl:0", "fcntl:2", "fcntl:3", "fcntl:/data/file.txt", "fcntl:42",
+		"fcntlsync:1", "fadvise:/data/file.txt", "fadvise:/data/sub", "fadvise:1",
+		"fadvise:42", "fsync:/data/file.txt", "fsync:1", "fsync:2", "fsync:0", "fsync:3",
+		"fsync:42", "at:1", "at:/data/file.txt", "at:/data/sub", "at:42", "ls3:",
+		"renumber:/data/file.txt,/data/sub/in.txt"
+	};
+	CHECK_EQ_INT(run_links(sb, libc_ops, NOPS(libc_ops)), 0);
+	CHECK_EQ_STR(captured,
+		     "fcntl 1: ok, then nonblock\n"
+		     "fcntl 0: ok, then nonblock\n"
+		     "fcntl 2: ok, then nonblock\n"
+		     "fcntl 3: ok, then nonblock\n"
+		     "fcntl /data/file.txt: ok, then nonblock\n"
+		     "fcntl 42: EBADF, then EBADF\n"
+		     "fcntlsync 1: ENOTSUP\n"
+		     "fadvise /data/file.txt: ok\n"
+		     "fadvise /data/sub: ok\n"
+		     "fadvise 1: ESPIPE\n"
+		     "fadvise 42: EBADF\n"
+		     "fsync /data/file.txt: ok, fdatasync ok\n"
+		     "fsync 1: ok, fdatasync ok\n"
+		     "fsync 2: ok, fdatasync ok\n"
+		     "fsync 0: ok, fdatasync ok\n"
+		     "fsync 3: ok, fdatasync ok\n"
+		     "fsync 42: EBADF, fdatasync EBADF\n"
+		     "at 1: fstatat=ENOTDIR openat=ENOTDIR readlinkat=ENOTDIR mkdirat=ENOTDIR\n"
+		     "at /data/file.txt: fstatat=ENOTDIR openat=ENOTDIR readlinkat=ENOTDIR "
+		     "mkdirat=ENOTDIR\n"
+		     "at /data/sub: fstatat=ENOTSUP openat=ENOTSUP readlinkat=ENOTSUP "
+		     "mkdirat=EROFS\n"
+		     "at 42: fstatat=EBADF openat=EBADF readlinkat=EBADF mkdirat=EBADF\n"
+		     "ls3 : . .. dangling dlink file.txt flink outabs outrel sub up\n"
+		     "renumber /data/file.txt,/data/sub/in.txt: ok read new ok \"hello\" read old "
+		     "EBADF stdio ENOTSUP\n");
+
+	/* Raw calls, each descriptor in a fresh run (fd_fdstat_set_flags
+	 * leaves nonblock set, which rights then shows). */
+	const char *rights_ops[] = {
+		"rights:0", "rights:1", "rights:3", "rights:/data/file.txt", "rights:/data/sub",
+		"rights:42"
+	};
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_LINKS), 0);
+	CHECK_EQ_INT(run_links(sb, rights_ops, NOPS(rights_ops)), 0);
+	/* 0x1b: fd_read, fd_datasync, fd_sync, fd_fdstat_set_flags; 0x59
+	 * the same with fd_write for fd_read; a file adds seek, tell,
+	 * advise, fd_filestat_get (0x2000bf); a directory has readdir for
+	 * read, seek and tell (0x204099); the preopen adds path_open,
+	 * path_readlink and path_filestat_get (0x24e099) and lets files
+	 * ask for every right (writes fail with EROFS at path_open). */
+	CHECK_EQ_STR(captured, "rights 0: type 0 flags 0 base 0x1b inheriting 0\n"
+			       "rights 1: type 0 flags 0 base 0x59 inheriting 0\n"
+			       "rights 3: type 3 flags 0 base 0x24e099 inheriting 0x1fffffff\n"
+			       "rights /data/file.txt: type 4 flags 0 base 0x2000bf inheriting 0\n"
+			       "rights /data/sub: type 3 flags 0 base 0x204099 inheriting 0\n"
+			       "rights 42: EBADF\n");
+	static const struct {
+		const char *op, *want;
+	} fdops[] = {
+		{"fdops:0",
+		 "fdops 0: read=ok write=ENOTCAPABLE pread=ESPIPE pwrite=ESPIPE seek=ESPIPE "
+		 "readdir=ENOTDIR allocate=ESPIPE set_size=ENOTSUP set_times=ENOTSUP "
+		 "bad_times=EINVAL advise=ESPIPE bad_advice=ESPIPE sync=ok datasync=ok "
+		 "nonblock=ok dsync=ENOTSUP bad_flags=EINVAL set_rights=ENOTSUP prestat=EBADF\n"},
+		{"fdops:1",
+		 "fdops 1: read=ENOTCAPABLE write=ok pread=ESPIPE pwrite=ESPIPE seek=ESPIPE "
+		 "readdir=ENOTDIR allocate=ESPIPE set_size=ENOTSUP set_times=ENOTSUP "
+		 "bad_times=EINVAL advise=ESPIPE bad_advice=ESPIPE sync=ok datasync=ok "
+		 "nonblock=ok dsync=ENOTSUP bad_flags=EINVAL set_rights=ENOTSUP prestat=EBADF\n"},
+		{"fdops:2",
+		 "fdops 2: read=ENOTCAPABLE write=ok pread=ESPIPE pwrite=ESPIPE seek=ESPIPE "
+		 "readdir=ENOTDIR allocate=ESPIPE set_size=ENOTSUP set_times=ENOTSUP "
+		 "bad_times=EINVAL advise=ESPIPE bad_advice=ESPIPE sync=ok datasync=ok "
+		 "nonblock=ok dsync=ENOTSUP bad_flags=EINVAL set_rights=ENOTSUP prestat=EBADF\n"},
+		{"fdops:3",
+		 "fdops 3: read=EISDIR write=EROFS pread=EISDIR pwrite=EROFS seek=ENOTSUP "
+		 "readdir=ok allocate=EROFS set_size=EROFS set_times=EROFS bad_times=EINVAL "
+		 "advise=ok bad_advice=EINVAL sync=ok datasync=ok nonblock=ok dsync=ENOTSUP "
+		 "bad_flags=EINVAL set_rights=ENOTSUP prestat=ok\n"},
+		{"fdops:/data/file.txt",
+		 "fdops /data/file.txt: read=ok write=EROFS pread=ok pwrite=EROFS seek=ok "
+		 "readdir=ENOTDIR allocate=EROFS set_size=EROFS set_times=EROFS bad_times=EINVAL "
+		 "advise=ok bad_advice=EINVAL sync=ok datasync=ok nonblock=ok dsync=ENOTSUP "
+		 "bad_flags=EINVAL set_rights=ENOTSUP prestat=EBADF\n"},
+		{"fdops:/data/sub",
+		 "fdops /data/sub: read=EISDIR write=EROFS pread=EISDIR pwrite=EROFS seek=ok "
+		 "readdir=ok allocate=EROFS set_size=EROFS set_times=EROFS bad_times=EINVAL "
+		 "advise=ok bad_advice=EINVAL sync=ok datasync=ok nonblock=ok dsync=ENOTSUP "
+		 "bad_flags=EINVAL set_rights=ENOTSUP prestat=EBADF\n"},
+		{"fdops:42",
+		 "fdops 42: read=EBADF write=EBADF pread=EBADF pwrite=EBADF seek=EBADF "
+		 "readdir=EBADF allocate=EBADF set_size=EBADF set_times=EBADF bad_times=EBADF "
+		 "advise=EBADF bad_advice=EBADF sync=EBADF datasync=EBADF nonblock=EBADF "
+		 "dsync=EBADF bad_flags=EBADF set_rights=EBADF prestat=EBADF\n"},
+	};
+	for (size_t i = 0; i < sizeof(fdops) / sizeof(fdops[0]); i++) {
+		CHECK_EQ_INT(run_links(sb, &fdops[i].op, 1), 0);
+		CHECK_EQ_STR(captured, fdops[i].want);
+	}
+	/* fd_fdstat_get reports the flags set; a new module starts without. */
+	const char *after[] = {"rights:1", "rights:3"};
+	CHECK_EQ_INT(run_links(sb, after, 2), 0);
+	CHECK_EQ_STR(captured, "rights 1: type 0 flags 4 base 0x59 inheriting 0\n"
+			       "rights 3: type 3 flags 0 base 0x24e099 inheriting 0x1fffffff\n");
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_LINKS), 0);
+	CHECK_EQ_INT(run_links(sb, after, 1), 0);
+	CHECK_EQ_STR(captured, "rights 1: type 0 flags 0 base 0x59 inheriting 0\n");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* The new host functions alone, as a hostile guest could drive them:
+ * every path is copied at its length, split so that only the directory
+ * that holds the last component is resolved (beneath the preopen), and
+ * no descriptor is left open. */
+static uint32_t host_path(mote_host_fn fn, mote_sandbox *sb, uint32_t dir, const char *path,
+			  size_t len, char *out, size_t cap)
+{
+	mote_value a[2] = {mote_u32(dir), mote_string(path)}, r = {0};
+	a[1].v.buf.len = len;
+	r.type = fn == mote_wasi_host_parent ? MOTE_U32 : MOTE_BYTES;
+	CHECK_EQ_INT(fn(NULL, sb, a, 2, &r), 0);
+	if (fn == mote_wasi_host_parent)
+		return r.v.u32;
+	size_t n = r.v.buf.len >= 4 ? r.v.buf.len - 4 : 0;
+	if (out) {
+		n = n < cap - 1 ? n : cap - 1;
+		memcpy(out, (const uint8_t *)r.v.buf.ptr + 4, n);
+		out[n] = 0;
+	}
+	return reply_errno(&r);
+}
+
+/* lstat's filetype and size, as "type N size M", or the errno. */
+static const char *host_lstat(mote_sandbox *sb, uint32_t dir, const char *path, size_t len)
+{
+	static char text[64];
+	char st[65];
+	uint32_t err = host_path(mote_wasi_host_lstat, sb, dir, path, len, st, sizeof(st));
+	if (err) {
+		snprintf(text, sizeof(text), "errno %u", err);
+	} else {
+		uint64_t size;
+		memcpy(&size, st + 32, 8);
+		snprintf(text, sizeof(text), "type %u size %llu", (unsigned)(uint8_t)st[16],
+			 (unsigned long long)size);
+	}
+	return text;
+}
+
+static const char *host_readlink(mote_sandbox *sb, uint32_t dir, const char *path, size_t len)
+{
+	static char text[128];
+	char target[100];
+	uint32_t err = host_path(mote_wasi_host_readlink, sb, dir, path, len, target,
+				 sizeof(target));
+	if (err)
+		snprintf(text, sizeof(text), "errno %u", err);
+	else
+		snprintf(text, sizeof(text), "\"%s\"", target);
+	return text;
+}
+
+static uint32_t host_parent(mote_sandbox *sb, uint32_t dir, const char *path, size_t len)
+{
+	return host_path(mote_wasi_host_parent, sb, dir, path, len, NULL, 0);
+}
+
+TEST(wasi_link_host_functions_refuse_what_a_hostile_guest_sends)
+{
+	char root[128];
+	char *dir = links_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	/* No preopens yet: EBADF. */
+	CHECK_EQ_STR(host_lstat(sb, 0, "flink", 5), "errno 8");
+	CHECK_EQ_STR(host_readlink(sb, 0, "flink", 5), "errno 8");
+	CHECK_EQ_INT(host_parent(sb, 0, "x", 1), 8);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/d", root), 0);
+	int before = count_fds();
+	static char huge[4097];
+	memset(huge, 'a', 4096);
+
+	CHECK_EQ_STR(host_lstat(sb, 0, "flink", 5), "type 7 size 8");
+	CHECK_EQ_STR(host_lstat(sb, 0, "outabs", 6), "type 7 size 13");
+	CHECK_EQ_STR(host_lstat(sb, 0, "file.txt", 8), "type 4 size 5");
+	CHECK_EQ_STR(host_lstat(sb, 0, "flink/../../etc", 5), "type 7 size 8"); /* its length */
+	CHECK_EQ_STR(host_lstat(sb, 0, "sub/back", 8), "type 7 size 11");
+	CHECK_EQ_STR(host_lstat(sb, 0, "dlink/back", 10), "type 7 size 11");
+	CHECK_EQ_INT(strncmp(host_lstat(sb, 0, ".", 1), "type 3 size ", 12), 0);
+	CHECK_EQ_INT(strncmp(host_lstat(sb, 0, "dlink/", 6), "type 3 size ", 12), 0);
+	CHECK_EQ_STR(host_lstat(sb, 0, "../x", 4), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "..", 2), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "/etc", 4), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "/", 1), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "sub/../../x", 11), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "sub/../..", 9), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "up/x", 4), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "outabs/x", 8), "errno 76");
+	CHECK_EQ_STR(host_lstat(sb, 0, "", 0), "errno 44");
+	CHECK_EQ_STR(host_lstat(sb, 0, "flink\0x", 7), "errno 28");
+	CHECK_EQ_STR(host_lstat(sb, 0, huge, 4096), "errno 37");
+	CHECK_EQ_STR(host_lstat(sb, 0, huge, 256), "errno 37");
+	CHECK_EQ_STR(host_lstat(sb, 1, "flink", 5), "errno 8");
+
+	CHECK_EQ_STR(host_readlink(sb, 0, "flink", 5), "\"file.txt\"");
+	CHECK_EQ_STR(host_readlink(sb, 0, "outabs", 6), "\"/etc/hostname\"");
+	CHECK_EQ_STR(host_readlink(sb, 0, "outrel", 6), "\"../outside/s.txt\"");
+	CHECK_EQ_STR(host_readlink(sb, 0, "file.txt", 8), "errno 28");
+	CHECK_EQ_STR(host_readlink(sb, 0, "sub/", 4), "errno 28");
+	CHECK_EQ_STR(host_readlink(sb, 0, ".", 1), "errno 28");
+	CHECK_EQ_STR(host_readlink(sb, 0, "missing", 7), "errno 44");
+	CHECK_EQ_STR(host_readlink(sb, 0, "../x", 4), "errno 76");
+	CHECK_EQ_STR(host_readlink(sb, 0, "..", 2), "errno 76");
+	CHECK_EQ_STR(host_readlink(sb, 0, "/etc", 4), "errno 76");
+	CHECK_EQ_STR(host_readlink(sb, 0, "/etc/", 5), "errno 76");
+	CHECK_EQ_STR(host_readlink(sb, 0, "sub/../../x", 11), "errno 76");
+	CHECK_EQ_STR(host_readlink(sb, 0, "up/up", 5), "errno 76");
+	CHECK_EQ_STR(host_readlink(sb, 0, "", 0), "errno 44");
+	CHECK_EQ_STR(host_readlink(sb, 0, "a\0b", 3), "errno 28");
+	CHECK_EQ_STR(host_readlink(sb, 0, huge, 4096), "errno 37");
+	CHECK_EQ_STR(host_readlink(sb, 1, "flink", 5), "errno 8");
+
+	CHECK_EQ_INT(host_parent(sb, 0, "new", 3), 0);
+	CHECK_EQ_INT(host_parent(sb, 0, "sub/new/", 8), 0);
+	CHECK_EQ_INT(host_parent(sb, 0, "dlink/new", 9), 0);
+	CHECK_EQ_INT(host_parent(sb, 0, ".", 1), 0);
+	CHECK_EQ_INT(host_parent(sb, 0, "../x", 4), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "..", 2), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "/etc", 4), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "/", 1), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "//", 2), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "sub/../../x", 11), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "up/x", 4), 76);
+	CHECK_EQ_INT(host_parent(sb, 0, "nodir/x", 7), 44);
+	CHECK_EQ_INT(host_parent(sb, 0, "file.txt/x", 10), 54);
+	CHECK_EQ_INT(host_parent(sb, 0, "", 0), 44);
+	CHECK_EQ_INT(host_parent(sb, 0, "x\0y", 3), 28);
+	CHECK_EQ_INT(host_parent(sb, 0, huge, 4096), 37);
+	CHECK_EQ_INT(host_parent(sb, 1, "x", 1), 8);
+	CHECK_EQ_INT(count_fds(), before); /* every directory opened was closed */
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
 TEST_MAIN()

@@ -24,5 +24,12 @@
 #define MOTE_WASI_HOST_PATHSTAT "__mote_wasi_pathstat" /* bytes (u32 dir, str path) */
 #define MOTE_WASI_HOST_CLOSE "__mote_wasi_close"       /* u32 (u64 h): errno */
 #define MOTE_WASI_HOST_READDIR "__mote_wasi_readdir"   /* bytes (u64 h, u64 cookie, u32 max) */
+/* Symbolic links themselves, not followed (bytes (u32 dir, str path)):
+ * their filestat, their target text. */
+#define MOTE_WASI_HOST_LSTAT "__mote_wasi_lstat"       /* bytes: errno, filestat */
+#define MOTE_WASI_HOST_READLINK "__mote_wasi_readlink" /* bytes: errno, target */
+/* u32 (u32 dir, str path): errno, 0 if the directory that holds path's
+ * last component resolves beneath dir (where a write would go). */
+#define MOTE_WASI_HOST_PARENT "__mote_wasi_parent"
 
 #endif

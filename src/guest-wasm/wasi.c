@@ -1,10 +1,17 @@
 /* WASI preview 1 inside the Wasm runtime guest: the functions a module may
- * import from "wasi_snapshot_preview1" (a subset, in wasi_table below; the
- * rest fail with EBADF or ENOSYS). Arguments and environment come with the
+ * import from "wasi_snapshot_preview1" (every fd_* and path_* one, in
+ * wasi_table below; the others it lacks, poll_oneoff, proc_raise and the
+ * sock_* ones, fail with ENOSYS). Arguments and environment come with the
  * command's run; the clock, randomness, standard input and read-only files
  * under preopened directories come from the host through host calls named
  * in src/common/wasm_abi.h (the host side: src/host/wasm_sandbox.c and
- * wasi_fs.c). */
+ * wasi_fs.c).
+ *
+ * Descriptors that exist answer with the errno of what they are: EBADF is
+ * only ever "no such descriptor" (and fd_prestat_get's "not a preopen",
+ * which is how wasi-libc finds the end of the preopens). Everything
+ * beneath a preopen is read-only: a write is EROFS once its path is known
+ * to stay beneath (ENOTCAPABLE if it leads out). */
 #include "guest-wasm/wasi.h"
 
 #include "common/wasm_abi.h"
@@ -21,6 +28,9 @@
 #define HOST_WASI_PATHSTAT MOTE_WASI_HOST_PATHSTAT
 #define HOST_WASI_CLOSE    MOTE_WASI_HOST_CLOSE
 #define HOST_WASI_READDIR  MOTE_WASI_HOST_READDIR
+#define HOST_WASI_LSTAT    MOTE_WASI_HOST_LSTAT
+#define HOST_WASI_READLINK MOTE_WASI_HOST_READLINK
+#define HOST_WASI_PARENT   MOTE_WASI_HOST_PARENT
 
 bool wasi_exited;
 int32_t wasi_exit_code;
@@ -35,11 +45,15 @@ enum {
 	WASI_EFAULT = 21,
 	WASI_EINVAL = 28,
 	WASI_EIO = 29,
+	WASI_EISDIR = 31,
 	WASI_EMFILE = 33,
 	WASI_ENAMETOOLONG = 37,
 	WASI_ENOSYS = 52,
+	WASI_ENOTDIR = 54,
+	WASI_ENOTSUP = 58,
 	WASI_EROFS = 69,
 	WASI_ESPIPE = 70,
+	WASI_ENOTCAPABLE = 76,
 };
 
 static uint32_t get32(const uint8_t *p)
@@ -120,6 +134,19 @@ static mw_trap wasi_environ_get(void *u, mw_instance *c, const mw_val *a, mw_val
 	return strings_get(c, a, r, g_envbuf, g_envc, g_envlen);
 }
 
+/* An open file (below): the host's handle, the read position and the
+ * fdflags (fd_fdstat_set_flags). */
+struct wasi_file {
+	bool used;
+	uint16_t flags;
+	uint64_t handle;
+	uint64_t pos;
+};
+static struct wasi_file *file_at(uint32_t fd);
+static bool is_dir_fd(uint32_t fd);
+static int32_t write_errno(uint32_t fd);
+static int32_t read_errno(uint32_t fd);
+
 /* Output to fd 1 and 2 goes to the host's output callback, as standard
  * output (mote_write) and standard error (mote_write_stderr). */
 static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r)
@@ -127,7 +154,7 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	(void)u;
 	uint32_t fd = a[0].u32, iovs = a[1].u32, n = a[2].u32;
 	if (fd != 1 && fd != 2)
-		return wasi_ret(r, WASI_EBADF);
+		return wasi_ret(r, write_errno(fd));
 	const uint8_t *iov = mem_at(c, iovs, (uint64_t)n * 8);
 	uint8_t *nw = mem_at(c, a[3].u32, 4);
 	if (!iov || !nw)
@@ -156,15 +183,8 @@ static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-/* An open file (below): the host's handle and the read position. */
-struct wasi_file {
-	bool used;
-	uint64_t handle;
-	uint64_t pos;
-};
 static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t niovs, uint64_t *pos,
                          uint32_t nread, mw_val *r);
-static struct wasi_file *file_at(uint32_t fd);
 
 /* Standard input comes from the host (mote_wasm_set_stdin), piece by piece;
  * an empty reply is the end of input. Files are read by file_read. */
@@ -174,7 +194,7 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 	if (a[0].u32 != 0) {
 		struct wasi_file *f = file_at(a[0].u32);
 		if (!f)
-			return wasi_ret(r, WASI_EBADF);
+			return wasi_ret(r, read_errno(a[0].u32));
 		return file_read(c, a[0].u32, a[1].u32, a[2].u32, &f->pos, a[3].u32, r);
 	}
 	uint32_t iovs = a[1].u32, niovs = a[2].u32;
@@ -213,22 +233,52 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 #define MAX_FILES       64
 #define FIRST_DIR_FD    3u
 #define FIRST_FILE_FD   (FIRST_DIR_FD + MAX_DIRS)
-#define RIGHT_FD_READ   (1ull << 1)
-#define RIGHT_FD_WRITE  (1ull << 6)
 #define OFLAG_CREAT     1u
 #define OFLAG_DIRECTORY 2u
 #define OFLAG_EXCL      4u
 #define OFLAG_TRUNC     8u
 #define FDFLAG_APPEND   1u
+#define FDFLAG_DSYNC    2u
+#define FDFLAG_NONBLOCK 4u
+#define FDFLAG_RSYNC    8u
+#define FDFLAG_SYNC     16u
+#define LOOKUP_FOLLOW   1u         /* lookupflags: symlink_follow */
 #define FILE_READ_MAX   (1u << 20) /* bytes per host call; see MAX_READ in wasi_fs.c */
+#define PATH_MAX_LEN    4096u      /* with the NUL, as Linux counts (ENAMETOOLONG) */
+
+/* Rights (fd_fdstat_get): what works on each kind of descriptor. */
+#define RIGHT_FD_DATASYNC         (1ull << 0)
+#define RIGHT_FD_READ             (1ull << 1)
+#define RIGHT_FD_SEEK             (1ull << 2)
+#define RIGHT_FD_FDSTAT_SET_FLAGS (1ull << 3)
+#define RIGHT_FD_SYNC             (1ull << 4)
+#define RIGHT_FD_TELL             (1ull << 5)
+#define RIGHT_FD_WRITE            (1ull << 6)
+#define RIGHT_FD_ADVISE           (1ull << 7)
+#define RIGHT_PATH_OPEN           (1ull << 13)
+#define RIGHT_FD_READDIR          (1ull << 14)
+#define RIGHT_PATH_READLINK       (1ull << 15)
+#define RIGHT_PATH_FILESTAT_GET   (1ull << 18)
+#define RIGHT_FD_FILESTAT_GET     (1ull << 21)
+#define RIGHTS_ALL                ((1ull << 29) - 1)
+/* every descriptor: fd_sync, fd_datasync, fd_fdstat_set_flags */
+#define RIGHTS_ANY (RIGHT_FD_DATASYNC | RIGHT_FD_SYNC | RIGHT_FD_FDSTAT_SET_FLAGS)
+#define RIGHTS_FILE                                                                                \
+	(RIGHTS_ANY | RIGHT_FD_READ | RIGHT_FD_SEEK | RIGHT_FD_TELL | RIGHT_FD_ADVISE |            \
+	 RIGHT_FD_FILESTAT_GET)
+#define RIGHTS_DIR (RIGHTS_ANY | RIGHT_FD_ADVISE | RIGHT_FD_READDIR | RIGHT_FD_FILESTAT_GET)
+#define RIGHTS_PREOPEN                                                                             \
+	(RIGHTS_DIR | RIGHT_PATH_OPEN | RIGHT_PATH_READLINK | RIGHT_PATH_FILESTAT_GET)
 
 static struct {
 	char *name;
 	uint32_t len;
+	uint16_t flags;
 } g_dirs[MAX_DIRS];
 static uint32_t g_ndirs;
 static bool g_dirs_known;
 static struct wasi_file g_files[MAX_FILES];
+static uint16_t g_stdio_flags[3];
 
 /* The preopened names, asked of the host once per module. */
 static void load_dirs(void)
@@ -272,6 +322,7 @@ void wasi_forget_files(void)
 {
 	wasi_forget_dirs();
 	memset(g_files, 0, sizeof(g_files));
+	memset(g_stdio_flags, 0, sizeof(g_stdio_flags));
 }
 
 static bool is_dir_fd(uint32_t fd)
@@ -292,6 +343,44 @@ static struct wasi_file *file_at(uint32_t fd)
 static bool fd_exists(uint32_t fd)
 {
 	return fd <= 2 || file_at(fd) || is_dir_fd(fd);
+}
+
+/* Why fd cannot be written: standard input has no fd_write right, and
+ * everything beneath a preopen is on a read-only file system. */
+static int32_t write_errno(uint32_t fd)
+{
+	if (fd <= 2)
+		return WASI_ENOTCAPABLE;
+	return fd_exists(fd) ? WASI_EROFS : WASI_EBADF;
+}
+
+/* Why fd cannot be read (when it is no file): standard output and error
+ * have no fd_read right, a preopen is a directory. */
+static int32_t read_errno(uint32_t fd)
+{
+	if (fd <= 2)
+		return WASI_ENOTCAPABLE;
+	return is_dir_fd(fd) ? WASI_EISDIR : WASI_EBADF;
+}
+
+/* Why fd has no position (when it is no file): standard I/O are streams;
+ * a preopen's position is not supported. */
+static int32_t seek_errno(uint32_t fd)
+{
+	if (fd <= 2)
+		return WASI_ESPIPE;
+	return is_dir_fd(fd) ? WASI_ENOTSUP : WASI_EBADF;
+}
+
+/* fd's fdflags, NULL for no descriptor. */
+static uint16_t *flags_of(uint32_t fd)
+{
+	struct wasi_file *f = file_at(fd);
+	if (fd <= 2)
+		return &g_stdio_flags[fd];
+	if (f)
+		return &f->flags;
+	return is_dir_fd(fd) ? &g_dirs[fd - FIRST_DIR_FD].flags : NULL;
 }
 
 /* A host reply: errno first; *payload and *len what follows. */
@@ -353,7 +442,7 @@ static mw_trap wasi_fd_pread(void *u, mw_instance *c, const mw_val *a, mw_val *r
 {
 	(void)u;
 	if (!file_at(a[0].u32))
-		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : read_errno(a[0].u32));
 	uint64_t pos = a[3].u64;
 	return file_read(c, a[0].u32, a[1].u32, a[2].u32, &pos, a[4].u32, r);
 }
@@ -381,12 +470,49 @@ static uint32_t file_stat(uint64_t handle, uint8_t out[64])
 	return stat_call(HOST_WASI_FSTAT, &h, 1, out);
 }
 
-static uint32_t path_stat(uint32_t dir, const char *path, uint32_t len, uint8_t out[64])
+/* The host's (u32 dir, string path) arguments for a path beneath preopen
+ * dir (an index). */
+static void path_args(mote_value args[2], uint32_t dir, const char *path, uint32_t len)
 {
-	mote_value args[2] = {mote_val_u32(dir), {MOTE_STRING, {.u64 = 0}}};
+	args[0] = mote_val_u32(dir);
+	args[1].type = MOTE_STRING;
 	args[1].v.buf.ptr = path;
 	args[1].v.buf.len = len;
-	return stat_call(HOST_WASI_PATHSTAT, args, 2, out);
+}
+
+/* fn: HOST_WASI_PATHSTAT (links followed) or HOST_WASI_LSTAT (not). */
+static uint32_t path_stat(const char *fn, uint32_t dir, const char *path, uint32_t len,
+                          uint8_t out[64])
+{
+	mote_value args[2];
+	path_args(args, dir, path, len);
+	return stat_call(fn, args, 2, out);
+}
+
+/* Opens path beneath preopen dir (an index) on the host: 0 and *handle, or
+ * a WASI errno. how: see __mote_wasi_open in src/host/wasi_fs.c. */
+static uint32_t host_open(uint32_t dir, const char *path, uint32_t len, uint32_t how,
+                          uint64_t *handle)
+{
+	mote_value args[3], got;
+	path_args(args, dir, path, len);
+	args[2] = mote_val_u32(how);
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(HOST_WASI_OPEN, MOTE_BYTES, &got, args, 3))
+		return WASI_EIO;
+	uint32_t err = host_reply(&got, &data, &k);
+	if (!err && k != 8)
+		err = WASI_EIO;
+	if (!err)
+		memcpy(handle, data, 8);
+	return err;
+}
+
+static void host_close(uint64_t handle)
+{
+	mote_value h = mote_val_u64(handle), got;
+	mote_host_call(HOST_WASI_CLOSE, MOTE_U32, &got, &h, 1);
 }
 
 static mw_trap wasi_fd_seek(void *u, mw_instance *c, const mw_val *a, mw_val *r)
@@ -394,7 +520,7 @@ static mw_trap wasi_fd_seek(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 	(void)u;
 	struct wasi_file *f = file_at(a[0].u32);
 	if (!f)
-		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+		return wasi_ret(r, seek_errno(a[0].u32));
 	uint8_t *out = mem_at(c, a[3].u32, 8);
 	if (!out)
 		return wasi_ret(r, WASI_EFAULT);
@@ -432,7 +558,7 @@ static mw_trap wasi_fd_tell(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 	(void)u;
 	struct wasi_file *f = file_at(a[0].u32);
 	if (!f)
-		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : WASI_EBADF);
+		return wasi_ret(r, seek_errno(a[0].u32));
 	uint8_t *out = mem_at(c, a[1].u32, 8);
 	if (!out)
 		return wasi_ret(r, WASI_EFAULT);
@@ -447,8 +573,7 @@ static mw_trap wasi_fd_close(void *u, mw_instance *c, const mw_val *a, mw_val *r
 	uint32_t fd = a[0].u32;
 	struct wasi_file *f = file_at(fd);
 	if (f) {
-		mote_value h = mote_val_u64(f->handle), got;
-		mote_host_call(HOST_WASI_CLOSE, MOTE_U32, &got, &h, 1);
+		host_close(f->handle);
 		f->used = false;
 		return wasi_ret(r, WASI_ESUCCESS);
 	}
@@ -477,26 +602,26 @@ static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_v
 	if (!st)
 		return wasi_ret(r, WASI_EFAULT);
 	memset(st, 0, 24);
+	st[2] = (uint8_t)*flags_of(fd); /* fs_flags, a u16: all fit the low byte */
 	if (fd <= 2) {
 		st[0] = stdio_filetype(fd);
-		/* rights: fd_read (bit 1) for stdin, fd_write (bit 6) for the
-		 * others; no seek or tell, which isatty() requires absent */
-		put64(st + 8, fd == 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE);
+		/* fd_read for stdin, fd_write for the others; no seek or tell,
+		 * which isatty() requires absent */
+		put64(st + 8, RIGHTS_ANY | (fd == 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE));
 	} else if (f) {
 		uint8_t fst[64];
 		uint32_t err = file_stat(f->handle, fst);
 		if (err)
 			return wasi_ret(r, (int32_t)err);
 		st[0] = fst[16];
-		/* read, seek, tell, filestat_get, advise: no writing */
-		put64(st + 8, (1ull << 1) | (1ull << 2) | (1ull << 5) | (1ull << 7) | (1ull << 21));
+		/* no writing; no paths relative to a directory opened here */
+		put64(st + 8, st[0] == 3 ? RIGHTS_DIR : RIGHTS_FILE);
 	} else {
 		st[0] = 3; /* a preopened directory */
-		/* path_open, path_filestat_get, fd_filestat_get; files opened
-		 * from it may ask for every right (writing is refused at open,
-		 * with EROFS, rather than turning into EBADF later) */
-		put64(st + 8, (1ull << 13) | (1ull << 18) | (1ull << 21));
-		put64(st + 16, (1ull << 29) - 1);
+		/* files opened from it may ask for every right: writing is
+		 * refused at open, with EROFS, not left to fail later */
+		put64(st + 8, RIGHTS_PREOPEN);
+		put64(st + 16, RIGHTS_ALL);
 	}
 	return wasi_ret(r, WASI_ESUCCESS);
 }
@@ -529,44 +654,93 @@ static mw_trap wasi_fd_prestat_dir_name(void *u, mw_instance *c, const mw_val *a
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
+/* ---- Paths ----
+ * Paths resolve beneath preopens only: wasi-libc turns every path into
+ * one relative to a preopen. */
+
+/* The path (ptr, len) of a path_* call in *path: 0, EFAULT (out of
+ * bounds) or ENAMETOOLONG (no kernel would take it). */
+static int32_t guest_path(mw_instance *c, uint32_t ptr, uint32_t len, const char **path)
+{
+	*path = (const char *)mem_at(c, ptr, len);
+	if (!*path)
+		return WASI_EFAULT;
+	return len >= PATH_MAX_LEN ? WASI_ENAMETOOLONG : WASI_ESUCCESS;
+}
+
+/* Why a path_* call relative to fd, which is no preopen, fails: EBADF for
+ * no descriptor, ENOTDIR for standard I/O and files; for a directory
+ * opened from a preopen (not supported as a base) ENOTSUP, or EROFS for a
+ * write: all beneath it is read-only. */
+static int32_t path_fd_errno(uint32_t fd, bool write)
+{
+	if (fd <= 2)
+		return WASI_ENOTDIR;
+	struct wasi_file *f = file_at(fd);
+	if (!f)
+		return WASI_EBADF;
+	uint8_t st[64];
+	uint32_t err = file_stat(f->handle, st);
+	if (err)
+		return (int32_t)err;
+	if (st[16] != 3)
+		return WASI_ENOTDIR;
+	return write ? WASI_EROFS : WASI_ENOTSUP;
+}
+
+/* The answer to a write at path (ptr, len) relative to fd: EROFS, once
+ * the directory it would go in is known to be beneath the preopen (the
+ * host says ENOTCAPABLE if the path leads out, ENOENT or ENOTDIR if that
+ * directory is missing). */
+static int32_t path_write(mw_instance *c, uint32_t fd, uint32_t ptr, uint32_t len)
+{
+	if (!is_dir_fd(fd))
+		return path_fd_errno(fd, true);
+	const char *path;
+	int32_t err = guest_path(c, ptr, len, &path);
+	if (err)
+		return err;
+	mote_value args[2], got;
+	path_args(args, fd - FIRST_DIR_FD, path, len);
+	if (mote_host_call(HOST_WASI_PARENT, MOTE_U32, &got, args, 2))
+		return WASI_EIO;
+	return got.v.u32 ? (int32_t)got.v.u32 : WASI_EROFS;
+}
+
 /* path_open(dirfd, dirflags, path, path_len, oflags, rights_base,
- * rights_inheriting, fdflags, *fd): read-only, beneath a preopen. */
+ * rights_inheriting, fdflags, *fd): read-only, beneath a preopen; a
+ * symbolic link at the end is followed only with lookupflags
+ * symlink_follow (else ELOOP). */
 static mw_trap wasi_path_open(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	uint32_t dirfd = a[0].u32, oflags = a[4].u32, fdflags = a[7].u32;
+	bool write = oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC) || fdflags & FDFLAG_APPEND ||
+	             a[5].u64 & RIGHT_FD_WRITE;
 	if (!is_dir_fd(dirfd))
-		return wasi_ret(r, WASI_EBADF);
-	const char *path = (const char *)mem_at(c, a[2].u32, a[3].u32);
+		return wasi_ret(r, path_fd_errno(dirfd, write));
 	uint8_t *fd_out = mem_at(c, a[8].u32, 4);
-	if (!path || !fd_out)
+	if (!fd_out)
 		return wasi_ret(r, WASI_EFAULT);
-	if (oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC) || fdflags & FDFLAG_APPEND ||
-	    a[5].u64 & RIGHT_FD_WRITE)
-		return wasi_ret(r, WASI_EROFS);
+	if (write)
+		return wasi_ret(r, path_write(c, dirfd, a[2].u32, a[3].u32));
+	const char *path;
+	int32_t perr = guest_path(c, a[2].u32, a[3].u32, &path);
+	if (perr)
+		return wasi_ret(r, perr);
 	uint32_t slot = 0;
 	while (slot < MAX_FILES && g_files[slot].used)
 		slot++;
 	if (slot == MAX_FILES)
 		return wasi_ret(r, WASI_EMFILE);
-	mote_value args[3] = {mote_val_u32(dirfd - FIRST_DIR_FD),
-	                      {MOTE_STRING, {.u64 = 0}},
-	                      mote_val_u32(oflags & OFLAG_DIRECTORY ? 1 : 0)},
-	           got;
-	args[1].v.buf.ptr = path;
-	args[1].v.buf.len = a[3].u32;
-	const uint8_t *data;
-	size_t k;
-	if (mote_host_call(HOST_WASI_OPEN, MOTE_BYTES, &got, args, 3))
-		return wasi_ret(r, WASI_EIO);
-	uint32_t err = host_reply(&got, &data, &k);
-	if (!err && k != 8)
-		err = WASI_EIO;
+	/* how: bit 0 a directory, bit 1 no following a link at the end */
+	uint32_t how = (oflags & OFLAG_DIRECTORY ? 1u : 0u) | (a[1].u32 & LOOKUP_FOLLOW ? 0u : 2u);
+	uint32_t err = host_open(dirfd - FIRST_DIR_FD, path, a[3].u32, how, &g_files[slot].handle);
 	if (err)
 		return wasi_ret(r, (int32_t)err);
-	memcpy(&g_files[slot].handle, data, 8);
 	g_files[slot].used = true;
 	g_files[slot].pos = 0;
+	g_files[slot].flags = (uint16_t)(fdflags & FDFLAG_NONBLOCK);
 	put32(fd_out, FIRST_FILE_FD + slot);
 	return wasi_ret(r, WASI_ESUCCESS);
 }
@@ -585,7 +759,7 @@ static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw
 	if (f) {
 		err = file_stat(f->handle, out);
 	} else if (fd > 2) {
-		err = path_stat(fd - FIRST_DIR_FD, ".", 1, out);
+		err = path_stat(HOST_WASI_PATHSTAT, fd - FIRST_DIR_FD, ".", 1, out);
 	} else {
 		memset(out, 0, 64);
 		out[16] = stdio_filetype(fd);
@@ -597,39 +771,31 @@ static mw_trap wasi_fd_filestat_get(void *u, mw_instance *c, const mw_val *a, mw
  * fit, then as much of the next as fits (bufused == buf_len tells the
  * caller to come back with that entry's cookie); bufused < buf_len is the
  * end of the directory. */
-static mw_trap wasi_fd_readdir(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+static uint32_t read_dir(uint64_t handle, uint8_t *buf, uint32_t cap, uint64_t cookie,
+                         uint32_t *used_out)
 {
-	(void)u;
-	struct wasi_file *f = file_at(a[0].u32);
-	if (!f)
-		return wasi_ret(r, WASI_EBADF);
-	uint32_t cap = a[2].u32;
-	uint8_t *buf = mem_at(c, a[1].u32, cap), *used_out = mem_at(c, a[4].u32, 4);
-	if (!buf || !used_out)
-		return wasi_ret(r, WASI_EFAULT);
-	uint64_t cookie = a[3].u64;
 	uint32_t used = 0;
 	while (used < cap) {
 		/* Ask for a little more than the room left, so a last entry
 		 * that only partly fits still comes back. */
 		uint32_t room = cap - used, ask = room < 65536 - 280 ? room + 280 : 65536;
-		mote_value args[3] = {mote_val_u64(f->handle), mote_val_u64(cookie),
+		mote_value args[3] = {mote_val_u64(handle), mote_val_u64(cookie),
 		                      mote_val_u32(ask)},
 		           got;
 		const uint8_t *data;
 		size_t k;
 		if (mote_host_call(HOST_WASI_READDIR, MOTE_BYTES, &got, args, 3))
-			return wasi_ret(r, WASI_EIO);
+			return WASI_EIO;
 		uint32_t err = host_reply(&got, &data, &k);
 		if (err)
-			return wasi_ret(r, (int32_t)err);
+			return err;
 		if (k == 0)
 			break; /* the end of the directory */
 		uint32_t before = used;
 		for (size_t off = 0; off + 24 <= k && used < cap;) {
 			uint32_t namlen = get32(data + off + 16);
 			if (namlen > k - off - 24)
-				return wasi_ret(r, WASI_EIO);
+				return WASI_EIO;
 			uint32_t whole = 24 + namlen, n = whole < cap - used ? whole : cap - used;
 			memcpy(buf + used, data + off, n);
 			used += n;
@@ -637,32 +803,276 @@ static mw_trap wasi_fd_readdir(void *u, mw_instance *c, const mw_val *a, mw_val 
 			off += whole;
 		}
 		if (used == before)
-			return wasi_ret(r, WASI_EIO); /* a reply with no whole entry */
+			return WASI_EIO; /* a reply with no whole entry */
 	}
+	*used_out = used;
+	return WASI_ESUCCESS;
+}
+
+/* A preopen is read through a handle of its own for the call. */
+static mw_trap wasi_fd_readdir(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (!f && !is_dir_fd(fd))
+		return wasi_ret(r, fd <= 2 ? WASI_ENOTDIR : WASI_EBADF);
+	uint32_t cap = a[2].u32, used = 0, err;
+	uint8_t *buf = mem_at(c, a[1].u32, cap), *used_out = mem_at(c, a[4].u32, 4);
+	if (!buf || !used_out)
+		return wasi_ret(r, WASI_EFAULT);
+	if (f) {
+		err = read_dir(f->handle, buf, cap, a[3].u64, &used);
+	} else {
+		uint64_t h;
+		err = host_open(fd - FIRST_DIR_FD, ".", 1, 1, &h);
+		if (!err) {
+			err = read_dir(h, buf, cap, a[3].u64, &used);
+			host_close(h);
+		}
+	}
+	if (err)
+		return wasi_ret(r, (int32_t)err);
 	put32(used_out, used);
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-/* path_filestat_get(dirfd, lookupflags, path, path_len, *filestat) */
+/* path_filestat_get(dirfd, lookupflags, path, path_len, *filestat): with
+ * symlink_follow a link at the end is followed (beneath the preopen only:
+ * ENOTCAPABLE for one that leads out), without it the link itself. */
 static mw_trap wasi_path_filestat_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
-	if (!is_dir_fd(a[0].u32))
-		return wasi_ret(r, WASI_EBADF);
-	const char *path = (const char *)mem_at(c, a[2].u32, a[3].u32);
+	uint32_t fd = a[0].u32;
+	if (!is_dir_fd(fd))
+		return wasi_ret(r, path_fd_errno(fd, false));
+	const char *path;
 	uint8_t *out = mem_at(c, a[4].u32, 64);
-	if (!path || !out)
-		return wasi_ret(r, WASI_EFAULT);
-	return wasi_ret(r, (int32_t)path_stat(a[0].u32 - FIRST_DIR_FD, path, a[3].u32, out));
+	int32_t err = guest_path(c, a[2].u32, a[3].u32, &path);
+	if (!out)
+		err = WASI_EFAULT;
+	if (err)
+		return wasi_ret(r, err);
+	const char *fn = a[1].u32 & LOOKUP_FOLLOW ? HOST_WASI_PATHSTAT : HOST_WASI_LSTAT;
+	return wasi_ret(r, (int32_t)path_stat(fn, fd - FIRST_DIR_FD, path, a[3].u32, out));
 }
 
-/* The rest of fd_* and path_*. */
-static mw_trap wasi_ebadf(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+/* path_readlink(dirfd, path, path_len, buf, buf_len, *bufused): the
+ * link's target, cut to buf_len bytes (no NUL added), as readlink does;
+ * EINVAL for a path that is no link. */
+static mw_trap wasi_path_readlink(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32, cap = a[4].u32;
+	if (!is_dir_fd(fd))
+		return wasi_ret(r, path_fd_errno(fd, false));
+	const char *path;
+	uint8_t *buf = mem_at(c, a[3].u32, cap), *used_out = mem_at(c, a[5].u32, 4);
+	int32_t perr = guest_path(c, a[1].u32, a[2].u32, &path);
+	if (!buf || !used_out)
+		perr = WASI_EFAULT;
+	if (perr)
+		return wasi_ret(r, perr);
+	mote_value args[2], got;
+	path_args(args, fd - FIRST_DIR_FD, path, a[2].u32);
+	const uint8_t *data;
+	size_t k;
+	if (mote_host_call(HOST_WASI_READLINK, MOTE_BYTES, &got, args, 2))
+		return wasi_ret(r, WASI_EIO);
+	uint32_t err = host_reply(&got, &data, &k);
+	if (err)
+		return wasi_ret(r, (int32_t)err);
+	uint32_t n = k < cap ? (uint32_t)k : cap;
+	memcpy(buf, data, n);
+	put32(used_out, n);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* path_create_directory, path_remove_directory, path_unlink_file
+ * (dirfd, path, path_len): writes. */
+static mw_trap wasi_path_write1(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return wasi_ret(r, path_write(c, a[0].u32, a[1].u32, a[2].u32));
+}
+
+/* Two descriptors: EBADF if either is none, then the first path's answer
+ * if it is not EROFS, then the second's. */
+static int32_t path_write2(mw_instance *c, uint32_t fd1, uint32_t ptr1, uint32_t len1, uint32_t fd2,
+                           uint32_t ptr2, uint32_t len2)
+{
+	if (!fd_exists(fd1) || !fd_exists(fd2))
+		return WASI_EBADF;
+	int32_t err = path_write(c, fd1, ptr1, len1);
+	return err != WASI_EROFS ? err : path_write(c, fd2, ptr2, len2);
+}
+
+/* path_rename(fd, old_path, old_len, new_fd, new_path, new_len) */
+static mw_trap wasi_path_rename(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return wasi_ret(r,
+	                path_write2(c, a[0].u32, a[1].u32, a[2].u32, a[3].u32, a[4].u32, a[5].u32));
+}
+
+/* path_link(old_fd, old_flags, old_path, old_len, new_fd, new_path,
+ * new_len) */
+static mw_trap wasi_path_link(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return wasi_ret(r,
+	                path_write2(c, a[0].u32, a[2].u32, a[3].u32, a[4].u32, a[5].u32, a[6].u32));
+}
+
+/* path_symlink(old_path, old_len, fd, new_path, new_len): the target is
+ * only text, the new path is where the write would go. */
+static mw_trap wasi_path_symlink(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	if (!fd_exists(a[2].u32))
+		return wasi_ret(r, WASI_EBADF);
+	if (!mem_at(c, a[0].u32, a[1].u32))
+		return wasi_ret(r, WASI_EFAULT);
+	return wasi_ret(r, path_write(c, a[2].u32, a[3].u32, a[4].u32));
+}
+
+/* fst_flags of the set_times calls: atim (1) and atim_now (2), mtim (4)
+ * and mtim_now (8), not both of a pair. */
+static bool fst_flags_valid(uint32_t f)
+{
+	return f <= 15 && (f & 3) != 3 && (f & 12) != 12;
+}
+
+/* path_filestat_set_times(fd, lookupflags, path, path_len, atim, mtim,
+ * fst_flags): a write to an existing file, so the file is looked up
+ * (ENOENT, ENOTCAPABLE, ...) before EROFS. */
+static mw_trap wasi_path_filestat_set_times(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	if (!is_dir_fd(fd))
+		return wasi_ret(r, path_fd_errno(fd, true));
+	if (!fst_flags_valid(a[6].u32))
+		return wasi_ret(r, WASI_EINVAL);
+	const char *path;
+	int32_t perr = guest_path(c, a[2].u32, a[3].u32, &path);
+	if (perr)
+		return wasi_ret(r, perr);
+	uint8_t st[64];
+	const char *fn = a[1].u32 & LOOKUP_FOLLOW ? HOST_WASI_PATHSTAT : HOST_WASI_LSTAT;
+	uint32_t err = path_stat(fn, fd - FIRST_DIR_FD, path, a[3].u32, st);
+	return wasi_ret(r, err ? (int32_t)err : WASI_EROFS);
+}
+
+/* ---- Descriptor calls beyond reading ----
+ * Standard I/O are streams (ESPIPE where a position or extent is
+ * involved); files and preopens are read-only (EROFS for changes). */
+
+/* fd_sync(fd), fd_datasync(fd): nothing is buffered on this side, and
+ * files are never written. */
+static mw_trap wasi_fd_sync(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	(void)c;
-	(void)a;
-	return wasi_ret(r, WASI_EBADF);
+	return wasi_ret(r, fd_exists(a[0].u32) ? WASI_ESUCCESS : WASI_EBADF);
+}
+
+/* fd_advise(fd, offset, len, advice): only advice, taken and ignored. */
+static mw_trap wasi_fd_advise(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t fd = a[0].u32;
+	if (!fd_exists(fd))
+		return wasi_ret(r, WASI_EBADF);
+	if (fd <= 2)
+		return wasi_ret(r, WASI_ESPIPE);
+	if (a[3].u32 > 5 || a[1].u64 > INT64_MAX || a[2].u64 > INT64_MAX)
+		return wasi_ret(r, WASI_EINVAL);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* fd_allocate(fd, offset, len), fd_pwrite(fd, iovs, iovs_len, offset,
+ * *nwritten): both involve a position. */
+static mw_trap wasi_fd_write_at(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t fd = a[0].u32;
+	return wasi_ret(r, fd <= 2 ? WASI_ESPIPE : write_errno(fd));
+}
+
+/* fd_filestat_set_size(fd, size), fd_filestat_set_times(fd, atim, mtim,
+ * fst_flags): standard I/O have no size or times of their own here. */
+static mw_trap wasi_fd_filestat_set_size(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t fd = a[0].u32;
+	return wasi_ret(r, fd <= 2 ? WASI_ENOTSUP : write_errno(fd));
+}
+
+static mw_trap wasi_fd_filestat_set_times(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t fd = a[0].u32;
+	if (!fd_exists(fd))
+		return wasi_ret(r, WASI_EBADF);
+	if (!fst_flags_valid(a[3].u32))
+		return wasi_ret(r, WASI_EINVAL);
+	return wasi_ret(r, fd <= 2 ? WASI_ENOTSUP : WASI_EROFS);
+}
+
+/* fd_fdstat_set_flags(fd, flags): append and nonblock are taken (and
+ * fd_fdstat_get reports them) because they change nothing here: standard
+ * output and error are streams that every write extends, files are never
+ * written, and nothing blocks (standard input is the embedder's buffer).
+ * The synchronized-I/O flags are a promise about storage this sandbox
+ * cannot make: ENOTSUP. */
+static mw_trap wasi_fd_fdstat_set_flags(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint16_t *flags = flags_of(a[0].u32);
+	uint32_t want = a[1].u32;
+	if (!flags)
+		return wasi_ret(r, WASI_EBADF);
+	if (want & ~(FDFLAG_APPEND | FDFLAG_DSYNC | FDFLAG_NONBLOCK | FDFLAG_RSYNC | FDFLAG_SYNC))
+		return wasi_ret(r, WASI_EINVAL);
+	if (want & (FDFLAG_DSYNC | FDFLAG_RSYNC | FDFLAG_SYNC))
+		return wasi_ret(r, WASI_ENOTSUP);
+	*flags = (uint16_t)want;
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* fd_fdstat_set_rights(fd, base, inheriting): rights are fixed by what
+ * each descriptor is. */
+static mw_trap wasi_fd_fdstat_set_rights(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	return wasi_ret(r, fd_exists(a[0].u32) ? WASI_ENOTSUP : WASI_EBADF);
+}
+
+/* fd_renumber(from, to): a file takes the place of another file (which is
+ * closed); standard I/O and preopens stay where they are (ENOTSUP). */
+static mw_trap wasi_fd_renumber(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	uint32_t from = a[0].u32, to = a[1].u32;
+	if (!fd_exists(from) || !fd_exists(to))
+		return wasi_ret(r, WASI_EBADF);
+	if (from == to)
+		return wasi_ret(r, WASI_ESUCCESS);
+	struct wasi_file *f = file_at(from), *t = file_at(to);
+	if (!f || !t)
+		return wasi_ret(r, WASI_ENOTSUP);
+	host_close(t->handle);
+	*t = *f;
+	f->used = false;
+	return wasi_ret(r, WASI_ESUCCESS);
 }
 
 static mw_trap wasi_enosys(void *u, mw_instance *c, const mw_val *a, mw_val *r)
@@ -753,19 +1163,37 @@ static const struct wasi_fn {
     {"environ_sizes_get", "ii:i", wasi_environ_sizes_get},
     {"clock_res_get", "ii:i", wasi_clock_res_get},
     {"clock_time_get", "iIi:i", wasi_clock_time_get},
+    {"fd_advise", "iIIi:i", wasi_fd_advise},
+    {"fd_allocate", "iII:i", wasi_fd_write_at},
     {"fd_close", "i:i", wasi_fd_close},
+    {"fd_datasync", "i:i", wasi_fd_sync},
     {"fd_fdstat_get", "ii:i", wasi_fd_fdstat_get},
+    {"fd_fdstat_set_flags", "ii:i", wasi_fd_fdstat_set_flags},
+    {"fd_fdstat_set_rights", "iII:i", wasi_fd_fdstat_set_rights},
     {"fd_filestat_get", "ii:i", wasi_fd_filestat_get},
+    {"fd_filestat_set_size", "iI:i", wasi_fd_filestat_set_size},
+    {"fd_filestat_set_times", "iIIi:i", wasi_fd_filestat_set_times},
     {"fd_prestat_dir_name", "iii:i", wasi_fd_prestat_dir_name},
     {"fd_prestat_get", "ii:i", wasi_fd_prestat_get},
     {"fd_pread", "iiiIi:i", wasi_fd_pread},
+    {"fd_pwrite", "iiiIi:i", wasi_fd_write_at},
     {"fd_read", "iiii:i", wasi_fd_read},
     {"fd_readdir", "iiiIi:i", wasi_fd_readdir},
+    {"fd_renumber", "ii:i", wasi_fd_renumber},
     {"fd_seek", "iIii:i", wasi_fd_seek},
+    {"fd_sync", "i:i", wasi_fd_sync},
     {"fd_tell", "ii:i", wasi_fd_tell},
     {"fd_write", "iiii:i", wasi_fd_write},
+    {"path_create_directory", "iii:i", wasi_path_write1},
     {"path_filestat_get", "iiiii:i", wasi_path_filestat_get},
+    {"path_filestat_set_times", "iiiiIIi:i", wasi_path_filestat_set_times},
+    {"path_link", "iiiiiii:i", wasi_path_link},
     {"path_open", "iiiiiIIii:i", wasi_path_open},
+    {"path_readlink", "iiiiii:i", wasi_path_readlink},
+    {"path_remove_directory", "iii:i", wasi_path_write1},
+    {"path_rename", "iiiiii:i", wasi_path_rename},
+    {"path_symlink", "iiiii:i", wasi_path_symlink},
+    {"path_unlink_file", "iii:i", wasi_path_write1},
     {"proc_exit", "i:", wasi_proc_exit},
     {"random_get", "ii:i", wasi_random_get},
     {"sched_yield", ":i", wasi_sched_yield},
@@ -807,17 +1235,15 @@ int wasi_resolve(const mw_import_info *imp, mw_host_fn *fn, char *reason, size_t
 		*fn = wasi_table[i].fn;
 		return 0;
 	}
-	/* The rest of preview 1: fd_* and path_* fail with EBADF (there are
-	 * no other descriptors), everything else with ENOSYS. */
+	/* The rest of preview 1 (poll_oneoff, proc_raise, sock_*) fails with
+	 * ENOSYS. */
 	if (imp->func.nresults != 1 || imp->func.results[0] != MW_I32) {
 		snprintf(reason, reason_len,
 		         "unknown import " WASI_MODULE ".%.*s %s: not a WASI preview 1 function",
 		         (int)(imp->name_len > 64 ? 64 : imp->name_len), imp->name, have);
 		return -MOTE_ENOFUNC;
 	}
-	bool fd = (imp->name_len >= 3 && !memcmp(imp->name, "fd_", 3)) ||
-	          (imp->name_len >= 5 && !memcmp(imp->name, "path_", 5));
-	*fn = fd ? wasi_ebadf : wasi_enosys;
+	*fn = wasi_enosys;
 	return 0;
 }
 

@@ -1,13 +1,17 @@
 /* Read-only WASI files for Wasm sandboxes: host directories preopened
  * under a guest name (mote_wasm_preopen), opened and read through internal
  * host functions that the runtime guest's path_open, fd_read, fd_seek,
- * fd_filestat_get and path_filestat_get call.
+ * fd_readdir, fd_filestat_get, path_filestat_get and path_readlink call
+ * (and its path_create_directory, path_unlink_file, ..., to tell a path
+ * that leads out from one that is merely read-only).
  *
  * The guest is untrusted: every path is resolved by the kernel beneath its
  * preopened directory (openat2 RESOLVE_BENEATH: no "..", absolute path or
  * symlink leads out), files are opened O_RDONLY, and a handle carries a
  * serial number so that one left over from a snapshot or an earlier
- * module never names a file opened since.
+ * module never names a file opened since. A symbolic link itself (lstat,
+ * readlink) is reached through the directory that holds it, resolved the
+ * same way, and a last component that can only name an entry of it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +28,8 @@
 #define MAX_DIRS  16
 #define MAX_FILES 64
 #define MAX_READ  (1u << 20) /* bytes per pread or readdir reply */
+#define MAX_PATH  4096       /* PATH_MAX: with its NUL, as Linux counts */
+#define MAX_NAME  255        /* NAME_MAX: one component */
 
 /* WASI preview 1 errno values the host returns. */
 enum {
@@ -277,8 +283,9 @@ int mote_wasi_host_dirs(void *user, mote_sandbox *sb, const mote_value *args, si
 	return 0;
 }
 
-/* __mote_wasi_open(u32 dir, string path, u32 directory) -> bytes: errno,
- * then the u64 handle. */
+/* __mote_wasi_open(u32 dir, string path, u32 how) -> bytes: errno, then
+ * the u64 handle. how: bit 0 a directory is wanted, bit 1 a symbolic link
+ * at the end is not followed (ELOOP). */
 int mote_wasi_host_open(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
                         mote_value *result)
 {
@@ -293,7 +300,8 @@ int mote_wasi_host_open(void *user, mote_sandbox *sb, const mote_value *args, si
 	if (slot == MAX_FILES)
 		return reply(sb, result, WE_EMFILE, NULL, 0);
 	uint32_t err = 0;
-	uint64_t flags = O_RDONLY | (args[2].v.u32 ? O_DIRECTORY : 0);
+	uint32_t how = args[2].v.u32;
+	uint64_t flags = O_RDONLY | (how & 1 ? O_DIRECTORY : 0) | (how & 2 ? O_NOFOLLOW : 0);
 	int fd = open_beneath(fs, args[0].v.u32, args[1].v.buf.ptr, args[1].v.buf.len, flags, &err);
 	if (fd < 0)
 		return reply(sb, result, err, NULL, 0);
@@ -449,5 +457,162 @@ int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, s
 	close(f->fd);
 	f->fd = -1;
 	result->v.u32 = WE_SUCCESS;
+	return 0;
+}
+
+/* `path` (`len` bytes from the guest) into buf with a NUL after it: 0, or
+ * a WASI errno (empty, a NUL inside, too long). */
+static uint32_t copy_path(char buf[MAX_PATH], const char *path, size_t len)
+{
+	if (len == 0)
+		return WE_ENOENT;
+	if (memchr(path, 0, len))
+		return WE_EINVAL;
+	if (len >= MAX_PATH)
+		return WE_ENAMETOOLONG;
+	memcpy(buf, path, len);
+	buf[len] = 0;
+	return WE_SUCCESS;
+}
+
+/* The directory holding buf's last component, opened (O_PATH) beneath
+ * preopen `dir`, with *name the component: never empty, "." or ".." and
+ * without a "/", so that it can only name an entry of that directory,
+ * and an operation on (fd, *name) that does not follow it stays beneath.
+ * The way to the directory is the kernel's to check, as for any path
+ * (RESOLVE_BENEATH, links in it included): "/x" fails there, for "/".
+ * -1 with *err set on failure; -1 with *err 0 for a path that ends in
+ * "/", "." or "..", which names no entry: the caller resolves the whole
+ * path then (a trailing "/" follows a link, as a middle component does). */
+static int open_parent(struct mote_wasi_fs *fs, uint32_t dir, char *buf, const char **name,
+                       uint32_t *err)
+{
+	char *slash = strrchr(buf, '/');
+	const char *last = slash ? slash + 1 : buf;
+	*err = WE_SUCCESS;
+	if (!strcmp(last, "") || !strcmp(last, ".") || !strcmp(last, ".."))
+		return -1;
+	if (strlen(last) > MAX_NAME) {
+		*err = WE_ENAMETOOLONG;
+		return -1;
+	}
+	*name = last;
+	if (!slash)
+		return open_beneath(fs, dir, ".", 1, O_PATH | O_DIRECTORY, err);
+	if (slash == buf)
+		return open_beneath(fs, dir, "/", 1, O_PATH | O_DIRECTORY, err);
+	*slash = 0;
+	int fd = open_beneath(fs, dir, buf, (size_t)(slash - buf), O_PATH | O_DIRECTORY, err);
+	*slash = '/';
+	return fd;
+}
+
+/* Checks common to the calls below: a preopen `dir` and a usable path,
+ * copied to buf. */
+static uint32_t path_arg(struct mote_wasi_fs *fs, const mote_value *args, char buf[MAX_PATH])
+{
+	if (!fs || args[0].v.u32 >= fs->ndirs)
+		return WE_EBADF;
+	return copy_path(buf, args[1].v.buf.ptr, args[1].v.buf.len);
+}
+
+/* __mote_wasi_lstat(u32 dir, string path) -> bytes: errno, filestat of
+ * the path's last component itself: a symbolic link is not followed. */
+int mote_wasi_host_lstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+                         mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	struct mote_wasi_fs *fs = fs_if_any(sb);
+	char buf[MAX_PATH];
+	const char *name = NULL;
+	uint32_t err = path_arg(fs, args, buf);
+	if (err)
+		return reply(sb, result, err, NULL, 0);
+	uint32_t dir = args[0].v.u32;
+	int pfd = open_parent(fs, dir, buf, &name, &err);
+	if (pfd < 0 && !err) { /* ".", "..", "x/": a directory, never a link */
+		int fd = open_beneath(fs, dir, buf, strlen(buf), O_PATH, &err);
+		if (fd < 0)
+			return reply(sb, result, err, NULL, 0);
+		int rc = stat_reply(sb, result, fd);
+		close(fd);
+		return rc;
+	}
+	if (pfd < 0)
+		return reply(sb, result, err, NULL, 0);
+	struct stat st;
+	int rc = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW);
+	err = rc < 0 ? wasi_errno(errno) : WE_SUCCESS;
+	close(pfd);
+	if (err)
+		return reply(sb, result, err, NULL, 0);
+	uint8_t fst[64];
+	put_filestat(fst, &st);
+	return reply(sb, result, WE_SUCCESS, fst, sizeof(fst));
+}
+
+/* __mote_wasi_readlink(u32 dir, string path) -> bytes: errno, then the
+ * whole target of the symbolic link (the guest cuts it to its buffer);
+ * EINVAL for anything else. The target is text: nothing follows it. */
+int mote_wasi_host_readlink(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+                            mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	struct mote_wasi_fs *fs = fs_if_any(sb);
+	char buf[MAX_PATH], target[MAX_PATH];
+	const char *name = NULL;
+	uint32_t err = path_arg(fs, args, buf);
+	if (err)
+		return reply(sb, result, err, NULL, 0);
+	uint32_t dir = args[0].v.u32;
+	int pfd = open_parent(fs, dir, buf, &name, &err);
+	if (pfd < 0 && !err) { /* no link: EINVAL if it exists beneath */
+		int fd = open_beneath(fs, dir, buf, strlen(buf), O_PATH, &err);
+		if (fd >= 0) {
+			close(fd);
+			err = WE_EINVAL;
+		}
+	}
+	if (pfd < 0)
+		return reply(sb, result, err, NULL, 0);
+	ssize_t n = readlinkat(pfd, name, target, sizeof(target));
+	err = n < 0 ? wasi_errno(errno) : WE_SUCCESS;
+	close(pfd);
+	if (!err && (size_t)n == sizeof(target))
+		err = WE_ENAMETOOLONG; /* cannot happen: a target is shorter */
+	return reply(sb, result, err, target, err ? 0 : (size_t)n);
+}
+
+/* __mote_wasi_parent(u32 dir, string path) -> u32 errno: 0 if the
+ * directory that holds the path's last component (trailing slashes aside)
+ * resolves beneath `dir`, that is where a write to the path would go;
+ * else why not (ENOTCAPABLE for a path that leads out, ENOENT or ENOTDIR
+ * for a missing directory). A path ending in "." or ".." is resolved
+ * whole. */
+int mote_wasi_host_parent(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+                          mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	struct mote_wasi_fs *fs = fs_if_any(sb);
+	char buf[MAX_PATH];
+	const char *name = NULL;
+	uint32_t err = path_arg(fs, args, buf);
+	if (err) {
+		result->v.u32 = err;
+		return 0;
+	}
+	uint32_t dir = args[0].v.u32;
+	size_t len = strlen(buf);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = 0;
+	int fd = open_parent(fs, dir, buf, &name, &err);
+	if (fd < 0 && !err)
+		fd = open_beneath(fs, dir, buf, len, O_PATH, &err);
+	if (fd >= 0)
+		close(fd);
+	result->v.u32 = err;
 	return 0;
 }

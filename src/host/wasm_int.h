@@ -29,5 +29,11 @@ int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, s
 			 mote_value *result);
 int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
 			   mote_value *result);
+int mote_wasi_host_lstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			 mote_value *result);
+int mote_wasi_host_readlink(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			    mote_value *result);
+int mote_wasi_host_parent(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			  mote_value *result);
 
 #endif

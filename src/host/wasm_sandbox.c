@@ -63,6 +63,10 @@ static const struct {
 	{MOTE_WASI_HOST_CLOSE, MOTE_U32, 1, {MOTE_U64}, mote_wasi_host_close},
 	{MOTE_WASI_HOST_READDIR, MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_U32},
 	 mote_wasi_host_readdir},
+	{MOTE_WASI_HOST_LSTAT, MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_lstat},
+	{MOTE_WASI_HOST_READLINK, MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING},
+	 mote_wasi_host_readlink},
+	{MOTE_WASI_HOST_PARENT, MOTE_U32, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_parent},
 };
 #define NWASI_FS_FNS (sizeof(wasi_fs_fns) / sizeof(wasi_fs_fns[0]))
 
