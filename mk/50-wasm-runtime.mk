@@ -62,9 +62,12 @@ $(BUILD)/wasm-modules/import_%.wasm: tests/wasm-modules/import_%.c
 	$(WASM_CLANG) --target=wasm32 -nostdlib -Wl,--no-entry -Wl,--export-all -O2 \
 		-Wl,--import-memory -Wl,--import-table -o $@ $<
 
+# wasi-libc's sleeps use compiler-rt's 128-bit multiply (libclang-rt-14-dev-wasm32).
+WASI_BUILTINS = $(shell $(WASM_CLANG) --target=wasm32-wasi -print-libgcc-file-name)
 $(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c
 	@mkdir -p $(@D)
-	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc
+	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc \
+		$(WASI_BUILTINS)
 
 $(BUILD)/tests/test_wasm_sandbox: $(WASM_TEST_MODULES) $(MOTE_BIN)
 

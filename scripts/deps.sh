@@ -5,7 +5,7 @@
 # step. Needs root (or sudo) only when something is missing.
 set -e
 need="gcc make libc6-dev libssl-dev pkg-config clang lld libclang-rt-14-dev wabt wasi-libc
-      libdw-dev libelf-dev gdb"
+      libdw-dev libelf-dev gdb libclang-rt-14-dev-wasm32"
 [ $# -gt 0 ] && need="$*"
 missing=""
 for p in $need; do

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #define IMPORT_MEMORY MODULES "import_memory.wasm"
 #define WASI_HELLO MODULES "wasi_hello.wasm"
 #define WASI_STDIO MODULES "wasi_stdio.wasm"
+#define WASI_SLEEP MODULES "wasi_sleep.wasm"
 #define MOTE_CLI MOTE_BUILD_DIR "/bin/mote"
 
 /* ---- helpers ---- */
@@ -1776,6 +1778,85 @@ TEST(wasi_link_host_functions_refuse_what_a_hostile_guest_sends)
 	CHECK_EQ_INT(count_fds(), before); /* every directory opened was closed */
 	mote_sandbox_free(sb);
 	remove_tree(dir);
+}
+
+/* ---- poll_oneoff: sleeping and polling ---- */
+static mote_sandbox *sleep_sandbox(uint64_t timeout_us)
+{
+	mote_config *cfg;
+	mote_sandbox *sb = NULL;
+	if (mote_config_new(&cfg))
+		return NULL;
+	mote_config_set_output(cfg, capture, NULL);
+	if (timeout_us)
+		mote_config_set_timeout_us(cfg, timeout_us);
+	int rc = mote_wasm_sandbox_new(cfg, NULL, &sb);
+	mote_config_free(cfg);
+	if (!rc)
+		rc = mote_wasm_load_file(sb, WASI_SLEEP);
+	if (rc)
+		TEST_FAILF("sleep sandbox: %s: %s", mote_errname(rc), mote_last_error());
+	ncaptured = 0;
+	captured[0] = 0;
+	return sb;
+}
+
+static uint64_t ms_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+TEST(wasi_sleeps_and_polls)
+{
+	mote_sandbox *sb = sleep_sandbox(0);
+	REQUIRE(sb);
+	const char *argv[] = {"sleep"};
+	int code = -1;
+	CHECK_EQ_INT(mote_wasm_run(sb, argv, 1, NULL, 0, &code), 0);
+	CHECK_EQ_INT(code, 0);
+	CHECK_EQ_STR(captured, "usleep 0 ok\nnanosleep 0 ok\nabsolute realtime 0 ok\n"
+			       "absolute monotonic 0 ok\npast 0 ok\npoll stdio 2 in=1 out=1 ok\n"
+			       "poll timeout 0 ok\npoll bad fd 1 nval=1\n");
+	mote_sandbox_free(sb);
+}
+
+TEST(wasi_sleep_past_the_timeout_is_stopped)
+{
+	mote_sandbox *sb = sleep_sandbox(200 * 1000);
+	REQUIRE(sb);
+	const char *argv[] = {"sleep", "forever"};
+	int code = -1;
+	uint64_t t0 = ms_now();
+	CHECK_EQ_INT(mote_wasm_run(sb, argv, 2, NULL, 0, &code), -MOTE_ETIMEDOUT);
+	uint64_t took = ms_now() - t0;
+	CHECK(took >= 150 && took < 3000); /* at the deadline, not after the sleep */
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "call exceeded its timeout of 200000 us");
+	CHECK_EQ_STR(captured, "sleeping\n");
+	mote_sandbox_free(sb);
+}
+
+static void *interrupt_later(void *arg)
+{
+	usleep(100 * 1000);
+	mote_sandbox_interrupt(arg);
+	return NULL;
+}
+
+TEST(wasi_sleep_is_interrupted)
+{
+	mote_sandbox *sb = sleep_sandbox(0);
+	REQUIRE(sb);
+	const char *argv[] = {"sleep", "forever"};
+	int code = -1;
+	pthread_t t;
+	uint64_t t0 = ms_now();
+	REQUIRE(pthread_create(&t, NULL, interrupt_later, sb) == 0);
+	CHECK_EQ_INT(mote_wasm_run(sb, argv, 2, NULL, 0, &code), -MOTE_ECANCELLED);
+	pthread_join(t, NULL);
+	CHECK(ms_now() - t0 < 3000);
+	mote_sandbox_free(sb);
 }
 
 TEST_MAIN()

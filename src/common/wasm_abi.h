@@ -13,6 +13,9 @@
 #define MOTE_WASI_HOST_CLOCK "__mote_wasi_clock"   /* u64 (i32 clock id): nanoseconds */
 #define MOTE_WASI_HOST_RANDOM "__mote_wasi_random" /* bytes (u32 n): n random bytes */
 #define MOTE_WASI_HOST_STDIN "__mote_wasi_stdin"   /* bytes (u32 max): next stdin bytes */
+/* u32 (u64 ns): sleep that long, less when the call's timeout or an
+ * interrupt comes first (poll_oneoff's clocks); 0. */
+#define MOTE_WASI_HOST_SLEEP "__mote_wasi_sleep"
 /* u32 (u32 fd): the WASI filetype of stdio descriptor fd (0-2), as the
  * embedder described it (mote_wasm_set_stdio_type); 0 (unknown) if not. */
 #define MOTE_WASI_HOST_STDIO "__mote_wasi_stdio"

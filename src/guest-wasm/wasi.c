@@ -1,7 +1,7 @@
 /* WASI preview 1 inside the Wasm runtime guest: the functions a module may
  * import from "wasi_snapshot_preview1" (every fd_* and path_* one, in
- * wasi_table below; the others it lacks, poll_oneoff, proc_raise and the
- * sock_* ones, fail with ENOSYS). Arguments and environment come with the
+ * wasi_table below, and poll_oneoff; the others it lacks, proc_raise and
+ * the sock_* ones, fail with ENOSYS). Arguments and environment come with the
  * command's run; the clock, randomness, standard input and read-only files
  * under preopened directories come from the host through host calls named
  * in src/common/wasm_abi.h (the host side: src/host/wasm_sandbox.c and
@@ -21,6 +21,7 @@
 #define HOST_WASI_RANDOM   MOTE_WASI_HOST_RANDOM
 #define HOST_WASI_STDIN    MOTE_WASI_HOST_STDIN
 #define HOST_WASI_STDIO    MOTE_WASI_HOST_STDIO
+#define HOST_WASI_SLEEP    MOTE_WASI_HOST_SLEEP
 #define HOST_WASI_DIRS     MOTE_WASI_HOST_DIRS
 #define HOST_WASI_OPEN     MOTE_WASI_HOST_OPEN
 #define HOST_WASI_PREAD    MOTE_WASI_HOST_PREAD
@@ -1119,6 +1120,119 @@ static mw_trap wasi_clock_time_get(void *u, mw_instance *c, const mw_val *a, mw_
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
+/* ---- poll_oneoff ----
+ * Clock subscriptions sleep on the host, which wakes early for the call's
+ * timeout or an interrupt: a module asleep past its deadline is stopped
+ * like a busy one. Standard input (the embedder's bytes), standard output
+ * and error and files never block, so a subscription to them completes at
+ * once, and then nothing sleeps. */
+enum {
+	SUB_SIZE = 48,   /* subscription: userdata, tag, then the union at 16 */
+	EVENT_SIZE = 32, /* event: userdata, error (u16), type (u8), fd_readwrite at 16 */
+	EVENTTYPE_CLOCK = 0,
+	EVENTTYPE_FD_READ = 1,
+	EVENTTYPE_FD_WRITE = 2,
+	SUBCLOCK_ABSTIME = 1,
+};
+
+static bool host_clock(uint32_t id, uint64_t *ns)
+{
+	mote_value arg = mote_val_i32((int32_t)id), t;
+	if (mote_host_call(HOST_WASI_CLOCK, MOTE_U64, &t, &arg, 1))
+		return false;
+	*ns = t.v.u64;
+	return true;
+}
+
+static void put_event(uint8_t *ev, const uint8_t *sub, uint16_t error, uint8_t type)
+{
+	memset(ev, 0, EVENT_SIZE);
+	memcpy(ev, sub, 8); /* userdata */
+	memcpy(ev + 8, &error, 2);
+	ev[10] = type;
+}
+
+/* When a clock subscription is due, on the monotonic clock (`mono` and
+ * `real`: both clocks read at the start); `ok` false for a clock that
+ * cannot be waited on. */
+static uint64_t clock_due(const uint8_t *sub, uint64_t mono, uint64_t real, bool *ok)
+{
+	uint32_t id = get32(sub + 16);
+	uint64_t timeout, due;
+	uint16_t flags;
+	memcpy(&timeout, sub + 24, 8);
+	memcpy(&flags, sub + 40, 2);
+	*ok = id <= 1; /* realtime, monotonic; not the CPU-time clocks */
+	if (!(flags & SUBCLOCK_ABSTIME))
+		due = timeout > UINT64_MAX - mono ? UINT64_MAX : mono + timeout;
+	else if (id == 1)
+		due = timeout;
+	else /* a realtime instant, as an offset from now on the monotonic clock */
+		due = timeout <= real                      ? mono
+		      : timeout - real > UINT64_MAX - mono ? UINT64_MAX
+		                                           : mono + (timeout - real);
+	return due;
+}
+
+static mw_trap wasi_poll_oneoff(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t nsubs = a[2].u32;
+	if (nsubs == 0)
+		return wasi_ret(r, WASI_EINVAL);
+	const uint8_t *in = mem_at(c, a[0].u32, (uint64_t)nsubs * SUB_SIZE);
+	uint8_t *out = mem_at(c, a[1].u32, (uint64_t)nsubs * EVENT_SIZE);
+	uint8_t *nevents = mem_at(c, a[3].u32, 4);
+	if (!in || !out || !nevents)
+		return wasi_ret(r, WASI_EFAULT);
+	uint64_t mono, real;
+	if (!host_clock(1, &mono) || !host_clock(0, &real))
+		return wasi_ret(r, WASI_ENOSYS);
+	uint32_t n = 0;
+	uint64_t earliest = UINT64_MAX;
+	bool any_clock = false;
+	for (uint32_t i = 0; i < nsubs; i++) {
+		const uint8_t *s = in + (size_t)i * SUB_SIZE;
+		uint8_t tag = s[8];
+		if (tag == EVENTTYPE_CLOCK) {
+			bool ok;
+			uint64_t due = clock_due(s, mono, real, &ok);
+			if (!ok)
+				put_event(out + (size_t)n++ * EVENT_SIZE, s, WASI_ENOTSUP, tag);
+			else if (due < earliest)
+				earliest = due;
+			any_clock |= ok;
+		} else if (tag == EVENTTYPE_FD_READ || tag == EVENTTYPE_FD_WRITE) {
+			uint32_t fd = get32(s + 16);
+			uint16_t err = !fd_exists(fd) ? WASI_EBADF
+			               : tag == EVENTTYPE_FD_READ && (fd == 1 || fd == 2)
+			                   ? WASI_ENOTCAPABLE
+			               : tag == EVENTTYPE_FD_WRITE && fd == 0 ? WASI_ENOTCAPABLE
+			                                                      : WASI_ESUCCESS;
+			put_event(out + (size_t)n++ * EVENT_SIZE, s, err, tag);
+		} else {
+			put_event(out + (size_t)n++ * EVENT_SIZE, s, WASI_EINVAL, tag);
+		}
+	}
+	uint64_t now = mono;
+	if (n == 0 && any_clock && earliest > mono) {
+		mote_value ns = mote_val_u64(earliest - mono), got;
+		if (mote_host_call(HOST_WASI_SLEEP, MOTE_U32, &got, &ns, 1) || !host_clock(1, &now))
+			return wasi_ret(r, WASI_ENOSYS);
+	}
+	/* Every clock that is due by now (none when the sleep was cut short:
+	 * the call is being stopped). */
+	for (uint32_t i = 0; any_clock && i < nsubs; i++) {
+		const uint8_t *s = in + (size_t)i * SUB_SIZE;
+		bool ok;
+		if (s[8] == EVENTTYPE_CLOCK && clock_due(s, mono, real, &ok) <= now && ok)
+			put_event(out + (size_t)n++ * EVENT_SIZE, s, WASI_ESUCCESS,
+			          EVENTTYPE_CLOCK);
+	}
+	put32(nevents, n);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
 static mw_trap wasi_random_get(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
@@ -1194,6 +1308,7 @@ static const struct wasi_fn {
     {"path_rename", "iiiiii:i", wasi_path_rename},
     {"path_symlink", "iiiii:i", wasi_path_symlink},
     {"path_unlink_file", "iii:i", wasi_path_write1},
+    {"poll_oneoff", "iiii:i", wasi_poll_oneoff},
     {"proc_exit", "i:", wasi_proc_exit},
     {"random_get", "ii:i", wasi_random_get},
     {"sched_yield", ":i", wasi_sched_yield},
@@ -1235,8 +1350,7 @@ int wasi_resolve(const mw_import_info *imp, mw_host_fn *fn, char *reason, size_t
 		*fn = wasi_table[i].fn;
 		return 0;
 	}
-	/* The rest of preview 1 (poll_oneoff, proc_raise, sock_*) fails with
-	 * ENOSYS. */
+	/* The rest of preview 1 (proc_raise, sock_*) fails with ENOSYS. */
 	if (imp->func.nresults != 1 || imp->func.results[0] != MW_I32) {
 		snprintf(reason, reason_len,
 		         "unknown import " WASI_MODULE ".%.*s %s: not a WASI preview 1 function",

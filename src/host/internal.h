@@ -181,6 +181,7 @@ struct mote_sandbox {
 	bool running;
 	pthread_t run_thread;
 	int cancel;
+	uint64_t deadline_us; /* the running call's (CLOCK_MONOTONIC); 0: none */
 	bool timer_armed;
 	timer_t timer;
 	pid_t timer_tid;

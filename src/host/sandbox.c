@@ -107,6 +107,7 @@ static int begin_run(struct mote_sandbox *sb, uint64_t *deadline)
 	thread_sb = sb;
 	/* Under gdb a call waits for a person: no timeout. */
 	*deadline = sb->cfg.timeout_us && !sb->gdb ? now_us() + sb->cfg.timeout_us : 0;
+	sb->deadline_us = *deadline; /* for host functions that wait */
 	return sb->gdb ? 0 : arm_timeout(sb);
 }
 

@@ -45,6 +45,7 @@ __asm__(".section .rodata\n"
 #define HOST_WASI_RANDOM MOTE_WASI_HOST_RANDOM
 #define HOST_WASI_STDIN MOTE_WASI_HOST_STDIN
 #define HOST_WASI_STDIO  MOTE_WASI_HOST_STDIO
+#define HOST_WASI_SLEEP  MOTE_WASI_HOST_SLEEP
 
 /* Read-only files (wasi_fs.c); names in src/common/wasm_abi.h, types
  * matching the runtime guest's calls (src/guest-wasm/runtime.c). */
@@ -193,6 +194,38 @@ static int wasi_stdio(void *user, mote_sandbox *sb, const mote_value *args, size
 	return 0;
 }
 
+/* poll_oneoff's clocks: sleep in slices, each bounded by the call's
+ * deadline, and give up at an interrupt; the next run of the guest then
+ * reports the timeout or the cancellation as for a busy guest. */
+static int wasi_sleep(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+                      mote_value *result)
+{
+	(void)user;
+	(void)nargs;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	uint64_t end = args[0].v.u64 > UINT64_MAX - now ? UINT64_MAX : now + args[0].v.u64;
+	while (now < end && !__atomic_load_n(&sb->cancel, __ATOMIC_SEQ_CST)) {
+		uint64_t left = end - now, slice = 10000000u; /* 10 ms: cancel latency */
+		if (sb->deadline_us) {
+			uint64_t deadline = sb->deadline_us * 1000u;
+			if (now >= deadline)
+				break;
+			if (deadline - now < slice)
+				slice = deadline - now;
+		}
+		if (left < slice)
+			slice = left;
+		struct timespec d = {(time_t)(slice / 1000000000u), (long)(slice % 1000000000u)};
+		nanosleep(&d, NULL); /* EINTR (the timeout's signal): look again */
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	}
+	result->v.u32 = 0;
+	return 0;
+}
+
 int mote_wasm_set_stdio_type(mote_sandbox *sb, int fd, mote_wasm_stdio_type type)
 {
 	if (!sb)
@@ -237,7 +270,8 @@ static bool is_internal_name(const char *name)
 		if (!strcmp(name, wasi_fs_fns[i].name))
 			return true;
 	return !strcmp(name, HOST_WASI_CLOCK) || !strcmp(name, HOST_WASI_RANDOM) ||
-	       !strcmp(name, HOST_WASI_STDIN) || !strcmp(name, HOST_WASI_STDIO);
+	       !strcmp(name, HOST_WASI_STDIN) || !strcmp(name, HOST_WASI_STDIO) ||
+	       !strcmp(name, HOST_WASI_SLEEP);
 }
 
 /* The caller's functions plus the WASI ones (unless the caller has a
@@ -263,6 +297,10 @@ static int with_wasi_functions(const mote_host_functions *imports, mote_host_fun
 	if (!rc && !mote_host_functions_find(fns, HOST_WASI_STDIN, strlen(HOST_WASI_STDIN)))
 		rc = mote_host_functions_add(fns, HOST_WASI_STDIN, MOTE_BYTES, random_args, 1,
 					     wasi_stdin, NULL);
+	const mote_type sleep_args[1] = {MOTE_U64};
+	if (!rc && !mote_host_functions_find(fns, HOST_WASI_SLEEP, strlen(HOST_WASI_SLEEP)))
+		rc = mote_host_functions_add(fns, HOST_WASI_SLEEP, MOTE_U32, sleep_args, 1,
+		                             wasi_sleep, NULL);
 	if (!rc && !mote_host_functions_find(fns, HOST_WASI_STDIO, strlen(HOST_WASI_STDIO)))
 		rc = mote_host_functions_add(fns, HOST_WASI_STDIO, MOTE_U32, random_args, 1,
 		                             wasi_stdio, NULL);
