@@ -826,9 +826,12 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	if (mb->report == MOTE_STUB_SETUP_FAILED)
 		return fail_setup(sb, p);
 	if (mb->report != MOTE_STUB_READY)
+		/* Seen once under load (report 4, a fault): say where, to find it. */
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
-		                         "process backend: unexpected report %u during setup",
-		                         mb->report);
+		                         "process backend: unexpected report %u during setup "
+		                         "(vector %u, address 0x%llx, rip 0x%llx, reports %u)",
+		                         mb->report, mb->vector, (unsigned long long)mb->addr,
+		                         (unsigned long long)mb->cpu.rip, mb->to_host);
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)p->pid);
 	p->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
