@@ -197,6 +197,10 @@ TEST(wasm)
 	           "mote_wasm_set_stdio_type: no sandbox");
 	EXPECT_ERR(mote_wasm_preopen(NULL, "/d", "/tmp"), -MOTE_EINVAL, LAST,
 	           "mote_wasm_preopen: no sandbox");
+	EXPECT_ERR(mote_wasm_preopen_flags(NULL, "/d", "/tmp", 0), -MOTE_EINVAL, LAST,
+	           "mote_wasm_preopen_flags: no sandbox");
+	EXPECT_ERR(mote_wasm_set_write_limits(NULL, 1, 1), -MOTE_EINVAL, LAST,
+	           "mote_wasm_set_write_limits: no sandbox");
 	mote_wasm_exports *ex;
 	EXPECT_ERR(mote_wasm_exports_get(NULL, &ex), -MOTE_EINVAL, LAST,
 	           "mote_wasm_exports_get: no sandbox");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1857,6 +1858,656 @@ TEST(wasi_sleep_is_interrupted)
 	pthread_join(t, NULL);
 	CHECK(ms_now() - t0 < 3000);
 	mote_sandbox_free(sb);
+}
+
+/* ---- Writable preopens ---- */
+#define WASI_WRITE MOTE_BUILD_DIR "/wasm-modules/wasi_write.wasm"
+
+/* DIR/root (old.txt "old", sub/, esc -> ../outside/s.txt, absesc ->
+ * DIR/outside/new.txt), DIR/outside/s.txt ("secret"), DIR/ro/file.txt
+ * ("ro"). */
+static char *write_tree(char *root, size_t root_len)
+{
+	static char dir[64];
+	strcpy(dir, "/tmp/mote-wasi-write-XXXXXX");
+	if (!mkdtemp(dir))
+		return NULL;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkdir -p root/sub outside ro && printf old > root/old.txt && "
+		 "printf secret > outside/s.txt && printf ro > ro/file.txt && "
+		 "ln -s ../outside/s.txt root/esc && ln -s %s/outside/new.txt root/absesc",
+		 dir, dir);
+	if (system(cmd) != 0)
+		return NULL;
+	snprintf(root, root_len, "%s/root", dir);
+	return dir;
+}
+
+/* What `cmd` prints (at most cap - 1 bytes). */
+static const char *shell_out(const char *cmd)
+{
+	static char out[2048];
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return "";
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	pclose(p);
+	return out;
+}
+
+/* Every entry beneath dir: files with mode and size, directories with
+ * mode, links with target; sorted. */
+static const char *tree_listing(const char *dir)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && find . -mindepth 1 \\( -type d -printf '%%p dir %%m\\n' \\) -o "
+		 "\\( -type l -printf '%%p -> %%l\\n' \\) -o -printf '%%p file %%m %%s\\n' | "
+		 "LC_ALL=C sort",
+		 dir);
+	return shell_out(cmd);
+}
+
+static mote_sandbox *write_sandbox(const char *root, const char *ro)
+{
+	mote_sandbox *sb = new_wasm(NULL, WASI_WRITE);
+	if (sb && mote_wasm_preopen_flags(sb, "/out", root, MOTE_WASM_PREOPEN_WRITABLE) != 0) {
+		TEST_FAILF("preopen: %s", mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		return NULL;
+	}
+	if (sb && ro && mote_wasm_preopen(sb, "/ro", ro) != 0) {
+		TEST_FAILF("preopen: %s", mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		return NULL;
+	}
+	return sb;
+}
+
+static int run_write(mote_sandbox *sb, const char *const *ops, size_t n)
+{
+	const char *argv[64] = {"write"};
+	for (size_t i = 0; i < n && i < 63; i++)
+		argv[i + 1] = ops[i];
+	int code = -1;
+	ncaptured = 0;
+	captured[0] = 0;
+	int rc = mote_wasm_run(sb, argv, n + 1, NULL, 0, &code);
+	return rc ? rc : code;
+}
+
+/* Through wasi-libc, as programs do: create, write, append, truncate,
+ * allocate, rename, link, symlink, unlink, mkdir, rmdir, fsync; the host
+ * tree has what the module did, files 0644 and directories 0755. */
+TEST(wasi_writable_preopen_creates_writes_and_removes_beneath_it)
+{
+	umask(022);
+	char root[128];
+	char *dir = write_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = write_sandbox(root, NULL);
+	REQUIRE(sb);
+	const char *ops[] = {
+		"put:/out/a.txt,hello", "append:/out/a.txt,+more", "cat:/out/a.txt",
+		"excl:/out/a.txt", "excl:/out/b.txt", "trunc:/out/a.txt,3", "alloc:/out/b.txt,100",
+		"mkdir:/out/d", "mkdir:/out/d", "rename:/out/a.txt,/out/d/c.txt",
+		"link:/out/d/c.txt,/out/h", "symlink:d/c.txt,/out/in", "cat:/out/in",
+		"sync:/out/in", "rw:/out/rw.txt", "wronly:/out/rw.txt", "rmdir:/out/d",
+		"unlink:/out/old.txt", "unlink:/out/missing", "unlink:/out/sub", "mkdir:/out/gone",
+		"rmdir:/out/gone", "rename:/out/sub,/out/sub2", "stat:/out/sub2",
+		"mkdirs:/out/md,2", "many:/out/m,2"
+	};
+	CHECK_EQ_INT(run_write(sb, ops, NOPS(ops)), 0);
+	CHECK_EQ_STR(captured, "put /out/a.txt,hello: ok\n"
+			       "append /out/a.txt,+more: ok\n"
+			       "cat /out/a.txt: \"hello+more\"\n"
+			       "excl /out/a.txt: EEXIST\n"
+			       "excl /out/b.txt: ok\n"
+			       "trunc /out/a.txt,3: ok\n"
+			       "alloc /out/b.txt,100: ok\n"
+			       "mkdir /out/d: ok\n"
+			       "mkdir /out/d: EEXIST\n"
+			       "rename /out/a.txt,/out/d/c.txt: ok\n"
+			       "link /out/d/c.txt,/out/h: ok\n"
+			       "symlink d/c.txt,/out/in: ok\n"
+			       "cat /out/in: \"hel\"\n"
+			       "sync /out/in: ok\n"
+			       "rw /out/rw.txt: wrote 5, at 0, read 5 \"hello\", pwrite 1, "
+			       "pread \"Jello\"\n"
+			       "wronly /out/rw.txt: read EBADF, access wronly\n"
+			       "rmdir /out/d: ENOTEMPTY\n"
+			       "unlink /out/old.txt: ok\n"
+			       "unlink /out/missing: ENOENT\n"
+			       "unlink /out/sub: EISDIR\n"
+			       "mkdir /out/gone: ok\n"
+			       "rmdir /out/gone: ok\n"
+			       "rename /out/sub,/out/sub2: ok\n"
+			       "stat /out/sub2: dir\n"
+			       "mkdirs /out/md,2: 2 made, ok\n"
+			       "many /out/m,2: 2 made, ok\n");
+	char want[1024];
+	snprintf(want, sizeof(want),
+		 "./absesc -> %s/outside/new.txt\n"
+		 "./b.txt file 644 100\n"
+		 "./d dir 755\n"
+		 "./d/c.txt file 644 4\n"
+		 "./esc -> ../outside/s.txt\n"
+		 "./h file 644 4\n"
+		 "./in -> d/c.txt\n"
+		 "./m0 file 644 0\n"
+		 "./m1 file 644 0\n"
+		 "./md0 dir 755\n"
+		 "./md1 dir 755\n"
+		 "./rw.txt file 644 5\n"
+		 "./sub2 dir 755\n",
+		 dir);
+	CHECK_EQ_STR(tree_listing(root), want);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "cd %s && cat d/c.txt rw.txt && od -An -c b.txt | head -1",
+		 root);
+	CHECK_EQ_STR(shell_out(cmd), "hel+Jello  \\0  \\0  \\0  \\0  \\0  \\0  \\0  \\0  \\0  \\0"
+				     "  \\0  \\0  \\0  \\0  \\0  \\0\n");
+	snprintf(cmd, sizeof(cmd), "%s/outside", dir);
+	CHECK_EQ_STR(tree_listing(cmd), "./s.txt file 644 6\n");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* Nothing a module does reaches outside the writable preopen: "..",
+ * absolute paths, links that lead out (there already, or made by the
+ * module: their text is stored, following them stays beneath), renames
+ * and links out; a read-only preopen beside it is still EROFS. */
+TEST(wasi_writes_stay_beneath_the_writable_preopen)
+{
+	umask(022);
+	char root[128], ro[160], outside[160];
+	char *dir = write_tree(root, sizeof(root));
+	REQUIRE(dir);
+	snprintf(ro, sizeof(ro), "%s/ro", dir);
+	snprintf(outside, sizeof(outside), "%s/outside", dir);
+	mote_sandbox *sb = write_sandbox(root, ro);
+	REQUIRE(sb);
+	const char *ops[] = {
+		"put:/out/../x,y", "put:/out/../outside/s.txt,y", "put:/etc/x,y", "put:/out/esc,y",
+		"append:/out/esc,y", "put:/out/absesc,y", "excl:/out/absesc",
+		"rename:/out/old.txt,/out/../stolen", "rename:/out/../outside/s.txt,/out/s",
+		"rename:/out/old.txt,/ro/x", "rename:/ro/file.txt,/out/f",
+		"link:/out/../outside/s.txt,/out/hard", "link:/out/old.txt,/out/../hard",
+		"symlink:/etc/passwd,/out/pw", "put:/out/pw,x", "cat:/out/pw",
+		"symlink:../../outside/s.txt,/out/sub/up", "append:/out/sub/up,x",
+		"symlink:x,/out/../y", "mkdir:/out/../newdir", "mkdir:/out/esc/x",
+		"unlink:/out/../outside/s.txt", "rmdir:/out/../outside", "put:/ro/file.txt,x",
+		"put:/ro/new,x", "mkdir:/ro/d", "unlink:/ro/file.txt", "rename:/ro/file.txt,/ro/g",
+		"symlink:x,/ro/l", "excl:/ro/x", "trunc:/ro/file.txt,0", "cat:/ro/file.txt"
+	};
+	CHECK_EQ_INT(run_write(sb, ops, NOPS(ops)), 0);
+	CHECK_EQ_STR(captured, "put /out/../x,y: ENOTCAPABLE\n"
+			       "put /out/../outside/s.txt,y: ENOTCAPABLE\n"
+			       "put /etc/x,y: ENOTCAPABLE\n"
+			       "put /out/esc,y: ENOTCAPABLE\n"
+			       "append /out/esc,y: ENOTCAPABLE\n"
+			       "put /out/absesc,y: ENOTCAPABLE\n"
+			       "excl /out/absesc: EEXIST\n"
+			       "rename /out/old.txt,/out/../stolen: ENOTCAPABLE\n"
+			       "rename /out/../outside/s.txt,/out/s: ENOTCAPABLE\n"
+			       "rename /out/old.txt,/ro/x: EROFS\n"
+			       "rename /ro/file.txt,/out/f: EROFS\n"
+			       "link /out/../outside/s.txt,/out/hard: ENOTCAPABLE\n"
+			       "link /out/old.txt,/out/../hard: ENOTCAPABLE\n"
+			       "symlink /etc/passwd,/out/pw: ok\n"
+			       "put /out/pw,x: ENOTCAPABLE\n"
+			       "cat /out/pw: ENOTCAPABLE\n"
+			       "symlink ../../outside/s.txt,/out/sub/up: ok\n"
+			       "append /out/sub/up,x: ENOTCAPABLE\n"
+			       "symlink x,/out/../y: ENOTCAPABLE\n"
+			       "mkdir /out/../newdir: ENOTCAPABLE\n"
+			       "mkdir /out/esc/x: ENOTCAPABLE\n"
+			       "unlink /out/../outside/s.txt: ENOTCAPABLE\n"
+			       "rmdir /out/../outside: ENOTCAPABLE\n"
+			       "put /ro/file.txt,x: EROFS\n"
+			       "put /ro/new,x: EROFS\n"
+			       "mkdir /ro/d: EROFS\n"
+			       "unlink /ro/file.txt: EROFS\n"
+			       "rename /ro/file.txt,/ro/g: EROFS\n"
+			       "symlink x,/ro/l: EROFS\n"
+			       "excl /ro/x: EROFS\n"
+			       "trunc /ro/file.txt,0: EROFS\n"
+			       "cat /ro/file.txt: \"ro\"\n");
+	/* Outside and the read-only tree are untouched; inside, only the two
+	 * links the module made. */
+	char want[1024];
+	snprintf(want, sizeof(want),
+		 "./absesc -> %s/outside/new.txt\n"
+		 "./esc -> ../outside/s.txt\n"
+		 "./old.txt file 644 3\n"
+		 "./pw -> /etc/passwd\n"
+		 "./sub dir 755\n"
+		 "./sub/up -> ../../outside/s.txt\n",
+		 dir);
+	CHECK_EQ_STR(tree_listing(root), want);
+	CHECK_EQ_STR(tree_listing(outside), "./s.txt file 644 6\n");
+	CHECK_EQ_STR(tree_listing(ro), "./file.txt file 644 2\n");
+	char cmd2[640];
+	snprintf(cmd2, sizeof(cmd2), "cat %s/s.txt %s/file.txt; ls %s; ls /etc/x 2>&- | wc -l",
+		 outside, ro, dir);
+	CHECK_EQ_STR(shell_out(cmd2), "secretrooutside\nro\nroot\n0\n");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* The write limits: a write that crosses max_bytes is short, the next
+ * fails with ENOSPC; a creation past max_files fails with EDQUOT; the
+ * counts stay with the sandbox across module loads; 0 allows nothing. */
+TEST(wasi_write_limits_stop_a_module_filling_the_disk)
+{
+	umask(022);
+	char root[128];
+	char *dir = write_tree(root, sizeof(root));
+	REQUIRE(dir);
+	mote_sandbox *sb = write_sandbox(root, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_set_write_limits(sb, 1000, 3), 0);
+	const char *ops[] = {"fill:/out/f,1500", "many:/out/m,5", "trunc:/out/f,2000",
+			     "trunc:/out/f,10", "alloc:/out/f,20"};
+	CHECK_EQ_INT(run_write(sb, ops, NOPS(ops)), 0);
+	CHECK_EQ_STR(captured, "fill /out/f,1500: 1000 (ok) then -1 (ENOSPC)\n"
+			       "many /out/m,5: 2 made, EDQUOT\n"
+			       "trunc /out/f,2000: ENOSPC\n"
+			       "trunc /out/f,10: ok\n"
+			       "alloc /out/f,20: ENOSPC\n");
+	/* Another module: the counts carry on. */
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_WRITE), 0);
+	const char *more[] = {"excl:/out/x", "excl:/out/f", "mkdir:/out/d", "symlink:f,/out/l",
+			      "put:/out/f,abc", "cat:/out/f", "unlink:/out/m0", "excl:/out/m0"};
+	CHECK_EQ_INT(run_write(sb, more, NOPS(more)), 0);
+	CHECK_EQ_STR(captured, "excl /out/x: EDQUOT\n"
+			       "excl /out/f: EEXIST\n"
+			       "mkdir /out/d: EDQUOT\n"
+			       "symlink f,/out/l: EDQUOT\n"
+			       "put /out/f,abc: ENOSPC\n"
+			       "cat /out/f: \"\"\n"
+			       "unlink /out/m0: ok\n"
+			       "excl /out/m0: EDQUOT\n");
+	/* Raised: room again. */
+	CHECK_EQ_INT(mote_wasm_set_write_limits(sb, 1003, 4), 0);
+	const char *raised[] = {"put:/out/f,abcdef", "cat:/out/f", "excl:/out/x", "excl:/out/y"};
+	CHECK_EQ_INT(run_write(sb, raised, NOPS(raised)), 0);
+	CHECK_EQ_STR(captured, "put /out/f,abcdef: ENOSPC\n"
+			       "cat /out/f: \"abc\"\n"
+			       "excl /out/x: ok\n"
+			       "excl /out/y: EDQUOT\n");
+	mote_sandbox_free(sb);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "./absesc -> %s/outside/new.txt\n"
+		 "./esc -> ../outside/s.txt\n"
+		 "./f file 644 3\n"
+		 "./m1 file 644 0\n"
+		 "./old.txt file 644 3\n"
+		 "./sub dir 755\n"
+		 "./x file 644 0\n",
+		 dir);
+	CHECK_EQ_STR(tree_listing(root), want);
+
+	/* 0: nothing at all. */
+	sb = write_sandbox(root, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_set_write_limits(sb, 0, 0), 0);
+	const char *none[] = {"fill:/out/f,5", "excl:/out/z", "mkdir:/out/z", "cat:/out/f"};
+	CHECK_EQ_INT(run_write(sb, none, NOPS(none)), 0);
+	CHECK_EQ_STR(captured, "fill /out/f,5: -1 (ENOSPC) then -1 (ENOSPC)\n"
+			       "excl /out/z: EDQUOT\n"
+			       "mkdir /out/z: EDQUOT\n"
+			       "cat /out/f: \"\"\n");
+	mote_sandbox_free(sb);
+	remove_tree(dir);
+}
+
+/* Files are closed with their module (load, unload, free), whatever they
+ * were opened for; snapshots hold no host files: what was written stays
+ * written when the sandbox goes back to a snapshot, and a sandbox started
+ * from one has no open files and no preopens. */
+TEST(wasi_written_files_are_host_state_not_snapshot_state)
+{
+	umask(022);
+	char root[128];
+	char *dir = write_tree(root, sizeof(root));
+	REQUIRE(dir);
+	int before = count_fds();
+	mote_sandbox *sb = write_sandbox(root, NULL);
+	REQUIRE(sb);
+	int with_preopen = count_fds();
+	const char *first[] = {"put:/out/a.txt,before"};
+	CHECK_EQ_INT(run_write(sb, first, 1), 0);
+	mote_snapshot *snap = NULL;
+	CHECK_EQ_INT(mote_sandbox_snapshot(sb, &snap), 0);
+	REQUIRE(snap);
+	with_preopen = count_fds(); /* and the snapshot's */
+	const char *second_ops[] = {"put:/out/a.txt,after", "seal:/out/s"};
+	CHECK_EQ_INT(run_write(sb, second_ops, 2), 0);
+	CHECK_EQ_STR(captured, "put /out/a.txt,after: ok\nseal /out/s: kept\n");
+	CHECK_EQ_INT(count_fds(), with_preopen + 1); /* s, left open */
+	CHECK_EQ_INT(mote_sandbox_restore(sb, snap), 0);
+	CHECK_EQ_INT(count_fds(), with_preopen); /* the restore closed s */
+	const char *cat[] = {"cat:/out/a.txt", "cat:/out/s"};
+	CHECK_EQ_INT(run_write(sb, cat, 2), 0);
+	CHECK_EQ_STR(captured, "cat /out/a.txt: \"after\"\ncat /out/s: \"a\"\n");
+	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
+	CHECK_EQ_INT(count_fds(), with_preopen);
+
+	mote_sandbox *sb2 = NULL;
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	mote_config_set_output(cfg, capture, NULL);
+	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(snap, NULL, cfg, &sb2), 0);
+	mote_config_free(cfg);
+	REQUIRE(sb2);
+	const char *from_snap[] = {"put:/out/b.txt,x"};
+	CHECK_EQ_INT(run_write(sb2, from_snap, 1), 0);
+	/* wasi-libc in the snapshot remembers fd 3 as /out: the host has no
+	 * such preopen now, and says so. */
+	CHECK_EQ_STR(captured, "put /out/b.txt,x: EBADF\n");
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb2, "/out", root, MOTE_WASM_PREOPEN_WRITABLE), 0);
+	const char *now[] = {"put:/out/b.txt,x", "cat:/out/a.txt"};
+	CHECK_EQ_INT(run_write(sb2, now, 2), 0);
+	CHECK_EQ_STR(captured, "put /out/b.txt,x: ok\ncat /out/a.txt: \"after\"\n");
+	mote_sandbox_free(sb2);
+	mote_sandbox_free(sb);
+	mote_snapshot_free(snap);
+	CHECK_EQ_INT(count_fds(), before);
+	char path[192];
+	snprintf(path, sizeof(path), "cd %s && cat a.txt b.txt s", root);
+	CHECK_EQ_STR(shell_out(path), "afterxa");
+	remove_tree(dir);
+}
+
+/* The writing host functions alone, as a hostile guest could call them:
+ * bad handles and operations, out-of-range offsets and sizes, huge
+ * lengths, NULs in paths, paths and links that lead out; nothing outside
+ * changes and no descriptor is left open. */
+static uint32_t hpwrite(mote_sandbox *sb, uint64_t h, uint64_t off, const void *data,
+			size_t len, uint32_t *written)
+{
+	mote_value a[3] = {mote_u64(h), mote_u64(off), mote_bytes(data, len)}, r = {0};
+	r.type = MOTE_BYTES;
+	CHECK_EQ_INT(mote_wasi_host_pwrite(NULL, sb, a, 3, &r), 0);
+	*written = 0xffffffff;
+	if (r.v.buf.len == 16)
+		memcpy(written, (const uint8_t *)r.v.buf.ptr + 4, 4);
+	else if (r.v.buf.len != 4)
+		TEST_FAILF("pwrite reply of %zu bytes", r.v.buf.len);
+	return reply_errno(&r);
+}
+
+static uint32_t hfop(mote_sandbox *sb, uint64_t h, uint32_t op, uint64_t x, uint64_t y)
+{
+	mote_value a[4] = {mote_u64(h), mote_u32(op), mote_u64(x), mote_u64(y)}, r = {0};
+	CHECK_EQ_INT(mote_wasi_host_fop(NULL, sb, a, 4, &r), 0);
+	return r.v.u32;
+}
+
+static uint32_t hpathop(mote_sandbox *sb, uint32_t dir, const char *path, size_t len,
+			uint32_t op, const char *text, size_t tlen)
+{
+	mote_value a[4] = {mote_u32(dir), mote_string(path), mote_u32(op), mote_string(text)},
+		   r = {0};
+	a[1].v.buf.len = len;
+	a[3].v.buf.len = tlen;
+	CHECK_EQ_INT(mote_wasi_host_pathop(NULL, sb, a, 4, &r), 0);
+	return r.v.u32;
+}
+
+static uint32_t hrename(mote_sandbox *sb, uint32_t d1, const char *p1, uint32_t d2,
+			const char *p2, uint32_t op)
+{
+	mote_value a[5] = {mote_u32(d1), mote_string(p1), mote_u32(d2), mote_string(p2),
+			   mote_u32(op)},
+		   r = {0};
+	CHECK_EQ_INT(mote_wasi_host_rename(NULL, sb, a, 5, &r), 0);
+	return r.v.u32;
+}
+
+static uint64_t hopen(mote_sandbox *sb, uint32_t dir, const char *path, size_t len,
+		      uint32_t how, uint32_t *err)
+{
+	mote_value a[3] = {mote_u32(dir), mote_string(path), mote_u32(how)}, r = {0};
+	a[1].v.buf.len = len;
+	uint64_t h = 0;
+	CHECK_EQ_INT(mote_wasi_host_open(NULL, sb, a, 3, &r), 0);
+	*err = reply_errno(&r);
+	if (*err == 0 && r.v.buf.len == 12)
+		memcpy(&h, (const uint8_t *)r.v.buf.ptr + 4, 8);
+	return h;
+}
+
+static void hclose(mote_sandbox *sb, uint64_t h)
+{
+	mote_value c = mote_u64(h), r = {0};
+	CHECK_EQ_INT(mote_wasi_host_close(NULL, sb, &c, 1, &r), 0);
+	CHECK_EQ_INT(r.v.u32, 0);
+}
+
+TEST(wasi_write_host_functions_refuse_what_a_hostile_guest_sends)
+{
+	umask(022);
+	char root[128], ro[160];
+	char *dir = write_tree(root, sizeof(root));
+	REQUIRE(dir);
+	snprintf(ro, sizeof(ro), "%s/ro", dir);
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	uint32_t err, n;
+	/* No preopens yet. */
+	CHECK_EQ_INT(hpwrite(sb, 1 << 8, 0, "x", 1, &n), 8);
+	CHECK_EQ_INT(hfop(sb, 1 << 8, 2, 0, 0), 8);
+	CHECK_EQ_INT(hpathop(sb, 0, "d", 1, 0, "", 0), 8);
+	CHECK_EQ_INT(hrename(sb, 0, "a", 0, "b", 0), 8);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, "/w", root, MOTE_WASM_PREOPEN_WRITABLE), 0);
+	CHECK_EQ_INT(mote_wasm_preopen(sb, "/r", ro), 0);
+	CHECK_EQ_INT(mote_wasm_set_write_limits(sb, 3u << 20, 100), 0);
+	int before = count_fds();
+
+	/* open: unknown bits, read-only, out, NUL. */
+	hopen(sb, 0, "n", 1, 128, &err);
+	CHECK_EQ_INT(err, 28);
+	hopen(sb, 1, "file.txt", 8, 4, &err);
+	CHECK_EQ_INT(err, 69); /* EROFS */
+	hopen(sb, 1, "../root/x", 9, 4 | 16, &err);
+	CHECK_EQ_INT(err, 76);
+	hopen(sb, 0, "../x", 4, 4 | 16, &err);
+	CHECK_EQ_INT(err, 76);
+	hopen(sb, 0, "/tmp/x", 6, 4 | 16, &err);
+	CHECK_EQ_INT(err, 76);
+	hopen(sb, 0, "esc", 3, 4 | 16, &err);
+	CHECK_EQ_INT(err, 76);
+	hopen(sb, 0, "absesc", 6, 4 | 16, &err);
+	CHECK_EQ_INT(err, 76);
+	hopen(sb, 0, "absesc", 6, 4 | 16 | 32, &err);
+	CHECK_EQ_INT(err, 20); /* EEXIST: the link itself is there */
+	hopen(sb, 0, "n\0x", 3, 4 | 16, &err);
+	CHECK_EQ_INT(err, 28);
+	hopen(sb, 0, "sub", 3, 4, &err);
+	CHECK_EQ_INT(err, 31); /* EISDIR */
+
+	/* pwrite */
+	uint64_t w = hopen(sb, 0, "new", 3, 4 | 8 | 16, &err);
+	CHECK_EQ_INT(err, 0);
+	uint64_t rd = hopen(sb, 0, "old.txt", 7, 0, &err);
+	CHECK_EQ_INT(err, 0);
+	uint64_t rofile = hopen(sb, 1, "file.txt", 8, 0, &err);
+	CHECK_EQ_INT(err, 0);
+	uint64_t d = hopen(sb, 0, "sub", 3, 1, &err);
+	CHECK_EQ_INT(err, 0);
+	CHECK_EQ_INT(hpwrite(sb, w, 0, "abc", 3, &n), 0);
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_INT(hpwrite(sb, w, UINT64_MAX, "de", 2, &n), 0); /* at the end */
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_INT(hpwrite(sb, w ^ 0x100, 0, "x", 1, &n), 8); /* another serial */
+	CHECK_EQ_INT(hpwrite(sb, (w & ~0xffull) | 200, 0, "x", 1, &n), 8);
+	CHECK_EQ_INT(hpwrite(sb, rd, 0, "x", 1, &n), 76);     /* not opened to write */
+	CHECK_EQ_INT(hpwrite(sb, rofile, 0, "x", 1, &n), 69); /* read-only preopen */
+	CHECK_EQ_INT(hpwrite(sb, d, 0, "x", 1, &n), 31);      /* a directory */
+	CHECK_EQ_INT(hpwrite(sb, w, 1ull << 63, "x", 1, &n), 28);
+	CHECK_EQ_INT(hpwrite(sb, w, UINT64_MAX - 1, "x", 1, &n), 28);
+	CHECK_EQ_INT(hpwrite(sb, w, INT64_MAX, "x", 1, &n), 22); /* EFBIG */
+	static char big[2u << 20];
+	memset(big, 'b', sizeof(big));
+	CHECK_EQ_INT(hpwrite(sb, w, 5, big, sizeof(big), &n), 0);
+	CHECK_EQ_INT(n, 1u << 20); /* at most 1 MiB per call: short */
+	CHECK_EQ_INT(hpwrite(sb, w, 0, big, sizeof(big), &n), 0);
+	CHECK_EQ_INT(n, 1u << 20);
+	CHECK_EQ_INT(hpwrite(sb, w, 0, big, sizeof(big), &n), 0);
+	CHECK_EQ_INT(n, (3u << 20) - 5 - (2u << 20)); /* up to the limit */
+	CHECK_EQ_INT(hpwrite(sb, w, 0, "x", 1, &n), 51); /* ENOSPC */
+	CHECK_EQ_INT(hpwrite(sb, w, 0, "", 0, &n), 0);   /* nothing asked: nothing refused */
+	CHECK_EQ_INT(n, 0);
+
+	/* fop */
+	CHECK_EQ_INT(hfop(sb, w, 2, 0, 0), 0);
+	CHECK_EQ_INT(hfop(sb, w, 3, 0, 0), 0);
+	CHECK_EQ_INT(hfop(sb, rd, 2, 0, 0), 0);
+	CHECK_EQ_INT(hfop(sb, w, 4, 0, 0), 28);
+	CHECK_EQ_INT(hfop(sb, w, 0xffffffffu, 0, 0), 28);
+	CHECK_EQ_INT(hfop(sb, w ^ 0x100, 0, 0, 0), 8);
+	CHECK_EQ_INT(hfop(sb, rd, 0, 0, 0), 76);
+	CHECK_EQ_INT(hfop(sb, rofile, 0, 0, 0), 69);
+	CHECK_EQ_INT(hfop(sb, rofile, 1, 0, 1), 69);
+	CHECK_EQ_INT(hfop(sb, w, 0, 1ull << 63, 0), 28);
+	CHECK_EQ_INT(hfop(sb, w, 1, 0, 0), 28);
+	CHECK_EQ_INT(hfop(sb, w, 1, INT64_MAX, 2), 28);
+	CHECK_EQ_INT(hfop(sb, w, 1, 1ull << 63, 1), 28);
+	CHECK_EQ_INT(hfop(sb, w, 0, 1ull << 40, 0), 51); /* growth past the limit */
+	CHECK_EQ_INT(hfop(sb, w, 1, 0, 1ull << 40), 51);
+	CHECK_EQ_INT(hfop(sb, w, 0, 4, 0), 0); /* shrinking is free */
+	CHECK_EQ_INT(hfop(sb, w, 1, 0, 4), 0); /* within the size: no growth */
+	hclose(sb, w);
+	hclose(sb, rd);
+	hclose(sb, rofile);
+	hclose(sb, d);
+	CHECK_EQ_INT(hpwrite(sb, w, 0, "x", 1, &n), 8); /* closed */
+
+	/* pathop */
+	static char huge[4097];
+	memset(huge, 'a', 4096);
+	CHECK_EQ_INT(hpathop(sb, 0, "d", 1, 4, "", 0), 28);
+	CHECK_EQ_INT(hpathop(sb, 0, "d", 1, 0xffffffffu, "", 0), 28);
+	CHECK_EQ_INT(hpathop(sb, 0, "d", 1, 0, "x", 1), 28); /* text only for symlink */
+	CHECK_EQ_INT(hpathop(sb, 2, "d", 1, 0, "", 0), 8);
+	CHECK_EQ_INT(hpathop(sb, 0, "d\0x", 3, 0, "", 0), 28);
+	CHECK_EQ_INT(hpathop(sb, 0, "", 0, 0, "", 0), 44);
+	CHECK_EQ_INT(hpathop(sb, 0, huge, 4096, 0, "", 0), 37);
+	CHECK_EQ_INT(hpathop(sb, 0, huge, 256, 0, "", 0), 37);
+	CHECK_EQ_INT(hpathop(sb, 0, "../d", 4, 0, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, "/d", 2, 0, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, "/", 1, 0, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, "esc/d", 5, 0, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, "sub/../../d", 11, 0, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, "..", 2, 1, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, ".", 1, 0, "", 0), 20);   /* EEXIST */
+	CHECK_EQ_INT(hpathop(sb, 0, ".", 1, 1, "", 0), 28);   /* rmdir ".": EINVAL */
+	CHECK_EQ_INT(hpathop(sb, 0, "sub/..", 6, 1, "", 0), 55); /* ENOTEMPTY */
+	CHECK_EQ_INT(hpathop(sb, 0, "sub/", 4, 2, "", 0), 31);   /* unlink a dir: EISDIR */
+	CHECK_EQ_INT(hpathop(sb, 0, "old.txt/", 8, 2, "", 0), 54);
+	CHECK_EQ_INT(hpathop(sb, 0, "nodir/x", 7, 0, "", 0), 44);
+	CHECK_EQ_INT(hpathop(sb, 0, "old.txt/x", 9, 0, "", 0), 54);
+	CHECK_EQ_INT(hpathop(sb, 1, "d", 1, 0, "", 0), 69);
+	CHECK_EQ_INT(hpathop(sb, 1, "../root/d", 9, 0, "", 0), 76);
+	CHECK_EQ_INT(hpathop(sb, 0, "l", 1, 3, "", 0), 44);       /* empty target */
+	CHECK_EQ_INT(hpathop(sb, 0, "l", 1, 3, "a\0b", 3), 28);   /* NUL in target */
+	CHECK_EQ_INT(hpathop(sb, 0, "l", 1, 3, huge, 4096), 37);
+	CHECK_EQ_INT(hpathop(sb, 0, "l/", 2, 3, "x", 1), 44);
+	CHECK_EQ_INT(hpathop(sb, 0, "l", 1, 3, "/etc/shadow", 11), 0); /* only text */
+	CHECK_EQ_INT(hpathop(sb, 0, "l", 1, 3, "x", 1), 20);
+	CHECK_EQ_INT(hpathop(sb, 0, "nd/", 3, 0, "", 0), 0);
+	CHECK_EQ_INT(hpathop(sb, 0, "nd//", 4, 1, "", 0), 0);
+
+	/* rename and link */
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt", 0, "o2", 3), 28);
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt", 2, "o2", 0), 8);
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt", 0, "../o2", 0), 76);
+	CHECK_EQ_INT(hrename(sb, 0, "/etc/passwd", 0, "o2", 0), 76);
+	CHECK_EQ_INT(hrename(sb, 0, "esc/x", 0, "o2", 0), 76);
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt", 1, "o2", 0), 69);
+	CHECK_EQ_INT(hrename(sb, 1, "file.txt", 0, "o2", 1), 69);
+	CHECK_EQ_INT(hrename(sb, 0, ".", 0, "o2", 0), 10); /* EBUSY */
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt/", 0, "o2", 0), 54);
+	CHECK_EQ_INT(hrename(sb, 0, "esc", 0, "hard", 2), 76); /* following leads out */
+	CHECK_EQ_INT(hrename(sb, 0, "absesc", 0, "hard", 2), 76);
+	CHECK_EQ_INT(hrename(sb, 0, "esc", 0, "lnk", 1), 0);    /* the link itself */
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt", 0, "hard", 2), 0);
+	CHECK_EQ_INT(hrename(sb, 0, "old.txt", 0, "o2", 0), 0);
+	CHECK_EQ_INT(hrename(sb, 0, "o2", 0, "new", 0), 0);
+	CHECK_EQ_INT(count_fds(), before);
+	mote_sandbox_free(sb);
+
+	char want[1024];
+	snprintf(want, sizeof(want),
+		 "./absesc -> %s/outside/new.txt\n"
+		 "./esc -> ../outside/s.txt\n"
+		 "./hard file 644 3\n"
+		 "./l -> /etc/shadow\n"
+		 "./lnk -> ../outside/s.txt\n"
+		 "./new file 644 3\n"
+		 "./sub dir 755\n",
+		 dir);
+	CHECK_EQ_STR(tree_listing(root), want);
+	char outside[160];
+	snprintf(outside, sizeof(outside), "%s/outside", dir);
+	CHECK_EQ_STR(tree_listing(outside), "./s.txt file 644 6\n");
+	CHECK_EQ_STR(tree_listing(ro), "./file.txt file 644 2\n");
+	remove_tree(dir);
+}
+
+TEST(wasm_preopen_flags_and_write_limits_refuse_bad_requests)
+{
+	mote_sandbox *sb = new_wasm(NULL, NULL);
+	REQUIRE(sb);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, "/d", "/tmp", 2), -MOTE_EINVAL);
+	CHECK_EQ_STR(mote_sandbox_last_error(sb), "mote_wasm_preopen_flags: unknown flags 0x2 "
+						  "(takes MOTE_WASM_PREOPEN_WRITABLE)");
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, "/d", "/tmp", ~0u), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, NULL, "/tmp", 1), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, "/d", NULL, 1), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, "/d", "/tmp", MOTE_WASM_PREOPEN_WRITABLE), 0);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(sb, "/d", "/tmp", 0), -MOTE_EEXIST);
+	CHECK_EQ_INT(mote_wasm_set_write_limits(sb, UINT64_MAX, UINT64_MAX), 0);
+	CHECK_EQ_INT(mote_wasm_preopen_flags(NULL, "/d", "/tmp", 0), -MOTE_EINVAL);
+	CHECK_EQ_INT(mote_wasm_set_write_limits(NULL, 0, 0), -MOTE_EINVAL);
+	mote_sandbox_free(sb);
+}
+
+/* `mote wasm run --dir GUEST=HOST:rw` writes; ":ro" (the default) does
+ * not; a ":rw" that is not at the end is part of the directory's name. */
+TEST(cli_dir_rw_writes)
+{
+	char root[128], cmd[512], out[1024];
+	char *dir = write_tree(root, sizeof(root));
+	REQUIRE(dir);
+	snprintf(cmd, sizeof(cmd),
+		 MOTE_CLI " wasm run --dir /out=%s:rw " WASI_WRITE " put:/out/cli.txt,hi 2>&1",
+		 root);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "put /out/cli.txt,hi: ok\n");
+	snprintf(cmd, sizeof(cmd),
+		 MOTE_CLI " wasm run --dir /out=%s:ro " WASI_WRITE
+			  " put:/out/ro.txt,hi cat:/out/cli.txt 2>&1",
+		 root);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "put /out/ro.txt,hi: EROFS\ncat /out/cli.txt: \"hi\"\n");
+	snprintf(cmd, sizeof(cmd), MOTE_CLI " wasm run --dir /out=%s " WASI_WRITE
+					    " put:/out/ro.txt,hi 2>&1",
+		 root);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 0);
+	CHECK_EQ_STR(out, "put /out/ro.txt,hi: EROFS\n");
+	snprintf(cmd, sizeof(cmd),
+		 MOTE_CLI " wasm run --dir /out=%s:rwx " WASI_WRITE " put:/out/x,hi 2>&1", root);
+	CHECK_EQ_INT(run_cli(cmd, out, sizeof(out)), 2);
+	CHECK_CONTAINS(out, "rwx");
+	snprintf(cmd, sizeof(cmd), "cat %s/cli.txt; ls %s", root, root);
+	CHECK_EQ_STR(shell_out(cmd), "hiabsesc\ncli.txt\nesc\nold.txt\nsub\n");
+	remove_tree(dir);
 }
 
 TEST_MAIN()

@@ -28,7 +28,8 @@ static void wasm_usage(FILE *f)
 {
 	fprintf(f, "usage: mote wasm run [OPTIONS] MODULE.wasm|SNAPSHOT --invoke EXPORT [ARGS...]\n"
 	           "       mote wasm run [OPTIONS] [--env NAME=VALUE]... [--stdin FILE|-]\n"
-	           "                     [--dir GUEST=HOST]... MODULE.wasm|SNAPSHOT [ARGS...]\n"
+	           "                     [--dir GUEST=HOST[:ro|:rw]]...\n"
+	           "                     MODULE.wasm|SNAPSHOT [ARGS...]\n"
 	           "       mote wasm snapshot [OPTIONS] MODULE.wasm -o FILE\n"
 	           "       mote wasm exports MODULE.wasm|SNAPSHOT\n"
 	           "\n"
@@ -37,6 +38,8 @@ static void wasm_usage(FILE *f)
 	           "with argv = MODULE ARGS...; the exit status is the module's exit code.\n"
 	           "--dir lets it read the files under directory HOST, which it sees as\n"
 	           "GUEST (e.g. --dir /data=./data); read-only, nothing outside HOST.\n"
+	           "HOST:rw lets it also write there (64 MiB, 1024 new files at most);\n"
+	           "HOST:ro is the default. Only a final \":rw\" or \":ro\" is taken so.\n"
 	           "snapshot loads MODULE and saves a snapshot with it instantiated; run and\n"
 	           "exports accept that file instead of a module (no load at all).\n"
 	           "OPTIONS are run's (--heap, --stack, --input-size, --output-size, --timeout,\n"
@@ -203,10 +206,21 @@ int wasm_run(int argc, char **argv, mote_config *cfg, const mote_snapshot *snap)
 	} else {
 		int exit_code = 0, rc = 0;
 		for (size_t i = 0; !rc && i < ndirs; i++) {
+			/* GUEST=HOST, GUEST=HOST:ro or GUEST=HOST:rw (writable) */
 			size_t gl = (size_t)(strchr(dirs[i], '=') - dirs[i]);
-			char *guest = strndup(dirs[i], gl);
-			rc = guest ? mote_wasm_preopen(sb, guest, dirs[i] + gl + 1) : -MOTE_ENOMEM;
+			const char *host = dirs[i] + gl + 1;
+			size_t hl = strlen(host);
+			unsigned flags = 0;
+			const char *suffix = hl > 3 ? host + hl - 3 : "";
+			if (!strcmp(suffix, ":rw") || !strcmp(suffix, ":ro")) {
+				flags = host[hl - 1] == 'w' ? MOTE_WASM_PREOPEN_WRITABLE : 0;
+				hl -= 3;
+			}
+			char *guest = strndup(dirs[i], gl), *hdir = strndup(host, hl);
+			rc = guest && hdir ? mote_wasm_preopen_flags(sb, guest, hdir, flags)
+			                   : -MOTE_ENOMEM;
 			free(guest);
+			free(hdir);
 		}
 		if (rc) {
 			code = fail(EXIT_USAGE, rc, mote_sandbox_last_error(sb));

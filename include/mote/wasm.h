@@ -117,17 +117,14 @@ MOTE_API int mote_wasm_call(mote_sandbox *sandbox, const char *export_name,
 /* ---- WASI commands ----
  * Run the module's `_start` with these arguments and environment
  * ("NAME=value" strings; both may be empty). *exit_code receives the code
- * passed to proc_exit, or 0 when _start returns. The WASI subset: args_*,
- * environ_*, fd_write to 1 and 2 (to the output callback: standard output
- * as MOTE_LOG_PRINT, standard error as MOTE_LOG_STDERR where the callback
- * takes it, see mote_config_set_output_streams), fd_read of 0 (mote_wasm_set_stdin; empty by default), read-only
- * files under preopened directories (mote_wasm_preopen: fd_prestat_get,
- * fd_prestat_dir_name, path_open, fd_read, fd_pread, fd_seek, fd_tell,
- * fd_readdir, fd_close, fd_fdstat_get, fd_filestat_get, path_filestat_get),
- * clock_time_get / clock_res_get (host clocks), random_get (host
- * getrandom), proc_exit, sched_yield. Opening for writing, creating or
- * truncating fails with EROFS; other fd_* and path_* calls with EBADF,
- * everything else with ENOSYS. The arguments stay set for later calls. */
+ * passed to proc_exit, or 0 when _start returns. WASI preview 1:
+ * fd_write to 1 and 2 reaches the output callback (standard error as
+ * MOTE_LOG_STDERR where the callback takes it, see
+ * mote_config_set_output_streams), fd_read of 0 reads mote_wasm_set_stdin's
+ * bytes, files live under preopened directories (mote_wasm_preopen, read
+ * only, or mote_wasm_preopen_flags, writable), clocks, randomness and sleeps
+ * come from the host; docs/wasm-sandbox.md lists every call. The arguments
+ * stay set for later calls. */
 MOTE_API int mote_wasm_run(mote_sandbox *sandbox, const char *const *argv, size_t argc,
 			   const char *const *envp, size_t envc, int *exit_code);
 /* Give WASI commands `len` bytes of standard input (copied; replaces what is
@@ -150,6 +147,29 @@ MOTE_API int mote_wasm_set_stdio_type(mote_sandbox *sandbox, int fd, mote_wasm_s
  * module is loaded or it is unloaded, and are not part of snapshots. */
 MOTE_API int mote_wasm_preopen(mote_sandbox *sandbox, const char *guest_path,
 			       const char *host_dir);
+/* mote_wasm_preopen with flags (0: read-only, as mote_wasm_preopen).
+ * MOTE_WASM_PREOPEN_WRITABLE lets modules create, write, truncate, rename
+ * and remove files, directories and symbolic links beneath host_dir, and
+ * nowhere else: every path is resolved beneath it as for reading (a
+ * symlink's target is stored as given, and followed beneath host_dir
+ * only). Files are created with mode 0644, directories 0755 (less the
+ * process umask). What is written counts against the sandbox's write
+ * limits (mote_wasm_set_write_limits). Unknown flags: -MOTE_EINVAL. */
+#define MOTE_WASM_PREOPEN_WRITABLE 1u
+MOTE_API int mote_wasm_preopen_flags(mote_sandbox *sandbox, const char *guest_path,
+				     const char *host_dir, unsigned flags);
+/* Limits on what modules may write beneath writable preopens, for the
+ * sandbox's whole life (module loads, unloads and restores do not reset
+ * the counts, which never go down: removing a file gives nothing back):
+ * max_bytes of data (bytes passed to write and pwrite, plus what truncate
+ * and allocate grow files by), max_files files, directories and links
+ * created. 0 means nothing may be written or created. A write that would
+ * cross max_bytes writes up to it and returns the short count; the next
+ * fails with ENOSPC; a truncate or allocate that would cross it fails
+ * whole (ENOSPC); a creation past max_files fails with EDQUOT. Defaults:
+ * 64 MiB and 1024. */
+MOTE_API int mote_wasm_set_write_limits(mote_sandbox *sandbox, uint64_t max_bytes,
+					uint64_t max_files);
 
 /* ---- Exports of the loaded module ---- */
 typedef enum mote_wasm_kind {

@@ -19,9 +19,10 @@
 /* u32 (u32 fd): the WASI filetype of stdio descriptor fd (0-2), as the
  * embedder described it (mote_wasm_set_stdio_type); 0 (unknown) if not. */
 #define MOTE_WASI_HOST_STDIO "__mote_wasi_stdio"
-/* Read-only files (src/host/wasi_fs.c). Replies start with a u32 WASI errno. */
+/* Files (src/host/wasi_fs.c). Replies start with a u32 WASI errno. dirs:
+ * u32 count, then per preopen u32 length (bit 31: writable) and name. */
 #define MOTE_WASI_HOST_DIRS "__mote_wasi_dirs"         /* bytes (): preopened names */
-#define MOTE_WASI_HOST_OPEN "__mote_wasi_open"         /* bytes (u32 dir, str path, u32 is_dir) */
+#define MOTE_WASI_HOST_OPEN "__mote_wasi_open"         /* bytes (u32 dir, str path, u32 how) */
 #define MOTE_WASI_HOST_PREAD "__mote_wasi_pread"       /* bytes (u64 h, u64 off, u32 n) */
 #define MOTE_WASI_HOST_FSTAT "__mote_wasi_fstat"       /* bytes (u64 h): filestat */
 #define MOTE_WASI_HOST_PATHSTAT "__mote_wasi_pathstat" /* bytes (u32 dir, str path) */
@@ -34,5 +35,18 @@
 /* u32 (u32 dir, str path): errno, 0 if the directory that holds path's
  * last component resolves beneath dir (where a write would go). */
 #define MOTE_WASI_HOST_PARENT "__mote_wasi_parent"
+/* Writing (writable preopens; EROFS beneath read-only ones). pwrite:
+ * bytes (u64 h, u64 off, bytes data): errno, u32 written, u64 end (off
+ * UINT64_MAX: at the end of the file). fop: u32 (u64 h, u32 op, u64 a,
+ * u64 b): 0 set size a, 1 allocate b at a, 2 fsync, 3 fdatasync. pathop:
+ * u32 (u32 dir, str path, u32 op, str target): 0 mkdir, 1 rmdir, 2
+ * unlink, 3 symlink to target. rename: u32 (u32 dir, str old, u32 dir2,
+ * str new, u32 op): 0 rename, 1 link, 2 link following old. */
+#define MOTE_WASI_HOST_PWRITE "__mote_wasi_pwrite"
+#define MOTE_WASI_HOST_FOP "__mote_wasi_fop"
+#define MOTE_WASI_HOST_PATHOP "__mote_wasi_pathop"
+#define MOTE_WASI_HOST_RENAME "__mote_wasi_rename"
+/* Bit 31 of a __mote_wasi_dirs name length: the preopen is writable. */
+#define MOTE_WASI_DIR_WRITABLE 0x80000000u
 
 #endif

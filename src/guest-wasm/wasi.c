@@ -2,15 +2,16 @@
  * import from "wasi_snapshot_preview1" (every fd_* and path_* one, in
  * wasi_table below, and poll_oneoff; the others it lacks, proc_raise and
  * the sock_* ones, fail with ENOSYS). Arguments and environment come with the
- * command's run; the clock, randomness, standard input and read-only files
- * under preopened directories come from the host through host calls named
+ * command's run; the clock, randomness, standard input and files under
+ * preopened directories come from the host through host calls named
  * in src/common/wasm_abi.h (the host side: src/host/wasm_sandbox.c and
  * wasi_fs.c).
  *
  * Descriptors that exist answer with the errno of what they are: EBADF is
  * only ever "no such descriptor" (and fd_prestat_get's "not a preopen",
- * which is how wasi-libc finds the end of the preopens). Everything
- * beneath a preopen is read-only: a write is EROFS once its path is known
+ * which is how wasi-libc finds the end of the preopens). Preopens are
+ * read-only unless the embedder made them writable: the host decides, and
+ * answers a write beneath a read-only one with EROFS once its path is known
  * to stay beneath (ENOTCAPABLE if it leads out). */
 #include "guest-wasm/wasi.h"
 
@@ -32,6 +33,10 @@
 #define HOST_WASI_LSTAT    MOTE_WASI_HOST_LSTAT
 #define HOST_WASI_READLINK MOTE_WASI_HOST_READLINK
 #define HOST_WASI_PARENT   MOTE_WASI_HOST_PARENT
+#define HOST_WASI_PWRITE   MOTE_WASI_HOST_PWRITE
+#define HOST_WASI_FOP      MOTE_WASI_HOST_FOP
+#define HOST_WASI_PATHOP   MOTE_WASI_HOST_PATHOP
+#define HOST_WASI_RENAME   MOTE_WASI_HOST_RENAME
 
 bool wasi_exited;
 int32_t wasi_exit_code;
@@ -135,10 +140,12 @@ static mw_trap wasi_environ_get(void *u, mw_instance *c, const mw_val *a, mw_val
 	return strings_get(c, a, r, g_envbuf, g_envc, g_envlen);
 }
 
-/* An open file (below): the host's handle, the read position and the
- * fdflags (fd_fdstat_set_flags). */
+/* An open file (below): the host's handle, the position, the fdflags
+ * (fd_fdstat_set_flags), whether it was opened for reading and for
+ * writing, and whether its preopen is writable. */
 struct wasi_file {
 	bool used;
+	bool read, write, dir_writable;
 	uint16_t flags;
 	uint64_t handle;
 	uint64_t pos;
@@ -147,13 +154,19 @@ static struct wasi_file *file_at(uint32_t fd);
 static bool is_dir_fd(uint32_t fd);
 static int32_t write_errno(uint32_t fd);
 static int32_t read_errno(uint32_t fd);
+static mw_trap file_write(mw_instance *c, struct wasi_file *f, uint32_t iovs, uint32_t niovs,
+                          uint64_t *pos, bool append, uint32_t nwritten, mw_val *r);
 
 /* Output to fd 1 and 2 goes to the host's output callback, as standard
- * output (mote_write) and standard error (mote_write_stderr). */
+ * output (mote_write) and standard error (mote_write_stderr); files are
+ * written by file_write. */
 static mw_trap wasi_fd_write(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	uint32_t fd = a[0].u32, iovs = a[1].u32, n = a[2].u32;
+	struct wasi_file *f = file_at(fd);
+	if (f)
+		return file_write(c, f, iovs, n, &f->pos, f->flags & 1u /* append */, a[3].u32, r);
 	if (fd != 1 && fd != 2)
 		return wasi_ret(r, write_errno(fd));
 	const uint8_t *iov = mem_at(c, iovs, (uint64_t)n * 8);
@@ -196,6 +209,8 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 		struct wasi_file *f = file_at(a[0].u32);
 		if (!f)
 			return wasi_ret(r, read_errno(a[0].u32));
+		if (!f->read)
+			return wasi_ret(r, WASI_ENOTCAPABLE);
 		return file_read(c, a[0].u32, a[1].u32, a[2].u32, &f->pos, a[3].u32, r);
 	}
 	uint32_t iovs = a[1].u32, niovs = a[2].u32;
@@ -245,6 +260,7 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 #define FDFLAG_SYNC     16u
 #define LOOKUP_FOLLOW   1u         /* lookupflags: symlink_follow */
 #define FILE_READ_MAX   (1u << 20) /* bytes per host call; see MAX_READ in wasi_fs.c */
+#define FILE_WRITE_MAX  (1u << 19) /* bytes per host call: they travel in the output buffer */
 #define PATH_MAX_LEN    4096u      /* with the NUL, as Linux counts (ENAMETOOLONG) */
 
 /* Rights (fd_fdstat_get): what works on each kind of descriptor. */
@@ -256,11 +272,22 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 #define RIGHT_FD_TELL             (1ull << 5)
 #define RIGHT_FD_WRITE            (1ull << 6)
 #define RIGHT_FD_ADVISE           (1ull << 7)
+#define RIGHT_FD_ALLOCATE         (1ull << 8)
+#define RIGHT_PATH_CREATE_DIR     (1ull << 9)
+#define RIGHT_PATH_CREATE_FILE    (1ull << 10)
+#define RIGHT_PATH_LINK_SOURCE    (1ull << 11)
+#define RIGHT_PATH_LINK_TARGET    (1ull << 12)
 #define RIGHT_PATH_OPEN           (1ull << 13)
 #define RIGHT_FD_READDIR          (1ull << 14)
 #define RIGHT_PATH_READLINK       (1ull << 15)
+#define RIGHT_PATH_RENAME_SOURCE  (1ull << 16)
+#define RIGHT_PATH_RENAME_TARGET  (1ull << 17)
 #define RIGHT_PATH_FILESTAT_GET   (1ull << 18)
 #define RIGHT_FD_FILESTAT_GET     (1ull << 21)
+#define RIGHT_FD_SET_SIZE         (1ull << 22)
+#define RIGHT_PATH_SYMLINK        (1ull << 24)
+#define RIGHT_PATH_REMOVE_DIR     (1ull << 25)
+#define RIGHT_PATH_UNLINK_FILE    (1ull << 26)
 #define RIGHTS_ALL                ((1ull << 29) - 1)
 /* every descriptor: fd_sync, fd_datasync, fd_fdstat_set_flags */
 #define RIGHTS_ANY (RIGHT_FD_DATASYNC | RIGHT_FD_SYNC | RIGHT_FD_FDSTAT_SET_FLAGS)
@@ -270,11 +297,18 @@ static mw_trap wasi_fd_read(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 #define RIGHTS_DIR (RIGHTS_ANY | RIGHT_FD_ADVISE | RIGHT_FD_READDIR | RIGHT_FD_FILESTAT_GET)
 #define RIGHTS_PREOPEN                                                                             \
 	(RIGHTS_DIR | RIGHT_PATH_OPEN | RIGHT_PATH_READLINK | RIGHT_PATH_FILESTAT_GET)
+/* a file opened for writing, and a writable preopen, also have these */
+#define RIGHTS_FILE_WRITE (RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_SET_SIZE)
+#define RIGHTS_PREOPEN_WRITE                                                                       \
+	(RIGHT_PATH_CREATE_DIR | RIGHT_PATH_CREATE_FILE | RIGHT_PATH_LINK_SOURCE |                 \
+	 RIGHT_PATH_LINK_TARGET | RIGHT_PATH_RENAME_SOURCE | RIGHT_PATH_RENAME_TARGET |            \
+	 RIGHT_PATH_SYMLINK | RIGHT_PATH_REMOVE_DIR | RIGHT_PATH_UNLINK_FILE)
 
 static struct {
 	char *name;
 	uint32_t len;
 	uint16_t flags;
+	bool writable;
 } g_dirs[MAX_DIRS];
 static uint32_t g_ndirs;
 static bool g_dirs_known;
@@ -294,7 +328,7 @@ static void load_dirs(void)
 	size_t len = got.v.buf.len, off = 4;
 	uint32_t n = get32(p);
 	for (uint32_t i = 0; i < n && i < MAX_DIRS && len - off >= 4; i++) {
-		uint32_t nl = get32(p + off);
+		uint32_t word = get32(p + off), nl = word & ~MOTE_WASI_DIR_WRITABLE;
 		if (nl == 0 || nl > len - off - 4)
 			break;
 		char *name = malloc(nl);
@@ -303,6 +337,7 @@ static void load_dirs(void)
 		memcpy(name, p + off + 4, nl);
 		g_dirs[g_ndirs].name = name;
 		g_dirs[g_ndirs].len = nl;
+		g_dirs[g_ndirs].writable = word & MOTE_WASI_DIR_WRITABLE;
 		g_ndirs++;
 		off += 4 + nl;
 	}
@@ -346,13 +381,16 @@ static bool fd_exists(uint32_t fd)
 	return fd <= 2 || file_at(fd) || is_dir_fd(fd);
 }
 
-/* Why fd cannot be written: standard input has no fd_write right, and
- * everything beneath a preopen is on a read-only file system. */
+/* Why fd, which is no file, cannot be written: standard input has no
+ * fd_write right, a preopen is a directory on a read-only file system, or
+ * a writable one (EISDIR). */
 static int32_t write_errno(uint32_t fd)
 {
 	if (fd <= 2)
 		return WASI_ENOTCAPABLE;
-	return fd_exists(fd) ? WASI_EROFS : WASI_EBADF;
+	if (!is_dir_fd(fd))
+		return WASI_EBADF;
+	return g_dirs[fd - FIRST_DIR_FD].writable ? WASI_EISDIR : WASI_EROFS;
 }
 
 /* Why fd cannot be read (when it is no file): standard output and error
@@ -439,11 +477,82 @@ static mw_trap file_read(mw_instance *c, uint32_t fd, uint32_t iovs, uint32_t ni
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
+/* Writes the iovecs at *pos (at the end of the file when `append`),
+ * advancing it past what was written, in pieces of FILE_WRITE_MAX. An
+ * error after some bytes were written is a short write (*nwritten says
+ * how much), as POSIX has it; the next write gets the error. */
+static mw_trap file_write(mw_instance *c, struct wasi_file *f, uint32_t iovs, uint32_t niovs,
+                          uint64_t *pos, bool append, uint32_t nwritten, mw_val *r)
+{
+	uint8_t *nw = mem_at(c, nwritten, 4);
+	const uint8_t *iov = niovs <= 1024 ? mem_at(c, iovs, niovs * 8u) : 0;
+	if (!nw || !iov)
+		return wasi_ret(r, WASI_EFAULT);
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < niovs; i++) {
+		uint32_t ptr = get32(iov + 8 * i), len = get32(iov + 8 * i + 4);
+		const uint8_t *src = mem_at(c, ptr, len);
+		if (!src)
+			return wasi_ret(r, WASI_EFAULT);
+		if (len > UINT32_MAX - total)
+			break;
+		for (uint32_t done = 0; done < len || (len == 0 && niovs == 1 && !done);) {
+			uint32_t want = len - done < FILE_WRITE_MAX ? len - done : FILE_WRITE_MAX;
+			mote_value args[3] = {mote_val_u64(f->handle),
+			                      mote_val_u64(append ? UINT64_MAX : *pos),
+			                      {0}},
+			           got;
+			args[2].type = MOTE_BYTES;
+			args[2].v.buf.ptr = src + done;
+			args[2].v.buf.len = want;
+			const uint8_t *data;
+			size_t k;
+			if (mote_host_call(HOST_WASI_PWRITE, MOTE_BYTES, &got, args, 3))
+				return wasi_ret(r, WASI_EIO);
+			uint32_t err = host_reply(&got, &data, &k);
+			if (!err && k != 12)
+				err = WASI_EIO;
+			if (err && total == 0)
+				return wasi_ret(r, (int32_t)err);
+			if (err)
+				goto out;
+			uint32_t n = get32(data);
+			uint64_t end;
+			memcpy(&end, data + 4, 8);
+			if (n > want)
+				return wasi_ret(r, WASI_EIO);
+			total += n;
+			done += n;
+			*pos = end;
+			if (n < want || want == 0) /* short: the limit, or nothing asked */
+				goto out;
+		}
+	}
+out:
+	put32(nw, total);
+	return wasi_ret(r, WASI_ESUCCESS);
+}
+
+/* A __mote_wasi_fop call on file f: its WASI errno. */
+enum { FOP_SET_SIZE, FOP_ALLOCATE, FOP_SYNC, FOP_DATASYNC };
+static int32_t host_fop(const struct wasi_file *f, uint32_t op, uint64_t a, uint64_t b)
+{
+	mote_value args[4] = {mote_val_u64(f->handle), mote_val_u32(op), mote_val_u64(a),
+	                      mote_val_u64(b)},
+	           got;
+	if (mote_host_call(HOST_WASI_FOP, MOTE_U32, &got, args, 4))
+		return WASI_EIO;
+	return (int32_t)got.v.u32;
+}
+
 static mw_trap wasi_fd_pread(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
-	if (!file_at(a[0].u32))
+	struct wasi_file *f = file_at(a[0].u32);
+	if (!f)
 		return wasi_ret(r, a[0].u32 <= 2 ? WASI_ESPIPE : read_errno(a[0].u32));
+	if (!f->read)
+		return wasi_ret(r, WASI_ENOTCAPABLE);
 	uint64_t pos = a[3].u64;
 	return file_read(c, a[0].u32, a[1].u32, a[2].u32, &pos, a[4].u32, r);
 }
@@ -615,13 +724,21 @@ static mw_trap wasi_fd_fdstat_get(void *u, mw_instance *c, const mw_val *a, mw_v
 		if (err)
 			return wasi_ret(r, (int32_t)err);
 		st[0] = fst[16];
-		/* no writing; no paths relative to a directory opened here */
-		put64(st + 8, st[0] == 3 ? RIGHTS_DIR : RIGHTS_FILE);
+		/* writing if opened for it; no paths relative to a directory
+		 * opened here */
+		uint64_t rights = st[0] == 3 ? RIGHTS_DIR : RIGHTS_FILE;
+		if (f->write)
+			rights |= RIGHTS_FILE_WRITE;
+		if (!f->read)
+			rights &= ~(RIGHT_FD_READ | RIGHT_FD_READDIR);
+		put64(st + 8, rights);
 	} else {
 		st[0] = 3; /* a preopened directory */
-		/* files opened from it may ask for every right: writing is
-		 * refused at open, with EROFS, not left to fail later */
-		put64(st + 8, RIGHTS_PREOPEN);
+		/* files opened from it may ask for every right: writing beneath
+		 * a read-only one is refused at open, with EROFS, not left to
+		 * fail later */
+		put64(st + 8, RIGHTS_PREOPEN |
+		                  (g_dirs[fd - FIRST_DIR_FD].writable ? RIGHTS_PREOPEN_WRITE : 0));
 		put64(st + 16, RIGHTS_ALL);
 	}
 	return wasi_ret(r, WASI_ESUCCESS);
@@ -671,8 +788,9 @@ static int32_t guest_path(mw_instance *c, uint32_t ptr, uint32_t len, const char
 
 /* Why a path_* call relative to fd, which is no preopen, fails: EBADF for
  * no descriptor, ENOTDIR for standard I/O and files; for a directory
- * opened from a preopen (not supported as a base) ENOTSUP, or EROFS for a
- * write: all beneath it is read-only. */
+ * opened from a preopen (not supported as a base) ENOTSUP, or for a
+ * write EROFS beneath a read-only preopen (ENOTSUP beneath a writable
+ * one). */
 static int32_t path_fd_errno(uint32_t fd, bool write)
 {
 	if (fd <= 2)
@@ -686,45 +804,27 @@ static int32_t path_fd_errno(uint32_t fd, bool write)
 		return (int32_t)err;
 	if (st[16] != 3)
 		return WASI_ENOTDIR;
-	return write ? WASI_EROFS : WASI_ENOTSUP;
-}
-
-/* The answer to a write at path (ptr, len) relative to fd: EROFS, once
- * the directory it would go in is known to be beneath the preopen (the
- * host says ENOTCAPABLE if the path leads out, ENOENT or ENOTDIR if that
- * directory is missing). */
-static int32_t path_write(mw_instance *c, uint32_t fd, uint32_t ptr, uint32_t len)
-{
-	if (!is_dir_fd(fd))
-		return path_fd_errno(fd, true);
-	const char *path;
-	int32_t err = guest_path(c, ptr, len, &path);
-	if (err)
-		return err;
-	mote_value args[2], got;
-	path_args(args, fd - FIRST_DIR_FD, path, len);
-	if (mote_host_call(HOST_WASI_PARENT, MOTE_U32, &got, args, 2))
-		return WASI_EIO;
-	return got.v.u32 ? (int32_t)got.v.u32 : WASI_EROFS;
+	return write && !f->dir_writable ? WASI_EROFS : WASI_ENOTSUP;
 }
 
 /* path_open(dirfd, dirflags, path, path_len, oflags, rights_base,
- * rights_inheriting, fdflags, *fd): read-only, beneath a preopen; a
- * symbolic link at the end is followed only with lookupflags
- * symlink_follow (else ELOOP). */
+ * rights_inheriting, fdflags, *fd): beneath a preopen, for writing only
+ * beneath a writable one (the host says EROFS otherwise); a symbolic link
+ * at the end is followed only with lookupflags symlink_follow (else
+ * ELOOP). The write right (or append) opens for writing, the read rights
+ * for reading too. */
 static mw_trap wasi_path_open(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	uint32_t dirfd = a[0].u32, oflags = a[4].u32, fdflags = a[7].u32;
-	bool write = oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC) || fdflags & FDFLAG_APPEND ||
-	             a[5].u64 & RIGHT_FD_WRITE;
+	bool want_write = a[5].u64 & RIGHT_FD_WRITE || fdflags & FDFLAG_APPEND;
+	bool want_read = !want_write || a[5].u64 & (RIGHT_FD_READ | RIGHT_FD_READDIR);
+	bool write = want_write || oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC);
 	if (!is_dir_fd(dirfd))
 		return wasi_ret(r, path_fd_errno(dirfd, write));
 	uint8_t *fd_out = mem_at(c, a[8].u32, 4);
 	if (!fd_out)
 		return wasi_ret(r, WASI_EFAULT);
-	if (write)
-		return wasi_ret(r, path_write(c, dirfd, a[2].u32, a[3].u32));
 	const char *path;
 	int32_t perr = guest_path(c, a[2].u32, a[3].u32, &path);
 	if (perr)
@@ -734,14 +834,22 @@ static mw_trap wasi_path_open(void *u, mw_instance *c, const mw_val *a, mw_val *
 		slot++;
 	if (slot == MAX_FILES)
 		return wasi_ret(r, WASI_EMFILE);
-	/* how: bit 0 a directory, bit 1 no following a link at the end */
-	uint32_t how = (oflags & OFLAG_DIRECTORY ? 1u : 0u) | (a[1].u32 & LOOKUP_FOLLOW ? 0u : 2u);
+	/* how: 1 a directory, 2 no following a link at the end, 4 for
+	 * writing, 8 and reading, 16 create, 32 exclusively, 64 truncate */
+	uint32_t how = (oflags & OFLAG_DIRECTORY ? 1u : 0u) | (a[1].u32 & LOOKUP_FOLLOW ? 0u : 2u) |
+	               (want_write ? 4u : 0u) | (want_write && want_read ? 8u : 0u) |
+	               (oflags & OFLAG_CREAT ? 16u : 0u) |
+	               (oflags & OFLAG_CREAT && oflags & OFLAG_EXCL ? 32u : 0u) |
+	               (oflags & OFLAG_TRUNC ? 64u : 0u);
 	uint32_t err = host_open(dirfd - FIRST_DIR_FD, path, a[3].u32, how, &g_files[slot].handle);
 	if (err)
 		return wasi_ret(r, (int32_t)err);
 	g_files[slot].used = true;
 	g_files[slot].pos = 0;
-	g_files[slot].flags = (uint16_t)(fdflags & FDFLAG_NONBLOCK);
+	g_files[slot].read = want_read;
+	g_files[slot].write = want_write;
+	g_files[slot].dir_writable = g_dirs[dirfd - FIRST_DIR_FD].writable;
+	g_files[slot].flags = (uint16_t)(fdflags & (FDFLAG_NONBLOCK | FDFLAG_APPEND));
 	put32(fd_out, FIRST_FILE_FD + slot);
 	return wasi_ret(r, WASI_ESUCCESS);
 }
@@ -889,23 +997,73 @@ static mw_trap wasi_path_readlink(void *u, mw_instance *c, const mw_val *a, mw_v
 	return wasi_ret(r, WASI_ESUCCESS);
 }
 
-/* path_create_directory, path_remove_directory, path_unlink_file
- * (dirfd, path, path_len): writes. */
-static mw_trap wasi_path_write1(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+/* A __mote_wasi_pathop call (op: 0 mkdir, 1 rmdir, 2 unlink, 3 symlink
+ * to target) for path (ptr, len) relative to fd: its WASI errno. */
+static int32_t path_op(mw_instance *c, uint32_t fd, uint32_t ptr, uint32_t len, uint32_t op,
+                       const char *target, uint32_t target_len)
 {
-	(void)u;
-	return wasi_ret(r, path_write(c, a[0].u32, a[1].u32, a[2].u32));
+	if (!is_dir_fd(fd))
+		return path_fd_errno(fd, true);
+	const char *path;
+	int32_t err = guest_path(c, ptr, len, &path);
+	if (err)
+		return err;
+	mote_value args[4], got;
+	path_args(args, fd - FIRST_DIR_FD, path, len);
+	args[2] = mote_val_u32(op);
+	args[3].type = MOTE_STRING;
+	args[3].v.buf.ptr = target ? target : "";
+	args[3].v.buf.len = target_len;
+	if (mote_host_call(HOST_WASI_PATHOP, MOTE_U32, &got, args, 4))
+		return WASI_EIO;
+	return (int32_t)got.v.u32;
 }
 
-/* Two descriptors: EBADF if either is none, then the first path's answer
- * if it is not EROFS, then the second's. */
-static int32_t path_write2(mw_instance *c, uint32_t fd1, uint32_t ptr1, uint32_t len1, uint32_t fd2,
-                           uint32_t ptr2, uint32_t len2)
+/* path_create_directory, path_remove_directory, path_unlink_file
+ * (dirfd, path, path_len) */
+static mw_trap wasi_path_create_directory(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return wasi_ret(r, path_op(c, a[0].u32, a[1].u32, a[2].u32, 0, NULL, 0));
+}
+
+static mw_trap wasi_path_remove_directory(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return wasi_ret(r, path_op(c, a[0].u32, a[1].u32, a[2].u32, 1, NULL, 0));
+}
+
+static mw_trap wasi_path_unlink_file(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	return wasi_ret(r, path_op(c, a[0].u32, a[1].u32, a[2].u32, 2, NULL, 0));
+}
+
+/* Two paths (rename, link; op: 0 rename, 1 link, 2 link following a link
+ * at the end of the first): EBADF if either descriptor is none, then
+ * either's answer as a base (ENOTDIR, EROFS), then the host's. */
+static int32_t path_two(mw_instance *c, uint32_t fd1, uint32_t ptr1, uint32_t len1, uint32_t fd2,
+                        uint32_t ptr2, uint32_t len2, uint32_t op)
 {
 	if (!fd_exists(fd1) || !fd_exists(fd2))
 		return WASI_EBADF;
-	int32_t err = path_write(c, fd1, ptr1, len1);
-	return err != WASI_EROFS ? err : path_write(c, fd2, ptr2, len2);
+	if (!is_dir_fd(fd1))
+		return path_fd_errno(fd1, true);
+	if (!is_dir_fd(fd2))
+		return path_fd_errno(fd2, true);
+	const char *p1, *p2;
+	int32_t err = guest_path(c, ptr1, len1, &p1);
+	if (!err)
+		err = guest_path(c, ptr2, len2, &p2);
+	if (err)
+		return err;
+	mote_value args[5], got;
+	path_args(args, fd1 - FIRST_DIR_FD, p1, len1);
+	path_args(args + 2, fd2 - FIRST_DIR_FD, p2, len2);
+	args[4] = mote_val_u32(op);
+	if (mote_host_call(HOST_WASI_RENAME, MOTE_U32, &got, args, 5))
+		return WASI_EIO;
+	return (int32_t)got.v.u32;
 }
 
 /* path_rename(fd, old_path, old_len, new_fd, new_path, new_len) */
@@ -913,7 +1071,7 @@ static mw_trap wasi_path_rename(void *u, mw_instance *c, const mw_val *a, mw_val
 {
 	(void)u;
 	return wasi_ret(r,
-	                path_write2(c, a[0].u32, a[1].u32, a[2].u32, a[3].u32, a[4].u32, a[5].u32));
+	                path_two(c, a[0].u32, a[1].u32, a[2].u32, a[3].u32, a[4].u32, a[5].u32, 0));
 }
 
 /* path_link(old_fd, old_flags, old_path, old_len, new_fd, new_path,
@@ -921,20 +1079,23 @@ static mw_trap wasi_path_rename(void *u, mw_instance *c, const mw_val *a, mw_val
 static mw_trap wasi_path_link(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
-	return wasi_ret(r,
-	                path_write2(c, a[0].u32, a[2].u32, a[3].u32, a[4].u32, a[5].u32, a[6].u32));
+	return wasi_ret(r, path_two(c, a[0].u32, a[2].u32, a[3].u32, a[4].u32, a[5].u32, a[6].u32,
+	                            a[1].u32 & LOOKUP_FOLLOW ? 2 : 1));
 }
 
 /* path_symlink(old_path, old_len, fd, new_path, new_len): the target is
- * only text, the new path is where the write would go. */
+ * only text, stored as given; the new path is where the link goes. */
 static mw_trap wasi_path_symlink(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	if (!fd_exists(a[2].u32))
 		return wasi_ret(r, WASI_EBADF);
-	if (!mem_at(c, a[0].u32, a[1].u32))
+	const char *target = (const char *)mem_at(c, a[0].u32, a[1].u32);
+	if (!target)
 		return wasi_ret(r, WASI_EFAULT);
-	return wasi_ret(r, path_write(c, a[2].u32, a[3].u32, a[4].u32));
+	if (a[1].u32 >= PATH_MAX_LEN)
+		return wasi_ret(r, WASI_ENAMETOOLONG);
+	return wasi_ret(r, path_op(c, a[2].u32, a[3].u32, a[4].u32, 3, target, a[1].u32));
 }
 
 /* fst_flags of the set_times calls: atim (1) and atim_now (2), mtim (4)
@@ -962,19 +1123,35 @@ static mw_trap wasi_path_filestat_set_times(void *u, mw_instance *c, const mw_va
 	uint8_t st[64];
 	const char *fn = a[1].u32 & LOOKUP_FOLLOW ? HOST_WASI_PATHSTAT : HOST_WASI_LSTAT;
 	uint32_t err = path_stat(fn, fd - FIRST_DIR_FD, path, a[3].u32, st);
+	if (!err && g_dirs[fd - FIRST_DIR_FD].writable)
+		err = WASI_ENOTSUP; /* times are not set, even where writing is allowed */
 	return wasi_ret(r, err ? (int32_t)err : WASI_EROFS);
 }
 
 /* ---- Descriptor calls beyond reading ----
  * Standard I/O are streams (ESPIPE where a position or extent is
- * involved); files and preopens are read-only (EROFS for changes). */
+ * involved); files are changed by the host (EROFS beneath read-only
+ * preopens), preopens themselves are directories. */
 
-/* fd_sync(fd), fd_datasync(fd): nothing is buffered on this side, and
- * files are never written. */
+/* fd_sync(fd), fd_datasync(fd): files are synced on the host (fsync,
+ * fdatasync); nothing is buffered on this side of the others. */
 static mw_trap wasi_fd_sync(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	(void)c;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (f)
+		return wasi_ret(r, host_fop(f, FOP_SYNC, 0, 0));
+	return wasi_ret(r, fd_exists(a[0].u32) ? WASI_ESUCCESS : WASI_EBADF);
+}
+
+static mw_trap wasi_fd_datasync(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	(void)c;
+	struct wasi_file *f = file_at(a[0].u32);
+	if (f)
+		return wasi_ret(r, host_fop(f, FOP_DATASYNC, 0, 0));
 	return wasi_ret(r, fd_exists(a[0].u32) ? WASI_ESUCCESS : WASI_EBADF);
 }
 
@@ -994,24 +1171,47 @@ static mw_trap wasi_fd_advise(void *u, mw_instance *c, const mw_val *a, mw_val *
 }
 
 /* fd_allocate(fd, offset, len), fd_pwrite(fd, iovs, iovs_len, offset,
- * *nwritten): both involve a position. */
-static mw_trap wasi_fd_write_at(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+ * *nwritten): both involve a position (ESPIPE on 0-2). pwrite leaves the
+ * file's position alone and writes at the offset, append or not. */
+static mw_trap wasi_fd_allocate(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	(void)c;
 	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (f)
+		return wasi_ret(r, host_fop(f, FOP_ALLOCATE, a[1].u64, a[2].u64));
 	return wasi_ret(r, fd <= 2 ? WASI_ESPIPE : write_errno(fd));
 }
 
-/* fd_filestat_set_size(fd, size), fd_filestat_set_times(fd, atim, mtim,
- * fst_flags): standard I/O have no size or times of their own here. */
+static mw_trap wasi_fd_pwrite(void *u, mw_instance *c, const mw_val *a, mw_val *r)
+{
+	(void)u;
+	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (!f)
+		return wasi_ret(r, fd <= 2 ? WASI_ESPIPE : write_errno(fd));
+	uint64_t pos = a[3].u64;
+	if (pos > INT64_MAX)
+		return wasi_ret(r, WASI_EINVAL);
+	return file_write(c, f, a[1].u32, a[2].u32, &pos, false, a[4].u32, r);
+}
+
+/* fd_filestat_set_size(fd, size): ftruncate on the host; standard I/O
+ * have no size of their own here. */
 static mw_trap wasi_fd_filestat_set_size(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
 	(void)u;
 	(void)c;
 	uint32_t fd = a[0].u32;
+	struct wasi_file *f = file_at(fd);
+	if (f)
+		return wasi_ret(r, host_fop(f, FOP_SET_SIZE, a[1].u64, 0));
 	return wasi_ret(r, fd <= 2 ? WASI_ENOTSUP : write_errno(fd));
 }
+
+/* fd_filestat_set_times(fd, atim, mtim, fst_flags): not supported (EROFS
+ * beneath a read-only preopen); standard I/O have no times of their own. */
 
 static mw_trap wasi_fd_filestat_set_times(void *u, mw_instance *c, const mw_val *a, mw_val *r)
 {
@@ -1022,13 +1222,16 @@ static mw_trap wasi_fd_filestat_set_times(void *u, mw_instance *c, const mw_val 
 		return wasi_ret(r, WASI_EBADF);
 	if (!fst_flags_valid(a[3].u32))
 		return wasi_ret(r, WASI_EINVAL);
-	return wasi_ret(r, fd <= 2 ? WASI_ENOTSUP : WASI_EROFS);
+	struct wasi_file *f = file_at(fd);
+	bool writable = f ? f->dir_writable : fd > 2 && g_dirs[fd - FIRST_DIR_FD].writable;
+	return wasi_ret(r, fd <= 2 || writable ? WASI_ENOTSUP : WASI_EROFS);
 }
 
 /* fd_fdstat_set_flags(fd, flags): append and nonblock are taken (and
- * fd_fdstat_get reports them) because they change nothing here: standard
- * output and error are streams that every write extends, files are never
- * written, and nothing blocks (standard input is the embedder's buffer).
+ * fd_fdstat_get reports them): standard output and error are streams that
+ * every write extends, a file's writes go to its end while append is set
+ * (file_write), and nothing blocks (standard input is the embedder's
+ * buffer).
  * The synchronized-I/O flags are a promise about storage this sandbox
  * cannot make: ENOTSUP. */
 static mw_trap wasi_fd_fdstat_set_flags(void *u, mw_instance *c, const mw_val *a, mw_val *r)
@@ -1278,9 +1481,9 @@ static const struct wasi_fn {
     {"clock_res_get", "ii:i", wasi_clock_res_get},
     {"clock_time_get", "iIi:i", wasi_clock_time_get},
     {"fd_advise", "iIIi:i", wasi_fd_advise},
-    {"fd_allocate", "iII:i", wasi_fd_write_at},
+    {"fd_allocate", "iII:i", wasi_fd_allocate},
     {"fd_close", "i:i", wasi_fd_close},
-    {"fd_datasync", "i:i", wasi_fd_sync},
+    {"fd_datasync", "i:i", wasi_fd_datasync},
     {"fd_fdstat_get", "ii:i", wasi_fd_fdstat_get},
     {"fd_fdstat_set_flags", "ii:i", wasi_fd_fdstat_set_flags},
     {"fd_fdstat_set_rights", "iII:i", wasi_fd_fdstat_set_rights},
@@ -1290,7 +1493,7 @@ static const struct wasi_fn {
     {"fd_prestat_dir_name", "iii:i", wasi_fd_prestat_dir_name},
     {"fd_prestat_get", "ii:i", wasi_fd_prestat_get},
     {"fd_pread", "iiiIi:i", wasi_fd_pread},
-    {"fd_pwrite", "iiiIi:i", wasi_fd_write_at},
+    {"fd_pwrite", "iiiIi:i", wasi_fd_pwrite},
     {"fd_read", "iiii:i", wasi_fd_read},
     {"fd_readdir", "iiiIi:i", wasi_fd_readdir},
     {"fd_renumber", "ii:i", wasi_fd_renumber},
@@ -1298,16 +1501,16 @@ static const struct wasi_fn {
     {"fd_sync", "i:i", wasi_fd_sync},
     {"fd_tell", "ii:i", wasi_fd_tell},
     {"fd_write", "iiii:i", wasi_fd_write},
-    {"path_create_directory", "iii:i", wasi_path_write1},
+    {"path_create_directory", "iii:i", wasi_path_create_directory},
     {"path_filestat_get", "iiiii:i", wasi_path_filestat_get},
     {"path_filestat_set_times", "iiiiIIi:i", wasi_path_filestat_set_times},
     {"path_link", "iiiiiii:i", wasi_path_link},
     {"path_open", "iiiiiIIii:i", wasi_path_open},
     {"path_readlink", "iiiiii:i", wasi_path_readlink},
-    {"path_remove_directory", "iii:i", wasi_path_write1},
+    {"path_remove_directory", "iii:i", wasi_path_remove_directory},
     {"path_rename", "iiiiii:i", wasi_path_rename},
     {"path_symlink", "iiiii:i", wasi_path_symlink},
-    {"path_unlink_file", "iii:i", wasi_path_write1},
+    {"path_unlink_file", "iii:i", wasi_path_unlink_file},
     {"poll_oneoff", "iiii:i", wasi_poll_oneoff},
     {"proc_exit", "i:", wasi_proc_exit},
     {"random_get", "ii:i", wasi_random_get},

@@ -151,6 +151,8 @@ struct mote_sandbox_ext {
 	void (*free)(void *state);
 	/* 0, or why no snapshot can be taken now (sb's detail set). */
 	int (*can_snapshot)(struct mote_sandbox *sb, void *state);
+	/* The sandbox was restored to a snapshot (NULL: nothing to do). */
+	void (*restored)(struct mote_sandbox *sb, void *state);
 };
 
 struct mote_sandbox {

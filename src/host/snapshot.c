@@ -557,6 +557,8 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 	}
 	sb->poisoned = false;
 	sb->err[0] = 0;
+	if (sb->ext && sb->ext->restored)
+		sb->ext->restored(sb, sb->ext_state);
 	return 0;
 }
 

@@ -29,6 +29,15 @@ int mote_wasi_host_close(void *user, mote_sandbox *sb, const mote_value *args, s
 			 mote_value *result);
 int mote_wasi_host_readdir(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
 			   mote_value *result);
+/* Writing, beneath writable preopens only (EROFS beneath the others). */
+int mote_wasi_host_pwrite(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			  mote_value *result);
+int mote_wasi_host_fop(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+		       mote_value *result);
+int mote_wasi_host_pathop(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			  mote_value *result);
+int mote_wasi_host_rename(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
+			  mote_value *result);
 int mote_wasi_host_lstat(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,
 			 mote_value *result);
 int mote_wasi_host_readlink(void *user, mote_sandbox *sb, const mote_value *args, size_t nargs,

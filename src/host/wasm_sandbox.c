@@ -47,13 +47,14 @@ __asm__(".section .rodata\n"
 #define HOST_WASI_STDIO  MOTE_WASI_HOST_STDIO
 #define HOST_WASI_SLEEP  MOTE_WASI_HOST_SLEEP
 
-/* Read-only files (wasi_fs.c); names in src/common/wasm_abi.h, types
- * matching the runtime guest's calls (src/guest-wasm/runtime.c). */
+
+/* Files (wasi_fs.c); names in src/common/wasm_abi.h, types matching the
+ * runtime guest's calls (src/guest-wasm/wasi.c). */
 static const struct {
 	const char *name;
 	mote_type ret;
 	uint8_t nargs;
-	mote_type args[3];
+	mote_type args[5];
 	mote_host_fn fn;
 } wasi_fs_fns[] = {
 	{MOTE_WASI_HOST_DIRS, MOTE_BYTES, 0, {MOTE_VOID}, mote_wasi_host_dirs},
@@ -68,6 +69,14 @@ static const struct {
 	{MOTE_WASI_HOST_READLINK, MOTE_BYTES, 2, {MOTE_U32, MOTE_STRING},
 	 mote_wasi_host_readlink},
 	{MOTE_WASI_HOST_PARENT, MOTE_U32, 2, {MOTE_U32, MOTE_STRING}, mote_wasi_host_parent},
+	{MOTE_WASI_HOST_PWRITE, MOTE_BYTES, 3, {MOTE_U64, MOTE_U64, MOTE_BYTES},
+	 mote_wasi_host_pwrite},
+	{MOTE_WASI_HOST_FOP, MOTE_U32, 4, {MOTE_U64, MOTE_U32, MOTE_U64, MOTE_U64},
+	 mote_wasi_host_fop},
+	{MOTE_WASI_HOST_PATHOP, MOTE_U32, 4, {MOTE_U32, MOTE_STRING, MOTE_U32, MOTE_STRING},
+	 mote_wasi_host_pathop},
+	{MOTE_WASI_HOST_RENAME, MOTE_U32, 5,
+	 {MOTE_U32, MOTE_STRING, MOTE_U32, MOTE_STRING, MOTE_U32}, mote_wasi_host_rename},
 };
 #define NWASI_FS_FNS (sizeof(wasi_fs_fns) / sizeof(wasi_fs_fns[0]))
 
@@ -143,7 +152,18 @@ static int wasm_can_snapshot(struct mote_sandbox *sb, void *state)
 	return 0;
 }
 
-static const struct mote_sandbox_ext wasm_ext = {wasm_state_free, wasm_can_snapshot};
+/* A restore returns guest memory to before files were opened: the guest's
+ * handles would name files it no longer knows. Preopens and write counts
+ * are the sandbox's and stay. */
+static void wasm_restored(struct mote_sandbox *sb, void *state)
+{
+	(void)sb;
+	struct wasm_state *w = state;
+	mote_wasi_fs_close_files(w->fs);
+}
+
+static const struct mote_sandbox_ext wasm_ext = {wasm_state_free, wasm_can_snapshot,
+                                                 wasm_restored};
 
 /* The sandbox's Wasm state; made when `create` (NULL: none yet, or out of
  * memory). */
