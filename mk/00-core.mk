@@ -6,7 +6,7 @@ LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm/kvm.
 	    src/host/layout.c src/host/sandbox.c src/host/snapshot.c src/host/snapfile.c \
 	    src/host/snapfile_hash.c src/host/snapfile_cache.c src/host/snapfile_write.c \
 	    src/host/mapping.c src/host/wasm_sandbox.c src/host/sha256x16.c \
-	    src/host/wasi_fs.c src/host/guest_info.c src/host/symbolize.c \
+	    src/host/wasi_fs.c src/host/wasi_host.c src/host/guest_info.c src/host/symbolize.c \
 	    src/host/debug.c src/host/coredump.c \
 	    src/host/gdb_stub.c src/host/gdb_proto.c
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)

@@ -6,6 +6,20 @@
 
 #include "host/internal.h"
 
+/* WASI's standard input and stdio types (wasi_host.c), kept with the
+ * sandbox's Wasm state (wasm_sandbox.c): mote_wasm_stdio_of gives it,
+ * made at first use when `create`. */
+struct mote_wasi_stdio {
+	uint8_t *stdin_data; /* mote_wasm_set_stdin's bytes */
+	size_t stdin_len, stdin_pos;
+	uint8_t stdio_type[3]; /* mote_wasm_stdio_type of fds 0-2 */
+};
+struct mote_wasi_stdio *mote_wasm_stdio_of(struct mote_sandbox *sb, bool create);
+/* The caller's functions plus every WASI host function (unless the caller
+ * has one of that name), and whether a name is one of ours. */
+int mote_wasi_host_functions(const mote_host_functions *imports, mote_host_functions **out);
+bool mote_wasi_is_host_function(const char *name);
+
 /* WASI files (wasi_fs.c): the host functions the Wasm runtime calls, and
  * cleanup. close_files drops every open file (a new module starts with
  * none); free also drops the preopens. Their state lives in the Wasm
