@@ -64,7 +64,7 @@ $(BUILD)/wasm-modules/import_%.wasm: tests/wasm-modules/import_%.c
 
 # wasi-libc's sleeps use compiler-rt's 128-bit multiply (libclang-rt-14-dev-wasm32).
 WASI_BUILTINS = $(shell $(WASM_CLANG) --target=wasm32-wasi -print-libgcc-file-name)
-$(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c
+$(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c tests/wasm-modules/errno_names.h
 	@mkdir -p $(@D)
 	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc \
 		$(WASI_BUILTINS)

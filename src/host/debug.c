@@ -33,20 +33,29 @@ static int sha256(const void *p, size_t n, uint8_t md[32])
 	return EVP_Digest(p, n, md, NULL, EVP_sha256(), NULL) ? 0 : -MOTE_ENOMEM;
 }
 
-int mote_debug_set_guest(struct mote_sandbox *sb, const char *path, const void *elf, size_t len,
-                         uint64_t entry)
+/* The file's identity as the verification cache takes it: a file with the
+ * same device, inode, size and change time has the same bytes. */
+static void file_id(const struct stat *st, uint64_t id[4])
+{
+	id[0] = (uint64_t)st->st_dev;
+	id[1] = (uint64_t)st->st_ino;
+	id[2] = (uint64_t)st->st_size;
+	id[3] = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+}
+
+int mote_debug_set_guest(struct mote_sandbox *sb, const char *path, int fd, uint64_t entry)
 {
 	struct mote_debug *d = &sb->dbg;
 	d->entry = entry;
-	if (sha256(elf, len, d->guest_sha256))
+	struct stat st;
+	if (!path || fd < 0 || fstat(fd, &st) < 0)
+		return 0; /* from a buffer: nothing to find the ELF by later */
+	/* Hashed when first needed (a snapshot, a fault), not at every start. */
+	file_id(&st, d->file_id);
+	char abs[PATH_MAX];
+	d->guest_path = mote_strdup(realpath(path, abs) ? abs : path);
+	if (!d->guest_path)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-	d->have_hash = true;
-	if (path) {
-		char abs[PATH_MAX];
-		d->guest_path = mote_strdup(realpath(path, abs) ? abs : path);
-		if (!d->guest_path)
-			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-	}
 	return 0;
 }
 
@@ -63,24 +72,30 @@ int mote_debug_set_guest_id(struct mote_sandbox *sb, const char *path, const uin
 	return 0;
 }
 
+int mote_event_state(struct mote_sandbox *sb, const struct mote_event *ev,
+                     struct mote_cpu_state *st)
+{
+	int rc = sb->be->get_state(sb, st);
+	if (!rc && ev && ev->rip) {
+		st->rip = ev->rip;
+		st->gpr[4] = ev->rsp;
+		if (ev->rflags)
+			st->rflags = ev->rflags;
+	}
+	return rc;
+}
+
 void mote_debug_capture(struct mote_sandbox *sb, const struct mote_event *ev, int signo)
 {
 	struct mote_debug *d = &sb->dbg;
-	d->have_stop = false;
-	if (sb->be->get_state(sb, &d->stop.cpu))
-		return;
-	if (ev && ev->rip) {
-		d->stop.cpu.rip = ev->rip;
-		d->stop.cpu.gpr[4] = ev->rsp;
-		if (ev->rflags)
-			d->stop.cpu.rflags = ev->rflags;
-	}
+	d->have_stop = mote_event_state(sb, ev, &d->stop.cpu) == 0;
 	d->stop.signo = signo;
-	d->have_stop = true;
 }
 
-/* Read the file at the recorded path and check it is the guest: its hash,
- * and its entry point for the core's auxiliary vector. */
+/* Read the file at the recorded path and check it is the guest: by its
+ * hash, or before there is one by the identity it had when the sandbox was
+ * made (then the hash is taken); and its entry point for the core's
+ * auxiliary vector. */
 static int check_guest_file(struct mote_debug *d)
 {
 	int fd = open(d->guest_path, O_RDONLY | O_CLOEXEC);
@@ -106,13 +121,19 @@ static int check_guest_file(struct mote_debug *d)
 	}
 	close(fd);
 	uint8_t md[32];
+	uint64_t id[4];
+	file_id(&st, id);
 	int rc = -1;
 	if (!buf || got != len || sha256(buf, len, md))
 		snprintf(d->sym_error, sizeof(d->sym_error), "cannot read %s", d->guest_path);
-	else if (d->have_hash && memcmp(md, d->guest_sha256, 32) != 0)
+	else if (d->have_hash ? memcmp(md, d->guest_sha256, 32) != 0
+	                      : memcmp(id, d->file_id, sizeof(id)) != 0)
 		snprintf(d->sym_error, sizeof(d->sym_error),
 		         "%s is not the guest binary this memory came from", d->guest_path);
 	else {
+		if (!d->have_hash)
+			memcpy(d->guest_sha256, md, 32);
+		d->have_hash = true;
 		Elf64_Ehdr eh;
 		if (!d->entry && len >= sizeof(eh)) {
 			memcpy(&eh, buf, sizeof(eh));
@@ -122,6 +143,13 @@ static int check_guest_file(struct mote_debug *d)
 	}
 	mote_free(buf);
 	return rc;
+}
+
+int mote_debug_guest_hash(struct mote_debug *d)
+{
+	if (d->have_hash)
+		return 0;
+	return d->guest_path ? check_guest_file(d) : -1;
 }
 
 static struct mote_symbolizer *symbolizer(struct mote_debug *d)

@@ -14,10 +14,13 @@ struct mote_symbolizer;
 /* The debugging state a sandbox keeps. */
 struct mote_debug {
 	/* Which guest ELF the memory came from: absolute path (NULL when it
-	 * came from a buffer or was not recorded) and SHA-256 of the file. */
+	 * came from a buffer or was not recorded) and SHA-256 of the file,
+	 * taken when first needed; until then the file's identity (device,
+	 * inode, size, mtime) as the sandbox was made from it. */
 	char *guest_path;
 	bool have_hash;
 	uint8_t guest_sha256[32];
+	uint64_t file_id[4];
 	uint64_t entry; /* 0: unknown until the ELF is read */
 	/* Opened at the first stop that needs it; `sym_error` says why not. */
 	struct mote_symbolizer *sym;
@@ -34,13 +37,21 @@ struct mote_debug {
 struct mote_sandbox;
 struct mote_event;
 
-/* Record the guest ELF a sandbox was created from (`path` NULL: a buffer). */
-int mote_debug_set_guest(struct mote_sandbox *sb, const char *path, const void *elf, size_t len,
-                         uint64_t entry);
+/* Record the guest ELF a sandbox was created from, open as `fd` (`path`
+ * NULL, fd -1: a buffer). */
+int mote_debug_set_guest(struct mote_sandbox *sb, const char *path, int fd, uint64_t entry);
+/* 0 with d->guest_sha256 set, once the recorded file proves to be the
+ * guest's (read and hashed at the first call); -1 if it cannot. */
+int mote_debug_guest_hash(struct mote_debug *d);
 /* Record what a snapshot says of it (`path` NULL: not recorded). */
 int mote_debug_set_guest_id(struct mote_sandbox *sb, const char *path, const uint8_t sha256[32]);
-/* The call is stopping: keep the registers where the guest stopped (`ev`
- * overrides rip and rsp for exceptions, whose stub frames the backend sees). */
+/* The guest's registers at event `ev` (NULL: as the backend has them): for
+ * an exception, rip, rsp and rflags come from the event, since the backend
+ * stops in its exception path. */
+int mote_event_state(struct mote_sandbox *sb, const struct mote_event *ev,
+                     struct mote_cpu_state *st);
+/* The call is stopping: keep the registers where the guest stopped
+ * (mote_event_state). */
 void mote_debug_capture(struct mote_sandbox *sb, const struct mote_event *ev, int signo);
 /* After the failure's detail is set: name the code it stopped in and write
  * the core file if asked, both appended to the detail. */

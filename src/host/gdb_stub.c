@@ -353,12 +353,11 @@ int mote_gdb_event(struct mote_sandbox *sb, const struct mote_event *ev, int *rc
 		bool bp = ev->vector == 3 && find_bp(g, ev->rip - 1);
 		bool step = ev->vector == 1 && g->stepping;
 		if (bp || step) {
-			if (sb->be->get_state(sb, &g->st)) {
+			if (mote_event_state(sb, ev, &g->st)) {
 				*rc = -MOTE_EBACKEND;
 				return MOTE_GDB_EVENT_END;
 			}
-			g->st.rip = bp ? ev->rip - 1 : ev->rip;
-			g->st.gpr[4] = ev->rsp;
+			g->st.rip -= bp; /* onto the int3 */
 			g->st.rflags = ev->rflags & ~RFLAGS_TF;
 			g->st_changed = true; /* rip moved back; the stub frame is not the guest */
 			g->stepping = false;
@@ -368,13 +367,7 @@ int mote_gdb_event(struct mote_sandbox *sb, const struct mote_event *ev, int *rc
 	}
 	if (ev->kind == MOTE_EVENT_EXCEPTION || ev->kind == MOTE_EVENT_NO_MEMORY) {
 		/* A fault ends the call; gdb sees it first, where it happened. */
-		if (sb->be->get_state(sb, &g->st) == 0) {
-			if (ev->rip) {
-				g->st.rip = ev->rip;
-				g->st.gpr[4] = ev->rsp;
-				if (ev->rflags)
-					g->st.rflags = ev->rflags;
-			}
+		if (mote_event_state(sb, ev, &g->st) == 0) {
 			int signo = ev->kind == MOTE_EVENT_NO_MEMORY ? SIGSEGV
 			                                             : mote_core_signal(ev->vector);
 			g->last_signal = signo;

@@ -868,7 +868,7 @@ static int sandbox_create(const char *path, const void *elf, size_t len, int fd,
 		goto fail;
 	sb->abi_version = img.abi_version;
 	sb->image_size = img.image_end - MOTE_IMAGE_BASE;
-	rc = mote_debug_set_guest(sb, path, elf, len, img.entry);
+	rc = mote_debug_set_guest(sb, path, fd, img.entry);
 	if (rc)
 		goto fail;
 	rc = mote_layout_compute(&sb->cfg, img.image_end, &sb->layout, sb->err, sizeof(sb->err));

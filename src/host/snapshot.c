@@ -319,7 +319,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	mote_cpu_vendor(m->cpu_vendor);
 	m->layout = sb->layout;
 	m->image_size = sb->image_size;
-	if (sb->dbg.guest_path && sb->dbg.have_hash) {
+	if (sb->dbg.guest_path && mote_debug_guest_hash(&sb->dbg) == 0) {
 		m->guest_path = mote_strdup(sb->dbg.guest_path);
 		memcpy(m->guest_sha256, sb->dbg.guest_sha256, sizeof(m->guest_sha256));
 		if (!m->guest_path) {

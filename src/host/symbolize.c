@@ -233,6 +233,18 @@ static int sym_cmp(const void *a, const void *b)
 }
 
 /* Load the function symbols of .symtab; none is not an error. */
+/* Symbol `i` if it is a named code symbol we keep: its name, and where it
+ * covers; NULL otherwise. */
+static const char *kept_symbol(struct mote_symbolizer *s, Elf_Data *data, size_t strtab, size_t i,
+                               uint64_t *start, uint64_t *end, bool *sized)
+{
+	GElf_Sym sym;
+	if (!gelf_getsym(data, (int)i, &sym) || !code_symbol(s->elf, &sym, start, end, sized))
+		return NULL;
+	const char *name = elf_strptr(s->elf, strtab, sym.st_name);
+	return name && *name ? name : NULL;
+}
+
 static int load_symbols(struct mote_symbolizer *s, const char *path, char *err, size_t errlen)
 {
 	size_t shnum;
@@ -260,14 +272,10 @@ static int load_symbols(struct mote_symbolizer *s, const char *path, char *err, 
 	/* Two passes: count what is kept and its name bytes, then fill. */
 	size_t nkeep = 0, namebytes = 0;
 	for (size_t i = 1; i < count; i++) {
-		GElf_Sym sym;
 		uint64_t start, end;
 		bool sized;
-		if (!gelf_getsym(data, (int)i, &sym) ||
-		    !code_symbol(s->elf, &sym, &start, &end, &sized))
-			continue;
-		const char *name = elf_strptr(s->elf, symsh.sh_link, sym.st_name);
-		if (!name || !*name)
+		const char *name = kept_symbol(s, data, symsh.sh_link, i, &start, &end, &sized);
+		if (!name)
 			continue;
 		size_t len = strnlen(name, MAX_NAME);
 		nkeep++;
@@ -282,14 +290,10 @@ static int load_symbols(struct mote_symbolizer *s, const char *path, char *err, 
 		                path, nkeep);
 	size_t n = 0, pos = 0;
 	for (size_t i = 1; i < count && n < nkeep; i++) {
-		GElf_Sym sym;
 		uint64_t start, end;
 		bool sized;
-		if (!gelf_getsym(data, (int)i, &sym) ||
-		    !code_symbol(s->elf, &sym, &start, &end, &sized))
-			continue;
-		const char *name = elf_strptr(s->elf, symsh.sh_link, sym.st_name);
-		if (!name || !*name)
+		const char *name = kept_symbol(s, data, symsh.sh_link, i, &start, &end, &sized);
+		if (!name)
 			continue;
 		s->syms[n] = (struct sym){start, end, (uint32_t)pos, (uint32_t)i, sized};
 		pos += copy_name(s->names + pos, name) + 1;

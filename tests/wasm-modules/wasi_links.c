@@ -27,42 +27,7 @@
 #include <unistd.h>
 #include <wasi/api.h>
 
-static const char *ename(int e)
-{
-	static const struct {
-		int e;
-		const char *name;
-	} names[] = {
-	    {0, "ok"},
-	    {EBADF, "EBADF"},
-	    {EEXIST, "EEXIST"},
-	    {EFAULT, "EFAULT"},
-	    {EINVAL, "EINVAL"},
-	    {EIO, "EIO"},
-	    {EISDIR, "EISDIR"},
-	    {ELOOP, "ELOOP"},
-	    {ENAMETOOLONG, "ENAMETOOLONG"},
-	    {ENOENT, "ENOENT"},
-	    {ENOSYS, "ENOSYS"},
-	    {ENOTCAPABLE, "ENOTCAPABLE"},
-	    {ENOTDIR, "ENOTDIR"},
-	    {ENOTSUP, "ENOTSUP"},
-	    {EROFS, "EROFS"},
-	    {ESPIPE, "ESPIPE"},
-	};
-	static char other[24];
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (names[i].e == e)
-			return names[i].name;
-	snprintf(other, sizeof(other), "errno %d", e);
-	return other;
-}
-
-/* The result of a call that returns -1 and sets errno. */
-static const char *res(int rc)
-{
-	return ename(rc < 0 ? errno : 0);
-}
+#include "errno_names.h"
 
 static void describe(int rc, const struct stat *st)
 {

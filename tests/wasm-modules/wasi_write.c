@@ -22,42 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *ename(int e)
-{
-	static const struct {
-		int e;
-		const char *name;
-	} names[] = {
-	    {0, "ok"},
-	    {EBADF, "EBADF"},
-	    {EBUSY, "EBUSY"},
-	    {EDQUOT, "EDQUOT"},
-	    {EEXIST, "EEXIST"},
-	    {EINVAL, "EINVAL"},
-	    {EIO, "EIO"},
-	    {EISDIR, "EISDIR"},
-	    {ELOOP, "ELOOP"},
-	    {ENOENT, "ENOENT"},
-	    {ENOSPC, "ENOSPC"},
-	    {ENOTCAPABLE, "ENOTCAPABLE"},
-	    {ENOTDIR, "ENOTDIR"},
-	    {ENOTEMPTY, "ENOTEMPTY"},
-	    {ENOTSUP, "ENOTSUP"},
-	    {EPERM, "EPERM"},
-	    {EROFS, "EROFS"},
-	};
-	static char other[24];
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (names[i].e == e)
-			return names[i].name;
-	snprintf(other, sizeof(other), "errno %d", e);
-	return other;
-}
-
-static const char *res(int rc)
-{
-	return ename(rc < 0 ? errno : 0);
-}
+#include "errno_names.h"
 
 /* "A,B" split at the comma. */
 static char *second(char *arg)
