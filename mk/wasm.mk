@@ -81,3 +81,13 @@ $(BUILD)/bench/wasm_bench: bench/wasm/driver.c $(WASM_BENCH_KERNELS) bench/wasm/
 		-DWASM_BENCH_DIR=\"$(BUILD)/bench/wasm\" \
 		bench/wasm/driver.c $(WASM_BENCH_KERNELS) $(WASM_LIB) -o $@ -lm
 BENCHES += $(BUILD)/bench/wasm_bench
+
+# The spec tests run through the ahead-of-time compiler: every module of a
+# file translated to C, compiled with cc into a shared object, and its
+# functions run as native code (mw_module_set_native).
+$(BUILD)/tests/wasm_spec_aot: tests/wasm/spec_runner.c $(WASM_LIB) $(WASM_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WASM_CFLAGS) -DSPEC_AOT -DSPEC_AOT_INCLUDE=\"$(CURDIR)/src/wasm\" $< $(WASM_LIB) \
+		-o $@ $(HOST_LDFLAGS) -rdynamic -ldl
+TESTS += $(BUILD)/tests/wasm_spec_aot
+ALL_TARGETS += $(BUILD)/tests/wasm_spec_aot

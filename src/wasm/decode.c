@@ -448,6 +448,7 @@ void mw_limits_default(mw_limits *lim)
 	lim->fuel = 0;
 	lim->max_module_bytes = 256u << 20;
 	lim->max_function_locals = 50000;
+	lim->max_native_stack = 512u << 10;
 }
 
 #define NOMEM()                                                                                    \

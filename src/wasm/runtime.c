@@ -88,7 +88,7 @@ mw_store *mw_store_new(const mw_limits *lim)
 	return s;
 }
 
-static bool store_stacks(mw_store *s)
+bool mw__store_stacks(mw_store *s)
 {
 	if (s->stack)
 		return true;
@@ -352,7 +352,7 @@ mw_trap mw_call(mw_store *s, mw_func *f, const mw_val *args, size_t nargs, mw_va
 	const mw_ftype *ft = f->type;
 	if (nargs != ft->pub.nparams || nresults != ft->pub.nresults)
 		return MW_TRAP_BAD_CALL;
-	if (!store_stacks(s))
+	if (!mw__store_stacks(s))
 		return MW_TRAP_OUT_OF_MEMORY;
 	if (s->nest >= MAX_NEST)
 		return MW_TRAP_CALL_STACK_EXHAUSTED;
@@ -529,6 +529,8 @@ static int make_own(mw_instance *in, mw_store *s, mw_module *m, mw_error *err)
 		f->type = m->types[ft->canon];
 		f->inst = in;
 		f->fc = &m->fcode[i];
+		if (m->aot)
+			mw__aot_bind(in, f, i);
 		in->funcs[m->nfunc_imports + i] = f;
 	}
 	/* memory */
@@ -658,8 +660,11 @@ int mw_instantiate(mw_store *s, mw_module *m, mw_resolver resolve, void *user,
 		return -1;
 	}
 
-	if (link_imports(in, m, resolve, user, err) || make_own(in, s, m, err) ||
-	    init_segments(in, m, err))
+	if (link_imports(in, m, resolve, user, err) || make_own(in, s, m, err))
+		return -1;
+	in->aot = (mw_aot_inst){(mw_aot_mem *)in->mem, in->globals, (mw_aot_table **)in->tables,
+				(mw_aot_func **)in->funcs, &s->aot_stack_limit, m->aot};
+	if (init_segments(in, m, err))
 		return -1;
 	if (m->has_start) {
 		mw_trap t = mw_call(s, in->funcs[m->start], NULL, 0, NULL, 0);

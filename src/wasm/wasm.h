@@ -168,6 +168,10 @@ typedef struct mw_limits {
 	uint64_t fuel;
 	uint32_t max_module_bytes; /* largest accepted binary (default 256 MiB) */
 	uint32_t max_function_locals; /* per function, params + locals (default 50000) */
+	/* Native stack that compiled code (mw_module_set_native) may use below
+	 * the point where it is entered, before a call traps as "call stack
+	 * exhausted" (default 512 KiB). */
+	uint32_t max_native_stack;
 } mw_limits;
 
 /* Fill *lim with the defaults above. */
@@ -179,6 +183,27 @@ void mw_limits_default(mw_limits *lim);
  * Returns 0 and sets *out, or -1 and fills *err (err may be NULL). */
 int mw_module_load(const uint8_t *bytes, size_t len, const mw_limits *lim, mw_module **out,
 		   mw_error *err);
+/* Run the module's functions as native code: `aot` is what the module's
+ * translation to C (mw_aot_translate, compiled and linked in) defines. It must
+ * come from exactly these bytes and this engine's ABI, else -1 with err (code
+ * MW_ERR_ARG). Call before instantiating; instances made afterwards run the
+ * compiled code, with the same results and traps as the interpreter. */
+struct mw_aot_module;
+int mw_module_set_native(mw_module *mod, const struct mw_aot_module *aot, mw_error *err);
+
+/* Translate a module to C for ahead-of-time compilation: the C defines a
+ * `const mw_aot_module SYMBOL` (aot_abi.h) to give mw_module_set_native()
+ * once compiled and linked with the engine. The module is validated first:
+ * an invalid one fails with the same error as mw_module_load(). On success
+ * *out is a NUL-terminated malloc'd string of *out_len bytes. */
+typedef struct mw_aot_options {
+	const char *prefix;     /* of every identifier (default "w_"), for several per file */
+	const char *symbol;     /* the descriptor's name (default "mw_aot_module_def") */
+	const char *bytes_path; /* if set, the binary is embedded from this file (.incbin) */
+} mw_aot_options;
+int mw_aot_translate(const uint8_t *bytes, size_t len, const mw_aot_options *opt, char **out,
+                     size_t *out_len, mw_error *err);
+
 /* Drop the caller's reference; instances keep their own reference. */
 void mw_module_free(mw_module *mod);
 

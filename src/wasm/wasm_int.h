@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aot_abi.h"
 #include "wasm.h"
 #include "wasm_rt.h"
 
@@ -295,11 +296,14 @@ struct mw_module {
 
 	uint32_t *code; /* compiled code of all functions */
 	size_t code_len;
+	const mw_aot_module *aot; /* native code for the defined functions, or NULL */
 };
 
 /* -------------------------------------------------------------- runtime */
 
 struct mw_func {
+	mw_aot_func aot;        /* first: what compiled code reads (aot_abi.h) */
+	mw_aot_entry aot_entry; /* compiled functions: called through aot_dispatch */
 	const mw_ftype *type;
 	mw_instance *inst;      /* owning instance; NULL for host functions */
 	const mw_fcode *fc;     /* wasm functions */
@@ -334,6 +338,7 @@ struct mw_global {
 };
 
 struct mw_instance {
+	mw_aot_inst aot; /* first: what compiled code reads (aot_abi.h) */
 	mw_module *mod;
 	mw_store *store;
 	mw_func **funcs;
@@ -368,7 +373,26 @@ struct mw_store {
 	mw_global *globals;
 	mw_mem_backend mem_backend;
 	const void *const *labels;
+	uintptr_t aot_stack_limit;  /* while compiled code runs: the lowest sp allowed */
+	struct mw_aot_jmp *aot_jmp; /* where a trap in compiled code unwinds to */
 };
+
+_Static_assert(offsetof(struct mw_memory, data) == offsetof(mw_aot_mem, data) &&
+                   offsetof(struct mw_memory, size) == offsetof(mw_aot_mem, size),
+               "mw_aot_mem is a prefix of mw_memory");
+_Static_assert(offsetof(struct mw_table, elems) == offsetof(mw_aot_table, elems) &&
+                   offsetof(struct mw_table, size) == offsetof(mw_aot_table, size),
+               "mw_aot_table is a prefix of mw_table");
+_Static_assert(MW_AOT_UNREACHABLE == (int)MW_TRAP_UNREACHABLE &&
+                   MW_AOT_DIV_BY_ZERO == (int)MW_TRAP_DIV_BY_ZERO &&
+                   MW_AOT_INT_OVERFLOW == (int)MW_TRAP_INT_OVERFLOW &&
+                   MW_AOT_INVALID_CONVERSION == (int)MW_TRAP_INVALID_CONVERSION &&
+                   MW_AOT_MEMORY_OOB == (int)MW_TRAP_MEMORY_OOB &&
+                   MW_AOT_TABLE_OOB == (int)MW_TRAP_TABLE_OOB &&
+                   MW_AOT_UNDEFINED_ELEMENT == (int)MW_TRAP_UNDEFINED_ELEMENT &&
+                   MW_AOT_UNINITIALIZED_ELEMENT == (int)MW_TRAP_UNINITIALIZED_ELEMENT &&
+                   MW_AOT_CALL_STACK_EXHAUSTED == (int)MW_TRAP_CALL_STACK_EXHAUSTED,
+               "aot_abi.h's trap codes are mw_trap's");
 
 /* ----------------------------------------------------------- internal API */
 
@@ -392,6 +416,9 @@ bool mw__ftype_equal(const mw_ftype *a, const mw_ftype *b);
 int64_t mw__memory_grow(mw_memory *m, uint32_t delta);
 int64_t mw__table_grow(mw_table *t, uint32_t delta, uint64_t init);
 mw_trap mw__call_host(mw_store *s, mw_func *f, mw_instance *caller, uint64_t *fp);
+bool mw__store_stacks(mw_store *s);
+/* compiled code (aot_rt.c): make f, a function of `in`, run its native code */
+void mw__aot_bind(mw_instance *in, mw_func *f, uint32_t defined_index);
 
 static inline uint64_t mw_rd_u64(const void *p)
 {

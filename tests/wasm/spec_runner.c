@@ -22,12 +22,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "wasm.h"
 
 #ifdef SPEC_IN_SANDBOX
 #include "mote.h"
 #include "mote/wasm.h"
+#endif
+#ifdef SPEC_AOT
+#include <dlfcn.h>
+#include <unistd.h>
 #endif
 
 #define DEFAULT_DIR "../shared/wasm-spec-tests/json"
@@ -307,6 +312,11 @@ typedef struct ctx {
 	 * a reference result (getters, select) does not set it. */
 	int tainted;
 #endif
+#ifdef SPEC_AOT
+	void *so;         /* every module of the file, compiled */
+	char **aot_files; /* module file name per compiled module */
+	size_t naot;
+#endif
 } ctx;
 
 #ifndef SPEC_IN_SANDBOX
@@ -476,7 +486,110 @@ static int load_module(ctx *c, const char *filename, mw_module **out, mw_error *
 	}
 	int r = mw_module_load(b, len, NULL, out, err);
 	free(b);
+#ifdef SPEC_AOT
+	if (r == 0) {
+		size_t k = 0;
+		while (k < c->naot && strcmp(c->aot_files[k], filename) != 0)
+			k++;
+		char sym[64];
+		snprintf(sym, sizeof sym, "m%zu_module", k);
+		const struct mw_aot_module *aot = k < c->naot && c->so ? dlsym(c->so, sym) : NULL;
+		if (!aot) {
+			snprintf(err->msg, sizeof err->msg, "no compiled code for %.100s",
+			         filename);
+			err->code = MW_ERR_ARG;
+			mw_module_free(*out);
+			return -1;
+		}
+		if (mw_module_set_native(*out, aot, err)) {
+			mw_module_free(*out);
+			return -1;
+		}
+	}
+#endif
 	return r;
+}
+#endif
+
+#ifdef SPEC_AOT
+/* Translate every valid binary module the file names into one C file,
+ * compile it into a shared object and load it: one compiler run per file. */
+static double aot_compile_s;
+
+static void aot_prepare(ctx *c, const json *cmds)
+{
+	char tmpl[] = "/tmp/mote-spec-aot-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	if (!dir)
+		return;
+	char cpath[4200], sopath[4200], cmd[9000];
+	snprintf(cpath, sizeof cpath, "%s/all.c", dir);
+	snprintf(sopath, sizeof sopath, "%s/all.so", dir);
+	FILE *f = fopen(cpath, "w");
+	if (!f)
+		return;
+	c->aot_files = calloc(cmds->n + 1, sizeof(char *));
+	for (size_t i = 0; i < cmds->n && c->aot_files; i++) {
+		const json *cmd0 = cmds->items[i];
+		const char *fn = jstr(cmd0, "filename");
+		const char *mt = jstr(cmd0, "module_type");
+		const char *type = jstr(cmd0, "type");
+		if (!fn || !type || (mt && strcmp(mt, "binary") != 0) ||
+		    !strcmp(type, "assert_invalid") || !strcmp(type, "assert_malformed"))
+			continue;
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", c->dir, fn);
+		size_t len;
+		unsigned char *b = read_file(path, &len);
+		if (!b)
+			continue;
+		char pfx[32], sym[32];
+		snprintf(pfx, sizeof pfx, "m%zu_", c->naot);
+		snprintf(sym, sizeof sym, "m%zu_module", c->naot);
+		mw_aot_options opt = {pfx, sym, NULL};
+		char *src;
+		size_t srclen;
+		mw_error err;
+		if (mw_aot_translate(b, len, &opt, &src, &srclen, &err) == 0) {
+			fwrite(src, 1, srclen, f);
+			free(src);
+			c->aot_files[c->naot++] = strdup(fn);
+		}
+		free(b);
+	}
+	fclose(f);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	snprintf(cmd, sizeof cmd,
+	         "cc -std=gnu11 -O2 -fPIC -shared -fno-math-errno -fno-optimize-sibling-calls -I%s "
+	         "-o %s %s 2>%s/cc.log",
+	         SPEC_AOT_INCLUDE, sopath, cpath, dir);
+	int rc = system(cmd);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	aot_compile_s += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (rc != 0) {
+		failf(c, "the C compiler rejected the translation (see %s)", dir);
+		return;
+	}
+	c->so = dlopen(sopath, RTLD_NOW | RTLD_LOCAL);
+	if (!c->so)
+		failf(c, "dlopen: %s", dlerror());
+	if (!getenv("SPEC_AOT_KEEP")) {
+		unlink(cpath);
+		unlink(sopath);
+		snprintf(cmd, sizeof cmd, "%s/cc.log", dir);
+		unlink(cmd);
+		rmdir(dir);
+	}
+}
+
+static void aot_release(ctx *c)
+{
+	for (size_t i = 0; i < c->naot; i++)
+		free(c->aot_files[i]);
+	free(c->aot_files);
+	if (c->so)
+		dlclose(c->so);
 }
 #endif
 
@@ -817,6 +930,9 @@ static void file_end(ctx *c)
 	free_regs(c->registered);
 	free_regs(c->named);
 	mw_store_free(c->store);
+#ifdef SPEC_AOT
+	aot_release(c);
+#endif
 }
 
 static int mode_init(void)
@@ -1376,6 +1492,9 @@ static int run_file(const char *path, int *tp, int *tf, int *ts)
 	const char *base = strrchr(path, '/');
 	c.file = base ? base + 1 : path;
 	file_begin(&c);
+#ifdef SPEC_AOT
+	aot_prepare(&c, cmds);
+#endif
 	for (size_t i = 0; i < cmds->n; i++) {
 		const json *cmd = cmds->items[i];
 		const char *type = jstr(cmd, "type");
@@ -1513,6 +1632,9 @@ int main(int argc, char **argv)
 	if (bad)
 		tf++;
 	mode_fini();
+#ifdef SPEC_AOT
+	printf("C compiler: %.1f s in all\n", aot_compile_s);
+#endif
 	printf("%d passed, %d failed, %d skipped\n", tp, tf, ts);
 	return tf ? 1 : 0;
 }
