@@ -78,8 +78,8 @@ $(BUILD)/bench/wasm_bench: bench/wasm/driver.c $(WASM_BENCH_KERNELS) bench/wasm/
 		$(WASM_LIB) $(WASM_BENCH_WASMS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc/wasm -Ibench/wasm \
-		-DWASM_BENCH_DIR=\"$(BUILD)/bench/wasm\" \
-		bench/wasm/driver.c $(WASM_BENCH_KERNELS) $(WASM_LIB) -o $@ -lm
+		-DWASM_BENCH_DIR=\"$(BUILD)/bench/wasm\" -DWASM_BENCH_INCLUDE=\"$(CURDIR)/src/wasm\" \
+		bench/wasm/driver.c $(WASM_BENCH_KERNELS) $(WASM_LIB) -o $@ -lm -rdynamic -ldl
 BENCHES += $(BUILD)/bench/wasm_bench
 
 # The spec tests run through the ahead-of-time compiler: every module of a

@@ -6,6 +6,7 @@
  * Prints a table with the median time per case and the ratio to native, plus
  * the geometric mean; --json prints one record per line instead.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <spawn.h>
@@ -157,6 +158,87 @@ out:
 	mw_module_free(m);
 }
 
+/* The kernel translated to C (mw_aot_translate), compiled with cc -O2 into
+ * a shared object and run as native code; compile time is not timed. */
+static void run_aot(const char *path, const kernel *k, int runs, uint32_t expect, stats *s,
+                    double *compile_us)
+{
+	size_t len;
+	unsigned char *bytes = read_file(path, &len);
+	s->ok = 0;
+	if (!bytes)
+		return;
+	char *src = NULL;
+	size_t srclen;
+	mw_error err;
+	mw_aot_options opt = {"k_", "k_module", NULL};
+	mw_module *m = NULL;
+	mw_store *st = NULL;
+	void *so = NULL;
+	char dir[] = "/tmp/mote-wasm-bench-XXXXXX", cpath[64], sopath[64], cmd[512];
+	if (!mkdtemp(dir) || mw_aot_translate(bytes, len, &opt, &src, &srclen, &err) != 0) {
+		fprintf(stderr, "aot %s: cannot translate\n", k->name);
+		goto out;
+	}
+	snprintf(cpath, sizeof cpath, "%s/k.c", dir);
+	snprintf(sopath, sizeof sopath, "%s/k.so", dir);
+	FILE *f = fopen(cpath, "w");
+	if (!f || fwrite(src, 1, srclen, f) != srclen || fclose(f) != 0) {
+		fprintf(stderr, "aot %s: cannot write %s\n", k->name, cpath);
+		goto out;
+	}
+	snprintf(cmd, sizeof cmd, "cc " MW_AOT_CFLAGS " -O2 -fPIC -shared -I%s -o %s %s",
+	         WASM_BENCH_INCLUDE, sopath, cpath);
+	double t0 = now_us();
+	if (system(cmd) != 0 || !(so = dlopen(sopath, RTLD_NOW | RTLD_LOCAL))) {
+		fprintf(stderr, "aot %s: cannot compile\n", k->name);
+		goto out;
+	}
+	*compile_us = now_us() - t0;
+	const struct mw_aot_module *aot = dlsym(so, "k_module");
+	if (!aot || mw_module_load(bytes, len, NULL, &m, &err) != 0 ||
+	    mw_module_set_native(m, aot, &err) != 0) {
+		fprintf(stderr, "aot %s: cannot load\n", k->name);
+		goto out;
+	}
+	st = mw_store_new(NULL);
+	mw_instance *inst;
+	if (!st || mw_instantiate(st, m, NULL, NULL, &inst, &err) != 0)
+		goto out;
+	char fname[64];
+	snprintf(fname, sizeof fname, "bench_%s", k->name);
+	mw_func *fn = mw_instance_func(inst, fname);
+	if (!fn)
+		goto out;
+	double t[64];
+	mw_val res;
+	for (int i = -1; i < runs; i++) {
+		double t1 = now_us();
+		mw_trap tr = mw_call(st, fn, NULL, 0, &res, 1);
+		double dt = now_us() - t1;
+		if (tr != MW_TRAP_NONE || res.u32 != expect) {
+			fprintf(stderr, "aot %s: %s\n", k->name,
+			        tr ? mw_trap_message(tr) : "wrong result");
+			goto out;
+		}
+		if (i >= 0)
+			t[i] = dt;
+	}
+	summarize(t, runs, s);
+out:
+	if (st)
+		mw_store_free(st);
+	if (m)
+		mw_module_free(m);
+	if (so)
+		dlclose(so);
+	free(src);
+	free(bytes);
+	unlink(cpath);
+	unlink(sopath);
+	rmdir(dir);
+}
+
 static const char *find_wabt(void)
 {
 	static char buf[4096];
@@ -199,11 +281,17 @@ static void run_wabt(const char *interp, const char *path, int runs, stats *s)
 	summarize(t, runs, s);
 }
 
+static void json_rec_case(const char *kind, const char *name, const char *engine, const stats *s,
+                          double native_med)
+{
+	printf("{\"case\": \"%s-%s\", \"engine\": \"%s\", \"median_us\": %.1f, \"min_us\": %.1f, "
+	       "\"max_us\": %.1f, \"runs\": %d, \"ratio_to_native\": %.3f}\n",
+	       kind, name, engine, s->med, s->min, s->max, s->runs, s->med / native_med);
+}
+
 static void json_rec(const char *name, const char *engine, const stats *s, double native_med)
 {
-	printf("{\"case\": \"wasm-%s\", \"engine\": \"%s\", \"median_us\": %.1f, \"min_us\": %.1f, "
-	       "\"max_us\": %.1f, \"runs\": %d, \"ratio_to_native\": %.3f}\n",
-	       name, engine, s->med, s->min, s->max, s->runs, s->med / native_med);
+	json_rec_case("wasm", name, engine, s, native_med);
 }
 
 int main(int argc, char **argv)
@@ -236,11 +324,12 @@ int main(int argc, char **argv)
 	if (wabt_runs > runs)
 		wabt_runs = runs;
 	const char *wabt = use_wabt ? find_wabt() : NULL;
-	double lg_mote = 0, lg_wabt = 0;
-	int n_mote = 0, n_wabt = 0, failures = 0;
+	double lg_mote = 0, lg_wabt = 0, lg_aot = 0, worst_aot = 0;
+	int n_mote = 0, n_wabt = 0, n_aot = 0, failures = 0;
 	if (!json) {
-		printf("%-8s %11s %11s %8s %11s %8s %9s\n", "kernel", "native ms", "mote ms",
-		       "mote x", "wabt ms", "wabt x", "load ms");
+		printf("%-8s %11s %11s %8s %11s %8s %11s %8s %9s %9s\n", "kernel", "native ms",
+		       "mote ms", "mote x", "aot ms", "aot x", "wabt ms", "wabt x", "load ms",
+		       "cc ms");
 	}
 	for (size_t ki = 0; ki < NKERNELS; ki++) {
 		const kernel *k = &KERNELS[ki];
@@ -255,14 +344,22 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof path, "%s/k_%s.wasm", dir, k->name);
 		stats sn, sm, sw;
 		uint32_t expect;
-		double load_us = 0;
+		double load_us = 0, cc_us = 0;
+		stats sa;
 		run_native(k, runs, &sn, &expect);
 		run_mote(path, k, runs, expect, &sm, &load_us);
+		run_aot(path, k, runs, expect, &sa, &cc_us);
 		sw.ok = 0;
 		if (wabt)
 			run_wabt(wabt, path, wabt_runs, &sw);
-		if (!sm.ok)
+		if (!sm.ok || !sa.ok)
 			failures++;
+		if (sa.ok) {
+			lg_aot += log(sa.med / sn.med);
+			n_aot++;
+			if (sa.med / sn.med > worst_aot)
+				worst_aot = sa.med / sn.med;
+		}
 		if (sm.ok) {
 			lg_mote += log(sm.med / sn.med);
 			n_mote++;
@@ -275,6 +372,8 @@ int main(int argc, char **argv)
 			json_rec(k->name, "native", &sn, sn.med);
 			if (sm.ok)
 				json_rec(k->name, "mote", &sm, sn.med);
+			if (sa.ok)
+				json_rec_case("aot", k->name, "mote-aot", &sa, sn.med);
 			if (sw.ok)
 				json_rec(k->name, "wabt", &sw, sn.med);
 		} else {
@@ -283,16 +382,22 @@ int main(int argc, char **argv)
 				printf("%11.2f %8.2f ", sm.med / 1e3, sm.med / sn.med);
 			else
 				printf("%11s %8s ", "FAIL", "-");
+			if (sa.ok)
+				printf("%11.2f %8.2f ", sa.med / 1e3, sa.med / sn.med);
+			else
+				printf("%11s %8s ", "FAIL", "-");
 			if (sw.ok)
 				printf("%11.2f %8.2f ", sw.med / 1e3, sw.med / sn.med);
 			else
 				printf("%11s %8s ", "-", "-");
-			printf("%9.2f\n", load_us / 1e3);
+			printf("%9.2f %9.0f\n", load_us / 1e3, cc_us / 1e3);
 		}
 		fflush(stdout);
 	}
 	if (!json) {
-		printf("geomean mote/native: %.2fx", n_mote ? exp(lg_mote / n_mote) : 0.0);
+		printf("geomean mote/native: %.2fx   aot/native: %.2fx (worst %.2fx)",
+		       n_mote ? exp(lg_mote / n_mote) : 0.0, n_aot ? exp(lg_aot / n_aot) : 0.0,
+		       worst_aot);
 		if (n_wabt)
 			printf("   wabt/native: %.2fx (wabt times include process start + load)",
 			       exp(lg_wabt / n_wabt));

@@ -609,10 +609,10 @@ static const numop NUM[256] = {
     B2(0x6a, A_I32, A_I32, "$a + $b"),
     B2(0x6b, A_I32, A_I32, "$a - $b"),
     B2(0x6c, A_I32, A_I32, "$a * $b"),
-    B2(0x6d, A_I32, A_I32, "mw_i32_div_s(c, $a, $b)"),
-    B2(0x6e, A_I32, A_I32, "mw_i32_div_u(c, $a, $b)"),
-    B2(0x6f, A_I32, A_I32, "mw_i32_rem_s(c, $a, $b)"),
-    B2(0x70, A_I32, A_I32, "mw_i32_rem_u(c, $a, $b)"),
+    B2(0x6d, A_I32, A_I32, "mw_i32_div_s($a, $b)"),
+    B2(0x6e, A_I32, A_I32, "mw_i32_div_u($a, $b)"),
+    B2(0x6f, A_I32, A_I32, "mw_i32_rem_s($a, $b)"),
+    B2(0x70, A_I32, A_I32, "mw_i32_rem_u($a, $b)"),
     B2(0x71, A_I32, A_I32, "$a & $b"),
     B2(0x72, A_I32, A_I32, "$a | $b"),
     B2(0x73, A_I32, A_I32, "$a ^ $b"),
@@ -627,10 +627,10 @@ static const numop NUM[256] = {
     B2(0x7c, A_I64, A_I64, "$a + $b"),
     B2(0x7d, A_I64, A_I64, "$a - $b"),
     B2(0x7e, A_I64, A_I64, "$a * $b"),
-    B2(0x7f, A_I64, A_I64, "mw_i64_div_s(c, $a, $b)"),
-    B2(0x80, A_I64, A_I64, "mw_i64_div_u(c, $a, $b)"),
-    B2(0x81, A_I64, A_I64, "mw_i64_rem_s(c, $a, $b)"),
-    B2(0x82, A_I64, A_I64, "mw_i64_rem_u(c, $a, $b)"),
+    B2(0x7f, A_I64, A_I64, "mw_i64_div_s($a, $b)"),
+    B2(0x80, A_I64, A_I64, "mw_i64_div_u($a, $b)"),
+    B2(0x81, A_I64, A_I64, "mw_i64_rem_s($a, $b)"),
+    B2(0x82, A_I64, A_I64, "mw_i64_rem_u($a, $b)"),
     B2(0x83, A_I64, A_I64, "$a & $b"),
     B2(0x84, A_I64, A_I64, "$a | $b"),
     B2(0x85, A_I64, A_I64, "$a ^ $b"),
@@ -668,16 +668,16 @@ static const numop NUM[256] = {
     B2(0xa5, A_F64, A_F64, "mw_f64_max($a, $b)"),
     B2(0xa6, A_F64, A_F64, "mw_f64_copysign($a, $b)"),
     U1(0xa7, A_I64, A_I32, "(uint32_t)$a"),
-    U1(0xa8, A_F32, A_I32, "mw_i32_trunc_f32_s(c, $a)"),
-    U1(0xa9, A_F32, A_I32, "mw_i32_trunc_f32_u(c, $a)"),
-    U1(0xaa, A_F64, A_I32, "mw_i32_trunc_f64_s(c, $a)"),
-    U1(0xab, A_F64, A_I32, "mw_i32_trunc_f64_u(c, $a)"),
+    U1(0xa8, A_F32, A_I32, "mw_i32_trunc_f32_s($a)"),
+    U1(0xa9, A_F32, A_I32, "mw_i32_trunc_f32_u($a)"),
+    U1(0xaa, A_F64, A_I32, "mw_i32_trunc_f64_s($a)"),
+    U1(0xab, A_F64, A_I32, "mw_i32_trunc_f64_u($a)"),
     U1(0xac, A_I32, A_I64, "(uint64_t)(int64_t)(int32_t)$a"),
     U1(0xad, A_I32, A_I64, "(uint64_t)$a"),
-    U1(0xae, A_F32, A_I64, "mw_i64_trunc_f32_s(c, $a)"),
-    U1(0xaf, A_F32, A_I64, "mw_i64_trunc_f32_u(c, $a)"),
-    U1(0xb0, A_F64, A_I64, "mw_i64_trunc_f64_s(c, $a)"),
-    U1(0xb1, A_F64, A_I64, "mw_i64_trunc_f64_u(c, $a)"),
+    U1(0xae, A_F32, A_I64, "mw_i64_trunc_f32_s($a)"),
+    U1(0xaf, A_F32, A_I64, "mw_i64_trunc_f32_u($a)"),
+    U1(0xb0, A_F64, A_I64, "mw_i64_trunc_f64_s($a)"),
+    U1(0xb1, A_F64, A_I64, "mw_i64_trunc_f64_u($a)"),
     U1(0xb2, A_I32, A_F32, "(float)(int32_t)$a"),
     U1(0xb3, A_I32, A_F32, "(float)$a"),
     U1(0xb4, A_I64, A_F32, "(float)(int64_t)$a"),
@@ -855,7 +855,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 		}
 		switch (op) {
 		case W_OP(unreachable):
-			emit(t, "mw__aot_trap(c, MW_AOT_UNREACHABLE);\n");
+			emit(t, "mw__aot_trap(MW_AOT_UNREACHABLE);\n");
 			set_dead(t);
 			break;
 		case W_OP(nop):
@@ -1049,7 +1049,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 			uint32_t i = pop(t);
 			emit(t, "{ const mw_aot_table *T_ = c->tables[%u]; uint32_t i_ = %S; ", tab,
 			     i);
-			emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap(c, "
+			emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap("
 			        "MW_AOT_TABLE_OOB); ");
 			uint32_t d = push(t, m->tables[tab].elem);
 			emit(t, "%S = T_->elems[i_]; }\n", d);
@@ -1061,7 +1061,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 			uint32_t i = pop(t);
 			emit(t, "{ const mw_aot_table *T_ = c->tables[%u]; uint32_t i_ = %S; ", tab,
 			     i);
-			emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap(c, "
+			emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap("
 			        "MW_AOT_TABLE_OOB); ");
 			emit(t, "T_->elems[i_] = %S; }\n", v);
 			break;
@@ -1148,7 +1148,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 				uint32_t n = pop(t), s = pop(t), d = pop(t);
 				emit(t, "{ uint64_t d_ = %S, s_ = %S, n_ = %S; ", d, s, n);
 				emit(t, "if (MW_AOT_UNLIKELY(s_ + n_ > MS || d_ + n_ > MS)) "
-				        "mw__aot_trap(c, MW_AOT_MEMORY_OOB); ");
+				        "mw__aot_trap(MW_AOT_MEMORY_OOB); ");
 				emit(t, "__builtin_memmove(M + d_, M + s_, n_); }\n");
 				break;
 			}
@@ -1156,7 +1156,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 				t->p += 1;
 				uint32_t n = pop(t), v = pop(t), d = pop(t);
 				emit(t, "{ uint64_t d_ = %S, n_ = %S; ", d, n);
-				emit(t, "if (MW_AOT_UNLIKELY(d_ + n_ > MS)) mw__aot_trap(c, "
+				emit(t, "if (MW_AOT_UNLIKELY(d_ + n_ > MS)) mw__aot_trap("
 				        "MW_AOT_MEMORY_OOB); ");
 				emit(t, "__builtin_memset(M + d_, (int)%S, n_); }\n", v);
 				break;
@@ -1313,11 +1313,11 @@ static bool translate_module(tr *t, const mw_aot_options *opt)
 		out_sig(t, "ci", i, ft, true);
 		out(t, "\n{\n\tconst mw_aot_table *T_ = c->tables[tab];\n");
 		out(t, "\tif (MW_AOT_UNLIKELY(elem >= T_->size))\n"
-		       "\t\tmw__aot_trap(c, MW_AOT_UNDEFINED_ELEMENT);\n");
+		       "\t\tmw__aot_trap(MW_AOT_UNDEFINED_ELEMENT);\n");
 		out(t,
 		    "\tconst mw_aot_func *F_ = (const mw_aot_func *)(uintptr_t)T_->elems[elem];\n");
 		out(t, "\tif (MW_AOT_UNLIKELY(!F_))\n"
-		       "\t\tmw__aot_trap(c, MW_AOT_UNINITIALIZED_ELEMENT);\n");
+		       "\t\tmw__aot_trap(MW_AOT_UNINITIALIZED_ELEMENT);\n");
 		out(t, "\tif (MW_AOT_LIKELY(F_->key == c->key && F_->canon == %u)) {\n", i);
 		out(t, "\t\t");
 		if (ft->pub.nresults)

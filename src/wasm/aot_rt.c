@@ -6,6 +6,14 @@
  * returns it like any other trap: the store stays usable. */
 #include "wasm_int.h"
 
+/* The store whose compiled code runs on this thread (guests have one thread
+ * and no thread-local storage). */
+#if __STDC_HOSTED__
+static _Thread_local mw_store *aot_current;
+#else
+static mw_store *aot_current;
+#endif
+
 struct mw_aot_jmp {
 	void *buf[5]; /* __builtin_setjmp's buffer */
 	int trap;
@@ -59,8 +67,11 @@ static mw_trap aot_dispatch(void *user, mw_instance *caller, const mw_val *args,
 		s->aot_stack_limit = sp > budget ? sp - budget : 1;
 	}
 	s->aot_jmp = &jb;
+	mw_store *saved_current = aot_current;
+	aot_current = s;
 	if (__builtin_setjmp(jb.buf) == 0)
 		f->aot_entry(&f->inst->aot, (const uint64_t *)args, (uint64_t *)res);
+	aot_current = saved_current;
 	s->aot_jmp = jb.prev;
 	s->aot_stack_limit = saved_limit;
 	return (mw_trap)jb.trap;
@@ -85,11 +96,16 @@ static mw_instance *inst_of(const mw_aot_inst *c)
 	return (mw_instance *)(uintptr_t)c; /* the view is the instance's first member */
 }
 
-void mw__aot_trap(const mw_aot_inst *c, int trap)
+void mw__aot_trap(int trap)
 {
-	struct mw_aot_jmp *jb = inst_of(c)->store->aot_jmp;
+	struct mw_aot_jmp *jb = aot_current->aot_jmp;
 	jb->trap = trap;
 	__builtin_longjmp(jb->buf, 1);
+}
+
+void mw__aot_stack_exhausted(void)
+{
+	mw__aot_trap(MW_TRAP_CALL_STACK_EXHAUSTED);
 }
 
 /* Call f (any kind) from compiled code of instance `c`. */
@@ -99,11 +115,11 @@ static void call_func(const mw_aot_inst *c, mw_func *f, const uint64_t *args, ui
 	mw_store *s = in->store;
 	uint32_t np = f->type->pub.nparams, nr = f->type->pub.nresults;
 	if (!mw__store_stacks(s))
-		mw__aot_trap(c, MW_TRAP_OUT_OF_MEMORY);
+		mw__aot_trap(MW_TRAP_OUT_OF_MEMORY);
 	uint64_t *fp = s->sp;
 	size_t need = np > nr ? np : nr;
 	if ((size_t)(s->stack_end - fp) < need + 1)
-		mw__aot_trap(c, MW_TRAP_CALL_STACK_EXHAUSTED);
+		mw__aot_trap(MW_TRAP_CALL_STACK_EXHAUSTED);
 	memcpy(fp, args, (size_t)np * 8);
 	uint64_t *saved_sp = s->sp;
 	mw_frame_rec *saved_fr = s->fr;
@@ -117,7 +133,7 @@ static void call_func(const mw_aot_inst *c, mw_func *f, const uint64_t *args, ui
 	s->sp = saved_sp;
 	s->fr = saved_fr;
 	if (t != MW_TRAP_NONE)
-		mw__aot_trap(c, t);
+		mw__aot_trap(t);
 	memcpy(res, fp, (size_t)nr * 8);
 }
 
@@ -132,13 +148,13 @@ void mw__aot_call_indirect(const mw_aot_inst *c, uint32_t table, uint32_t elem, 
 	mw_instance *in = inst_of(c);
 	const mw_table *t = in->tables[table];
 	if (elem >= t->size)
-		mw__aot_trap(c, MW_TRAP_UNDEFINED_ELEMENT);
+		mw__aot_trap(MW_TRAP_UNDEFINED_ELEMENT);
 	mw_func *f = (mw_func *)(uintptr_t)t->elems[elem];
 	if (!f)
-		mw__aot_trap(c, MW_TRAP_UNINITIALIZED_ELEMENT);
+		mw__aot_trap(MW_TRAP_UNINITIALIZED_ELEMENT);
 	const mw_ftype *want = in->mod->types[in->mod->types[type]->canon];
 	if (f->type != want && !mw__ftype_equal(f->type, want))
-		mw__aot_trap(c, MW_TRAP_INDIRECT_TYPE_MISMATCH);
+		mw__aot_trap(MW_TRAP_INDIRECT_TYPE_MISMATCH);
 	call_func(c, f, args, res);
 }
 
@@ -153,7 +169,7 @@ void mw__aot_memory_init(const mw_aot_inst *c, uint32_t seg, uint32_t d, uint32_
 	const mw_data *ds = &in->mod->datas[seg];
 	uint64_t len = in->data_len[seg];
 	if ((uint64_t)s + n > len || (uint64_t)d + n > in->mem->size)
-		mw__aot_trap(c, MW_TRAP_MEMORY_OOB);
+		mw__aot_trap(MW_TRAP_MEMORY_OOB);
 	if (n)
 		memcpy(in->mem->data + d, ds->bytes + s, n);
 }
@@ -169,7 +185,7 @@ void mw__aot_table_init(const mw_aot_inst *c, uint32_t table, uint32_t seg, uint
 	mw_instance *in = inst_of(c);
 	mw_table *t = in->tables[table];
 	if ((uint64_t)s + n > in->elem_len[seg] || (uint64_t)d + n > t->size)
-		mw__aot_trap(c, MW_TRAP_TABLE_OOB);
+		mw__aot_trap(MW_TRAP_TABLE_OOB);
 	if (n)
 		memcpy(t->elems + d, in->elem_items[seg] + s, (size_t)n * 8);
 }
@@ -185,7 +201,7 @@ void mw__aot_table_copy(const mw_aot_inst *c, uint32_t dt, uint32_t st, uint32_t
 	mw_instance *in = inst_of(c);
 	mw_table *td = in->tables[dt], *ts = in->tables[st];
 	if ((uint64_t)s + n > ts->size || (uint64_t)d + n > td->size)
-		mw__aot_trap(c, MW_TRAP_TABLE_OOB);
+		mw__aot_trap(MW_TRAP_TABLE_OOB);
 	if (n)
 		memmove(td->elems + d, ts->elems + s, (size_t)n * 8);
 }
@@ -199,7 +215,7 @@ void mw__aot_table_fill(const mw_aot_inst *c, uint32_t table, uint32_t i, uint64
 {
 	mw_table *t = inst_of(c)->tables[table];
 	if ((uint64_t)i + n > t->size)
-		mw__aot_trap(c, MW_TRAP_TABLE_OOB);
+		mw__aot_trap(MW_TRAP_TABLE_OOB);
 	for (uint32_t k = 0; k < n; k++)
 		t->elems[i + k] = v;
 }

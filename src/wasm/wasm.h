@@ -196,6 +196,10 @@ int mw_module_set_native(mw_module *mod, const struct mw_aot_module *aot, mw_err
  * once compiled and linked with the engine. The module is validated first:
  * an invalid one fails with the same error as mw_module_load(). On success
  * *out is a NUL-terminated malloc'd string of *out_len bytes. */
+/* The C compiler flags translated code needs besides an optimisation level:
+ * without -fno-optimize-sibling-calls gcc turns runaway recursion into a
+ * loop instead of exhausting the call stack. */
+#define MW_AOT_CFLAGS "-std=gnu11 -fno-optimize-sibling-calls -fno-math-errno"
 typedef struct mw_aot_options {
 	const char *prefix;     /* of every identifier (default "w_"), for several per file */
 	const char *symbol;     /* the descriptor's name (default "mw_aot_module_def") */
