@@ -8,8 +8,11 @@ LIB_SRCS := src/host/common.c src/host/config.c src/host/elf.c src/host/kvm/kvm.
 	    src/host/mapping.c src/host/wasm_sandbox.c src/host/sha256x16.c \
 	    src/host/wasi_fs.c src/host/wasi_host.c src/host/guest_info.c src/host/symbolize.c \
 	    src/host/debug.c src/host/coredump.c \
-	    src/host/gdb_stub.c src/host/gdb_proto.c
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)
+	    src/host/gdb_stub.c src/host/gdb_proto.c src/host/wasm_compile.c
+# The Wasm engine is in the library too, for mote_wasm_compile (validation
+# and translation), built with hidden symbols like the rest.
+LIB_ENGINE_OBJS := $(patsubst src/wasm/%.c,$(BUILD)/host-wasm/%.o,$(sort $(wildcard src/wasm/*.c)))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o) $(LIB_ENGINE_OBJS)
 
 GUEST_SRCS := src/guest/runtime.c src/guest/malloc.c src/guest/libc.c
 GUEST_OBJS := $(GUEST_SRCS:src/%.c=$(BUILD)/guest-obj/%.o)
@@ -28,6 +31,14 @@ HEADERS := $(wildcard include/*.h include/mote/*.h src/common/*.h src/host/*.h s
 $(BUILD)/host/%.o: src/host/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/host-wasm/%.o: src/wasm/%.c $(wildcard src/wasm/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -fno-math-errno -Isrc/wasm -fvisibility=hidden -c $< -o $@
+
+# Where mote_wasm_compile finds its SDK (mk/50-wasm-runtime.mk).
+$(BUILD)/host/wasm_compile.o: private HOST_CFLAGS += -Isrc/wasm \
+	-DMOTE_WASM_SDK_BUILD=\"$(CURDIR)/$(BUILD)/sdk\" -DMOTE_WASM_SDK_INSTALL=\"$(PREFIX)/share/mote/sdk\"
 
 
 $(LIBMOTE_A): $(LIB_OBJS)

@@ -37,6 +37,35 @@ $(BUILD)/host/wasm_sandbox.o: private HOST_CFLAGS += -DMOTE_WASM_RUNTIME_ELF=\"$
 
 ALL_TARGETS += $(WASMRT_ELF) $(WASMRT_EMBED)
 
+# The runtime as a guest library, for modules compiled ahead of time:
+# mote_wasm_compile links a module's translation with it (whole, since
+# nothing refers to the runtime's guest functions by name).
+WASMRT_LIB := $(BUILD)/lib/libmote_wasmrt.a
+$(WASMRT_LIB): $(WASMRT_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# The SDK mote_wasm_compile uses (src/host/wasm_compile.c): mote-cc, the
+# headers translated code includes, the runtime library. `make install`
+# installs the same layout as $(PREFIX)/share/mote/sdk.
+WASM_SDK := $(BUILD)/sdk
+WASM_SDK_STAMP := $(WASM_SDK)/.stamp
+$(WASM_SDK_STAMP): $(WASMRT_LIB) $(MOTE_CC) src/wasm/aot_abi.h src/wasm/fmath.h
+	@mkdir -p $(WASM_SDK)/include $(WASM_SDK)/lib
+	cp src/wasm/aot_abi.h src/wasm/fmath.h $(WASM_SDK)/include/
+	cp $(WASMRT_LIB) $(WASM_SDK)/lib/
+	cp $(MOTE_CC) $(WASM_SDK)/mote-cc
+	touch $@
+ALL_TARGETS += $(WASMRT_LIB) $(WASM_SDK_STAMP)
+
+install: install-wasm-sdk
+install-wasm-sdk: $(WASM_SDK_STAMP)
+	install -d $(DESTDIR)$(SHAREDIR)/sdk/include $(DESTDIR)$(SHAREDIR)/sdk/lib
+	install -m 644 src/wasm/aot_abi.h src/wasm/fmath.h $(DESTDIR)$(SHAREDIR)/sdk/include/
+	install -m 644 $(WASMRT_LIB) $(DESTDIR)$(SHAREDIR)/sdk/lib/
+	install -m 755 $(BUILD)/install/mote-cc $(DESTDIR)$(SHAREDIR)/sdk/mote-cc
+.PHONY: install-wasm-sdk
+
 # The public header is installed next to mote.h.
 install: install-wasm-header
 install-wasm-header:

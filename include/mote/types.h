@@ -74,7 +74,8 @@ typedef struct mote_value {
 	X(ENOTSUP, 22, "not supported")                                                            \
 	X(EGUEST, 23, "guest function returned an error")                                          \
 	X(EBACKEND, 24, "the backend cannot run on this machine")                                  \
-	X(EBADWASM, 25, "invalid WebAssembly module")
+	X(EBADWASM, 25, "invalid WebAssembly module")                                              \
+	X(ECOMPILE, 26, "compiling the Wasm module to native code failed")
 
 typedef enum mote_errno {
 	MOTE_OK = 0,

@@ -74,6 +74,38 @@ MOTE_API int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snapshot,
 					     const mote_host_functions *imports,
 					     const mote_config *config, mote_sandbox **out);
 
+/* ---- Modules compiled ahead of time ----
+ * mote_wasm_compile() turns a module into a guest ELF: the module is
+ * translated to C, compiled with mote-cc (gcc -O2) and linked with the Wasm
+ * runtime, so its functions run as native code with the interpreter's exact
+ * results and traps. The ELF is a Wasm sandbox's guest like the runtime
+ * itself; mote_wasm_sandbox_new_compiled() starts one with the module
+ * loaded, and everything else (calls, WASI, snapshots, snapshot files)
+ * works on it as on an interpreted module.
+ *
+ * The compiler is found as the SDK directory $MOTE_WASM_SDK, else the build
+ * tree's, else the installed one (PREFIX/share/mote/sdk): mote-cc, the
+ * headers translated code includes, lib/libmote_wasmrt.a. Results are cached
+ * in $MOTE_CACHE_DIR (default $XDG_CACHE_HOME/mote or ~/.cache/mote), under
+ * wasm-aot/, keyed by a SHA-256 of the module and of the SDK, so a module is
+ * compiled once per machine. Errors: -MOTE_EBADWASM an invalid module (the
+ * validator's message, before anything is generated), -MOTE_ECOMPILE no SDK
+ * or the C compiler failed (its first messages in the detail), -MOTE_EIO
+ * the output cannot be written. */
+#define MOTE_WASM_COMPILE_NO_CACHE 1u /* neither use nor fill the cache */
+MOTE_API int mote_wasm_compile(const void *wasm, size_t len, const char *out_path, unsigned flags);
+MOTE_API int mote_wasm_compile_file(const char *wasm_path, const char *out_path, unsigned flags);
+
+/* A Wasm sandbox from a compiled module's ELF, its module instantiated (the
+ * start function run), as mote_wasm_sandbox_new() + mote_wasm_load() would.
+ * Sizes below the Wasm minimums are raised as there. -MOTE_EINVAL when the
+ * ELF is not a Wasm runtime guest; -MOTE_EBADWASM when it has no module
+ * built in; a load's errors otherwise. mote_wasm_unload() and a poisoned
+ * sandbox go back to the state before the module was instantiated, and
+ * mote_wasm_load() may still load other modules (interpreted). */
+MOTE_API int mote_wasm_sandbox_new_compiled(const char *elf_path, const mote_config *config,
+                                            const mote_host_functions *imports, mote_sandbox **out);
+
 /* True when `sandbox` runs the Wasm runtime (created by the functions above). */
 MOTE_API bool mote_wasm_is_sandbox(const mote_sandbox *sandbox);
 /* True when `snapshot` is of a Wasm sandbox: its guest is the Wasm runtime

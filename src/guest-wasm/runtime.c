@@ -35,10 +35,16 @@
  * it never moves when the memory grows, and pages never used are never
  * touched, so they cost nothing in the sandbox or in its snapshots.
  */
+#include "aot_abi.h"
 #include "common/wasm_abi.h"
-#include "mote/guest.h"
 #include "guest-wasm/wasi.h"
+#include "mote/guest.h"
 #include "wasm.h"
+
+/* A module compiled ahead of time (mote wasm compile) links its translation
+ * into this runtime: the module's bytes and its native code, loaded when a
+ * load names no bytes. The plain runtime has none. */
+extern const mw_aot_module mote_wasm_builtin __attribute__((weak));
 
 #define REC_SIZE MOTE_WASM_REC_SIZE
 #define WASM_PAGE 65536u
@@ -698,6 +704,16 @@ static int do_load(const uint8_t *bytes, size_t len, const struct host_list *hos
 {
 	if (g_mod)
 		return fail(-MOTE_EEXIST, "a wasm module is already loaded");
+	const mw_aot_module *aot = NULL;
+	if (len == 0 && &mote_wasm_builtin && mote_wasm_builtin.bytes) {
+		aot = &mote_wasm_builtin;
+		bytes = aot->bytes;
+		len = (size_t)aot->module_len;
+	} else if (len == 0) {
+		return fail(-MOTE_EBADWASM,
+		            "no wasm module: the load has no bytes and this runtime "
+		            "has no compiled module built in");
+	}
 	mw_limits lim;
 	mw_limits_default(&lim);
 	lim.max_memory_pages = (uint32_t)(arena_size / WASM_PAGE);
@@ -718,6 +734,11 @@ static int do_load(const uint8_t *bytes, size_t len, const struct host_list *hos
 		default:
 			return fail(-MOTE_EBADWASM, "cannot load the wasm module: %s", err.msg);
 		}
+	}
+	if (aot && mw_module_set_native(g_mod, aot, &err)) {
+		mw_module_free(g_mod);
+		g_mod = NULL;
+		return fail(-MOTE_EABI, "compiled wasm module: %s", err.msg);
 	}
 	uint32_t nimports = mw_module_num_imports(g_mod);
 	g_store = mw_store_new(&lim);
@@ -1034,10 +1055,24 @@ MOTE_FN1(i32, load, bytes, module)
 	return st;
 }
 
+/* A compiled module is there without a load: the first call or listing
+ * loads it, resolving "env" imports from their wasm types as `load` does. */
+static int load_builtin(void)
+{
+	if (g_mod || !&mote_wasm_builtin)
+		return 0;
+	return do_load(NULL, 0, NULL);
+}
+
 MOTE_FN2(bytes, call, str, name, bytes, args)
 {
+	int st = load_builtin();
+	if (st) {
+		mote_fail(g_msg);
+		return (mote_buf){0, 0};
+	}
 	r_begin(0);
-	int st = do_call(name.ptr, name.len, args.ptr, args.len, 0xffffffffu);
+	st = do_call(name.ptr, name.len, args.ptr, args.len, 0xffffffffu);
 	if (st || rfull) {
 		mote_fail(st ? g_msg : "out of memory");
 		return (mote_buf){0, 0};
@@ -1047,6 +1082,10 @@ MOTE_FN2(bytes, call, str, name, bytes, args)
 
 MOTE_FN0(str, exports)
 {
+	if (load_builtin()) {
+		mote_fail(g_msg);
+		return (mote_str){0, 0};
+	}
 	r_begin(0);
 	exports_text();
 	if (rfull) {

@@ -48,6 +48,9 @@ struct wasm_state {
 	bool unload_pending;
 	struct mote_wasi_stdio stdio; /* standard input, what fds 0-2 are (wasi_host.c) */
 	struct mote_wasi_fs *fs;      /* preopened directories, open files (wasi_fs.c) */
+	/* A compiled module's sandbox: its state before the module was loaded,
+	 * where an unload or a poisoned sandbox goes back to. */
+	mote_snapshot *base;
 };
 
 static void wasm_state_free(void *state)
@@ -55,6 +58,7 @@ static void wasm_state_free(void *state)
 	struct wasm_state *w = state;
 	mote_free(w->stdio.stdin_data);
 	mote_wasi_fs_free(w->fs);
+	mote_snapshot_free(w->base);
 	mote_free(w);
 }
 
@@ -346,6 +350,58 @@ int mote_wasm_sandbox_new(const mote_config *config, const mote_host_functions *
 	return mote_wasm_sandbox_from_snapshot(rt->snap, imports, config, out);
 }
 
+static int load_once(mote_sandbox *sb, const void *wasm, size_t len);
+
+int mote_wasm_sandbox_new_compiled(const char *elf_path, const mote_config *config,
+                                   const mote_host_functions *imports, mote_sandbox **out)
+{
+	if (!elf_path || !out)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_sandbox_new_compiled: no %s",
+		                 !elf_path ? "path" : "out");
+	*out = NULL;
+	struct mote_config cfg;
+	if (config)
+		cfg = *config;
+	else
+		mote_config_defaults(&cfg);
+	struct wasm_sizes s = sizes_for(&cfg);
+	cfg.heap_size = s.heap;
+	cfg.stack_size = s.stack;
+	cfg.input_size = s.input;
+	cfg.output_size = s.output;
+	mote_host_functions *fns;
+	int rc = mote_wasi_host_functions(imports, &fns);
+	if (rc)
+		return mote_fail(rc, "%s", mote_strerror(rc));
+	mote_sandbox *sb;
+	rc = mote_sandbox_new(elf_path, &cfg, fns, &sb);
+	mote_host_functions_free(fns);
+	if (rc)
+		return rc;
+	if (!mote_wasm_is_sandbox(sb)) {
+		mote_sandbox_free(sb);
+		return mote_fail(-MOTE_EINVAL,
+		                 "%s is not a compiled Wasm module (it lacks the Wasm runtime's "
+		                 "functions; see mote wasm compile)",
+		                 elf_path);
+	}
+	struct wasm_state *w = wasm_state_of(sb, true);
+	if (!w) {
+		mote_sandbox_free(sb);
+		return mote_fail(-MOTE_ENOMEM, "out of memory");
+	}
+	rc = mote_sandbox_snapshot(sb, &w->base);
+	if (!rc)
+		rc = load_once(sb, NULL, 0); /* no bytes: the module built in */
+	if (rc) {
+		mote_fail(rc, "%s", mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		return rc;
+	}
+	*out = sb;
+	return 0;
+}
+
 static int not_wasm(mote_sandbox *sb)
 {
 	return mote_sandbox_fail(sb, -MOTE_EINVAL, "not a Wasm sandbox");
@@ -519,6 +575,8 @@ static int restore_runtime(mote_sandbox *sb)
 	struct wasm_state *w = wasm_state_of(sb, false);
 	if (w)
 		w->unload_pending = false;
+	if (w && w->base)
+		return mote_sandbox_restore(sb, w->base);
 	struct wasm_sizes s = {sb->layout.heap_size, sb->layout.stack_size, sb->layout.in_size,
 			       sb->layout.out_size};
 	struct wasm_runtime *rt;

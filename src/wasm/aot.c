@@ -1447,10 +1447,13 @@ static bool translate_module(tr *t, const mw_aot_options *opt)
 		    ".previous\\n\");\n",
 		    opt->bytes_path);
 	}
-	out(t,
-	    "const mw_aot_module %s = {MW_AOT_ABI, %u, %Uull, %Xull, %Pentries, %Pdirect, %s};\n",
+	out(t, "const mw_aot_module %s = {MW_AOT_ABI, %u, %Uull, %Xull, %Pentries, %Pdirect, ",
 	    opt && opt->symbol ? opt->symbol : "mw_aot_module_def", ndef, (uint64_t)m->len,
-	    mw_aot_hash(m->bytes, m->len), opt && opt->bytes_path ? "" : "0");
+	    mw_aot_hash(m->bytes, m->len));
+	if (opt && opt->bytes_path)
+		out(t, "%Pbytes};\n");
+	else
+		out(t, "0};\n");
 	return !t->out.oom;
 }
 

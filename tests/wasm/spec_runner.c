@@ -27,6 +27,8 @@
 #include "wasm.h"
 
 #ifdef SPEC_IN_SANDBOX
+#include <unistd.h>
+
 #include "mote.h"
 #include "mote/wasm.h"
 #endif
@@ -980,10 +982,37 @@ enum { SB_NONE, SB_LOADED, SB_SKIPPED };
 static mote_sandbox *g_sb;  /* runs `module` commands and actions */
 static mote_sandbox *g_bad; /* loads modules that must fail to load */
 
+/* --compiled: every module is compiled ahead of time (mote_wasm_compile,
+ * without the cache) and run in a sandbox started from its ELF. */
+#ifndef SPEC_COMPILED
+#define SPEC_COMPILED 0
+#endif
+static int compiled = SPEC_COMPILED;
+static char g_elf_dir[64];
+static char g_elf[128]; /* the current module's ELF */
+static unsigned g_nelf;
+static const char *const COMPILED_SUBSET[] = {
+    "address", "br_table", "call",      "conversions", "f32",         "f64",   "float_exprs",
+    "i32",     "i64",      "int_exprs", "memory_grow", "memory_trap", "traps", "unwind",
+};
+
+/* Compile `b` into a new ELF path: 0 or the error. */
+static int compile_module(const unsigned char *b, size_t len, char *elf, size_t cap)
+{
+	snprintf(elf, cap, "%s/m%u.elf", g_elf_dir, g_nelf++);
+	return mote_wasm_compile(b, len, elf, MOTE_WASM_COMPILE_NO_CACHE);
+}
+
 static int in_subset(const char *name)
 {
 	if (run_all)
 		return 1;
+	if (compiled) {
+		for (size_t i = 0; i < sizeof COMPILED_SUBSET / sizeof COMPILED_SUBSET[0]; i++)
+			if (!strcmp(COMPILED_SUBSET[i], name))
+				return 1;
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof SANDBOX_SUBSET / sizeof SANDBOX_SUBSET[0]; i++)
 		if (!strcmp(SANDBOX_SUBSET[i], name))
 			return 1;
@@ -993,6 +1022,21 @@ static int in_subset(const char *name)
 /* Per-call limit, so that a hung call poisons (and replaces) its sandbox
  * instead of stalling CI. --timeout-us changes it. */
 static unsigned long long g_timeout_us = 10ull * 1000 * 1000;
+
+/* A sandbox: the runtime, or the compiled module `elf`. */
+static int sb_new_from(mote_sandbox **out, const char *elf)
+{
+	*out = NULL;
+	mote_config *cfg = NULL;
+	int rc = mote_config_new(&cfg);
+	if (!rc)
+		rc = mote_config_set_timeout_us(cfg, g_timeout_us);
+	if (!rc)
+		rc = elf ? mote_wasm_sandbox_new_compiled(elf, cfg, NULL, out)
+		         : mote_wasm_sandbox_new(cfg, NULL, out);
+	mote_config_free(cfg);
+	return rc;
+}
 
 static int sb_new(mote_sandbox **out)
 {
@@ -1014,6 +1058,13 @@ static int sb_new(mote_sandbox **out)
 
 static int mode_init(void)
 {
+	if (compiled) {
+		snprintf(g_elf_dir, sizeof g_elf_dir, "/tmp/mote-spec-compiled-XXXXXX");
+		if (!mkdtemp(g_elf_dir)) {
+			printf("wasm_spec_sandbox: cannot make a temporary directory\n");
+			return -1;
+		}
+	}
 	if (sb_new(&g_sb) || sb_new(&g_bad)) {
 		if (g_sb)
 			mote_sandbox_free(g_sb);
@@ -1030,6 +1081,14 @@ static void mode_fini(void)
 	if (g_bad)
 		mote_sandbox_free(g_bad);
 	g_sb = g_bad = NULL;
+	if (compiled) {
+		for (unsigned i = 0; i < g_nelf; i++) {
+			char p[128];
+			snprintf(p, sizeof p, "%s/m%u.elf", g_elf_dir, i);
+			unlink(p);
+		}
+		rmdir(g_elf_dir);
+	}
 }
 
 static const char *sb_detail(mote_sandbox *sb)
@@ -1068,6 +1127,18 @@ static int sb_replace(ctx *c, mote_sandbox **sb)
 {
 	if (*sb)
 		mote_sandbox_free(*sb);
+	if (compiled && sb == &g_sb && c->state == SB_LOADED) {
+		int rc = sb_new_from(sb, g_elf);
+		if (!rc)
+			rc = mote_wasm_exports_get(g_sb, &c->exports);
+		if (rc) {
+			failf(c, "restarting the compiled module failed: %s (%s)",
+			      mote_strerror(rc), sb_detail(*sb));
+			sb_clear_module(c);
+			return -1;
+		}
+		return 0;
+	}
 	if (sb_new(sb))
 		return -1;
 	if (sb != &g_sb || c->state != SB_LOADED)
@@ -1372,12 +1443,29 @@ static void cmd_module(ctx *c, const json *cmd)
 		failf(c, "module %s: no sandbox", fn);
 		return;
 	}
-	int rc = mote_wasm_load(g_sb, b, len);
+	int rc;
+	if (compiled) {
+		rc = compile_module(b, len, g_elf, sizeof g_elf);
+		if (rc) {
+			failf(c, "module %s failed to compile: %s (%s)", fn, mote_strerror(rc),
+			      mote_last_error());
+			free(b);
+			return;
+		}
+		mote_sandbox *nsb;
+		rc = sb_new_from(&nsb, g_elf);
+		if (!rc) {
+			mote_sandbox_free(g_sb);
+			g_sb = nsb;
+		}
+	} else {
+		rc = mote_wasm_load(g_sb, b, len);
+	}
 	if (!rc)
 		rc = mote_wasm_exports_get(g_sb, &c->exports);
 	if (rc) {
 		failf(c, "module %s failed to load: %s (%s)", fn, mote_strerror(rc),
-		      sb_detail(g_sb));
+		      compiled ? mote_last_error() : sb_detail(g_sb));
 		free(b);
 		if (!sb_code_is_clean(g_sb, rc))
 			sb_replace(c, &g_sb);
@@ -1423,6 +1511,38 @@ static void cmd_bad_module(ctx *c, const json *cmd, const char *kind)
 	    imports != 0) {
 		free(b);
 		sb_skip(c, "bad module with imports");
+		return;
+	}
+	if (compiled) {
+		/* Invalid modules: refused by the compiler, with the validator's
+		 * error; the others must fail to start. */
+		char elf[128];
+		int rc = compile_module(b, len, elf, sizeof elf);
+		free(b);
+		int bad = !strcmp(kind, "assert_invalid") || !strcmp(kind, "assert_malformed");
+		if (bad) {
+			if (rc != -MOTE_EBADWASM)
+				failf(c, "%s: compiling %s gave %s, not MOTE_EBADWASM (%s)", kind,
+				      fn, mote_errname(rc), mote_last_error());
+			else
+				c->passed++;
+			return;
+		}
+		mote_sandbox *nsb = NULL;
+		if (!rc)
+			rc = sb_new_from(&nsb, elf);
+		if (rc == 0) {
+			failf(c, "%s: module %s started, expected \"%s\"", kind, fn,
+			      text ? text : "?");
+			mote_sandbox_free(nsb);
+			return;
+		}
+		if (rc != -MOTE_EGUEST && rc != -MOTE_ENOFUNC && rc != -MOTE_ETOOBIG) {
+			failf(c, "%s: module %s: %s (%s)", kind, fn, mote_errname(rc),
+			      mote_last_error());
+			return;
+		}
+		c->passed++;
 		return;
 	}
 	if (!g_bad && sb_replace(c, &g_bad) != 0) {
@@ -1596,6 +1716,10 @@ static int parse_option(int argc, char **argv, int *i)
 		return 1;
 	}
 #ifdef SPEC_IN_SANDBOX
+	if (!strcmp(argv[*i], "--compiled")) {
+		compiled = 1;
+		return 1;
+	}
 	if (!strcmp(argv[*i], "--timeout-us") && *i + 1 < argc) {
 		g_timeout_us = strtoull(argv[++*i], NULL, 10);
 		return 1;

@@ -1,0 +1,392 @@
+/* mote_wasm_compile: a Wasm module to a guest ELF with the module compiled
+ * ahead of time. The engine's translator (src/wasm/aot.c) writes C; mote-cc
+ * compiles it and links it with the Wasm runtime guest as a library, so the
+ * result is the runtime with the module built in and its functions native.
+ * Results are cached by a hash of everything that goes into them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aot_abi.h"
+#include "host/internal.h"
+#include "mote/wasm.h"
+#include "wasm.h"
+
+extern char **environ;
+
+#ifndef MOTE_WASM_SDK_BUILD
+#error "MOTE_WASM_SDK_BUILD must name the build tree's Wasm SDK directory"
+#endif
+#ifndef MOTE_WASM_SDK_INSTALL
+#error "MOTE_WASM_SDK_INSTALL must name the installed Wasm SDK directory"
+#endif
+
+#define PATH_CAP 4096
+
+/* DIR/NAME into out (cap bytes); false when it does not fit. */
+static bool path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	if (a + 1 + b >= cap)
+		return false;
+	memcpy(out, dir, a);
+	out[a] = '/';
+	memcpy(out + a + 1, name, b + 1);
+	return true;
+}
+
+/* The SDK: DIR/mote-cc, DIR/include (aot_abi.h), DIR/lib/libmote_wasmrt.a. */
+static bool sdk_usable(const char *dir)
+{
+	char p[PATH_CAP];
+	path_join(p, sizeof(p), dir, "lib/libmote_wasmrt.a");
+	if (access(p, R_OK) != 0)
+		return false;
+	path_join(p, sizeof(p), dir, "mote-cc");
+	return access(p, X_OK) == 0;
+}
+
+static const char *find_sdk(void)
+{
+	const char *env = getenv("MOTE_WASM_SDK");
+	if (env && *env)
+		return sdk_usable(env) ? env : NULL;
+	if (sdk_usable(MOTE_WASM_SDK_BUILD))
+		return MOTE_WASM_SDK_BUILD;
+	if (sdk_usable(MOTE_WASM_SDK_INSTALL))
+		return MOTE_WASM_SDK_INSTALL;
+	return NULL;
+}
+
+static int read_all(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	size_t size = (size_t)st.st_size;
+	uint8_t *buf = mote_malloc(size ? size : 1);
+	size_t done = 0;
+	while (buf && done < size) {
+		ssize_t n = read(fd, buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (!buf || done != size) {
+		mote_free(buf);
+		errno = buf ? EIO : ENOMEM;
+		return -1;
+	}
+	*out = buf;
+	*len = size;
+	return 0;
+}
+
+static int write_all(const char *path, const void *p, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	const uint8_t *b = p;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, b + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return close(fd);
+}
+
+/* Write `len` bytes to `path` whole or not at all (a temporary, renamed). */
+static int publish(const char *path, const void *p, size_t len)
+{
+	char tmp[PATH_CAP];
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (write_all(tmp, p, len) != 0 || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* $MOTE_CACHE_DIR, else $XDG_CACHE_HOME/mote, else ~/.cache/mote; then
+ * /wasm-aot, made if missing. */
+static bool cache_dir(char *out, size_t cap)
+{
+	const char *env = getenv("MOTE_CACHE_DIR");
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	int n;
+	if (env && *env)
+		n = snprintf(out, cap, "%s", env);
+	else if (xdg && *xdg)
+		n = snprintf(out, cap, "%s/mote", xdg);
+	else if (home && *home)
+		n = snprintf(out, cap, "%s/.cache/mote", home);
+	else
+		return false;
+	if (n < 0 || (size_t)n + 16 >= cap)
+		return false;
+	/* each level, so a missing ~/.cache is made too */
+	for (char *s = out + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		mkdir(out, 0755);
+		*s = '/';
+	}
+	mkdir(out, 0755);
+	strcat(out, "/wasm-aot");
+	return mkdir(out, 0755) == 0 || errno == EEXIST;
+}
+
+/* The cache key: the module and everything that shapes what it becomes. */
+static int cache_key(const char *sdk, const void *wasm, size_t len, char hex[65])
+{
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	if (!h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(h);
+		return -1;
+	}
+	static const char tag[] = "mote-wasm-aot\0" MOTE_VERSION;
+	EVP_DigestUpdate(h, tag, sizeof(tag));
+	uint32_t abi = MW_AOT_ABI;
+	EVP_DigestUpdate(h, &abi, sizeof(abi));
+	uint8_t d[SHA256_DIGEST_LENGTH];
+	SHA256(wasm, len, d);
+	EVP_DigestUpdate(h, d, sizeof(d));
+	static const char *const parts[] = {"lib/libmote_wasmrt.a", "mote-cc", "include/aot_abi.h",
+	                                    "include/fmath.h"};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !rc; i++) {
+		char p[PATH_CAP];
+		path_join(p, sizeof(p), sdk, parts[i]);
+		uint8_t *b;
+		size_t n;
+		rc = read_all(p, &b, &n);
+		if (!rc) {
+			SHA256(b, n, d);
+			mote_free(b);
+			EVP_DigestUpdate(h, d, sizeof(d));
+		}
+	}
+	const char *cc = getenv("MOTE_GUEST_CC");
+	if (cc)
+		EVP_DigestUpdate(h, cc, strlen(cc) + 1);
+	unsigned dl = 0;
+	if (!rc && !EVP_DigestFinal_ex(h, d, &dl))
+		rc = -1;
+	EVP_MD_CTX_free(h);
+	for (int i = 0; i < 32 && !rc; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	return rc;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	uint8_t *b;
+	size_t n;
+	if (read_all(from, &b, &n) != 0)
+		return -1;
+	int rc = publish(to, b, n);
+	int e = errno;
+	mote_free(b);
+	errno = e;
+	return rc;
+}
+
+/* The first lines of the compiler's messages, for the error detail. */
+static void log_excerpt(const char *path, char *out, size_t cap)
+{
+	out[0] = 0;
+	uint8_t *b;
+	size_t n;
+	if (read_all(path, &b, &n) != 0)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 1 < cap; i++)
+		out[k++] = b[i] == '\n' ? ' ' : (b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : '?');
+	out[k] = 0;
+	mote_free(b);
+}
+
+/* Run SDK/mote-cc on work/module.c into work/module.elf. */
+static int run_compiler(const char *sdk, const char *work)
+{
+	char cc[PATH_CAP], inc[PATH_CAP], src[PATH_CAP], elf[PATH_CAP], lib[PATH_CAP],
+	    log[PATH_CAP];
+	path_join(cc, sizeof(cc), sdk, "mote-cc");
+	snprintf(inc, sizeof(inc), "-I%s/include", sdk);
+	path_join(src, sizeof(src), work, "module.c");
+	path_join(elf, sizeof(elf), work, "module.elf");
+	path_join(lib, sizeof(lib), sdk, "lib/libmote_wasmrt.a");
+	path_join(log, sizeof(log), work, "cc.log");
+	/* MW_AOT_CFLAGS, split at its spaces */
+	char flags[] = MW_AOT_CFLAGS;
+	char *argv[32];
+	int argc = 0;
+	argv[argc++] = cc;
+	for (char *s = strtok(flags, " "); s && argc < 20; s = strtok(NULL, " "))
+		argv[argc++] = s;
+	char *rest[] = {inc, "-o", elf, src, "-Wl,--whole-archive", lib, "-Wl,--no-whole-archive",
+	                NULL};
+	for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
+		argv[argc++] = rest[i];
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	pid_t pid;
+	int err = posix_spawn(&pid, cc, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err)
+		return mote_fail(-MOTE_ECOMPILE, "cannot run %s: %s", cc, strerror(err));
+	int status;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return mote_fail(-MOTE_ECOMPILE, "waiting for %s: %s", cc, strerror(errno));
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char msg[600];
+		log_excerpt(log, msg, sizeof(msg));
+		return mote_fail(-MOTE_ECOMPILE,
+		                 "the C compiler failed on the translated module: %s",
+		                 msg[0] ? msg : "no message");
+	}
+	return 0;
+}
+
+static void remove_work(const char *work)
+{
+	static const char *const files[] = {"module.wasm", "module.c", "module.elf", "cc.log"};
+	char p[PATH_CAP];
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		path_join(p, sizeof(p), work, files[i]);
+		unlink(p);
+	}
+	rmdir(work);
+}
+
+/* Translate and compile into work/module.elf. */
+static int compile_in(const char *sdk, const char *work, const void *wasm, size_t len)
+{
+	char wpath[PATH_CAP], cpath[PATH_CAP];
+	path_join(wpath, sizeof(wpath), work, "module.wasm");
+	path_join(cpath, sizeof(cpath), work, "module.c");
+	mw_aot_options opt = {"w_", "mote_wasm_builtin", wpath};
+	char *c;
+	size_t clen;
+	mw_error err;
+	memset(&err, 0, sizeof(err));
+	if (mw_aot_translate(wasm, len, &opt, &c, &clen, &err) != 0) {
+		switch (err.code) {
+		case MW_ERR_MALFORMED:
+		case MW_ERR_INVALID:
+			return mote_fail(-MOTE_EBADWASM, "%s wasm module: %s (at byte %u)",
+			                 err.code == MW_ERR_MALFORMED ? "malformed" : "invalid",
+			                 err.msg, err.offset);
+		case MW_ERR_NOMEM:
+			return mote_fail(-MOTE_ENOMEM, "out of memory translating the wasm module");
+		case MW_ERR_LIMIT:
+			return mote_fail(-MOTE_ETOOBIG, "wasm module exceeds a limit: %s", err.msg);
+		default:
+			return mote_fail(-MOTE_ECOMPILE, "cannot translate the wasm module: %s",
+			                 err.msg);
+		}
+	}
+	int rc = 0;
+	if (write_all(wpath, wasm, len) != 0 || write_all(cpath, c, clen) != 0)
+		rc = mote_fail(-MOTE_EIO, "cannot write in %s: %s", work, strerror(errno));
+	free(c);
+	return rc ? rc : run_compiler(sdk, work);
+}
+
+int mote_wasm_compile(const void *wasm, size_t len, const char *out_path, unsigned flags)
+{
+	if (!wasm || !out_path || !*out_path)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_compile: no %s",
+		                 !wasm ? "module" : "output path");
+	if (flags & ~(unsigned)MOTE_WASM_COMPILE_NO_CACHE)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_compile: unknown flags 0x%x", flags);
+	const char *sdk = find_sdk();
+	if (!sdk) {
+		const char *env = getenv("MOTE_WASM_SDK");
+		return mote_fail(-MOTE_ECOMPILE,
+		                 "no Wasm compiler SDK (mote-cc, lib/libmote_wasmrt.a) in %s%s%s",
+		                 env && *env ? env : MOTE_WASM_SDK_BUILD,
+		                 env && *env ? " ($MOTE_WASM_SDK)" : " or ",
+		                 env && *env ? "" : MOTE_WASM_SDK_INSTALL);
+	}
+	char dir[PATH_CAP], key[65], cached[PATH_CAP + 80];
+	bool use_cache = !(flags & MOTE_WASM_COMPILE_NO_CACHE) && cache_dir(dir, sizeof(dir)) &&
+	                 cache_key(sdk, wasm, len, key) == 0;
+	if (use_cache) {
+		snprintf(cached, sizeof(cached), "%s/%s.elf", dir, key);
+		if (access(cached, R_OK) == 0) {
+			if (copy_file(cached, out_path) != 0)
+				return mote_fail(-MOTE_EIO, "cannot write %s: %s", out_path,
+				                 strerror(errno));
+			return 0;
+		}
+	}
+	char work[PATH_CAP];
+	const char *tmp = getenv("TMPDIR");
+	snprintf(work, sizeof(work), "%s/mote-wasm-compile-XXXXXX",
+	         use_cache     ? dir
+	         : tmp && *tmp ? tmp
+	                       : "/tmp");
+	if (!mkdtemp(work))
+		return mote_fail(-MOTE_EIO, "cannot make a directory for compiling: %s",
+		                 strerror(errno));
+	int rc = compile_in(sdk, work, wasm, len);
+	char elf[PATH_CAP + 16];
+	path_join(elf, sizeof(elf), work, "module.elf");
+	if (!rc && copy_file(elf, out_path) != 0)
+		rc = mote_fail(-MOTE_EIO, "cannot write %s: %s", out_path, strerror(errno));
+	if (!rc && use_cache)
+		rename(elf,
+		       cached); /* atomic: a concurrent compile of the same module is harmless */
+	remove_work(work);
+	return rc;
+}
+
+int mote_wasm_compile_file(const char *wasm_path, const char *out_path, unsigned flags)
+{
+	if (!wasm_path || !*wasm_path)
+		return mote_fail(-MOTE_EINVAL, "mote_wasm_compile_file: no module path");
+	uint8_t *b;
+	size_t n;
+	if (read_all(wasm_path, &b, &n) != 0)
+		return mote_fail(errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO, "cannot read %s: %s",
+		                 wasm_path, strerror(errno));
+	int rc = mote_wasm_compile(b, n, out_path, flags);
+	mote_free(b);
+	return rc;
+}
