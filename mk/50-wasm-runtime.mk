@@ -100,6 +100,7 @@ $(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c tests/wasm-module
 		$(WASI_BUILTINS)
 
 $(BUILD)/tests/test_wasm_sandbox: $(WASM_TEST_MODULES) $(MOTE_BIN)
+$(BUILD)/tests/test_wasm_aot: $(WASM_TEST_MODULES) $(MOTE_BIN) $(WASM_SDK_STAMP)
 
 # Benchmark (not part of `make`): cold start of a Wasm sandbox from a
 # snapshot with the module loaded vs creating one and loading the module,

@@ -87,12 +87,16 @@ $(BUILD)/bench/wasm/%.wasm: bench/wasm/%.c bench/wasm/kernels.h
 	$(WASM_CLANG) --target=wasm32 -O2 -mbulk-memory -nostdlib -Wl,--no-entry \
 		-Wl,--export-all -Wl,-z,stack-size=1048576 -o $@ $<
 
+# libmote has the engine inside (and the Wasm sandboxes the aot-sandbox
+# records run in); -rdynamic lets the compiled kernels' shared objects find
+# the engine's functions.
 $(BUILD)/bench/wasm_bench: bench/wasm/driver.c $(WASM_BENCH_KERNELS) bench/wasm/kernels.h \
-		$(WASM_LIB) $(WASM_BENCH_WASMS)
+		$(LIBMOTE_A) $(WASM_BENCH_WASMS) $(WASM_SDK_STAMP)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc/wasm -Ibench/wasm \
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Iinclude -Isrc/wasm -Ibench/wasm \
 		-DWASM_BENCH_DIR=\"$(BUILD)/bench/wasm\" -DWASM_BENCH_INCLUDE=\"$(CURDIR)/src/wasm\" \
-		bench/wasm/driver.c $(WASM_BENCH_KERNELS) $(WASM_LIB) -o $@ -lm -rdynamic -ldl
+		bench/wasm/driver.c $(WASM_BENCH_KERNELS) $(LIBMOTE_A) -o $@ -rdynamic -ldl \
+		$(HOST_LIBS)
 BENCHES += $(BUILD)/bench/wasm_bench
 
 # The spec tests run through the ahead-of-time compiler: every module of a
@@ -104,3 +108,11 @@ $(BUILD)/tests/wasm_spec_aot: tests/wasm/spec_runner.c $(WASM_LIB) $(WASM_HDRS)
 		-o $@ $(HOST_LDFLAGS) -rdynamic -ldl
 TESTS += $(BUILD)/tests/wasm_spec_aot
 ALL_TARGETS += $(BUILD)/tests/wasm_spec_aot
+
+# The translator's fuzzer (fuzz/fuzz_wasm_aot.c); seeded from the Wasm
+# fuzzer's seeds and corpus.
+build-fuzz/fuzz_wasm_aot: fuzz/fuzz_wasm_aot.c $(WASM_SRCS) $(WASM_HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DFUZZ_AOT_INCLUDE=\"$(CURDIR)/src/wasm\" fuzz/fuzz_wasm_aot.c \
+		$(WASM_SRCS) -o $@
+FUZZERS += build-fuzz/fuzz_wasm_aot

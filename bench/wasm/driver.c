@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "kernels.h"
+#include "mote.h"
+#include "mote/wasm.h"
 #include "wasm.h"
 
 #ifndef WASM_BENCH_DIR
@@ -239,6 +241,48 @@ out:
 	rmdir(dir);
 }
 
+/* The kernel compiled by mote_wasm_compile and run inside a Wasm sandbox:
+ * each timed call includes one round trip into the sandbox. */
+static void run_aot_sandbox(const char *path, const kernel *k, int runs, uint32_t expect, stats *s)
+{
+	s->ok = 0;
+	char elf[] = "/tmp/mote-wasm-bench-XXXXXX";
+	int fd = mkstemp(elf);
+	if (fd < 0)
+		return;
+	close(fd);
+	mote_sandbox *sb = NULL;
+	int rc = mote_wasm_compile_file(path, elf, MOTE_WASM_COMPILE_NO_CACHE);
+	if (!rc)
+		rc = mote_wasm_sandbox_new_compiled(elf, NULL, NULL, &sb);
+	if (rc) {
+		fprintf(stderr, "aot-sandbox %s: %s: %s\n", k->name, mote_strerror(rc),
+		        mote_last_error());
+		unlink(elf);
+		return;
+	}
+	char fname[64];
+	snprintf(fname, sizeof fname, "bench_%s", k->name);
+	double t[64];
+	for (int i = -1; i < runs; i++) {
+		mote_value r;
+		double t1 = now_us();
+		rc = mote_wasm_call(sb, fname, NULL, 0, &r, 1, NULL);
+		double dt = now_us() - t1;
+		if (rc || r.v.u32 != expect) {
+			fprintf(stderr, "aot-sandbox %s: %s\n", k->name,
+			        rc ? mote_sandbox_last_error(sb) : "wrong result");
+			goto out;
+		}
+		if (i >= 0)
+			t[i] = dt;
+	}
+	summarize(t, runs, s);
+out:
+	mote_sandbox_free(sb);
+	unlink(elf);
+}
+
 static const char *find_wabt(void)
 {
 	static char buf[4096];
@@ -296,7 +340,7 @@ static void json_rec(const char *name, const char *engine, const stats *s, doubl
 
 int main(int argc, char **argv)
 {
-	int json = 0, runs = 5, use_wabt = 1, wabt_runs = 3;
+	int json = 0, runs = 5, use_wabt = 1, wabt_runs = 3, sandbox = 1;
 	const char *dir = WASM_BENCH_DIR;
 	const char *only[16];
 	int nonly = 0;
@@ -305,14 +349,18 @@ int main(int argc, char **argv)
 			json = 1;
 		else if (!strcmp(argv[i], "--no-wabt"))
 			use_wabt = 0;
+		else if (!strcmp(argv[i], "--no-sandbox"))
+			sandbox = 0;
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else if (argv[i][0] == '-') {
-			fprintf(stderr, "usage: %s [--json] [--runs N] [--no-wabt] [--dir DIR] "
-					"[NAME...]\n",
-				argv[0]);
+			fprintf(
+			    stderr,
+			    "usage: %s [--json] [--runs N] [--no-wabt] [--no-sandbox] [--dir DIR] "
+			    "[NAME...]\n",
+			    argv[0]);
 			return 2;
 		} else if (nonly < 16)
 			only[nonly++] = argv[i];
@@ -324,12 +372,12 @@ int main(int argc, char **argv)
 	if (wabt_runs > runs)
 		wabt_runs = runs;
 	const char *wabt = use_wabt ? find_wabt() : NULL;
-	double lg_mote = 0, lg_wabt = 0, lg_aot = 0, worst_aot = 0;
-	int n_mote = 0, n_wabt = 0, n_aot = 0, failures = 0;
+	double lg_mote = 0, lg_wabt = 0, lg_aot = 0, worst_aot = 0, lg_sb = 0, worst_sb = 0;
+	int n_mote = 0, n_wabt = 0, n_aot = 0, n_sb = 0, failures = 0;
 	if (!json) {
-		printf("%-8s %11s %11s %8s %11s %8s %11s %8s %9s %9s\n", "kernel", "native ms",
-		       "mote ms", "mote x", "aot ms", "aot x", "wabt ms", "wabt x", "load ms",
-		       "cc ms");
+		printf("%-8s %11s %11s %8s %11s %8s %11s %8s %11s %8s %9s %9s\n", "kernel",
+		       "native ms", "mote ms", "mote x", "aot ms", "aot x", "aot-sb ms", "aot-sb x",
+		       "wabt ms", "wabt x", "load ms", "cc ms");
 	}
 	for (size_t ki = 0; ki < NKERNELS; ki++) {
 		const kernel *k = &KERNELS[ki];
@@ -345,10 +393,22 @@ int main(int argc, char **argv)
 		stats sn, sm, sw;
 		uint32_t expect;
 		double load_us = 0, cc_us = 0;
-		stats sa;
+		stats sa, ss;
 		run_native(k, runs, &sn, &expect);
 		run_mote(path, k, runs, expect, &sm, &load_us);
 		run_aot(path, k, runs, expect, &sa, &cc_us);
+		ss.ok = 0;
+		if (sandbox) {
+			run_aot_sandbox(path, k, runs, expect, &ss);
+			if (!ss.ok)
+				failures++;
+		}
+		if (ss.ok) {
+			lg_sb += log(ss.med / sn.med);
+			n_sb++;
+			if (ss.med / sn.med > worst_sb)
+				worst_sb = ss.med / sn.med;
+		}
 		sw.ok = 0;
 		if (wabt)
 			run_wabt(wabt, path, wabt_runs, &sw);
@@ -374,6 +434,9 @@ int main(int argc, char **argv)
 				json_rec(k->name, "mote", &sm, sn.med);
 			if (sa.ok)
 				json_rec_case("aot", k->name, "mote-aot", &sa, sn.med);
+			if (ss.ok)
+				json_rec_case("aot-sandbox", k->name, "mote-aot-sandbox", &ss,
+				              sn.med);
 			if (sw.ok)
 				json_rec(k->name, "wabt", &sw, sn.med);
 		} else {
@@ -386,6 +449,10 @@ int main(int argc, char **argv)
 				printf("%11.2f %8.2f ", sa.med / 1e3, sa.med / sn.med);
 			else
 				printf("%11s %8s ", "FAIL", "-");
+			if (ss.ok)
+				printf("%11.2f %8.2f ", ss.med / 1e3, ss.med / sn.med);
+			else
+				printf("%11s %8s ", sandbox ? "FAIL" : "-", "-");
 			if (sw.ok)
 				printf("%11.2f %8.2f ", sw.med / 1e3, sw.med / sn.med);
 			else
@@ -398,6 +465,9 @@ int main(int argc, char **argv)
 		printf("geomean mote/native: %.2fx   aot/native: %.2fx (worst %.2fx)",
 		       n_mote ? exp(lg_mote / n_mote) : 0.0, n_aot ? exp(lg_aot / n_aot) : 0.0,
 		       worst_aot);
+		if (n_sb)
+			printf("   aot in a sandbox/native: %.2fx (worst %.2fx)", exp(lg_sb / n_sb),
+			       worst_sb);
 		if (n_wabt)
 			printf("   wabt/native: %.2fx (wabt times include process start + load)",
 			       exp(lg_wabt / n_wabt));

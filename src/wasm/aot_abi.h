@@ -76,27 +76,34 @@ static inline uint64_t mw_aot_hash(const uint8_t *p, uint64_t n)
 	return h;
 }
 
-/* ---- engine functions compiled code calls (aot_rt.c); traps do not return ---- */
+/* ---- engine functions compiled code calls (aot_rt.c); traps do not return ----
+ * Visible even where the engine is built with hidden symbols (libmote):
+ * compiled code in a shared object finds them in the program. */
+#define MW_AOT_API __attribute__((visibility("default")))
 /* A trap: unwinds to where the engine entered compiled code on this thread.
  * It takes no instance so that cold paths keep no register alive for it. */
-__attribute__((noreturn, cold)) void mw__aot_trap(int trap);
+MW_AOT_API __attribute__((noreturn, cold)) void mw__aot_trap(int trap);
 /* The same for "call stack exhausted". Taking no argument matters: with one,
  * gcc no longer shrink-wraps the prologues of recursive functions (fib ran
  * at 2.2x native instead of 1.07x). */
-__attribute__((noreturn)) void mw__aot_stack_exhausted(void);
-void mw__aot_call(const mw_aot_inst *c, uint32_t func, const uint64_t *args, uint64_t *res);
-void mw__aot_call_indirect(const mw_aot_inst *c, uint32_t table, uint32_t elem, uint32_t type,
-                           const uint64_t *args, uint64_t *res);
-uint32_t mw__aot_memory_grow(const mw_aot_inst *c, uint32_t delta);
-void mw__aot_memory_init(const mw_aot_inst *c, uint32_t seg, uint32_t d, uint32_t s, uint32_t n);
-void mw__aot_data_drop(const mw_aot_inst *c, uint32_t seg);
-void mw__aot_table_init(const mw_aot_inst *c, uint32_t table, uint32_t seg, uint32_t d, uint32_t s,
-                        uint32_t n);
-void mw__aot_elem_drop(const mw_aot_inst *c, uint32_t seg);
-void mw__aot_table_copy(const mw_aot_inst *c, uint32_t dt, uint32_t st, uint32_t d, uint32_t s,
-                        uint32_t n);
-uint32_t mw__aot_table_grow(const mw_aot_inst *c, uint32_t table, uint64_t init, uint32_t n);
-void mw__aot_table_fill(const mw_aot_inst *c, uint32_t table, uint32_t i, uint64_t v, uint32_t n);
+MW_AOT_API __attribute__((noreturn)) void mw__aot_stack_exhausted(void);
+MW_AOT_API void mw__aot_call(const mw_aot_inst *c, uint32_t func, const uint64_t *args,
+                             uint64_t *res);
+MW_AOT_API void mw__aot_call_indirect(const mw_aot_inst *c, uint32_t table, uint32_t elem,
+                                      uint32_t type, const uint64_t *args, uint64_t *res);
+MW_AOT_API uint32_t mw__aot_memory_grow(const mw_aot_inst *c, uint32_t delta);
+MW_AOT_API void mw__aot_memory_init(const mw_aot_inst *c, uint32_t seg, uint32_t d, uint32_t s,
+                                    uint32_t n);
+MW_AOT_API void mw__aot_data_drop(const mw_aot_inst *c, uint32_t seg);
+MW_AOT_API void mw__aot_table_init(const mw_aot_inst *c, uint32_t table, uint32_t seg, uint32_t d,
+                                   uint32_t s, uint32_t n);
+MW_AOT_API void mw__aot_elem_drop(const mw_aot_inst *c, uint32_t seg);
+MW_AOT_API void mw__aot_table_copy(const mw_aot_inst *c, uint32_t dt, uint32_t st, uint32_t d,
+                                   uint32_t s, uint32_t n);
+MW_AOT_API uint32_t mw__aot_table_grow(const mw_aot_inst *c, uint32_t table, uint64_t init,
+                                       uint32_t n);
+MW_AOT_API void mw__aot_table_fill(const mw_aot_inst *c, uint32_t table, uint32_t i, uint64_t v,
+                                   uint32_t n);
 
 /* Trap codes (mw_trap in wasm.h), repeated for translated code that does not
  * include wasm.h; wasm_int.h checks they agree. */
