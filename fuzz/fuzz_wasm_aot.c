@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mw_module_free(m);
 	char *c = NULL;
 	size_t n = 0;
-	mw_aot_options opt = {"f_", "f_module", NULL};
+	mw_aot_options opt = {.prefix = "f_", .symbol = "f_module"};
 	int rc = mw_aot_translate(data, size, &opt, &c, &n, &terr);
 	if (valid != (rc == 0) && terr.code != MW_ERR_NOMEM)
 		abort(); /* the translator and the validator disagree */

@@ -120,7 +120,7 @@ $(WASM_SB_BENCH_DIR)/small.wasm: bench/wasm-sandbox/small.c
 	@mkdir -p $(@D)
 	$(WASM_CLANG) $(WASM_SB_BENCH_FLAGS) -Wl,--export=fib -o $@ $<
 
-$(WASM_SB_BENCH): bench/wasm-sandbox/wasm_sandbox_bench.c $(LIBMOTE_A) \
+$(WASM_SB_BENCH): bench/wasm-sandbox/wasm_sandbox_bench.c $(LIBMOTE_A) $(WASM_SDK_STAMP) \
 		  $(WASM_SB_BENCH_DIR)/small.wasm $(WASM_SB_BENCH_DIR)/big.wasm
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -DWASM_SANDBOX_BENCH_DIR=\"$(WASM_SB_BENCH_DIR)\" -o $@ $< \

@@ -1,7 +1,9 @@
 /* Wasm sandbox cold starts: a sandbox started from a snapshot with the
  * module already instantiated, against creating a Wasm sandbox and loading
- * the module, for a small module and a ~1 MiB one. Standalone (make
- * wasm-sandbox-bench); medians of --runs N (default 21).
+ * the module, for a small module and a ~1 MiB one; and the same modules
+ * compiled ahead of time (compile time, cached compile, start from the ELF,
+ * cold start from a snapshot file). Standalone (make wasm-sandbox-bench);
+ * medians of --runs N (default 21).
  *
  *   wasm_sandbox_bench [--runs N] [--json] [SMALL.wasm BIG.wasm]
  *
@@ -24,6 +26,7 @@
 
 static int runs = 21;
 static bool json;
+static double interp_file_cold; /* the last module's file cold start, interpreted */
 
 static void release(mote_sandbox *sb)
 {
@@ -185,11 +188,92 @@ static int bench_module(const char *label, const char *path, double *v)
 		release(sb);
 		mote_snapshot_free(snap);
 	}
+	interp_file_cold = median(v, runs);
 	snprintf(note, sizeof(note), "file of %lld KiB, header verified; %.1fx faster",
-		 (long long)st.st_size / 1024, load_path / median(v, runs));
+	         (long long)st.st_size / 1024, load_path / interp_file_cold);
 	report(label, "file-snapshot-call", "open file + from snapshot + call", v, runs, note);
 	unlink(file);
 	free(bytes);
+	return 0;
+}
+
+/* The module compiled ahead of time: compile time (without the cache and
+ * from it), start from the ELF, and the cold start from a snapshot file
+ * against the interpreted module's (bench_module's, just before). */
+static int bench_compiled(const char *label, const char *path, double *v)
+{
+	char elf[] = "/tmp/mote-wasm-bench-elf-XXXXXX";
+	int fd = mkstemp(elf);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	int rc, ncompile = runs < 3 ? runs : 3;
+	char note[160];
+	for (int i = 0; i < ncompile; i++) {
+		double t0 = now_us();
+		if ((rc = mote_wasm_compile_file(path, elf, MOTE_WASM_COMPILE_NO_CACHE)))
+			return die("compile", rc, NULL);
+		v[i] = now_us() - t0;
+	}
+	struct stat st;
+	stat(path, &st);
+	snprintf(note, sizeof(note), "module of %lld KiB, translate + gcc -O2 + link",
+	         (long long)st.st_size / 1024);
+	report(label, "compile", "mote wasm compile, no cache", v, ncompile, note);
+	if ((rc = mote_wasm_compile_file(path, elf, 0)))
+		return die("compile", rc, NULL);
+	for (int i = 0; i < runs; i++) {
+		double t0 = now_us();
+		if ((rc = mote_wasm_compile_file(path, elf, 0)))
+			return die("compile", rc, NULL);
+		v[i] = now_us() - t0;
+	}
+	report(label, "compile-cached", "mote wasm compile, cached", v, runs,
+	       "hash module and SDK, copy the ELF");
+	mote_sandbox *sb;
+	for (int i = 0; i < runs; i++) {
+		double t0 = now_us();
+		if ((rc = mote_wasm_sandbox_new_compiled(elf, NULL, NULL, &sb)))
+			return die("new compiled", rc, NULL);
+		if ((rc = first_call(sb)))
+			return die("call", rc, sb);
+		v[i] = now_us() - t0;
+		release(sb);
+	}
+	report(label, "compiled-new-call", "compiled: new from ELF + first call", v, runs,
+	       "boot + snapshot + instantiate");
+	if ((rc = mote_wasm_sandbox_new_compiled(elf, NULL, NULL, &sb)))
+		return die("new compiled", rc, NULL);
+	mote_snapshot *snap;
+	if ((rc = mote_sandbox_snapshot(sb, &snap)))
+		return die("snapshot", rc, sb);
+	release(sb);
+	char file[] = "/tmp/mote-wasm-bench-XXXXXX";
+	fd = mkstemp(file);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	if ((rc = mote_snapshot_save(snap, file, 0)))
+		return die("save", rc, NULL);
+	mote_snapshot_free(snap);
+	for (int i = 0; i < runs; i++) {
+		double t0 = now_us();
+		if ((rc = mote_snapshot_open(file, MOTE_SNAPSHOT_VERIFY_HEADER, &snap)))
+			return die("open", rc, NULL);
+		if ((rc = mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &sb)))
+			return die("from snapshot", rc, NULL);
+		if ((rc = first_call(sb)))
+			return die("call", rc, sb);
+		v[i] = now_us() - t0;
+		release(sb);
+		mote_snapshot_free(snap);
+	}
+	snprintf(note, sizeof(note), "%.2fx the interpreted module's file cold start",
+	         median(v, runs) / interp_file_cold);
+	report(label, "compiled-file-snapshot-call", "compiled: open file + from snapshot + call",
+	       v, runs, note);
+	unlink(file);
+	unlink(elf);
 	return 0;
 }
 
@@ -240,7 +324,8 @@ int main(int argc, char **argv)
 		release(sb);
 	}
 	report("-", "new-call", "new (runtime snapshot) + one call", v, runs, "no module");
-	rc = bench_module("small", small, v) || bench_module("big", big, v);
+	rc = bench_module("small", small, v) || bench_compiled("small", small, v) ||
+	     bench_module("big", big, v) || bench_compiled("big", big, v);
 	free(v);
 	return rc;
 }

@@ -173,7 +173,7 @@ static void run_aot(const char *path, const kernel *k, int runs, uint32_t expect
 	char *src = NULL;
 	size_t srclen;
 	mw_error err;
-	mw_aot_options opt = {"k_", "k_module", NULL};
+	mw_aot_options opt = {.prefix = "k_", .symbol = "k_module"};
 	mw_module *m = NULL;
 	mw_store *st = NULL;
 	void *so = NULL;

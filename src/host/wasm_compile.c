@@ -3,6 +3,7 @@
  * compiles it and links it with the Wasm runtime guest as a library, so the
  * result is the runtime with the module built in and its functions native.
  * Results are cached by a hash of everything that goes into them. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -237,28 +238,23 @@ static void log_excerpt(const char *path, char *out, size_t cap)
 	mote_free(b);
 }
 
-/* Run SDK/mote-cc on work/module.c into work/module.elf. */
-static int run_compiler(const char *sdk, const char *work)
+/* Start SDK/mote-cc with MW_AOT_CFLAGS and `args`, its messages to `log`:
+ * the pid, or -1 with the error reported. */
+static pid_t spawn_cc(const char *sdk, char *const *args, size_t nargs, const char *log)
 {
-	char cc[PATH_CAP], inc[PATH_CAP], src[PATH_CAP], elf[PATH_CAP], lib[PATH_CAP],
-	    log[PATH_CAP];
+	char cc[PATH_CAP], inc[PATH_CAP + 8];
 	path_join(cc, sizeof(cc), sdk, "mote-cc");
 	snprintf(inc, sizeof(inc), "-I%s/include", sdk);
-	path_join(src, sizeof(src), work, "module.c");
-	path_join(elf, sizeof(elf), work, "module.elf");
-	path_join(lib, sizeof(lib), sdk, "lib/libmote_wasmrt.a");
-	path_join(log, sizeof(log), work, "cc.log");
-	/* MW_AOT_CFLAGS, split at its spaces */
 	char flags[] = MW_AOT_CFLAGS;
-	char *argv[32];
-	int argc = 0;
+	char *argv[64];
+	size_t argc = 0;
 	argv[argc++] = cc;
-	for (char *s = strtok(flags, " "); s && argc < 20; s = strtok(NULL, " "))
-		argv[argc++] = s;
-	char *rest[] = {inc, "-o", elf, src, "-Wl,--whole-archive", lib, "-Wl,--no-whole-archive",
-	                NULL};
-	for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
-		argv[argc++] = rest[i];
+	for (char *q = strtok(flags, " "); q && argc < 16; q = strtok(NULL, " "))
+		argv[argc++] = q;
+	argv[argc++] = inc;
+	for (size_t i = 0; i < nargs && argc < 62; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -266,66 +262,144 @@ static int run_compiler(const char *sdk, const char *work)
 	pid_t pid;
 	int err = posix_spawn(&pid, cc, &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	if (err)
-		return mote_fail(-MOTE_ECOMPILE, "cannot run %s: %s", cc, strerror(err));
+	if (err) {
+		mote_fail(-MOTE_ECOMPILE, "cannot run %s: %s", cc, strerror(err));
+		return -1;
+	}
+	return pid;
+}
+
+/* Wait for a compiler run: 0, or the error with its first messages. */
+static int wait_cc(pid_t pid, const char *log)
+{
 	int status;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
-			return mote_fail(-MOTE_ECOMPILE, "waiting for %s: %s", cc, strerror(errno));
+			return mote_fail(-MOTE_ECOMPILE, "waiting for the C compiler: %s",
+			                 strerror(errno));
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char msg[600];
-		log_excerpt(log, msg, sizeof(msg));
-		return mote_fail(-MOTE_ECOMPILE,
-		                 "the C compiler failed on the translated module: %s",
-		                 msg[0] ? msg : "no message");
-	}
-	return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	char msg[600];
+	log_excerpt(log, msg, sizeof(msg));
+	return mote_fail(-MOTE_ECOMPILE, "the C compiler failed on the translated module: %s",
+	                 msg[0] ? msg : "no message");
 }
 
+/* Every file in `work`, then `work` itself. */
 static void remove_work(const char *work)
 {
-	static const char *const files[] = {"module.wasm", "module.c", "module.elf", "cc.log"};
-	char p[PATH_CAP];
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		path_join(p, sizeof(p), work, files[i]);
-		unlink(p);
+	DIR *d = opendir(work);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			char p[PATH_CAP];
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			    path_join(p, sizeof(p), work, e->d_name))
+				unlink(p);
+		}
+		closedir(d);
 	}
 	rmdir(work);
 }
 
-/* Translate and compile into work/module.elf. */
+/* How many C files to split a module of `len` bytes into: one per CPU for
+ * big modules (gcc -O2 takes ~45 s for a 1 MiB module on one core). */
+static unsigned parts_for(size_t len)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t by_size = 1 + len / (64 << 10);
+	size_t n = cpus > 0 ? (size_t)cpus : 1;
+	if (n > by_size)
+		n = by_size;
+	return n > 16 ? 16 : (unsigned)n;
+}
+
+static int translate_error(const mw_error *err)
+{
+	switch (err->code) {
+	case MW_ERR_MALFORMED:
+	case MW_ERR_INVALID:
+		return mote_fail(-MOTE_EBADWASM, "%s wasm module: %s (at byte %u)",
+		                 err->code == MW_ERR_MALFORMED ? "malformed" : "invalid", err->msg,
+		                 err->offset);
+	case MW_ERR_NOMEM:
+		return mote_fail(-MOTE_ENOMEM, "out of memory translating the wasm module");
+	case MW_ERR_LIMIT:
+		return mote_fail(-MOTE_ETOOBIG, "wasm module exceeds a limit: %s", err->msg);
+	default:
+		return mote_fail(-MOTE_ECOMPILE, "cannot translate the wasm module: %s", err->msg);
+	}
+}
+
+/* Translate into work/module-P.c, compile the parts in parallel, link
+ * work/module.elf. */
 static int compile_in(const char *sdk, const char *work, const void *wasm, size_t len)
 {
-	char wpath[PATH_CAP], cpath[PATH_CAP];
+	char wpath[PATH_CAP];
 	path_join(wpath, sizeof(wpath), work, "module.wasm");
-	path_join(cpath, sizeof(cpath), work, "module.c");
-	mw_aot_options opt = {"w_", "mote_wasm_builtin", wpath};
-	char *c;
-	size_t clen;
-	mw_error err;
-	memset(&err, 0, sizeof(err));
-	if (mw_aot_translate(wasm, len, &opt, &c, &clen, &err) != 0) {
-		switch (err.code) {
-		case MW_ERR_MALFORMED:
-		case MW_ERR_INVALID:
-			return mote_fail(-MOTE_EBADWASM, "%s wasm module: %s (at byte %u)",
-			                 err.code == MW_ERR_MALFORMED ? "malformed" : "invalid",
-			                 err.msg, err.offset);
-		case MW_ERR_NOMEM:
-			return mote_fail(-MOTE_ENOMEM, "out of memory translating the wasm module");
-		case MW_ERR_LIMIT:
-			return mote_fail(-MOTE_ETOOBIG, "wasm module exceeds a limit: %s", err.msg);
-		default:
-			return mote_fail(-MOTE_ECOMPILE, "cannot translate the wasm module: %s",
-			                 err.msg);
-		}
-	}
+	unsigned parts = parts_for(len);
 	int rc = 0;
-	if (write_all(wpath, wasm, len) != 0 || write_all(cpath, c, clen) != 0)
+	for (unsigned p = 0; p < parts && !rc; p++) {
+		mw_aot_options opt = {"w_", "mote_wasm_builtin", wpath, parts, p};
+		char *c;
+		size_t clen;
+		mw_error err;
+		memset(&err, 0, sizeof(err));
+		if (mw_aot_translate(wasm, len, &opt, &c, &clen, &err) != 0)
+			return translate_error(&err);
+		char name[32], cpath[PATH_CAP];
+		snprintf(name, sizeof(name), "module-%u.c", p);
+		path_join(cpath, sizeof(cpath), work, name);
+		if (write_all(cpath, c, clen) != 0)
+			rc = mote_fail(-MOTE_EIO, "cannot write in %s: %s", work, strerror(errno));
+		free(c);
+	}
+	if (!rc && write_all(wpath, wasm, len) != 0)
 		rc = mote_fail(-MOTE_EIO, "cannot write in %s: %s", work, strerror(errno));
-	free(c);
-	return rc ? rc : run_compiler(sdk, work);
+	if (rc)
+		return rc;
+	pid_t pids[16];
+	char objs[16][PATH_CAP], logs[16][PATH_CAP];
+	unsigned started = 0;
+	for (unsigned p = 0; p < parts; p++) {
+		char name[32], src[PATH_CAP];
+		snprintf(name, sizeof(name), "module-%u.c", p);
+		path_join(src, sizeof(src), work, name);
+		snprintf(name, sizeof(name), "module-%u.o", p);
+		path_join(objs[p], sizeof(objs[p]), work, name);
+		snprintf(name, sizeof(name), "cc-%u.log", p);
+		path_join(logs[p], sizeof(logs[p]), work, name);
+		char *args[] = {"-c", "-o", objs[p], src};
+		pids[p] = spawn_cc(sdk, args, 4, logs[p]);
+		if (pids[p] < 0) {
+			rc = -MOTE_ECOMPILE;
+			break;
+		}
+		started++;
+	}
+	for (unsigned p = 0; p < started; p++) {
+		int r = wait_cc(pids[p], logs[p]);
+		if (!rc)
+			rc = r;
+	}
+	if (rc)
+		return rc;
+	char elf[PATH_CAP], lib[PATH_CAP], log[PATH_CAP];
+	path_join(elf, sizeof(elf), work, "module.elf");
+	path_join(lib, sizeof(lib), sdk, "lib/libmote_wasmrt.a");
+	path_join(log, sizeof(log), work, "link.log");
+	char *args[24];
+	size_t n = 0;
+	args[n++] = "-o";
+	args[n++] = elf;
+	for (unsigned p = 0; p < parts; p++)
+		args[n++] = objs[p];
+	args[n++] = "-Wl,--whole-archive";
+	args[n++] = lib;
+	args[n++] = "-Wl,--no-whole-archive";
+	pid_t pid = spawn_cc(sdk, args, n, log);
+	return pid < 0 ? -MOTE_ECOMPILE : wait_cc(pid, log);
 }
 
 int mote_wasm_compile(const void *wasm, size_t len, const char *out_path, unsigned flags)

@@ -1281,9 +1281,12 @@ static bool translate_module(tr *t, const mw_aot_options *opt)
 			out(t, "%s v%u; ", ctype(ft->pub.results[k]), k);
 		out(t, "} %Pr%u;\n", i);
 	}
-	/* prototypes */
+	/* prototypes: with parts, functions are shared between them (hidden
+	 * from anything outside the guest) */
+	unsigned parts = opt && opt->parts > 1 ? opt->parts : 1;
+	unsigned part = parts > 1 ? opt->part : 0;
 	for (uint32_t f = m->nfunc_imports; f < m->nfuncs; f++) {
-		out(t, "static ");
+		out(t, parts > 1 ? "__attribute__((visibility(\"hidden\"))) " : "static ");
 		out_sig(t, "f", f, m->types[m->func_types[f]], false);
 		out(t, ";\n");
 	}
@@ -1352,10 +1355,12 @@ static bool translate_module(tr *t, const mw_aot_options *opt)
 	}
 	/* the functions */
 	for (uint32_t f = m->nfunc_imports; f < m->nfuncs; f++) {
+		if (f % parts != part)
+			continue;
 		const mw_ftype *ft = m->types[m->func_types[f]];
 		if (!translate_body(t, f))
 			return false;
-		out(t, "\nstatic ");
+		out(t, parts > 1 ? "\n" : "\nstatic ");
 		out_sig(t, "f", f, ft, true);
 		out(t, "\n{\n");
 		for (uint32_t l = ft->pub.nparams; l < t->nlocals; l++)
@@ -1387,6 +1392,8 @@ static bool translate_module(tr *t, const mw_aot_options *opt)
 		if (t->out.oom)
 			return false;
 	}
+	if (part != 0)
+		return !t->out.oom;
 	/* entries for the functions the engine may call */
 	bool *entry = calloc(ndef + 1, 1);
 	if (!entry)
@@ -1462,6 +1469,10 @@ int mw_aot_translate(const uint8_t *bytes, size_t len, const mw_aot_options *opt
 {
 	*out_c = NULL;
 	*out_len = 0;
+	if (opt && opt->parts > 1 && opt->part >= opt->parts) {
+		mw__errf(err, MW_ERR_ARG, 0, "part %u of %u", opt->part, opt->parts);
+		return -1;
+	}
 	if (opt && opt->bytes_path) {
 		for (const char *q = opt->bytes_path; *q; q++)
 			if (*q == '"' || *q == '\\' || *q == '\n' || (unsigned char)*q < 0x20) {

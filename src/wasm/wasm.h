@@ -204,6 +204,10 @@ typedef struct mw_aot_options {
 	const char *prefix;     /* of every identifier (default "w_"), for several per file */
 	const char *symbol;     /* the descriptor's name (default "mw_aot_module_def") */
 	const char *bytes_path; /* if set, the binary is embedded from this file (.incbin) */
+	/* Split into `parts` C files to compile in parallel (0 or 1: one):
+	 * this call writes part `part`, which has every function whose index
+	 * modulo `parts` is `part`; part 0 also has the descriptor. */
+	unsigned parts, part;
 } mw_aot_options;
 int mw_aot_translate(const uint8_t *bytes, size_t len, const mw_aot_options *opt, char **out,
                      size_t *out_len, mw_error *err);

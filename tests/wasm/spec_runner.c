@@ -548,7 +548,7 @@ static void aot_prepare(ctx *c, const json *cmds)
 		char pfx[32], sym[32];
 		snprintf(pfx, sizeof pfx, "m%zu_", c->naot);
 		snprintf(sym, sizeof sym, "m%zu_module", c->naot);
-		mw_aot_options opt = {pfx, sym, NULL};
+		mw_aot_options opt = {.prefix = pfx, .symbol = sym};
 		char *src;
 		size_t srclen;
 		mw_error err;
