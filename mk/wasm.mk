@@ -35,7 +35,8 @@ $(BUILD)/tests/wasm_spec_sandbox: tests/wasm/spec_runner.c $(LIBMOTE_A) $(WASM_H
 $(BUILD)/tests/wasm_spec_compiled: tests/wasm/spec_runner.c $(LIBMOTE_A) $(WASM_HDRS) \
 				   $(WASM_SDK_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(WASM_CFLAGS) -DSPEC_IN_SANDBOX -DSPEC_COMPILED=1 $< -o $@ $(LIBMOTE_A) \
+	$(CC) $(WASM_CFLAGS) -DSPEC_IN_SANDBOX -DSPEC_COMPILED=1 \
+		-DSPEC_CACHE_DIR=\"$(CURDIR)/$(BUILD)/test-cache\" $< -o $@ $(LIBMOTE_A) \
 		$(HOST_LDFLAGS) $(HOST_LIBS)
 
 wasm-spec-compiled: $(BUILD)/tests/wasm_spec_compiled

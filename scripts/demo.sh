@@ -36,6 +36,9 @@ show "$B/examples/wasm-host" "$B/examples/pricing.wasm"
 show "$MOTE" wasm run "$B/examples/fib.wasm" --invoke fib 25
 show "$MOTE" wasm snapshot "$B/examples/fib.wasm" -o "$DIR/fib.snap"
 show "$MOTE" run "$DIR/fib.snap" fib 25
+printf '   compiled ahead of time (translated to C, gcc -O2), it runs at native speed:\n'
+show "$MOTE" wasm compile --no-cache "$B/examples/fib.wasm" -o "$DIR/fib.elf"
+show "$MOTE" wasm run "$DIR/fib.elf" --invoke fib 30
 
 step "7. Cold start across heap sizes, against each backend's floor measured in the same run"
 "$MOTE" bench coldstart restore --runs 11

@@ -379,6 +379,24 @@ TEST(snapshot_files_start_compiled_modules)
 		CHECK_EQ_INT(r.v.i32, 610);
 		mote_sandbox_free(s);
 	}
+	/* Poisoned, a sandbox started from the file cannot go back to before
+	 * the load (it never saw that state): restoring its snapshot does. */
+	mote_config *cfg;
+	REQUIRE(mote_config_new(&cfg) == 0);
+	mote_config_set_timeout_us(cfg, 50000);
+	mote_sandbox *s = NULL;
+	CHECK_EQ_INT(mote_wasm_sandbox_from_snapshot(opened, NULL, cfg, &s), 0);
+	REQUIRE(s);
+	CHECK_EQ_INT(call(s, "spin", NULL, 0, &r, e, sizeof(e)), -MOTE_ETIMEDOUT);
+	int rc = mote_wasm_load(s, "", 0);
+	CHECK(rc != 0);
+	fprintf(stderr, "  poisoned reload: %s: %s\n", mote_errname(rc),
+	        mote_sandbox_last_error(s));
+	CHECK_EQ_INT(mote_sandbox_restore(s, opened), 0);
+	CHECK_EQ_INT(call(s, "bump", NULL, 0, &r, e, sizeof(e)), 0);
+	CHECK_EQ_INT(r.v.i32, 3);
+	mote_sandbox_free(s);
+	mote_config_free(cfg);
 	mote_snapshot_free(opened);
 	unlink(path);
 }

@@ -165,7 +165,10 @@ static bool cache_dir(char *out, size_t cap)
 	}
 	mkdir(out, 0755);
 	strcat(out, "/wasm-aot");
-	return mkdir(out, 0755) == 0 || errno == EEXIST;
+	if (mkdir(out, 0755) == 0)
+		return true;
+	struct stat st; /* there already, maybe read-only: hits still work */
+	return stat(out, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* The cache key: the module and everything that shapes what it becomes. */
@@ -432,21 +435,19 @@ int mote_wasm_compile(const void *wasm, size_t len, const char *out_path, unsign
 	}
 	char work[PATH_CAP];
 	const char *tmp = getenv("TMPDIR");
-	snprintf(work, sizeof(work), "%s/mote-wasm-compile-XXXXXX",
-	         use_cache     ? dir
-	         : tmp && *tmp ? tmp
-	                       : "/tmp");
+	snprintf(work, sizeof(work), "%s/mote-wasm-compile-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(work))
 		return mote_fail(-MOTE_EIO, "cannot make a directory for compiling: %s",
 		                 strerror(errno));
 	int rc = compile_in(sdk, work, wasm, len);
 	char elf[PATH_CAP + 16];
-	path_join(elf, sizeof(elf), work, "module.elf");
+	snprintf(elf, sizeof(elf), "%s/module.elf", work);
 	if (!rc && copy_file(elf, out_path) != 0)
 		rc = mote_fail(-MOTE_EIO, "cannot write %s: %s", out_path, strerror(errno));
+	/* Into the cache whole (a concurrent compile of the same module writes
+	 * the same bytes); a cache that cannot be written is only not filled. */
 	if (!rc && use_cache)
-		rename(elf,
-		       cached); /* atomic: a concurrent compile of the same module is harmless */
+		(void)copy_file(elf, cached);
 	remove_work(work);
 	return rc;
 }

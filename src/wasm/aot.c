@@ -91,6 +91,7 @@ typedef struct tr {
 	bool dead;
 	uint32_t dead_depth;
 	bool calls; /* the function calls something: check the stack at entry */
+	const mw_ftype *ftype; /* the function's type, for returns */
 	uint8_t *ltypes;
 	uint32_t nlocals;
 	bool oom;
@@ -455,7 +456,7 @@ static void branch(tr *t, uint32_t depth)
 
 static void emit_return(tr *t)
 {
-	const mw_ftype *ft = t->m->types[t->cs[0].label]; /* K_FUNC keeps the type in label */
+	const mw_ftype *ft = t->ftype;
 	uint32_t nr = ft->pub.nresults;
 	uint32_t from = t->h - nr;
 	if (nr == 0) {
@@ -518,9 +519,8 @@ static void restore_if_params(tr *t, ctl *c)
 
 /* Results of a call with type ft: assign the call expression already
  * written as `call` to new stack slots. */
-static void call_results(tr *t, const mw_ftype *ft, uint32_t from)
+static void call_results(tr *t, const mw_ftype *ft)
 {
-	(void)from;
 	uint32_t nr = ft->pub.nresults;
 	if (nr <= 1)
 		return;
@@ -552,7 +552,7 @@ static void emit_call(tr *t, const char *fn, uint32_t idx, const mw_ftype *ft, c
 		t->used[from + k] |= (uint8_t)cls_bit(cc);
 	}
 	emit(t, ");");
-	call_results(t, ft, from);
+	call_results(t, ft);
 	emit(t, " M = c->mem->data; MS = c->mem->size;\n");
 	t->calls = true;
 }
@@ -829,7 +829,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 	ctl *fcl = push_ctl(t, K_FUNC);
 	if (!fcl)
 		return false;
-	fcl->label = fc->type; /* emit_return's type */
+	t->ftype = ft;
 	fcl->nr = ft->pub.nresults;
 	fcl->rt = ft->pub.results;
 
@@ -1124,9 +1124,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 		case W_OP(prefix_fc): {
 			uint32_t sub = rd_u32(t);
 			if (sub < 8) {
-				uint8_t in = (sub & 2) ? T_F64 : T_F32;
 				uint8_t o = sub < 4 ? T_I32 : T_I64;
-				(void)in;
 				uint32_t a = pop(t);
 				emit(t, "{ %s x_ = %S; ", ctype(t->st[a]), a);
 				emit(t, "%S = %s(x_); }\n", push(t, o), SAT[sub]);

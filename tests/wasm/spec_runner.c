@@ -982,8 +982,11 @@ enum { SB_NONE, SB_LOADED, SB_SKIPPED };
 static mote_sandbox *g_sb;  /* runs `module` commands and actions */
 static mote_sandbox *g_bad; /* loads modules that must fail to load */
 
-/* --compiled: every module is compiled ahead of time (mote_wasm_compile,
- * without the cache) and run in a sandbox started from its ELF. */
+/* --compiled: every module is compiled ahead of time (mote_wasm_compile)
+ * and run in a sandbox started from its ELF. The compile cache is
+ * SPEC_CACHE_DIR unless $MOTE_CACHE_DIR says otherwise: a run in the test VM
+ * (which sees this tree read-only, and compiles slowly) reuses what the run
+ * here compiled. */
 #ifndef SPEC_COMPILED
 #define SPEC_COMPILED 0
 #endif
@@ -1000,7 +1003,7 @@ static const char *const COMPILED_SUBSET[] = {
 static int compile_module(const unsigned char *b, size_t len, char *elf, size_t cap)
 {
 	snprintf(elf, cap, "%s/m%u.elf", g_elf_dir, g_nelf++);
-	return mote_wasm_compile(b, len, elf, MOTE_WASM_COMPILE_NO_CACHE);
+	return mote_wasm_compile(b, len, elf, 0);
 }
 
 static int in_subset(const char *name)
@@ -1059,6 +1062,9 @@ static int sb_new(mote_sandbox **out)
 static int mode_init(void)
 {
 	if (compiled) {
+#ifdef SPEC_CACHE_DIR
+		setenv("MOTE_CACHE_DIR", SPEC_CACHE_DIR, 0);
+#endif
 		snprintf(g_elf_dir, sizeof g_elf_dir, "/tmp/mote-spec-compiled-XXXXXX");
 		if (!mkdtemp(g_elf_dir)) {
 			printf("wasm_spec_sandbox: cannot make a temporary directory\n");
