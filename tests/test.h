@@ -17,12 +17,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* libmote: the process backend keeps spare stub processes (with their
  * descriptors and mappings in this process) started in the background;
  * this fills the pool and waits until it is full, so that counts taken
  * before and after agree. */
 void mote__backend_quiesce(void);
+
+/* Run a shell command: its exit status (-1 if it did not exit), its
+ * standard output (truncated to cap - 1 bytes, NUL-terminated) in out. */
+static inline int run_cli(const char *cmd, char *out, size_t cap)
+{
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 /* Open file descriptors of this process (leak checks); -1 if unknown. */
 static inline int count_fds(void)

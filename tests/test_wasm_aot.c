@@ -583,17 +583,6 @@ TEST(compile_errors)
 	CHECK_EQ_INT(mote_wasm_sandbox_new_compiled(NULL, NULL, NULL, &sb), -MOTE_EINVAL);
 }
 
-static int run_cli(const char *cmd, char *out, size_t cap)
-{
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(cli_compiles_and_runs)
 {
 	char cmd[512], out[4096], elf[160], snap[160];

@@ -1106,17 +1106,6 @@ TEST(wasm_preopen_refuses_bad_requests)
 }
 
 /* ---- the CLI ---- */
-static int run_cli(const char *cmd, char *out, size_t cap)
-{
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(cli_runs_modules_and_snapshots)
 {
 	char out[4096];

@@ -101,6 +101,27 @@ static void *read_all(const char *path, size_t *len)
 	return p;
 }
 
+/* v[0..runs): open `file` (header verified), start from it, first call. */
+static int file_cold_starts(const char *file, double *v)
+{
+	for (int i = 0; i < runs; i++) {
+		mote_snapshot *snap;
+		mote_sandbox *sb;
+		double t0 = now_us();
+		int rc = mote_snapshot_open(file, MOTE_SNAPSHOT_VERIFY_HEADER, &snap);
+		if (rc)
+			return die("open", rc, NULL);
+		if ((rc = mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &sb)))
+			return die("from snapshot", rc, NULL);
+		if ((rc = first_call(sb)))
+			return die("call", rc, sb);
+		v[i] = now_us() - t0;
+		release(sb);
+		mote_snapshot_free(snap);
+	}
+	return 0;
+}
+
 static int bench_module(const char *label, const char *path, double *v)
 {
 	size_t len;
@@ -176,18 +197,8 @@ static int bench_module(const char *label, const char *path, double *v)
 	mote_snapshot_free(snap);
 	struct stat st;
 	stat(file, &st);
-	for (int i = 0; i < runs; i++) {
-		double t0 = now_us();
-		if ((rc = mote_snapshot_open(file, MOTE_SNAPSHOT_VERIFY_HEADER, &snap)))
-			return die("open", rc, NULL);
-		if ((rc = mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &sb)))
-			return die("from snapshot", rc, NULL);
-		if ((rc = first_call(sb)))
-			return die("call", rc, sb);
-		v[i] = now_us() - t0;
-		release(sb);
-		mote_snapshot_free(snap);
-	}
+	if ((rc = file_cold_starts(file, v)))
+		return rc;
 	interp_file_cold = median(v, runs);
 	snprintf(note, sizeof(note), "file of %lld KiB, header verified; %.1fx faster",
 	         (long long)st.st_size / 1024, load_path / interp_file_cold);
@@ -256,18 +267,8 @@ static int bench_compiled(const char *label, const char *path, double *v)
 	if ((rc = mote_snapshot_save(snap, file, 0)))
 		return die("save", rc, NULL);
 	mote_snapshot_free(snap);
-	for (int i = 0; i < runs; i++) {
-		double t0 = now_us();
-		if ((rc = mote_snapshot_open(file, MOTE_SNAPSHOT_VERIFY_HEADER, &snap)))
-			return die("open", rc, NULL);
-		if ((rc = mote_wasm_sandbox_from_snapshot(snap, NULL, NULL, &sb)))
-			return die("from snapshot", rc, NULL);
-		if ((rc = first_call(sb)))
-			return die("call", rc, sb);
-		v[i] = now_us() - t0;
-		release(sb);
-		mote_snapshot_free(snap);
-	}
+	if ((rc = file_cold_starts(file, v)))
+		return rc;
 	snprintf(note, sizeof(note), "%.2fx the interpreted module's file cold start",
 	         median(v, runs) / interp_file_cold);
 	report(label, "compiled-file-snapshot-call", "compiled: open file + from snapshot + call",

@@ -1,8 +1,12 @@
 /* Errors, the replaceable allocator, value types and signatures. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "host/internal.h"
 
@@ -201,4 +205,37 @@ bool mote_sig_equal(const struct mote_sig *a, const struct mote_sig *b)
 {
 	return a->ret == b->ret && a->nargs == b->nargs &&
 	       memcmp(a->args, b->args, a->nargs * sizeof(a->args[0])) == 0;
+}
+
+int mote_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		int e = (uint64_t)st.st_size > max && S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	size_t size = (size_t)st.st_size, done = 0;
+	uint8_t *buf = mote_malloc(size ? size : 1);
+	while (buf && done < size) {
+		ssize_t n = read(fd, buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (!buf || done != size) {
+		mote_free(buf);
+		errno = buf ? EIO : ENOMEM;
+		return -1;
+	}
+	*out = buf;
+	*len = size;
+	return 0;
 }

@@ -26,6 +26,11 @@ void *mote_realloc(void *ptr, size_t size);
 void mote_free(void *ptr);
 char *mote_strdup(const char *s);
 
+/* A whole regular file, in a mote_malloc'd buffer (free with mote_free):
+ * 0, or -1 with errno (EFBIG when it is larger than `max` bytes, which is
+ * checked before anything is read). */
+int mote_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
+
 /* ---- Errors (common.c): the one idiom ----
  * A function that fails returns its code and leaves the detail in one
  * statement: `return mote_fail(-MOTE_EINVAL, "what: why", ...);` where no

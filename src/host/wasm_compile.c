@@ -67,37 +67,10 @@ static const char *find_sdk(void)
 	return NULL;
 }
 
+/* Any size: these are the module and the SDK's own files. */
 static int read_all(const char *path, uint8_t **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
-	size_t size = (size_t)st.st_size;
-	uint8_t *buf = mote_malloc(size ? size : 1);
-	size_t done = 0;
-	while (buf && done < size) {
-		ssize_t n = read(fd, buf + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	close(fd);
-	if (!buf || done != size) {
-		mote_free(buf);
-		errno = buf ? EIO : ENOMEM;
-		return -1;
-	}
-	*out = buf;
-	*len = size;
-	return 0;
+	return mote_read_file(path, SIZE_MAX, out, len);
 }
 
 static int write_all(const char *path, const void *p, size_t len)

@@ -530,41 +530,21 @@ int mote_wasm_load_file(mote_sandbox *sb, const char *path)
 		return mote_fail(-MOTE_EINVAL, "mote_wasm_load_file: no sandbox");
 	if (!path)
 		return mote_sandbox_fail(sb, -MOTE_EINVAL, "mote_wasm_load_file: no path");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	uint8_t *buf;
+	size_t size;
+	if (mote_read_file(path, sb->layout.in_size, &buf, &size) != 0) {
+		if (errno == EFBIG)
+			return mote_sandbox_fail(
+			    sb, -MOTE_ETOOBIG,
+			    "wasm module %s does not fit the sandbox's %llu-byte "
+			    "input buffer (see mote_config_set_input_size)",
+			    path, (unsigned long long)sb->layout.in_size);
+		if (errno == EINVAL)
+			return mote_sandbox_fail(sb, -MOTE_EIO, "%s is not a regular file", path);
 		return mote_sandbox_fail(sb, errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO,
-					 "cannot open %s: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return mote_sandbox_fail(sb, -MOTE_EIO, "%s is not a regular file", path);
+		                         "cannot read %s: %s", path, strerror(errno));
 	}
-	if ((uint64_t)st.st_size > sb->layout.in_size) {
-		close(fd);
-		return mote_sandbox_fail(sb, -MOTE_ETOOBIG,
-					 "wasm module %s (%lld bytes) does not fit the sandbox's "
-					 "%llu-byte input buffer (see mote_config_set_input_size)",
-					 path, (long long)st.st_size,
-					 (unsigned long long)sb->layout.in_size);
-	}
-	size_t size = (size_t)st.st_size;
-	uint8_t *buf = mote_malloc(size ? size : 1);
-	if (!buf) {
-		close(fd);
-		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-	}
-	size_t done = 0;
-	while (done < size) {
-		ssize_t n = read(fd, buf + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	close(fd);
-	int rc = done == size ? mote_wasm_load(sb, buf, size)
-			      : mote_sandbox_fail(sb, -MOTE_EIO, "cannot read %s", path);
+	int rc = mote_wasm_load(sb, buf, size);
 	mote_free(buf);
 	return rc;
 }

@@ -121,17 +121,7 @@ static void call_func(const mw_aot_inst *c, mw_func *f, const uint64_t *args, ui
 	if ((size_t)(s->stack_end - fp) < need + 1)
 		mw__aot_trap(MW_TRAP_CALL_STACK_EXHAUSTED);
 	memcpy(fp, args, (size_t)np * 8);
-	uint64_t *saved_sp = s->sp;
-	mw_frame_rec *saved_fr = s->fr;
-	mw_trap t;
-	s->nest++;
-	if (f->host)
-		t = mw__call_host(s, f, in, fp);
-	else
-		t = mw__interp(s, f, fp, NULL);
-	s->nest--;
-	s->sp = saved_sp;
-	s->fr = saved_fr;
+	mw_trap t = mw__call_nested(s, f, in, fp);
 	if (t != MW_TRAP_NONE)
 		mw__aot_trap(t);
 	memcpy(res, fp, (size_t)nr * 8);

@@ -346,6 +346,20 @@ mw_trap mw__call_host(mw_store *s, mw_func *f, mw_instance *caller, uint64_t *fp
 
 #define MAX_NEST 64
 
+mw_trap mw__call_nested(mw_store *s, mw_func *f, mw_instance *caller, uint64_t *fp)
+{
+	if (s->nest >= MAX_NEST)
+		return MW_TRAP_CALL_STACK_EXHAUSTED;
+	uint64_t *saved_sp = s->sp;
+	mw_frame_rec *saved_fr = s->fr;
+	s->nest++;
+	mw_trap t = f->host ? mw__call_host(s, f, caller, fp) : mw__interp(s, f, fp, NULL);
+	s->nest--;
+	s->sp = saved_sp;
+	s->fr = saved_fr;
+	return t;
+}
+
 mw_trap mw_call(mw_store *s, mw_func *f, const mw_val *args, size_t nargs, mw_val *results,
 		size_t nresults)
 {
@@ -354,8 +368,6 @@ mw_trap mw_call(mw_store *s, mw_func *f, const mw_val *args, size_t nargs, mw_va
 		return MW_TRAP_BAD_CALL;
 	if (!mw__store_stacks(s))
 		return MW_TRAP_OUT_OF_MEMORY;
-	if (s->nest >= MAX_NEST)
-		return MW_TRAP_CALL_STACK_EXHAUSTED;
 	uint64_t *fp = s->sp;
 	size_t need = nargs > nresults ? nargs : nresults;
 	if ((size_t)(s->stack_end - fp) < need + 1)
@@ -366,17 +378,7 @@ mw_trap mw_call(mw_store *s, mw_func *f, const mw_val *args, size_t nargs, mw_va
 			: mw_is_ref(t)		   ? (uint64_t)(uintptr_t)args[i].ref
 						   : args[i].u64;
 	}
-	uint64_t *saved_sp = s->sp;
-	mw_frame_rec *saved_fr = s->fr;
-	s->nest++;
-	mw_trap t;
-	if (f->host)
-		t = mw__call_host(s, f, NULL, fp);
-	else
-		t = mw__interp(s, f, fp, NULL);
-	s->nest--;
-	s->sp = saved_sp;
-	s->fr = saved_fr;
+	mw_trap t = mw__call_nested(s, f, NULL, fp);
 	if (t == MW_TRAP_NONE) {
 		for (size_t i = 0; i < nresults; i++) {
 			uint8_t ty = ft->pub.results[i];

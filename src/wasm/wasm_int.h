@@ -417,6 +417,10 @@ int64_t mw__memory_grow(mw_memory *m, uint32_t delta);
 int64_t mw__table_grow(mw_table *t, uint32_t delta, uint64_t init);
 mw_trap mw__call_host(mw_store *s, mw_func *f, mw_instance *caller, uint64_t *fp);
 bool mw__store_stacks(mw_store *s);
+/* Run f, any kind, with its arguments in fp[] and its results written to
+ * fp[0..], as a call nested in whatever runs: the store's stacks are put
+ * back afterwards, trap or not. (The store's stacks must exist.) */
+mw_trap mw__call_nested(mw_store *s, mw_func *f, mw_instance *caller, uint64_t *fp);
 /* compiled code (aot_rt.c): make f, a function of `in`, run its native code */
 void mw__aot_bind(mw_instance *in, mw_func *f, uint32_t defined_index);
 
