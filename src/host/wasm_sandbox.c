@@ -542,7 +542,8 @@ int mote_wasm_load_file(mote_sandbox *sb, const char *path)
 		if (errno == EINVAL)
 			return mote_sandbox_fail(sb, -MOTE_EIO, "%s is not a regular file", path);
 		return mote_sandbox_fail(sb, errno == ENOMEM ? -MOTE_ENOMEM : -MOTE_EIO,
-		                         "cannot read %s: %s", path, strerror(errno));
+		                         "cannot %s %s: %s", errno == EIO ? "read" : "open", path,
+		                         strerror(errno));
 	}
 	int rc = mote_wasm_load(sb, buf, size);
 	mote_free(buf);
