@@ -123,7 +123,8 @@ $(WASM_SB_BENCH_DIR)/small.wasm: bench/wasm-sandbox/small.c
 $(WASM_SB_BENCH): bench/wasm-sandbox/wasm_sandbox_bench.c $(LIBMOTE_A) $(WASM_SDK_STAMP) \
 		  $(WASM_SB_BENCH_DIR)/small.wasm $(WASM_SB_BENCH_DIR)/big.wasm
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -DWASM_SANDBOX_BENCH_DIR=\"$(WASM_SB_BENCH_DIR)\" -o $@ $< \
+	$(CC) $(HOST_CFLAGS) -DWASM_SANDBOX_BENCH_DIR=\"$(WASM_SB_BENCH_DIR)\" \
+		-DWASM_SANDBOX_BENCH_GUEST=\"$(BUILD)/examples/hello.elf\" -o $@ $< \
 		$(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
 
 BENCHES += $(WASM_SB_BENCH)

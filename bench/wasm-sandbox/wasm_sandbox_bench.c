@@ -5,7 +5,7 @@
  * cold start from a snapshot file). Standalone (make wasm-sandbox-bench);
  * medians of --runs N (default 21).
  *
- *   wasm_sandbox_bench [--runs N] [--json] [SMALL.wasm BIG.wasm]
+ *   wasm_sandbox_bench [--runs N] [--json] [--small-only] [SMALL.wasm BIG.wasm]
  *
  * Every case ends with one completed call of the module's add(i32, i32), so
  * "cold start" means "until the first result is back". */
@@ -20,13 +20,17 @@
 #include "mote.h"
 #include "mote/wasm.h"
 
+#ifndef WASM_SANDBOX_BENCH_GUEST
+#define WASM_SANDBOX_BENCH_GUEST "build/examples/hello.elf"
+#endif
 #ifndef WASM_SANDBOX_BENCH_DIR
 #define WASM_SANDBOX_BENCH_DIR "build/bench/wasm-sandbox"
 #endif
 
 static int runs = 21;
-static bool json;
+static bool json, small_only;
 static double interp_file_cold; /* the last module's file cold start, interpreted */
+static double plain_file_cold;  /* a plain C guest of a Wasm sandbox's sizes, the same */
 
 static void release(mote_sandbox *sb)
 {
@@ -269,12 +273,62 @@ static int bench_compiled(const char *label, const char *path, double *v)
 	mote_snapshot_free(snap);
 	if ((rc = file_cold_starts(file, v)))
 		return rc;
-	snprintf(note, sizeof(note), "%.2fx the interpreted module's file cold start",
-	         median(v, runs) / interp_file_cold);
+	snprintf(note, sizeof(note), "%.2fx the interpreted module's, %.2fx the C guest's",
+	         median(v, runs) / interp_file_cold, median(v, runs) / plain_file_cold);
 	report(label, "compiled-file-snapshot-call", "compiled: open file + from snapshot + call",
 	       v, runs, note);
 	unlink(file);
 	unlink(elf);
+	return 0;
+}
+
+/* The same cold start for a plain C guest (examples/hello) with a Wasm
+ * sandbox's sizes: what "any other guest" costs here. */
+static int bench_plain_guest(double *v)
+{
+	mote_config *cfg;
+	mote_sandbox *sb;
+	mote_snapshot *snap;
+	int rc = mote_config_new(&cfg);
+	if (!rc)
+		rc = mote_config_set_heap_size(cfg, MOTE_WASM_MIN_HEAP);
+	if (!rc)
+		rc = mote_config_set_stack_size(cfg, MOTE_WASM_MIN_STACK);
+	if (!rc)
+		rc = mote_config_set_input_size(cfg, MOTE_WASM_MIN_INPUT);
+	if (!rc)
+		rc = mote_config_set_output_size(cfg, MOTE_WASM_MIN_OUTPUT);
+	if (!rc)
+		rc = mote_sandbox_new(WASM_SANDBOX_BENCH_GUEST, cfg, NULL, &sb);
+	mote_config_free(cfg);
+	if (rc)
+		return die("plain guest", rc, NULL);
+	char file[] = "/tmp/mote-wasm-bench-XXXXXX";
+	int fd = mkstemp(file);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	if ((rc = mote_sandbox_snapshot(sb, &snap)) || (rc = mote_snapshot_save(snap, file, 0)))
+		return die("plain snapshot", rc, sb);
+	mote_snapshot_free(snap);
+	release(sb);
+	for (int i = 0; i < runs; i++) {
+		double t0 = now_us();
+		if ((rc = mote_snapshot_open(file, MOTE_SNAPSHOT_VERIFY_HEADER, &snap)))
+			return die("open", rc, NULL);
+		if ((rc = mote_sandbox_from_snapshot(snap, NULL, NULL, &sb)))
+			return die("from snapshot", rc, NULL);
+		mote_value arg = mote_string("x"), r;
+		if ((rc = mote_sandbox_call(sb, "hello", &arg, 1, &r)))
+			return die("call", rc, sb);
+		v[i] = now_us() - t0;
+		release(sb);
+		mote_snapshot_free(snap);
+	}
+	unlink(file);
+	plain_file_cold = median(v, runs);
+	report("C", "plain-file-snapshot-call", "C guest, same sizes: open file + start + call", v,
+	       runs, "examples/hello");
 	return 0;
 }
 
@@ -292,13 +346,16 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--json")) {
 			json = true;
+		} else if (!strcmp(argv[i], "--small-only")) {
+			small_only = true;
 		} else if (argv[i][0] != '-' && npaths < 2) {
 			if (npaths++ == 0)
 				small = argv[i];
 			else
 				big = argv[i];
 		} else {
-			fprintf(stderr, "usage: wasm_sandbox_bench [--runs N] [--json] [SMALL BIG]\n");
+			fprintf(stderr, "usage: wasm_sandbox_bench [--runs N] [--json] "
+			                "[--small-only] [SMALL BIG]\n");
 			return 2;
 		}
 	}
@@ -325,8 +382,9 @@ int main(int argc, char **argv)
 		release(sb);
 	}
 	report("-", "new-call", "new (runtime snapshot) + one call", v, runs, "no module");
-	rc = bench_module("small", small, v) || bench_compiled("small", small, v) ||
-	     bench_module("big", big, v) || bench_compiled("big", big, v);
+	rc = bench_plain_guest(v) || bench_module("small", small, v) ||
+	     bench_compiled("small", small, v) ||
+	     (!small_only && (bench_module("big", big, v) || bench_compiled("big", big, v)));
 	free(v);
 	return rc;
 }
