@@ -225,7 +225,8 @@ static pid_t spawn_cc(const char *sdk, char *const *args, size_t nargs, const ch
 	char *argv[64];
 	size_t argc = 0;
 	argv[argc++] = cc;
-	for (char *q = strtok(flags, " "); q && argc < 16; q = strtok(NULL, " "))
+	for (char *save, *q = strtok_r(flags, " ", &save); q && argc < 16;
+	     q = strtok_r(NULL, " ", &save))
 		argv[argc++] = q;
 	argv[argc++] = inc;
 	for (size_t i = 0; i < nargs && argc < 62; i++)
