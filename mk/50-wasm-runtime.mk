@@ -59,7 +59,7 @@ $(WASM_SDK_STAMP): $(WASMRT_LIB) $(MOTE_CC) src/wasm/aot_abi.h src/wasm/fmath.h
 ALL_TARGETS += $(WASMRT_LIB) $(WASM_SDK_STAMP)
 
 install: install-wasm-sdk
-install-wasm-sdk: $(WASM_SDK_STAMP)
+install-wasm-sdk: $(WASM_SDK_STAMP) $(BUILD)/install/mote-cc
 	install -d $(DESTDIR)$(SHAREDIR)/sdk/include $(DESTDIR)$(SHAREDIR)/sdk/lib
 	install -m 644 src/wasm/aot_abi.h src/wasm/fmath.h $(DESTDIR)$(SHAREDIR)/sdk/include/
 	install -m 644 $(WASMRT_LIB) $(DESTDIR)$(SHAREDIR)/sdk/lib/
