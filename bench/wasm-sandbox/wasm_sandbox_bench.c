@@ -105,6 +105,23 @@ static void *read_all(const char *path, size_t *len)
 	return p;
 }
 
+/* Save `sb`'s snapshot to a new temporary file, whose name goes to file[]
+ * (a "/tmp/mote-wasm-bench-XXXXXX" template). */
+static int save_to_temp(mote_sandbox *sb, char *file)
+{
+	int fd = mkstemp(file);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	mote_snapshot *snap;
+	int rc = mote_sandbox_snapshot(sb, &snap);
+	if (rc)
+		return die("snapshot", rc, sb);
+	rc = mote_snapshot_save(snap, file, 0);
+	mote_snapshot_free(snap);
+	return rc ? die("save", rc, NULL) : 0;
+}
+
 /* v[0..runs): open `file` (header verified), start from it, first call. */
 static int file_cold_starts(const char *file, double *v)
 {
@@ -259,18 +276,11 @@ static int bench_compiled(const char *label, const char *path, double *v)
 	       "boot + snapshot + instantiate");
 	if ((rc = mote_wasm_sandbox_new_compiled(elf, NULL, NULL, &sb)))
 		return die("new compiled", rc, NULL);
-	mote_snapshot *snap;
-	if ((rc = mote_sandbox_snapshot(sb, &snap)))
-		return die("snapshot", rc, sb);
-	release(sb);
 	char file[] = "/tmp/mote-wasm-bench-XXXXXX";
-	fd = mkstemp(file);
-	if (fd < 0)
-		return 1;
-	close(fd);
-	if ((rc = mote_snapshot_save(snap, file, 0)))
-		return die("save", rc, NULL);
-	mote_snapshot_free(snap);
+	rc = save_to_temp(sb, file);
+	release(sb);
+	if (rc)
+		return rc;
 	if ((rc = file_cold_starts(file, v)))
 		return rc;
 	snprintf(note, sizeof(note), "%.2fx the interpreted module's, %.2fx the C guest's",
@@ -304,14 +314,10 @@ static int bench_plain_guest(double *v)
 	if (rc)
 		return die("plain guest", rc, NULL);
 	char file[] = "/tmp/mote-wasm-bench-XXXXXX";
-	int fd = mkstemp(file);
-	if (fd < 0)
-		return 1;
-	close(fd);
-	if ((rc = mote_sandbox_snapshot(sb, &snap)) || (rc = mote_snapshot_save(snap, file, 0)))
-		return die("plain snapshot", rc, sb);
-	mote_snapshot_free(snap);
+	rc = save_to_temp(sb, file);
 	release(sb);
+	if (rc)
+		return rc;
 	for (int i = 0; i < runs; i++) {
 		double t0 = now_us();
 		if ((rc = mote_snapshot_open(file, MOTE_SNAPSHOT_VERIFY_HEADER, &snap)))

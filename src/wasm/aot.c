@@ -782,6 +782,14 @@ static void emit_store(tr *t, uint8_t op, uint32_t off)
 	emit(t, "MW_ST(%s, %S, %xu, %S);\n", S[k], a, off, v);
 }
 
+/* table.get/set: open a block with T_ (the table) and i_ (the index, in
+ * bounds or trapped); the caller closes it. */
+static void open_table_access(tr *t, uint32_t tab, uint32_t index_slot)
+{
+	emit(t, "{ const mw_aot_table *T_ = c->tables[%u]; uint32_t i_ = %S; ", tab, index_slot);
+	emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap(MW_AOT_TABLE_OOB); ");
+}
+
 /* ------------------------------------------------------------ bodies */
 
 static bool translate_body(tr *t, uint32_t fidx)
@@ -1046,11 +1054,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 		}
 		case W_OP(table_get): {
 			uint32_t tab = rd_u32(t);
-			uint32_t i = pop(t);
-			emit(t, "{ const mw_aot_table *T_ = c->tables[%u]; uint32_t i_ = %S; ", tab,
-			     i);
-			emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap("
-			        "MW_AOT_TABLE_OOB); ");
+			open_table_access(t, tab, pop(t));
 			uint32_t d = push(t, m->tables[tab].elem);
 			emit(t, "%S = T_->elems[i_]; }\n", d);
 			break;
@@ -1058,11 +1062,7 @@ static bool translate_body(tr *t, uint32_t fidx)
 		case W_OP(table_set): {
 			uint32_t tab = rd_u32(t);
 			uint32_t v = pop(t);
-			uint32_t i = pop(t);
-			emit(t, "{ const mw_aot_table *T_ = c->tables[%u]; uint32_t i_ = %S; ", tab,
-			     i);
-			emit(t, "if (MW_AOT_UNLIKELY(i_ >= T_->size)) mw__aot_trap("
-			        "MW_AOT_TABLE_OOB); ");
+			open_table_access(t, tab, pop(t));
 			emit(t, "T_->elems[i_] = %S; }\n", v);
 			break;
 		}
