@@ -87,8 +87,9 @@ MOTE_API int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snapshot,
  * tree's, else the installed one (PREFIX/share/mote/sdk): mote-cc, the
  * headers translated code includes, lib/libmote_wasmrt.a. Results are cached
  * in $MOTE_CACHE_DIR (default $XDG_CACHE_HOME/mote or ~/.cache/mote), under
- * wasm-aot/, keyed by a SHA-256 of the module and of the SDK, so a module is
- * compiled once per machine. Errors: -MOTE_EBADWASM an invalid module (the
+ * wasm-aot/, keyed by a SHA-256 of the module, its translation to C and the
+ * SDK, so a module is compiled once per machine and never reused after the
+ * translator changes. Errors: -MOTE_EBADWASM an invalid module (the
  * validator's message, before anything is generated), -MOTE_ECOMPILE no SDK
  * or the C compiler failed (its first messages in the detail), -MOTE_EIO
  * the output cannot be written. */

@@ -145,7 +145,22 @@ static bool cache_dir(char *out, size_t cap)
 }
 
 /* The cache key: the module and everything that shapes what it becomes. */
-static int cache_key(const char *sdk, const void *wasm, size_t len, char hex[65])
+/* The translation of a module, in parts (one C file each). */
+struct translation {
+	unsigned parts;
+	char *c[16];
+	size_t len[16];
+};
+
+static void translation_free(struct translation *tr)
+{
+	for (unsigned p = 0; p < tr->parts; p++)
+		free(tr->c[p]);
+	tr->parts = 0;
+}
+
+static int cache_key(const char *sdk, const void *wasm, size_t len, const struct translation *tr,
+                     char hex[65])
 {
 	EVP_MD_CTX *h = EVP_MD_CTX_new();
 	if (!h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
@@ -159,6 +174,12 @@ static int cache_key(const char *sdk, const void *wasm, size_t len, char hex[65]
 	uint8_t d[SHA256_DIGEST_LENGTH];
 	SHA256(wasm, len, d);
 	EVP_DigestUpdate(h, d, sizeof(d));
+	/* The C itself: a change in the translator (which lives in libmote,
+	 * not in the SDK) changes the key even where the version does not. */
+	for (unsigned p = 0; p < tr->parts; p++) {
+		SHA256((const uint8_t *)tr->c[p], tr->len[p], d);
+		EVP_DigestUpdate(h, d, sizeof(d));
+	}
 	static const char *const parts[] = {"lib/libmote_wasmrt.a", "mote-cc", "include/aot_abi.h",
 	                                    "include/fmath.h"};
 	int rc = 0;
@@ -309,28 +330,42 @@ static int translate_error(const mw_error *err)
 	}
 }
 
-/* Translate into work/module-P.c, compile the parts in parallel, link
- * work/module.elf. */
-static int compile_in(const char *sdk, const char *work, const void *wasm, size_t len)
+/* Translate `wasm` into tr. The C names its bytes "module.wasm", found by
+ * the assembler in the work directory (-Wa,-I), so the same module always
+ * translates to the same text. */
+static int translate(const void *wasm, size_t len, struct translation *tr)
 {
-	char wpath[PATH_CAP];
-	path_join(wpath, sizeof(wpath), work, "module.wasm");
+	tr->parts = 0;
 	unsigned parts = parts_for(len);
-	int rc = 0;
-	for (unsigned p = 0; p < parts && !rc; p++) {
-		mw_aot_options opt = {"w_", "mote_wasm_builtin", wpath, parts, p};
-		char *c;
-		size_t clen;
+	for (unsigned p = 0; p < parts; p++) {
+		mw_aot_options opt = {"w_", "mote_wasm_builtin", "module.wasm", parts, p};
 		mw_error err;
 		memset(&err, 0, sizeof(err));
-		if (mw_aot_translate(wasm, len, &opt, &c, &clen, &err) != 0)
+		if (mw_aot_translate(wasm, len, &opt, &tr->c[p], &tr->len[p], &err) != 0) {
+			translation_free(tr);
 			return translate_error(&err);
+		}
+		tr->parts = p + 1;
+	}
+	return 0;
+}
+
+/* Write the translation into work/module-P.c, compile the parts in
+ * parallel, link work/module.elf. */
+static int compile_in(const char *sdk, const char *work, const void *wasm, size_t len,
+                      const struct translation *tr)
+{
+	char wpath[PATH_CAP], asm_inc[PATH_CAP + 8];
+	path_join(wpath, sizeof(wpath), work, "module.wasm");
+	snprintf(asm_inc, sizeof(asm_inc), "-Wa,-I%s", work);
+	unsigned parts = tr->parts;
+	int rc = 0;
+	for (unsigned p = 0; p < parts && !rc; p++) {
 		char name[32], cpath[PATH_CAP];
 		snprintf(name, sizeof(name), "module-%u.c", p);
 		path_join(cpath, sizeof(cpath), work, name);
-		if (write_all(cpath, c, clen) != 0)
+		if (write_all(cpath, tr->c[p], tr->len[p]) != 0)
 			rc = mote_fail(-MOTE_EIO, "cannot write in %s: %s", work, strerror(errno));
-		free(c);
 	}
 	if (!rc && write_all(wpath, wasm, len) != 0)
 		rc = mote_fail(-MOTE_EIO, "cannot write in %s: %s", work, strerror(errno));
@@ -347,8 +382,8 @@ static int compile_in(const char *sdk, const char *work, const void *wasm, size_
 		path_join(objs[p], sizeof(objs[p]), work, name);
 		snprintf(name, sizeof(name), "cc-%u.log", p);
 		path_join(logs[p], sizeof(logs[p]), work, name);
-		char *args[] = {"-c", "-o", objs[p], src};
-		pids[p] = spawn_cc(sdk, args, 4, logs[p]);
+		char *args[] = {asm_inc, "-c", "-o", objs[p], src};
+		pids[p] = spawn_cc(sdk, args, 5, logs[p]);
 		if (pids[p] < 0) {
 			rc = -MOTE_ECOMPILE;
 			break;
@@ -395,12 +430,17 @@ int mote_wasm_compile(const void *wasm, size_t len, const char *out_path, unsign
 		                 env && *env ? " ($MOTE_WASM_SDK)" : " or ",
 		                 env && *env ? "" : MOTE_WASM_SDK_INSTALL);
 	}
+	struct translation tr;
+	int rc = translate(wasm, len, &tr);
+	if (rc)
+		return rc;
 	char dir[PATH_CAP], key[65], cached[PATH_CAP + 80];
 	bool use_cache = !(flags & MOTE_WASM_COMPILE_NO_CACHE) && cache_dir(dir, sizeof(dir)) &&
-	                 cache_key(sdk, wasm, len, key) == 0;
+	                 cache_key(sdk, wasm, len, &tr, key) == 0;
 	if (use_cache) {
 		snprintf(cached, sizeof(cached), "%s/%s.elf", dir, key);
 		if (access(cached, R_OK) == 0) {
+			translation_free(&tr);
 			if (copy_file(cached, out_path) != 0)
 				return mote_fail(-MOTE_EIO, "cannot write %s: %s", out_path,
 				                 strerror(errno));
@@ -410,10 +450,13 @@ int mote_wasm_compile(const void *wasm, size_t len, const char *out_path, unsign
 	char work[PATH_CAP];
 	const char *tmp = getenv("TMPDIR");
 	snprintf(work, sizeof(work), "%s/mote-wasm-compile-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(work))
+	if (!mkdtemp(work)) {
+		translation_free(&tr);
 		return mote_fail(-MOTE_EIO, "cannot make a directory for compiling: %s",
 		                 strerror(errno));
-	int rc = compile_in(sdk, work, wasm, len);
+	}
+	rc = compile_in(sdk, work, wasm, len, &tr);
+	translation_free(&tr);
 	char elf[PATH_CAP + 16];
 	snprintf(elf, sizeof(elf), "%s/module.elf", work);
 	if (!rc && copy_file(elf, out_path) != 0)
