@@ -132,3 +132,17 @@ BENCHES += $(WASM_SB_BENCH)
 wasm-sandbox-bench: $(WASM_SB_BENCH)
 	$(WASM_SB_BENCH) --runs 21
 .PHONY: wasm-sandbox-bench
+
+# test_wasm_compiled: tests/test_wasm_sandbox.c again, on every test module
+# compiled ahead of time into MODULES/NAME.elf (the cache in test-cache keeps
+# rebuilds cheap). A sandbox-level test: `make test` runs it per backend.
+WASM_TEST_ELFS := $(WASM_TEST_MODULES:.wasm=.elf)
+$(BUILD)/wasm-modules/%.elf: $(BUILD)/wasm-modules/%.wasm $(MOTE_BIN) $(WASM_SDK_STAMP)
+	MOTE_CACHE_DIR=$(CURDIR)/$(BUILD)/test-cache $(MOTE_BIN) wasm compile $< -o $@
+
+$(BUILD)/tests/test_wasm_compiled: tests/test_wasm_sandbox.c tests/test.h $(LIBMOTE_A) \
+		$(TEST_GUESTS) $(WASM_TEST_MODULES) $(WASM_TEST_ELFS) $(MOTE_BIN)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -DMOTE_TEST_COMPILED -DMOTE_BUILD_DIR=\"$(BUILD)\" -o $@ $< \
+		$(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
+SANDBOX_TESTS += $(BUILD)/tests/test_wasm_compiled

@@ -1,7 +1,14 @@
-/* Wasm sandboxes on real KVM (include/mote/wasm.h): modules built with clang
- * from tests/wasm-modules/ run inside a sandbox by mote's engine. Loads,
- * calls with every value type, signature checks, traps, malformed modules,
- * imports, unload, snapshots, memory isolation, WASI and the CLI. */
+/* Wasm sandboxes (include/mote/wasm.h): modules built with clang from
+ * tests/wasm-modules/ run inside a sandbox by mote's engine. Loads, calls
+ * with every value type, signature checks, traps, malformed modules,
+ * imports, unload, snapshots, memory isolation, WASI and the CLI.
+ *
+ * Built twice. test_wasm_sandbox interprets the modules. test_wasm_compiled
+ * (MOTE_TEST_COMPILED) runs the same tests on the modules compiled ahead of
+ * time (the Makefile runs `mote wasm compile` on each into MODULES/NAME.elf):
+ * a sandbox is made for its module with mote_wasm_sandbox_new_compiled,
+ * load_again() loads that module again, and a different module loaded into
+ * it (WASM_FILE) is interpreted, as it would be for any user. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +24,19 @@
 #include "test.h"
 
 #define MODULES MOTE_BUILD_DIR "/wasm-modules/"
-#define ARITH MODULES "arith.wasm"
-#define IMPORTS MODULES "imports.wasm"
-#define UNKNOWN_IMPORT MODULES "unknown_import.wasm"
-#define IMPORT_MEMORY MODULES "import_memory.wasm"
-#define WASI_HELLO MODULES "wasi_hello.wasm"
-#define WASI_STDIO MODULES "wasi_stdio.wasm"
-#define WASI_SLEEP MODULES "wasi_sleep.wasm"
+#ifdef MOTE_TEST_COMPILED
+#define MODULE(name) MODULES name ".elf"
+#else
+#define MODULE(name) MODULES name ".wasm"
+#endif
+#define WASM_FILE(name) MODULES name ".wasm" /* always the bytes: loaded into a sandbox */
+#define ARITH           MODULE("arith")
+#define IMPORTS         MODULE("imports")
+#define UNKNOWN_IMPORT  MODULE("unknown_import")
+#define IMPORT_MEMORY   MODULE("import_memory")
+#define WASI_HELLO      MODULE("wasi_hello")
+#define WASI_STDIO      MODULE("wasi_stdio")
+#define WASI_SLEEP      MODULE("wasi_sleep")
 #define MOTE_CLI MOTE_BUILD_DIR "/bin/mote"
 
 /* ---- helpers ---- */
@@ -41,6 +54,56 @@ static void capture(void *user, mote_log_level level, const char *text, size_t l
 	captured[ncaptured] = 0;
 }
 
+/* A Wasm sandbox for MODULE (NULL: none loaded). The error text of a
+ * failure is kept in open_error. */
+static char open_error[512];
+
+static int open_wasm(const mote_config *cfg, const mote_host_functions *fns, const char *module,
+                     mote_sandbox **out)
+{
+	mote_sandbox *sb = NULL;
+	int rc;
+	*out = NULL;
+#ifdef MOTE_TEST_COMPILED
+	/* Without a module: one compiled for ARITH, unloaded (load_again loads it). */
+	rc = mote_wasm_sandbox_new_compiled(module ? module : ARITH, cfg, fns, &sb);
+	if (rc) {
+		snprintf(open_error, sizeof(open_error), "%s", mote_last_error());
+		return rc;
+	}
+	/* Dropped in the guest too, for tests that call the runtime directly. */
+	if (!module && ((rc = mote_sandbox_call(sb, "unload", NULL, 0, NULL)) != 0 ||
+	                (rc = mote_wasm_unload(sb)) != 0))
+		snprintf(open_error, sizeof(open_error), "%s", mote_sandbox_last_error(sb));
+#else
+	rc = mote_wasm_sandbox_new(cfg, fns, &sb);
+	if (rc) {
+		snprintf(open_error, sizeof(open_error), "%s", mote_last_error());
+		return rc;
+	}
+	if (module && (rc = mote_wasm_load_file(sb, module)) != 0)
+		snprintf(open_error, sizeof(open_error), "%s", mote_sandbox_last_error(sb));
+#endif
+	if (rc) {
+		mote_sandbox_free(sb);
+		return rc;
+	}
+	*out = sb;
+	return 0;
+}
+
+/* Load MODULE again into SB, which open_wasm made for it (or, with no
+ * module, for ARITH). */
+static int load_again(mote_sandbox *sb, const char *module)
+{
+#ifdef MOTE_TEST_COMPILED
+	(void)module;
+	return mote_wasm_load(sb, NULL, 0); /* the module built in */
+#else
+	return mote_wasm_load_file(sb, module);
+#endif
+}
+
 static mote_sandbox *new_wasm(const mote_host_functions *fns, const char *module)
 {
 	mote_config *cfg;
@@ -48,17 +111,11 @@ static mote_sandbox *new_wasm(const mote_host_functions *fns, const char *module
 	if (mote_config_new(&cfg))
 		return NULL;
 	mote_config_set_output(cfg, capture, NULL);
-	int rc = mote_wasm_sandbox_new(cfg, fns, &sb);
+	int rc = open_wasm(cfg, fns, module, &sb);
 	mote_config_free(cfg);
-	if (rc) {
-		TEST_FAILF("mote_wasm_sandbox_new: %s: %s", mote_strerror(rc), mote_last_error());
-		return NULL;
-	}
-	if (module && (rc = mote_wasm_load_file(sb, module)) != 0) {
-		TEST_FAILF("load %s: %s: %s", module, mote_strerror(rc), mote_sandbox_last_error(sb));
-		mote_sandbox_free(sb);
-		return NULL;
-	}
+	if (rc)
+		TEST_FAILF("Wasm sandbox for %s: %s: %s", module ? module : "no module",
+		           mote_strerror(rc), open_error);
 	return sb;
 }
 
@@ -224,7 +281,7 @@ TEST(malformed_and_invalid_modules_are_refused_with_the_reason)
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "invalid wasm module: type mismatch");
 	CHECK(!mote_sandbox_poisoned(sb));
 	/* The sandbox still loads a good module. */
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "add", 2, 20, 22), 42);
 	CHECK_EQ_INT(mote_wasm_load_file(sb, "/nonexistent.wasm"), -MOTE_EIO);
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "cannot open /nonexistent.wasm");
@@ -461,7 +518,7 @@ TEST(env_memory_and_table_imports_are_provided)
 	CHECK_EQ_INT(call_u32(sb, "pages", 0, 0, 0), 5);
 	CHECK_EQ_INT(call_u32(sb, "fill_and_sum", 1, 10, 0), 45);
 	/* Loading again starts from the import's initial size. */
-	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORT_MEMORY), 0);
+	CHECK_EQ_INT(load_again(sb, IMPORT_MEMORY), 0);
 	CHECK_EQ_INT(call_u32(sb, "pages", 0, 0, 0), 2);
 	mote_sandbox_free(sb);
 }
@@ -490,7 +547,7 @@ TEST(env_memory_import_too_big_and_global_imports_are_refused)
 	CHECK_EQ_STR(mote_sandbox_last_error(sb),
 		     "unknown import env.g (global): only \"env\" functions, memories and tables "
 		     "and \"wasi_snapshot_preview1\" functions can be imported");
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 1), 2);
 	mote_sandbox_free(sb);
 }
@@ -499,13 +556,19 @@ TEST(unknown_import_fails_the_load_naming_it)
 {
 	mote_sandbox *sb = new_wasm(NULL, NULL);
 	REQUIRE(sb);
-	CHECK_EQ_INT(mote_wasm_load_file(sb, UNKNOWN_IMPORT), -MOTE_ENOFUNC);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASM_FILE("unknown_import")), -MOTE_ENOFUNC);
 	CHECK_EQ_STR(mote_sandbox_last_error(sb),
 		     "unknown import env.no_such_host_fn (i32) -> i32: no such host function");
+	/* A sandbox made for the module fails the same way. */
+	mote_sandbox *other = NULL;
+	CHECK_EQ_INT(open_wasm(NULL, NULL, UNKNOWN_IMPORT, &other), -MOTE_ENOFUNC);
+	CHECK_EQ_STR(open_error,
+	             "unknown import env.no_such_host_fn (i32) -> i32: no such host function");
+	CHECK(other == NULL);
 	/* imports.wasm needs six host functions; this sandbox has none. */
-	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), -MOTE_ENOFUNC);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASM_FILE("imports")), -MOTE_ENOFUNC);
 	CHECK_CONTAINS(mote_sandbox_last_error(sb), "unknown import env.host_add");
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 1), 2);
 	mote_sandbox_free(sb);
 }
@@ -514,14 +577,16 @@ TEST(import_of_the_wrong_type_fails_the_load)
 {
 	mote_host_functions *fns = import_functions(true);
 	REQUIRE(fns);
-	mote_sandbox *sb = new_wasm(fns, NULL);
-	mote_host_functions_free(fns);
+	mote_sandbox *sb = new_wasm(fns, NULL), *other = NULL;
 	REQUIRE(sb);
-	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), -MOTE_ESIGNATURE);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASM_FILE("imports")), -MOTE_ESIGNATURE);
 	CHECK_EQ_STR(mote_sandbox_last_error(sb),
 		     "incompatible import type env.host_add: the module imports (i32, i32) -> "
 		     "i32, host function 'i64 host_add(i64, i64)' is (i64, i64) -> i64");
 	mote_sandbox_free(sb);
+	CHECK_EQ_INT(open_wasm(NULL, fns, IMPORTS, &other), -MOTE_ESIGNATURE);
+	CHECK_CONTAINS(open_error, "incompatible import type env.host_add: ");
+	mote_host_functions_free(fns);
 }
 
 /* ---- unload, exports ---- */
@@ -535,17 +600,19 @@ TEST(unload_then_load_another_module)
 	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
 	CHECK_EQ_INT(mote_wasm_call(sb, "bump", NULL, 0, NULL, 0, NULL), -MOTE_EINVAL);
 	CHECK_EQ_STR(mote_sandbox_last_error(sb), "no wasm module is loaded");
-	CHECK_EQ_INT(mote_wasm_load_file(sb, IMPORTS), 0);
+	CHECK_EQ_INT(mote_wasm_load_file(sb, WASM_FILE("imports")), 0);
 	CHECK_EQ_INT(call_i32(sb, "call_add", 2, 1, 2), 6);
 	CHECK_EQ_INT(mote_wasm_call(sb, "bump", NULL, 0, NULL, 0, NULL), -MOTE_ENOFUNC);
 	/* Loading over a loaded module replaces it, with fresh state. */
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 1);
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "bump", 0, 0, 0), 1);
 	for (int i = 0; i < 20; i++) { /* no growth across cycles */
 		CHECK_EQ_INT(mote_wasm_unload(sb), 0);
-		CHECK_EQ_INT(mote_wasm_load_file(sb, i % 2 ? ARITH : IMPORTS), 0);
+		CHECK_EQ_INT(i % 2 ? load_again(sb, ARITH)
+		                   : mote_wasm_load_file(sb, WASM_FILE("imports")),
+		             0);
 	}
 	CHECK_EQ_INT(call_i32(sb, "fib", 1, 15, 0), 610);
 	mote_sandbox_free(sb);
@@ -591,7 +658,7 @@ TEST(runtime_functions_work_through_the_plain_api)
 {
 	mote_sandbox *sb = new_wasm(NULL, NULL);
 	REQUIRE(sb);
-	FILE *f = fopen(ARITH, "rb");
+	FILE *f = fopen(WASM_FILE("arith"), "rb");
 	REQUIRE(f);
 	static unsigned char mod[65536];
 	size_t len = fread(mod, 1, sizeof(mod), f);
@@ -684,7 +751,7 @@ TEST(snapshot_with_module_loaded_round_trips_through_a_file)
 		CHECK_EQ_STR(mote_sandbox_last_error(b), "wasm trap: integer divide by zero");
 		/* Unload returns to the runtime; another module loads. */
 		CHECK_EQ_INT(mote_wasm_unload(a), 0);
-		CHECK_EQ_INT(mote_wasm_load_file(a, IMPORTS), 0);
+		CHECK_EQ_INT(mote_wasm_load_file(a, WASM_FILE("imports")), 0);
 		CHECK_EQ_INT(call_i32(a, "call_add", 2, 3, 4), 14);
 	}
 	/* The snapshot requires the host functions the sandbox had. */
@@ -704,20 +771,19 @@ TEST(timeout_poisons_and_unload_recovers)
 	REQUIRE(mote_config_new(&cfg) == 0);
 	mote_config_set_timeout_us(cfg, 50000);
 	mote_sandbox *sb = NULL;
-	CHECK_EQ_INT(mote_wasm_sandbox_new(cfg, NULL, &sb), 0);
+	CHECK_EQ_INT(open_wasm(cfg, NULL, ARITH, &sb), 0);
 	mote_config_free(cfg);
 	REQUIRE(sb);
-	REQUIRE(mote_wasm_load_file(sb, ARITH) == 0);
 	CHECK_EQ_INT(mote_wasm_call(sb, "spin", NULL, 0, NULL, 0, NULL), -MOTE_ETIMEDOUT);
 	CHECK(mote_sandbox_poisoned(sb));
 	CHECK_EQ_INT(mote_wasm_call(sb, "add", NULL, 0, NULL, 0, NULL), -MOTE_EPOISONED);
 	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
 	CHECK(!mote_sandbox_poisoned(sb));
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "add", 2, 40, 2), 42);
 	/* Loading into a poisoned sandbox starts over by itself. */
 	CHECK_EQ_INT(mote_wasm_call(sb, "spin", NULL, 0, NULL, 0, NULL), -MOTE_ETIMEDOUT);
-	CHECK_EQ_INT(mote_wasm_load_file(sb, ARITH), 0);
+	CHECK_EQ_INT(load_again(sb, ARITH), 0);
 	CHECK_EQ_INT(call_i32(sb, "add", 2, 1, 2), 3);
 	mote_sandbox_free(sb);
 }
@@ -729,17 +795,17 @@ TEST(larger_sizes_use_their_own_runtime)
 	mote_config_set_heap_size(cfg, 512ull << 20);
 	mote_config_set_input_size(cfg, 20ull << 20);
 	mote_sandbox *sb = NULL;
-	CHECK_EQ_INT(mote_wasm_sandbox_new(cfg, NULL, &sb), 0);
+	CHECK_EQ_INT(open_wasm(cfg, NULL, NULL, &sb), 0);
 	mote_config_free(cfg);
 	REQUIRE(sb);
 	mote_memory_info mi;
 	mote_sandbox_memory_info(sb, &mi);
 	CHECK_EQ_U64(mi.heap_size, 512ull << 20);
 	CHECK_EQ_U64(mi.input_size, 20ull << 20);
-	REQUIRE(mote_wasm_load_file(sb, ARITH) == 0);
+	REQUIRE(load_again(sb, ARITH) == 0);
 	CHECK_EQ_INT(call_i32(sb, "grow", 1, 4000, 0), 2); /* up to 256 MiB now */
 	CHECK_EQ_INT(mote_wasm_unload(sb), 0);
-	REQUIRE(mote_wasm_load_file(sb, ARITH) == 0);
+	REQUIRE(load_again(sb, ARITH) == 0);
 	CHECK_EQ_INT(call_i32(sb, "pages", 0, 0, 0), 2);
 	mote_sandbox_free(sb);
 }
@@ -749,10 +815,10 @@ static void *thread_main(void *arg)
 	int *ok = arg;
 	mote_sandbox *sb;
 	*ok = 0;
-	if (mote_wasm_sandbox_new(NULL, NULL, &sb))
+	if (open_wasm(NULL, NULL, ARITH, &sb))
 		return NULL;
 	mote_value args[2] = {mote_i32(20), mote_i32(22)}, r;
-	if (mote_wasm_load_file(sb, ARITH) == 0 && mote_wasm_call(sb, "add", args, 2, &r, 1, NULL) == 0)
+	if (mote_wasm_call(sb, "add", args, 2, &r, 1, NULL) == 0)
 		*ok = r.v.i32 == 42;
 	mote_sandbox_free(sb);
 	return NULL;
@@ -773,7 +839,7 @@ TEST(sandboxes_on_several_threads)
 /* ---- WASI ---- */
 TEST(wasi_command_reads_standard_input)
 {
-	mote_sandbox *sb = new_wasm(NULL, MOTE_BUILD_DIR "/wasm-modules/wasi_cat.wasm");
+	mote_sandbox *sb = new_wasm(NULL, MODULE("wasi_cat"));
 	REQUIRE(sb);
 	const char *argv[] = {"cat"};
 	int code = -1;
@@ -784,7 +850,7 @@ TEST(wasi_command_reads_standard_input)
 	CHECK_EQ_INT(code, 0);
 	CHECK_EQ_STR(captured, "0 bytes\n");
 	mote_sandbox_free(sb);
-	sb = new_wasm(NULL, MOTE_BUILD_DIR "/wasm-modules/wasi_cat.wasm");
+	sb = new_wasm(NULL, MODULE("wasi_cat"));
 	REQUIRE(sb);
 	static char big[100000];
 	memset(big, 'x', sizeof(big));
@@ -845,7 +911,7 @@ TEST(wasi_command_gets_arguments_environment_output_and_exit_code)
 }
 
 /* ---- WASI files ---- */
-#define WASI_FILES MOTE_BUILD_DIR "/wasm-modules/wasi_files.wasm"
+#define WASI_FILES MODULE("wasi_files")
 
 /* root/a.txt, root/sub/, root/link -> a.txt, root/escape -> ../outside/s.txt,
  * root/many/ with 300 files (a listing takes several fd_readdir calls),
@@ -976,7 +1042,7 @@ TEST(wasi_files_are_closed_with_their_module)
 	CHECK_EQ_STR(captured, "keep /data/a.txt: kept\nkeep /data/link: kept\n"
 			       "keep /data/sub: kept\n");
 	CHECK_EQ_INT(count_fds(), with_preopen + 3);
-	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_FILES), 0);
+	CHECK_EQ_INT(load_again(sb, WASI_FILES), 0);
 	CHECK_EQ_INT(count_fds(), with_preopen);
 	const char *cat[] = {"cat:/data/a.txt"};
 	CHECK_EQ_INT(run_files(sb, cat, 1), 0);
@@ -1188,12 +1254,10 @@ static mote_sandbox *stdio_sandbox(bool separate)
 		mote_config_set_output_streams(cfg, capture_streams, NULL);
 	else
 		mote_config_set_output(cfg, capture_streams, NULL);
-	int rc = mote_wasm_sandbox_new(cfg, NULL, &sb);
+	int rc = open_wasm(cfg, NULL, WASI_STDIO, &sb);
 	mote_config_free(cfg);
-	if (!rc)
-		rc = mote_wasm_load_file(sb, WASI_STDIO);
 	if (rc)
-		TEST_FAILF("stdio sandbox: %s: %s", mote_errname(rc), mote_last_error());
+		TEST_FAILF("stdio sandbox: %s: %s", mote_errname(rc), open_error);
 	memset(streams, 0, sizeof(streams));
 	memset(order, 0, sizeof(order));
 	return sb;
@@ -1272,7 +1336,7 @@ TEST(cli_keeps_stderr_apart)
 }
 
 /* ---- WASI links, read-only writes, descriptor calls ---- */
-#define WASI_LINKS MOTE_BUILD_DIR "/wasm-modules/wasi_links.wasm"
+#define WASI_LINKS MODULE("wasi_links")
 
 /* root/file.txt ("hello"), root/sub/in.txt ("inner"), and links:
  * flink -> file.txt, dlink -> sub, dangling -> missing, outabs ->
@@ -1566,7 +1630,7 @@ TEST(wasi_descriptor_calls_answer_for_what_each_descriptor_is)
 		"rights:0", "rights:1", "rights:3", "rights:/data/file.txt", "rights:/data/sub",
 		"rights:42"
 	};
-	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_LINKS), 0);
+	CHECK_EQ_INT(load_again(sb, WASI_LINKS), 0);
 	CHECK_EQ_INT(run_links(sb, rights_ops, NOPS(rights_ops)), 0);
 	/* 0x1b: fd_read, fd_datasync, fd_sync, fd_fdstat_set_flags; 0x59
 	 * the same with fd_write for fd_read; a file adds seek, tell,
@@ -1628,7 +1692,7 @@ TEST(wasi_descriptor_calls_answer_for_what_each_descriptor_is)
 	CHECK_EQ_INT(run_links(sb, after, 2), 0);
 	CHECK_EQ_STR(captured, "rights 1: type 0 flags 4 base 0x59 inheriting 0\n"
 			       "rights 3: type 3 flags 0 base 0x24e099 inheriting 0x1fffffff\n");
-	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_LINKS), 0);
+	CHECK_EQ_INT(load_again(sb, WASI_LINKS), 0);
 	CHECK_EQ_INT(run_links(sb, after, 1), 0);
 	CHECK_EQ_STR(captured, "rights 1: type 0 flags 0 base 0x59 inheriting 0\n");
 	mote_sandbox_free(sb);
@@ -1780,12 +1844,10 @@ static mote_sandbox *sleep_sandbox(uint64_t timeout_us)
 	mote_config_set_output(cfg, capture, NULL);
 	if (timeout_us)
 		mote_config_set_timeout_us(cfg, timeout_us);
-	int rc = mote_wasm_sandbox_new(cfg, NULL, &sb);
+	int rc = open_wasm(cfg, NULL, WASI_SLEEP, &sb);
 	mote_config_free(cfg);
-	if (!rc)
-		rc = mote_wasm_load_file(sb, WASI_SLEEP);
 	if (rc)
-		TEST_FAILF("sleep sandbox: %s: %s", mote_errname(rc), mote_last_error());
+		TEST_FAILF("sleep sandbox: %s: %s", mote_errname(rc), open_error);
 	ncaptured = 0;
 	captured[0] = 0;
 	return sb;
@@ -1850,7 +1912,7 @@ TEST(wasi_sleep_is_interrupted)
 }
 
 /* ---- Writable preopens ---- */
-#define WASI_WRITE MOTE_BUILD_DIR "/wasm-modules/wasi_write.wasm"
+#define WASI_WRITE MODULE("wasi_write")
 
 /* DIR/root (old.txt "old", sub/, esc -> ../outside/s.txt, absesc ->
  * DIR/outside/new.txt), DIR/outside/s.txt ("secret"), DIR/ro/file.txt
@@ -2107,7 +2169,7 @@ TEST(wasi_write_limits_stop_a_module_filling_the_disk)
 			       "trunc /out/f,10: ok\n"
 			       "alloc /out/f,20: ENOSPC\n");
 	/* Another module: the counts carry on. */
-	CHECK_EQ_INT(mote_wasm_load_file(sb, WASI_WRITE), 0);
+	CHECK_EQ_INT(load_again(sb, WASI_WRITE), 0);
 	const char *more[] = {"excl:/out/x", "excl:/out/f", "mkdir:/out/d", "symlink:f,/out/l",
 			      "put:/out/f,abc", "cat:/out/f", "unlink:/out/m0", "excl:/out/m0"};
 	CHECK_EQ_INT(run_write(sb, more, NOPS(more)), 0);

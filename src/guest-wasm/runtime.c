@@ -665,6 +665,10 @@ static int resolve(void *user, const mw_import_info *imp, mw_extern *out)
 
 /* ------------------------------------------------------------ load/unload */
 
+/* Set by `unload`, cleared by a load: after an explicit unload, calls do
+ * not load the compiled module built in by themselves. */
+static bool unloaded;
+
 static void do_unload(void)
 {
 	if (g_store)
@@ -769,6 +773,7 @@ static int do_load(const uint8_t *bytes, size_t len, const struct host_list *hos
 		do_unload();
 		return st;
 	}
+	unloaded = false;
 	return 0;
 }
 
@@ -1046,22 +1051,23 @@ MOTE_FN1(bytes, wasm_run, bytes, argv_env)
 	return reply(st);
 }
 
-/* For any mote client: failures through mote_fail(). */
+/* A compiled module is there without a load: the first call or listing
+ * loads it, resolving "env" imports from their wasm types as `load` does. */
+static int load_builtin(void)
+{
+	if (g_mod || unloaded || !&mote_wasm_builtin)
+		return 0;
+	return do_load(NULL, 0, NULL);
+}
+
+/* For any mote client: failures through mote_fail(). No bytes: the compiled
+ * module built in. */
 MOTE_FN1(i32, load, bytes, module)
 {
 	int st = do_load(module.ptr, module.len, NULL);
 	if (st)
 		mote_fail(g_msg);
 	return st;
-}
-
-/* A compiled module is there without a load: the first call or listing
- * loads it, resolving "env" imports from their wasm types as `load` does. */
-static int load_builtin(void)
-{
-	if (g_mod || !&mote_wasm_builtin)
-		return 0;
-	return do_load(NULL, 0, NULL);
 }
 
 MOTE_FN2(bytes, call, str, name, bytes, args)
@@ -1098,4 +1104,5 @@ MOTE_FN0(str, exports)
 MOTE_FN0(void, unload)
 {
 	do_unload();
+	unloaded = true;
 }
