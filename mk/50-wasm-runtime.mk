@@ -120,11 +120,17 @@ $(WASM_SB_BENCH_DIR)/small.wasm: bench/wasm-sandbox/small.c
 	@mkdir -p $(@D)
 	$(WASM_CLANG) $(WASM_SB_BENCH_FLAGS) -Wl,--export=fib -o $@ $<
 
+$(WASM_SB_BENCH_DIR)/padded.elf: bench/wasm-sandbox/padded.c $(MOTE_CC) $(LIBGUEST)
+	@mkdir -p $(@D)
+	$(MOTE_CC) -Wall -Wextra -Werror -o $@ $<
+
 $(WASM_SB_BENCH): bench/wasm-sandbox/wasm_sandbox_bench.c $(LIBMOTE_A) $(WASM_SDK_STAMP) \
-		  $(WASM_SB_BENCH_DIR)/small.wasm $(WASM_SB_BENCH_DIR)/big.wasm
+		  $(WASM_SB_BENCH_DIR)/small.wasm $(WASM_SB_BENCH_DIR)/big.wasm \
+		  $(WASM_SB_BENCH_DIR)/padded.elf $(BUILD)/examples/hello.elf
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -DWASM_SANDBOX_BENCH_DIR=\"$(WASM_SB_BENCH_DIR)\" \
-		-DWASM_SANDBOX_BENCH_GUEST=\"$(BUILD)/examples/hello.elf\" -o $@ $< \
+		-DWASM_SANDBOX_BENCH_GUEST=\"$(BUILD)/examples/hello.elf\" \
+		-DWASM_SANDBOX_BENCH_PADDED=\"$(WASM_SB_BENCH_DIR)/padded.elf\" -o $@ $< \
 		$(LIBMOTE_A) $(HOST_LDFLAGS) $(HOST_LIBS)
 
 BENCHES += $(WASM_SB_BENCH)

@@ -573,13 +573,15 @@ static int check_host_functions(const struct mote_snapshot *snap,
 		const struct mote_sig *want = &snap->meta.host_fns[i];
 		const struct mote_host_fn_entry *have =
 			mote_host_functions_find(fns, want->name, strlen(want->name));
-		char ws[256], hs[256];
+		if (have && mote_sig_equal(&have->sig, want))
+			continue;
+		char ws[256], hs[256]; /* formatted only to explain a mismatch */
 		mote_sig_format(want, ws, sizeof(ws));
 		if (!have) {
 			n += (size_t)snprintf(err + n, n < errlen ? errlen - n : 0, "%s'%s' missing",
 					      n ? "; " : "", ws);
 			rc = -MOTE_ENOFUNC;
-		} else if (!mote_sig_equal(&have->sig, want)) {
+		} else {
 			mote_sig_format(&have->sig, hs, sizeof(hs));
 			n += (size_t)snprintf(err + n, n < errlen ? errlen - n : 0,
 					      "%s'%s' registered as '%s'", n ? "; " : "", ws, hs);

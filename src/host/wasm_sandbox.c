@@ -312,6 +312,33 @@ bool mote_wasm_is_snapshot(const mote_snapshot *snap)
 	return snap && runtime_function_table(mote_snapshot_function_count(snap), snapshot_fn, snap);
 }
 
+/* The host functions a Wasm sandbox gets: the embedder's imports and WASI's.
+ * Most import nothing else, so that set is built once (read-only after);
+ * *owned says whether the caller frees what it got. */
+static pthread_once_t wasi_alone_once = PTHREAD_ONCE_INIT;
+static mote_host_functions *wasi_alone;
+
+static void build_wasi_alone(void)
+{
+	if (mote_wasi_host_functions(NULL, &wasi_alone))
+		wasi_alone = NULL; /* built per sandbox instead */
+}
+
+static int sandbox_host_functions(const mote_host_functions *imports, mote_host_functions **out,
+                                  bool *owned)
+{
+	if (!imports || !imports->n) {
+		pthread_once(&wasi_alone_once, build_wasi_alone);
+		if (wasi_alone) {
+			*out = wasi_alone;
+			*owned = false;
+			return 0;
+		}
+	}
+	*owned = true;
+	return mote_wasi_host_functions(imports, out);
+}
+
 int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snap, const mote_host_functions *imports,
 				    const mote_config *config, mote_sandbox **out)
 {
@@ -326,12 +353,14 @@ int mote_wasm_sandbox_from_snapshot(const mote_snapshot *snap, const mote_host_f
 		                 "runtime's functions)");
 	}
 	mote_host_functions *fns;
-	int rc = mote_wasi_host_functions(imports, &fns);
+	bool owned;
+	int rc = sandbox_host_functions(imports, &fns, &owned);
 	if (rc) {
 		return mote_fail(rc, "%s", mote_strerror(rc));
 	}
 	rc = mote_sandbox_from_snapshot(snap, fns, config, out);
-	mote_host_functions_free(fns);
+	if (owned)
+		mote_host_functions_free(fns);
 	return rc;
 }
 
@@ -370,12 +399,14 @@ int mote_wasm_sandbox_new_compiled(const char *elf_path, const mote_config *conf
 	cfg.input_size = s.input;
 	cfg.output_size = s.output;
 	mote_host_functions *fns;
-	int rc = mote_wasi_host_functions(imports, &fns);
+	bool owned;
+	int rc = sandbox_host_functions(imports, &fns, &owned);
 	if (rc)
 		return mote_fail(rc, "%s", mote_strerror(rc));
 	mote_sandbox *sb;
 	rc = mote_sandbox_new(elf_path, &cfg, fns, &sb);
-	mote_host_functions_free(fns);
+	if (owned)
+		mote_host_functions_free(fns);
 	if (rc)
 		return rc;
 	if (!mote_wasm_is_sandbox(sb)) {
