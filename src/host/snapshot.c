@@ -175,6 +175,35 @@ static int snapshot_map(struct mote_snapshot *snap, int map_flags)
 	return map_chain(snap, snap->map, PROT_READ, map_flags) ? -MOTE_ENOMEM : 0;
 }
 
+/* snap->map, mapped now if nobody needed it yet. A cold start (open, start,
+ * call) never does: the mmaps it saves are a tenth of a process-backend
+ * start, and a chain's files each had a view of their own. Threads may
+ * race here: one view wins, the others are unmapped. NULL (errno set) if
+ * it cannot be mapped. */
+static const uint8_t *snapshot_view(struct mote_snapshot *snap)
+{
+	uint8_t *have = __atomic_load_n(&snap->map, __ATOMIC_ACQUIRE);
+	if (have)
+		return have;
+	uint64_t size = snap->meta.layout.mem_size;
+	uint8_t *map =
+	    mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		return NULL;
+	if (map_chain(snap, map, PROT_READ, MAP_PRIVATE)) {
+		int e = errno;
+		munmap(map, size);
+		errno = e;
+		return NULL;
+	}
+	if (!__atomic_compare_exchange_n(&snap->map, &have, map, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		munmap(map, size);
+		return have;
+	}
+	return map;
+}
+
 /* present = parent's present | own. */
 static int snapshot_bitmaps(struct mote_snapshot *snap)
 {
@@ -397,9 +426,12 @@ fail:
 
 /* Make every page set in `pages` equal to the snapshot's, a batch of runs
  * at a time (one backend call each). */
-static int copy_back(struct mote_sandbox *sb, const struct mote_snapshot *snap,
-		     const uint64_t *pages)
+static int copy_back(struct mote_sandbox *sb, struct mote_snapshot *snap, const uint64_t *pages)
 {
+	const uint8_t *view = snapshot_view(snap);
+	if (!view)
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
+		                         strerror(errno));
 	struct mote_mem_copy v[64];
 	size_t n = 0;
 	int rc = 0;
@@ -409,7 +441,8 @@ static int copy_back(struct mote_sandbox *sb, const struct mote_snapshot *snap,
 			unsigned b = (unsigned)__builtin_ctzll(bits);
 			bits &= bits - 1;
 			uint64_t page = (uint64_t)w * 64 + b, off = page * MOTE_PAGE_SIZE;
-			void *src = mote_bitmap_test(snap->present, page) ? snap->map + off : NULL;
+			void *src =
+			    mote_bitmap_test(snap->present, page) ? (void *)(view + off) : NULL;
 			bool same_kind = n && (v[n - 1].buf == NULL) == (src == NULL);
 			if (same_kind && v[n - 1].gpa + v[n - 1].len == off) {
 				v[n - 1].len += MOTE_PAGE_SIZE;
@@ -869,9 +902,14 @@ int mote_snapshot_save(const mote_snapshot *csnap, const char *path, unsigned fl
 		}
 		rc = hash_file_range(m->path, m->offset, m->size, maps[i].sha256, err, sizeof(err));
 	}
+	const uint8_t *view = rc ? NULL : snapshot_view(snap);
+	if (!rc && !view) {
+		snprintf(err, sizeof(err), "cannot map snapshot memory: %s", strerror(errno));
+		rc = -MOTE_ENOMEM;
+	}
 	if (!rc)
-		rc = mote_snapfile_write(path, &meta, snap->map, layer ? snap->own : snap->present,
-					 err, sizeof(err));
+		rc = mote_snapfile_write(path, &meta, view, layer ? snap->own : snap->present, err,
+		                         sizeof(err));
 	for (size_t i = 0; i < snap->nmaps; i++)
 		mote_free(absorbed[i]);
 	if (rc) {
@@ -1059,13 +1097,7 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 				      snap->regions[i].size / MOTE_PAGE_SIZE);
 	for (size_t w = 0; w < snap->bitmap_words; w++)
 		snap->present[w] |= snap->own[w];
-	if (snapshot_map(snap, MAP_PRIVATE)) {
-		rc = mote_fail(-MOTE_ENOMEM, "%s: cannot map snapshot memory: %s", path,
-		               strerror(errno));
-		mote_snapshot_release(snap);
-		return rc;
-	}
-	snap->have_hash = true;
+	snap->have_hash = true; /* its memory view is mapped when needed */
 	registry_add(snap);
 	*out = snap;
 	return 0;

@@ -23,7 +23,10 @@ struct mote_snapshot {
 	 * right after the RAM ones (file snapshots only). */
 	struct mote_snap_region *window;
 	size_t nwindow;
-	uint8_t *map;      /* guest memory as of the snapshot, chain composed */
+	/* Guest memory as of the snapshot, chain composed: read by restores and
+	 * saves only, so a snapshot opened from a file maps it at the first of
+	 * those (snapshot_view); set once, atomically. */
+	uint8_t *map;
 	uint64_t *present; /* pages stored here or in an ancestor (others zero) */
 	uint64_t *own;     /* pages stored here */
 	size_t bitmap_words;
