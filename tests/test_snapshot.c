@@ -2,6 +2,7 @@
  * clearing, sharing one snapshot between sandboxes, host-function
  * requirements, and the file round trip. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -413,6 +414,82 @@ TEST(file_roundtrip_is_exact)
 	free(before.mem);
 	mote_snapshot_free(snap);
 	mote_sandbox_free(sb);
+}
+
+/* Sandboxes started from one opened file restore (and save) it from
+ * several threads at once: the snapshot's memory view, mapped at the first
+ * use, is mapped once for all of them. */
+struct restorer {
+	mote_snapshot *snap;
+	pthread_barrier_t *go;
+	const char *save_to;
+	uint64_t changed, restored;
+	int rc;
+};
+
+static void *restore_in_thread(void *arg)
+{
+	struct restorer *r = arg;
+	mote_sandbox *sb;
+	mote_value args[3] = {mote_u32(3), mote_u32(40), mote_u32(99)}, v;
+	r->rc = mote_sandbox_from_snapshot(r->snap, NULL, NULL, &sb);
+	pthread_barrier_wait(r->go);
+	if (r->rc)
+		return NULL;
+	if (!(r->rc = mote_sandbox_call(sb, "write_pattern", args, 3, &v)) &&
+	    !(r->rc = mote_sandbox_call(sb, "checksum", args, 2, &v)))
+		r->changed = v.v.u64;
+	if (!r->rc && r->save_to)
+		r->rc = mote_snapshot_save(r->snap, r->save_to, 0);
+	if (!r->rc)
+		r->rc = mote_sandbox_restore(sb, r->snap);
+	if (!r->rc && !(r->rc = mote_sandbox_call(sb, "checksum", args, 2, &v)))
+		r->restored = v.v.u64;
+	mote_sandbox_free(sb);
+	return NULL;
+}
+
+TEST(opened_file_restored_and_saved_from_several_threads)
+{
+	mote_sandbox *sb = new_snap_guest(2 << 20, NULL);
+	REQUIRE(sb);
+	call_i(sb, "write_pattern", 3, 40, 7);
+	const uint64_t want = (uint64_t)call_i(sb, "checksum", 3, 40, 0);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	char path[128], again[128];
+	snprintf(path, sizeof(path), "%s", tmp_path("threads.snap"));
+	snprintf(again, sizeof(again), "%s", tmp_path("threads-again.snap"));
+	CHECK_EQ_INT(mote_snapshot_save(snap, path, 0), 0);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+
+	mote_snapshot *opened;
+	REQUIRE(mote_snapshot_open(path, 0, &opened) == 0);
+	enum { N = 4 };
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, N);
+	struct restorer r[N];
+	pthread_t t[N];
+	for (int i = 0; i < N; i++) {
+		r[i] = (struct restorer){opened, &go, i == 0 ? again : NULL, 0, 0, -1};
+		REQUIRE(pthread_create(&t[i], NULL, restore_in_thread, &r[i]) == 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(r[i].rc, 0);
+		CHECK(r[i].changed != want);
+		CHECK_EQ_U64(r[i].restored, want);
+	}
+	pthread_barrier_destroy(&go);
+	mote_snapshot_free(opened);
+	/* What one of them saved starts with the same memory. */
+	REQUIRE(mote_snapshot_open(again, 0, &opened) == 0);
+	mote_sandbox *copy;
+	REQUIRE(mote_sandbox_from_snapshot(opened, NULL, NULL, &copy) == 0);
+	CHECK_EQ_U64((uint64_t)call_i(copy, "checksum", 3, 40, 0), want);
+	mote_sandbox_free(copy);
+	mote_snapshot_free(opened);
 }
 
 TEST(file_info_without_loading)
