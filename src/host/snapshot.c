@@ -1097,7 +1097,8 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 				      snap->regions[i].size / MOTE_PAGE_SIZE);
 	for (size_t w = 0; w < snap->bitmap_words; w++)
 		snap->present[w] |= snap->own[w];
-	snap->have_hash = true; /* its memory view is mapped when needed */
+	snap->have_hash = true;
+	/* No memory view yet: snapshot_view() maps it at the first restore or save. */
 	registry_add(snap);
 	*out = snap;
 	return 0;
