@@ -1350,6 +1350,41 @@ static bool on_process_backend(void)
 	return p;
 }
 
+/* libmote, for this test only: SETUP's wake arrives twice. */
+void mote__process_duplicate_setup_wake(bool on);
+
+/* The stub obeys each command once. A spare that reads PREPARE's wake late
+ * takes SETUP under it, and SETUP's own wake then arrives after READY: it
+ * used to run the guest before the host had set its registers ("execute at
+ * 0x0", about one process-backend start in 3000). Forced here on every
+ * setup: each sandbox must still answer its calls. */
+TEST(a_setup_command_seen_twice_runs_no_guest_code)
+{
+	if (!on_process_backend()) {
+		test_skipped_current = 1;
+		printf("SKIP a_setup_command_seen_twice_runs_no_guest_code: the stub exists on the "
+		       "process backend only\n");
+		return;
+	}
+	const int64_t want = (int64_t)address_of("syscall_at");
+	mote__process_duplicate_setup_wake(true);
+	for (int i = 0; i < 20; i++) {
+		mote_sandbox *sb = open_hostile();
+		CHECK(sb != NULL);
+		if (!sb)
+			break;
+		int rc = -1;
+		CHECK_EQ_U64((uint64_t)call_i64(sb, "syscall_at", NULL, 0, &rc), (uint64_t)want);
+		CHECK_EQ_INT(rc, 0);
+		if (rc)
+			printf("  start %d: %s\n", i, mote_sandbox_last_error(sb));
+		mote_sandbox_free(sb);
+		if (rc)
+			break;
+	}
+	mote__process_duplicate_setup_wake(false);
+}
+
 TEST(system_call_instruction)
 {
 	/* KVM: EFER.SCE is clear, so `syscall` is #UD; the process backend's

@@ -331,5 +331,9 @@ int mote__sandbox_read_memory(mote_sandbox *sb, uint64_t gpa, void *buf, uint64_
 /* For tests that count descriptors or processes: wait until the process
  * backend's spare stub is started, so every count sees the same set. */
 void mote__backend_quiesce(void);
+/* For a test of the stub's command protocol: every process-backend setup
+ * from now on gets SETUP's wake a second time after READY, as a spare that
+ * read PREPARE's wake late does (see stub.c, wait_for_host). */
+void mote__process_duplicate_setup_wake(bool on);
 
 #endif

@@ -188,6 +188,13 @@ void mote__backend_quiesce(void)
 	refill_spares();
 }
 
+static bool duplicate_setup_wake;
+
+void mote__process_duplicate_setup_wake(bool on)
+{
+	__atomic_store_n(&duplicate_setup_wake, on, __ATOMIC_RELAXED);
+}
+
 /* A ready stub for a new sandbox, waiting for the spawner if the pool is
  * empty (and for at least one fresh attempt if the last one failed). 0 or
  * an errno. */
@@ -868,6 +875,17 @@ static int proc_create_once(struct mote_sandbox *sb, bool *setup_fault)
 		rc = clear_soft_dirty(sb, p);
 		if (rc)
 			return rc;
+	}
+	if (__atomic_load_n(&duplicate_setup_wake, __ATOMIC_RELAXED)) {
+		/* `cmd` is still SETUP. Wait until the stub either takes it for
+		 * a new command (and reports what the guest did) or waits on. */
+		uint32_t reports = __atomic_load_n(&mb->to_host, __ATOMIC_ACQUIRE);
+		wake_stub(p);
+		for (int i = 0;
+		     i < 1000000 && __atomic_load_n(&mb->to_host, __ATOMIC_ACQUIRE) == reports &&
+		     !__atomic_load_n(&mb->stub_sleeping, __ATOMIC_ACQUIRE);
+		     i++)
+			spin_round(i);
 	}
 	/* From here the stub's word is guest-controlled: remember what setup
 	 * said now. */

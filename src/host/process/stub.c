@@ -150,13 +150,19 @@ static void spin_round(int i)
 
 static uint32_t do_map_command(uint32_t cmd);
 
-static void report_and_wait(uint32_t what)
+static void report(uint32_t what)
 {
-again:
 	__atomic_store_n(&mb->report, what, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&mb->to_host, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&mb->host_sleeping, __ATOMIC_SEQ_CST))
 		sys6(__NR_futex, (long)&mb->to_host, FUTEX_WAKE, 1, 0, 0, 0);
+}
+
+/* Wait for the host's next command after reporting `what`, doing the
+ * mapping commands that come meanwhile. */
+static void wait_for_host(uint32_t what)
+{
+again:;
 	/* Spin a little first after an exit (a host call, a full log, the end
 	 * of a call: the host often answers at once, and sleeping costs a wake
 	 * on both sides, across CPUs tens of microseconds inside a VM). Before
@@ -179,10 +185,24 @@ again:
 woken:
 	seen_to_stub = __atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE);
 	uint32_t cmd = __atomic_load_n(&mb->cmd, __ATOMIC_RELAXED);
+	/* The host writes SETUP right after PREPARE's wake. A spare that read
+	 * PREPARE's count late (preempted between that read and the read of
+	 * `cmd`) took SETUP under PREPARE's count, and SETUP's own wake
+	 * arrives here: the same command again, not a RUN. Obeyed, it ran the
+	 * guest before the host had set its registers (at rip 0). */
+	if (cmd == MOTE_STUB_CMD_SETUP || cmd == MOTE_STUB_CMD_PREPARE)
+		goto again;
 	if (cmd == MOTE_STUB_CMD_MAP || cmd == MOTE_STUB_CMD_UNMAP) {
 		what = do_map_command(cmd);
+		report(what);
 		goto again;
 	}
+}
+
+static void report_and_wait(uint32_t what)
+{
+	report(what);
+	wait_for_host(what);
 }
 
 static bool window_range(uint64_t addr, uint64_t len)
@@ -648,13 +668,20 @@ static SETUP_CODE void set_up_sandbox(void)
 	if (got != (long)mb->nfds)
 		setup_failed("receiving the files of guest memory", got < 0 ? got : -9);
 	map_guest_memory(fds, got);
-	/* Only the mailbox mapping, the socket, the userfaultfd and guest
-	 * memory are needed from here. */
-	long r = sys3(__NR_close_range, 0, MOTE_STUB_FD_SOCKET - 1, 0);
-	if (r)
-		setup_failed("close_range", r);
 	if (mb->flags & MOTE_STUB_WANT_UFFD_WP)
 		track_writes();
+}
+
+/* The rest of the setup, done after READY while the host finishes its own
+ * part of the start (~20 us of the stub's work off a cold start's path),
+ * and before any guest instruction. It cannot report a failure any more:
+ * the stub dies, and the host finds it gone at the first call. */
+static SETUP_CODE void finish_setup(void)
+{
+	/* Only the mailbox mapping, the socket, the userfaultfd and guest
+	 * memory are needed from here. */
+	if (sys3(__NR_close_range, 0, MOTE_STUB_FD_SOCKET - 1, 0))
+		die(7);
 	/* The image's pages into the page tables in one call rather than a
 	 * fault each on the first call (reads only: a write would make them
 	 * count as written). */
@@ -736,13 +763,14 @@ void mote_stub_main(unsigned long *sp)
 			die(5);
 	}
 	set_up_sandbox();
-	r = mote_stub_drop_setup((unsigned long)mote_stub_setup_start,
-	                         (unsigned long)(mote_stub_setup_end - mote_stub_setup_start));
-	if (r)
-		setup_failed("munmap of the setup code", r);
-	setup_mapped = false;
 	mb->exit_entry = (uint64_t)mote_stub_exit;
-	report_and_wait(MOTE_STUB_READY);
+	report(MOTE_STUB_READY);
+	finish_setup();
+	if (mote_stub_drop_setup((unsigned long)mote_stub_setup_start,
+	                         (unsigned long)(mote_stub_setup_end - mote_stub_setup_start)))
+		die(8);
+	setup_mapped = false;
+	wait_for_host(MOTE_STUB_READY);
 	fix_fpu_area(mb->cpu.fxsave);
 	mote_stub_enter_guest();
 }
