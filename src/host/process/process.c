@@ -740,28 +740,9 @@ static int send_fds(int sock, const int *fds, int n)
 
 static int clear_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p);
 
-static int proc_create_once(struct mote_sandbox *sb, bool *setup_fault);
-static void proc_destroy(struct mote_sandbox *sb);
-
-/* A fresh stub has twice been seen, under ASan in the TCG test VM, to fault
- * at address 0 with rip 0 before reporting READY (cause not found: see the
- * detail proc_create_once gives). The host is not at risk (the child only
- * crashed); rather than fail the creation, a new stub gets one more try. */
 static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 {
 	(void)core_end;
-	bool setup_fault = false;
-	int rc = proc_create_once(sb, &setup_fault);
-	if (rc && setup_fault) {
-		proc_destroy(sb);
-		setup_fault = false;
-		rc = proc_create_once(sb, &setup_fault);
-	}
-	return rc;
-}
-
-static int proc_create_once(struct mote_sandbox *sb, bool *setup_fault)
-{
 	pthread_once(&stub_once, stub_init_once);
 	if (stub_fd < 0)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "process backend: %s",
@@ -852,8 +833,8 @@ static int proc_create_once(struct mote_sandbox *sb, bool *setup_fault)
 	if (mb->report == MOTE_STUB_SETUP_FAILED)
 		return fail_setup(sb, p);
 	if (mb->report != MOTE_STUB_READY) {
-		/* Seen under load (report 4, a fault): say where, to find it. */
-		*setup_fault = true;
+		/* A stub that ran the guest (a repeated SETUP did: see stub.c):
+		 * say where. */
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND,
 		                         "process backend: unexpected report %u during setup "
 		                         "(vector %u, address 0x%llx, rip 0x%llx, reports %u)",
