@@ -99,8 +99,8 @@ $(BUILD)/wasm-modules/wasi_%.wasm: tests/wasm-modules/wasi_%.c tests/wasm-module
 	$(WASM_CLANG) --target=wasm32-wasi --sysroot=$(WASI_SYSROOT) -O2 -nodefaultlibs -o $@ $< -lc \
 		$(WASI_BUILTINS)
 
-$(BUILD)/tests/test_wasm_sandbox: $(WASM_TEST_MODULES) $(MOTE_BIN)
-$(BUILD)/tests/test_wasm_aot: $(WASM_TEST_MODULES) $(MOTE_BIN) $(WASM_SDK_STAMP)
+$(BUILD)/tests/test_wasm_sandbox: $(WASM_TEST_MODULES) $(MOTE_BIN) tests/wasm_imports.h
+$(BUILD)/tests/test_wasm_aot: $(WASM_TEST_MODULES) $(MOTE_BIN) $(WASM_SDK_STAMP) tests/wasm_imports.h
 
 # Benchmark (not part of `make`): cold start of a Wasm sandbox from a
 # snapshot with the module loaded vs creating one and loading the module,
@@ -146,7 +146,7 @@ WASM_TEST_ELFS := $(WASM_TEST_MODULES:.wasm=.elf)
 $(BUILD)/wasm-modules/%.elf: $(BUILD)/wasm-modules/%.wasm $(MOTE_BIN) $(WASM_SDK_STAMP)
 	MOTE_CACHE_DIR=$(CURDIR)/$(BUILD)/test-cache $(MOTE_BIN) wasm compile $< -o $@
 
-$(BUILD)/tests/test_wasm_compiled: tests/test_wasm_sandbox.c tests/test.h $(LIBMOTE_A) \
+$(BUILD)/tests/test_wasm_compiled: tests/test_wasm_sandbox.c tests/test.h tests/wasm_imports.h $(LIBMOTE_A) \
 		$(TEST_GUESTS) $(WASM_TEST_MODULES) $(WASM_TEST_ELFS) $(MOTE_BIN)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -DMOTE_TEST_COMPILED -DMOTE_BUILD_DIR=\"$(BUILD)\" -o $@ $< \

@@ -14,6 +14,7 @@
 #include "mote.h"
 #include "mote/wasm.h"
 #include "test.h"
+#include "wasm_imports.h"
 
 #define MODULES    MOTE_BUILD_DIR "/wasm-modules/"
 #define ARITH      MODULES "arith.wasm"
@@ -174,82 +175,10 @@ TEST(deep_recursion_is_call_stack_exhausted)
 	unlink(elf);
 }
 
-static char seen_log[128];
-
-static int host_add(void *user, mote_sandbox *sb, const mote_value *args, size_t n, mote_value *ret)
-{
-	(void)user;
-	(void)sb;
-	(void)n;
-	ret->v.i32 = args[0].v.i32 + args[1].v.i32;
-	return 0;
-}
-
-static int host_mix(void *user, mote_sandbox *sb, const mote_value *args, size_t n, mote_value *ret)
-{
-	(void)user;
-	(void)sb;
-	(void)n;
-	ret->v.f64 = (double)args[0].v.i64 * 2 + args[1].v.f32 + args[2].v.f64;
-	return 0;
-}
-
-static int host_log(void *user, mote_sandbox *sb, const mote_value *args, size_t n, mote_value *ret)
-{
-	(void)user;
-	(void)sb;
-	(void)n;
-	(void)ret;
-	snprintf(seen_log, sizeof(seen_log), "%.*s", (int)args[0].v.buf.len,
-	         (const char *)args[0].v.buf.ptr);
-	return 0;
-}
-
-static int host_sum(void *user, mote_sandbox *sb, const mote_value *args, size_t n, mote_value *ret)
-{
-	(void)user;
-	(void)sb;
-	(void)n;
-	uint32_t s = 0;
-	const uint8_t *p = args[0].v.buf.ptr;
-	for (size_t i = 0; i < args[0].v.buf.len; i++)
-		s += p[i];
-	ret->v.u32 = s;
-	return 0;
-}
-
-static int host_bytes_back(void *user, mote_sandbox *sb, const mote_value *args, size_t n,
-                           mote_value *ret)
-{
-	(void)user;
-	(void)n;
-	size_t len = args[0].v.buf.len;
-	uint8_t *out = mote_hostcall_scratch(sb, len + 8);
-	if (!out)
-		return -MOTE_ENOMEM;
-	const uint8_t *in = args[0].v.buf.ptr;
-	for (size_t i = 0; i < len; i++)
-		out[i] = in[len - 1 - i];
-	ret->v.buf.ptr = out;
-	ret->v.buf.len = len;
-	return 0;
-}
-
 TEST(host_functions_are_called_from_compiled_code)
 {
-	mote_host_functions *fns;
-	REQUIRE(mote_host_functions_new(&fns) == 0);
-	const mote_type ii[2] = {MOTE_I32, MOTE_I32}, mix[3] = {MOTE_I64, MOTE_F32, MOTE_F64};
-	const mote_type str[1] = {MOTE_STRING}, bytes[1] = {MOTE_BYTES};
-	int rc = mote_host_functions_add(fns, "host_add", MOTE_I32, ii, 2, host_add, NULL);
-	rc |= mote_host_functions_add(fns, "host_mix", MOTE_F64, mix, 3, host_mix, NULL);
-	rc |= mote_host_functions_add(fns, "host_log", MOTE_VOID, str, 1, host_log, NULL);
-	rc |= mote_host_functions_add(fns, "host_sum", MOTE_U32, bytes, 1, host_sum, NULL);
-	rc |=
-	    mote_host_functions_add(fns, "host_greet", MOTE_STRING, str, 1, host_bytes_back, NULL);
-	rc |= mote_host_functions_add(fns, "host_reverse", MOTE_BYTES, bytes, 1, host_bytes_back,
-	                              NULL);
-	REQUIRE(rc == 0);
+	mote_host_functions *fns = import_functions(false);
+	REQUIRE(fns);
 	mote_sandbox *c = new_compiled(compiled(IMPORTS, "imports"), fns);
 	mote_sandbox *i = new_interpreted(IMPORTS, fns);
 	REQUIRE(c && i);
