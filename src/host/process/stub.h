@@ -118,6 +118,10 @@ struct mote_mailbox {
 	uint32_t park;
 	uint32_t cmd;
 	uint32_t report; /* MOTE_STUB_READY ... */
+	/* Set (and woken) by a spare when it is done with everything that
+	 * does not depend on a sandbox, or failed at it: it then spins for a
+	 * while before it sleeps (stub.c). The spawner waits for it. */
+	uint32_t spare_ready;
 
 	/* The guest's CPU state: saved by the stub at every report, loaded
 	 * at every run (the host may have changed it). */
@@ -149,8 +153,8 @@ struct mote_mailbox {
 	uint64_t size;           /* bytes of the mailbox, maps included */
 	struct mote_stub_cpuid cpuid[MOTE_STUB_MAX_CPUID];
 	char detail[160];
-	/* Followed, at `maps_offset`, by nmaps mappings, made in order with
-	 * their final rights (later ones over earlier ones). */
+	/* Followed, at `maps_offset`, by nmaps mappings with their final
+	 * rights, none overlapping another. */
 	uint64_t maps_offset;
 };
 
