@@ -300,6 +300,37 @@ uint64_t mote_layout_leaf(const uint8_t *mem, uint64_t mem_size, uint64_t va, ui
 	return 0;
 }
 
+uint64_t mote_layout_leaf_run(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span)
+{
+	const uint64_t alike = PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_NX;
+	uint64_t table = MOTE_PGTABLE_ADDR;
+	for (int level = 3; level >= 0; level--) {
+		unsigned shift = 12 + 9 * (unsigned)level;
+		unsigned idx = (unsigned)(va >> shift) & 511;
+		uint64_t at = table + idx * 8ull, e = 0;
+		if (at + 8 <= mem_size)
+			memcpy(&e, mem + at, 8);
+		bool leaf = !(e & PTE_P) || level == 0 || (level <= 2 && (e & PTE_PS));
+		if (!leaf) {
+			table = e & PTE_ADDR;
+			continue;
+		}
+		/* This entry, then those after it in the table that are alike. */
+		unsigned end = idx + 1;
+		for (; end < 512; end++) {
+			uint64_t next = 0, next_at = table + end * 8ull;
+			if (next_at + 8 <= mem_size)
+				memcpy(&next, mem + next_at, 8);
+			if ((next & alike) != (e & alike))
+				break;
+		}
+		*span = (((va >> shift) - idx + end) << shift) - va;
+		return e & PTE_P ? e : 0;
+	}
+	*span = MOTE_PAGE_SIZE;
+	return 0;
+}
+
 uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va)
 {
 	uint64_t span;

@@ -85,7 +85,8 @@ void mote_snapshot_release(struct mote_snapshot *snap)
 	if (snap->fd >= 0)
 		close(snap->fd);
 	mote_free(snap->regions);
-	mote_free(snap->present);
+	if (snap->present != snap->own)
+		mote_free(snap->present);
 	mote_free(snap->own);
 	mote_free(snap->file_path);
 	mote_mappings_free(snap->maps, snap->nmaps);
@@ -219,18 +220,27 @@ static const uint8_t *snapshot_view(struct mote_snapshot *snap)
 	return map;
 }
 
-/* present = parent's present | own. */
+/* From `own` and the regions, both set: present = parent's present | own
+ * (the same array without a parent), and where what is stored ends. */
 static int snapshot_bitmaps(struct mote_snapshot *snap)
 {
 	uint64_t pages = snap->meta.layout.mem_size / MOTE_PAGE_SIZE;
 	snap->bitmap_words = (size_t)((pages + 63) / 64);
-	snap->present = mote_calloc(snap->bitmap_words, sizeof(uint64_t));
-	if (!snap->own)
-		snap->own = mote_calloc(snap->bitmap_words, sizeof(uint64_t));
-	if (!snap->present || !snap->own)
+	snap->stored_end = snap->parent ? snap->parent->stored_end : 0;
+	if (snap->nregions) {
+		const struct mote_snap_region *last = &snap->regions[snap->nregions - 1];
+		if (last->guest_addr + last->size > snap->stored_end)
+			snap->stored_end = last->guest_addr + last->size;
+	}
+	if (!snap->parent) {
+		snap->present = snap->own;
+		return 0;
+	}
+	snap->present = mote_malloc(snap->bitmap_words * sizeof(uint64_t));
+	if (!snap->present)
 		return -MOTE_ENOMEM;
 	for (size_t w = 0; w < snap->bitmap_words; w++)
-		snap->present[w] = snap->own[w] | (snap->parent ? snap->parent->present[w] : 0);
+		snap->present[w] = snap->own[w] | snap->parent->present[w];
 	return 0;
 }
 
@@ -402,14 +412,14 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	}
 	memcpy(snap->own, snap->parent ? sb->dirty : sb->touched,
 	       sb->bitmap_words * sizeof(uint64_t));
-	if (snapshot_bitmaps(snap)) {
-		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-		goto fail;
-	}
 	rc = regions_from_bitmap(snap->own, sb->mem_size / MOTE_PAGE_SIZE, &snap->regions,
 				 &snap->nregions);
 	if (rc) {
 		rc = mote_sandbox_fail(sb, rc, "out of memory");
+		goto fail;
+	}
+	if (snapshot_bitmaps(snap)) {
+		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 		goto fail;
 	}
 
@@ -495,15 +505,19 @@ static int set_guest_functions(struct mote_sandbox *sb, const struct mote_snapsh
 static uint64_t stored_end(const struct mote_snapshot *snap)
 {
 	uint64_t end = snap->meta.layout.heap_base + MOTE_LARGE_PAGE_SIZE;
-	for (size_t w = snap->bitmap_words; w-- > 0;) {
-		if (snap->present[w]) {
-			uint64_t page = w * 64 + 63 - (uint64_t)__builtin_clzll(snap->present[w]);
-			if ((page + 1) * MOTE_PAGE_SIZE > end)
-				end = (page + 1) * MOTE_PAGE_SIZE;
-			break;
-		}
-	}
-	return end;
+	return snap->stored_end > end ? snap->stored_end : end;
+}
+
+/* The pages the snapshot chain stores, into a bitmap that is all zeros: a
+ * region at a time (a 1 GiB guest's bitmap is 4096 words, its regions a
+ * handful). */
+static void mark_stored(const struct mote_snapshot *snap, uint64_t *bitmap)
+{
+	if (snap->parent)
+		mark_stored(snap->parent, bitmap);
+	for (size_t i = 0; i < snap->nregions; i++)
+		mote_bitmap_set_range(bitmap, snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
+		                      snap->regions[i].size / MOTE_PAGE_SIZE);
 }
 
 /* Start the guest over from `snap`, as mote_sandbox_from_snapshot does, in
@@ -701,9 +715,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 	rc = mote_sandbox_alloc_bitmaps(sb);
 	if (rc)
 		goto fail;
-	for (size_t w = 0; w < sb->bitmap_words; w++) /* new bitmaps are zero: */
-		if (snap->present[w])                 /* write only what is set */
-			sb->touched[w] = snap->present[w];
+	mark_stored(snap, sb->touched); /* new bitmaps are zero */
 	rc = set_guest_functions(sb, snap);
 	if (rc)
 		goto fail;
@@ -1103,15 +1115,15 @@ static int open_file(const char *path, unsigned flags, unsigned depth, mote_snap
 	}
 	uint64_t pages = snap->meta.layout.mem_size / MOTE_PAGE_SIZE;
 	snap->own = mote_calloc((size_t)((pages + 63) / 64), sizeof(uint64_t));
+	if (snap->own)
+		for (size_t i = 0; i < snap->nregions; i++)
+			mote_bitmap_set_range(snap->own,
+			                      snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
+			                      snap->regions[i].size / MOTE_PAGE_SIZE);
 	if (!snap->own || snapshot_bitmaps(snap)) {
 		mote_snapshot_release(snap);
 		return mote_fail(-MOTE_ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < snap->nregions; i++)
-		mote_bitmap_set_range(snap->own, snap->regions[i].guest_addr / MOTE_PAGE_SIZE,
-				      snap->regions[i].size / MOTE_PAGE_SIZE);
-	for (size_t w = 0; w < snap->bitmap_words; w++)
-		snap->present[w] |= snap->own[w];
 	snap->have_hash = true;
 	/* No memory view yet: snapshot_view() maps it at the first restore or save. */
 	registry_add(snap);

@@ -30,6 +30,7 @@ struct mote_snapshot {
 	uint64_t *present; /* pages stored here or in an ancestor (others zero) */
 	uint64_t *own;     /* pages stored here */
 	size_t bitmap_words;
+	uint64_t stored_end; /* end of the highest page stored (0: none) */
 	/* The file this snapshot is known as (opened from or saved to). */
 	char *file_path; /* absolute */
 	bool have_hash;

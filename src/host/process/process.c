@@ -602,10 +602,10 @@ static int plan_address_space(struct mote_sandbox *sb, struct proc_sandbox *p, s
 	/* Nothing lives below MOTE_SYSTEM_BASE (mmap_min_addr). */
 	int rc = 0;
 	uint64_t run_lo = MOTE_SYSTEM_BASE, span;
-	uint32_t run_prot = prot_of(mote_layout_leaf(sb->mem, sb->mem_size, run_lo, &span));
-	for (uint64_t a = (run_lo & ~(span - 1)) + span; !rc; a = (a & ~(span - 1)) + span) {
+	uint32_t run_prot = prot_of(mote_layout_leaf_run(sb->mem, sb->mem_size, run_lo, &span));
+	for (uint64_t a = run_lo + span; !rc; a += span) {
 		uint32_t prot = a < sb->mem_size
-		                    ? prot_of(mote_layout_leaf(sb->mem, sb->mem_size, a, &span))
+		                    ? prot_of(mote_layout_leaf_run(sb->mem, sb->mem_size, a, &span))
 		                    : ~0u;
 		if (prot == run_prot)
 			continue;
