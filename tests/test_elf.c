@@ -1069,7 +1069,8 @@ TEST(real_guest_tables)
 	    "i32 call_host_wrong_types()", "i32 call_host_add(i32, i32)", "i32 last_rc()",
 	    "bytes big_result()", "void forge(u32)", "void abort_oom()", "i32 corrupt_log()",
 	    "void do_syscall()", "u64 syscall_at()", "void do_int80()", "u64 int80_at()",
-	    "void do_sysenter()", "u64 stub_gadget(u64, u64, u64, u64)", "void poke(u64, u32)",
+	    "void do_sysenter()", "u64 stub_gadget(u64, u64, u64, u64)",
+	    "u64 stub_gadget_ret(u64, u64, u64, u64)", "void poke(u64, u32)",
 	    "void fill(u64, u64, u32)", "void forge_report()");
 }
 

@@ -1418,18 +1418,20 @@ TEST(jump_into_stub_for_a_system_call)
 {
 	/* With the stub's own `syscall` instruction, the address check passes,
 	 * but the filter's argument checks do not: mmap over guest RAM, close
-	 * of the userfaultfd (it would end write tracking), write to stdout.
-	 * The stub dies rather than let them run: SIGSYS in its own code makes
-	 * it exit with 128 + 31 = 159. (Had one been allowed, the stub code
-	 * after that `syscall`, which is die()'s exit_group loop, would have
-	 * exited with the guest's first argument instead.) Under KVM the
-	 * address is not mapped at all. */
+	 * of the userfaultfd (it would end write tracking), write to stdout,
+	 * madvise other than MADV_DONTNEED in guest memory. The stub dies
+	 * rather than let them run: SIGSYS in its own code makes it exit with
+	 * 128 + 31 = 159. (stub_drops_only_guest_pages shows what an allowed
+	 * one gives back.) Under KVM the address is not mapped at all. */
 	static const uint64_t calls[][4] = {
-		{9, 0x200000, 4096, 3},   /* mmap(image, 4096, RW) */
-		{3, 999, 0, 0},           /* close(999): the userfaultfd */
-		{3, 998, 0, 0},           /* close(998): the socket */
-		{1, 1, 0x200000, 16},     /* write(1, ...) */
-		{39, 0, 0, 0},            /* getpid */
+	    {9, 0x200000, 4096, 3},           /* mmap(image, 4096, RW) */
+	    {3, 999, 0, 0},                   /* close(999): the userfaultfd */
+	    {3, 998, 0, 0},                   /* close(998): the socket */
+	    {1, 1, 0x200000, 16},             /* write(1, ...) */
+	    {39, 0, 0, 0},                    /* getpid */
+	    {28, 0x200000, 4096, 9},          /* madvise(image, MADV_REMOVE) */
+	    {28, 0x7e0000400000ull, 4096, 4}, /* madvise(mailbox, MADV_DONTNEED) */
+	    {28, 0x200000, 1ull << 32, 4},    /* madvise(4 GiB from the image, ...) */
 	};
 	bool process = on_process_backend();
 	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
@@ -1443,6 +1445,49 @@ TEST(jump_into_stub_for_a_system_call)
 			expect_clean_failure("stub_gadget", a, 4, -MOTE_EFAULT,
 					     "read at 0x7e0000001000 (page not mapped", NULL);
 	}
+}
+
+TEST(stub_drops_only_guest_pages)
+{
+	/* Restores have the stub drop the pages the guest wrote
+	 * (madvise(MADV_DONTNEED) in guest memory), so the filter lets the
+	 * guest's jump into the stub do so too: through a `syscall; ret`, the
+	 * call comes back with 0. It only returns the guest's own page to what
+	 * its last restore left, and restores stay exact. */
+	if (!on_process_backend()) {
+		test_skipped_current = 1;
+		printf("SKIP stub_drops_only_guest_pages: the stub exists on the process backend "
+		       "only\n");
+		return;
+	}
+	mote_sandbox *sb = open_hostile();
+	REQUIRE(sb);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	REQUIRE(mote_sandbox_restore(sb, snap) == 0); /* now backed by the snapshot */
+	int rc;
+	const uint64_t data = (uint64_t)call_i64(sb, "data_addr", NULL, 0, &rc);
+	mote_value at = mote_u64(data);
+	const int64_t before = call_i64(sb, "read_addr", &at, 1, &rc);
+	mote_value poke[2] = {mote_u64(data), mote_u32((uint32_t)(before + 1) & 0xff)};
+	CHECK_EQ_INT(mote_sandbox_call(sb, "poke", poke, 2, NULL), 0);
+	CHECK(call_i64(sb, "read_addr", &at, 1, &rc) != before);
+	mote_value drop[4] = {mote_u64(28), mote_u64(data & ~4095ull), mote_u64(4096), mote_u64(4)};
+	CHECK_EQ_INT(call_i64(sb, "stub_gadget_ret", drop, 4, &rc), 0);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_U64(call_i64(sb, "read_addr", &at, 1, &rc), before);
+	/* Anything else through the same gadget is refused. */
+	mote_value other[4] = {mote_u64(28), mote_u64(data & ~4095ull), mote_u64(4096),
+	                       mote_u64(9)}; /* MADV_REMOVE */
+	CHECK_EQ_INT(mote_sandbox_call(sb, "stub_gadget_ret", other, 4, NULL), -MOTE_EPROTOCOL);
+	CHECK_CONTAINS(mote_sandbox_last_error(sb), "the guest's process died (exit status 159)");
+	CHECK_EQ_INT(mote_sandbox_restore(sb, snap), 0);
+	CHECK_EQ_U64(call_i64(sb, "read_addr", &at, 1, &rc), before);
+	mote_value args[2] = {mote_i32(2), mote_i32(3)};
+	CHECK_EQ_INT(call_i64(sb, "add", args, 2, &rc), 5);
+	CHECK_EQ_INT(rc, 0);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
 }
 
 TEST(stub_setup_code_is_gone)

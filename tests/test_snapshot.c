@@ -416,6 +416,68 @@ TEST(file_roundtrip_is_exact)
 	mote_sandbox_free(sb);
 }
 
+/* Scribble, restore, compare everything, a few rounds: in place, each
+ * restore puts back only the pages written since the last (the process
+ * backend drops the guest's copies of them, so what backs them must be the
+ * snapshot's: the first restore after a snapshot of a running guest starts
+ * it over from the snapshot instead). */
+static void check_restores_exact(mote_sandbox *sb, mote_snapshot *snap, const struct image *want)
+{
+	for (uint32_t round = 0; round < 4; round++) {
+		call_i(sb, "write_pattern", round * 5, 40 + round, 9 + round);
+		for (int i = 0; i <= (int)round; i++)
+			call_i(sb, "bump", 0, 0, 0);
+		mote_value x = mote_f64(1.5 + round), r;
+		CHECK_EQ_INT(mote_sandbox_call(sb, "scale", &x, 1, &r), 0);
+		CHECK_EQ_INT(mote_sandbox_restore(sb, snap), 0);
+		struct image got;
+		if (capture(sb, &got)) {
+			TEST_FAILF("capture after round %u", round);
+			return;
+		}
+		check_same(want, &got);
+		free(got.mem);
+	}
+}
+
+TEST(restores_in_place_are_exact)
+{
+	mote_sandbox *sb = new_snap_guest(2 << 20, NULL);
+	REQUIRE(sb);
+	call_i(sb, "write_pattern", 0, 12, 1);
+	call_i(sb, "bump", 0, 0, 0);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	struct image want;
+	REQUIRE(capture(sb, &want) == 0);
+	check_restores_exact(sb, snap, &want);
+
+	/* Started from the snapshot's file, every restore is in place. */
+	const char *path = tmp_path("in-place.snap");
+	REQUIRE(path);
+	CHECK_EQ_INT(mote_snapshot_save(snap, path, 0), 0);
+	mote_snapshot *opened;
+	REQUIRE(mote_snapshot_open(path, 0, &opened) == 0);
+	mote_sandbox *copy;
+	REQUIRE(mote_sandbox_from_snapshot(opened, NULL, NULL, &copy) == 0);
+	check_restores_exact(copy, opened, &want);
+
+	/* And a layer over it: written pages over the file's. */
+	call_i(copy, "write_pattern", 7, 20, 3);
+	mote_snapshot *layer;
+	REQUIRE(mote_sandbox_snapshot(copy, &layer) == 0);
+	struct image want_layer;
+	REQUIRE(capture(copy, &want_layer) == 0);
+	check_restores_exact(copy, layer, &want_layer);
+	free(want_layer.mem);
+	mote_snapshot_free(layer);
+	mote_sandbox_free(copy);
+	mote_snapshot_free(opened);
+	free(want.mem);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+}
+
 /* Sandboxes started from one opened file restore (and save) it from
  * several threads at once: the snapshot's memory view, mapped at the first
  * use, is mapped once for all of them. */

@@ -91,13 +91,20 @@ struct mote_backend_ops {
 	/* OR into `bitmap` (one bit per 4 KiB page from guest address 0) the
 	 * pages the guest wrote since the last call, and forget them.
 	 * `written_back`: the caller writes every page reported back with
-	 * write() before the guest runs again, which forgets them too (the
-	 * process backend then skips one round of write protection). */
+	 * write() or reset() before the guest runs again, which forgets them
+	 * too (the process backend then skips one round of write
+	 * protection). */
 	int (*dirty_pages)(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back);
 
 	/* Guest memory the host cannot reach through sb->mem. */
 	int (*read)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
 	int (*write)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
+	/* Optional: make the ranges read as `buf` again, where what backs
+	 * them holds just that (sb->backed_by_base): a restore. The process
+	 * backend drops the guest's copies, in its own process, rather than
+	 * writing them back and protecting them again from outside, which
+	 * interrupts the CPU the guest last ran on. */
+	int (*reset)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);
 	/* Write guest memory the guest itself may not write, such as its
 	 * code (a debugger's breakpoints); the pages become this sandbox's. */
 	int (*poke)(struct mote_sandbox *sb, uint64_t gpa, const void *buf, size_t len);

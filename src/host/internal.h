@@ -213,6 +213,11 @@ struct mote_sandbox {
 
 	/* Snapshots. Bitmaps have one bit per 4 KiB guest page. */
 	struct mote_snapshot *base; /* what restore returns to cheaply */
+	/* The backend mapped guest memory from `base`'s own pages (a start or
+	 * restart from it), so a page reset to what backs it reads as the
+	 * base's (mote_backend_ops.reset). Not after a snapshot of the
+	 * running guest, whose pages written before it live only in it. */
+	bool backed_by_base;
 	uint64_t *touched;          /* pages that may differ from zero */
 	uint64_t *dirty;            /* pages written since `base` was set */
 	uint64_t *dirty_log;        /* scratch for the backend's dirty pages */

@@ -441,6 +441,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	mote_snapshot_release(sb->base);
 	snapshot_retain(snap);
 	sb->base = snap;
+	sb->backed_by_base = false;
 	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
 	*out = snap;
 	return 0;
@@ -453,6 +454,8 @@ fail:
  * at a time (one backend call each). */
 static int copy_back(struct mote_sandbox *sb, struct mote_snapshot *snap, const uint64_t *pages)
 {
+	int (*put)(struct mote_sandbox *, const struct mote_mem_copy *, size_t) =
+	    sb->backed_by_base && snap == sb->base && sb->be->reset ? sb->be->reset : sb->be->write;
 	const uint8_t *view = snapshot_view(snap);
 	if (!view)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
@@ -474,14 +477,14 @@ static int copy_back(struct mote_sandbox *sb, struct mote_snapshot *snap, const 
 				continue;
 			}
 			if (n == sizeof(v) / sizeof(v[0])) {
-				rc = sb->be->write(sb, v, n);
+				rc = put(sb, v, n);
 				n = 0;
 			}
 			v[n++] = (struct mote_mem_copy){off, src, MOTE_PAGE_SIZE};
 		}
 	}
 	if (!rc && n)
-		rc = sb->be->write(sb, v, n);
+		rc = put(sb, v, n);
 	return rc;
 }
 
@@ -556,9 +559,12 @@ static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
 		mote_snapshot_release(sb->base);
 		sb->base = snap;
 	}
+	sb->backed_by_base = true;
 	sb->poisoned = false;
 	sb->protocol_broken = false;
 	sb->err[0] = 0;
+	if (sb->ext && sb->ext->restored)
+		sb->ext->restored(sb, sb->ext_state);
 	return 0;
 }
 
@@ -576,8 +582,11 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 					 "sandbox's (%llu bytes)",
 					 (unsigned long long)snap->meta.layout.mem_size,
 					 (unsigned long long)sb->mem_size);
+	/* A backend that resets pages to what backs them starts over from a
+	 * base it was not started from, once: later restores are then resets. */
 	if (!sb->be->shares_host_memory &&
-	    (snap != sb->base || (sb->be->lost && (sb->protocol_broken || sb->be->lost(sb)))))
+	    (snap != sb->base || (sb->be->reset && !sb->backed_by_base) ||
+	     (sb->be->lost && (sb->protocol_broken || sb->be->lost(sb)))))
 		return rebuild_from(sb, snap);
 	bool any;
 	int rc = mote_sandbox_settle(sb);
@@ -729,6 +738,7 @@ int mote_sandbox_from_snapshot(const mote_snapshot *csnap,
 		goto fail;
 	snapshot_retain(snap);
 	sb->base = snap;
+	sb->backed_by_base = true;
 	*out = sb;
 	return 0;
 fail:

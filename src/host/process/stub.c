@@ -154,6 +154,7 @@ static void spin_round(int i)
 }
 
 static uint32_t do_map_command(uint32_t cmd);
+static uint32_t do_reset(void);
 
 static void report(uint32_t what)
 {
@@ -174,7 +175,9 @@ again:;
 	 * the host changes the page tables under a spinning stub (restores,
 	 * write tracking), whose CPU a TLB flush would then interrupt, it
 	 * parks it (`park`). */
-	int spin = what == MOTE_STUB_EXIT ? 2000 : what == MOTE_STUB_READY ? 4000 : 0;
+	int spin = what == MOTE_STUB_EXIT || what == MOTE_STUB_RESET_DONE ? 2000
+	           : what == MOTE_STUB_READY                              ? 4000
+	                                                                  : 0;
 	for (int i = 0; i < spin && !__atomic_load_n(&mb->park, __ATOMIC_RELAXED); i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
@@ -197,8 +200,8 @@ woken:
 	 * guest before the host had set its registers (at rip 0). */
 	if (cmd == MOTE_STUB_CMD_SETUP || cmd == MOTE_STUB_CMD_PREPARE)
 		goto again;
-	if (cmd == MOTE_STUB_CMD_MAP || cmd == MOTE_STUB_CMD_UNMAP) {
-		what = do_map_command(cmd);
+	if (cmd == MOTE_STUB_CMD_MAP || cmd == MOTE_STUB_CMD_UNMAP || cmd == MOTE_STUB_CMD_RESET) {
+		what = cmd == MOTE_STUB_CMD_RESET ? do_reset() : do_map_command(cmd);
 		report(what);
 		goto again;
 	}
@@ -276,6 +279,27 @@ static uint32_t do_map_command(uint32_t cmd)
 	}
 	mb->error_code = (uint64_t)r;
 	return MOTE_STUB_MAPPED;
+}
+
+static bool guest_range(uint64_t addr, uint64_t len);
+static uint32_t reset_capacity; /* ranges the mailbox holds (setup) */
+
+/* A restore (process.c, proc_reset): the pages the guest made its own go,
+ * and read from what backs them again. */
+static uint32_t do_reset(void)
+{
+	const struct mote_stub_range *r =
+	    (const struct mote_stub_range *)(MOTE_STUB_MAILBOX + MOTE_STUB_MAILBOX_HEADER);
+	uint32_t n = mb->nresets < reset_capacity ? mb->nresets : reset_capacity;
+	long err = 0;
+	for (uint32_t i = 0; i < n && !err; i++) {
+		uint64_t addr = r[i].addr, len = r[i].len;
+		err = guest_range(addr, len)
+		          ? sys3(__NR_madvise, (long)addr, (long)len, MADV_DONTNEED)
+		          : -22;
+	}
+	mb->error_code = (uint64_t)err;
+	return MOTE_STUB_RESET_DONE;
 }
 
 /* An all-zero FXSAVE area stands for the reset state (backend.h). */
@@ -600,7 +624,7 @@ static void install_filter(void)
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvmsg, 18, 0),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close, 21, 0),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 25, 0),
-	    TRAP,
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 29, 0),
 	    TRAP,
 	    /* mmap: inside the file-mapping window (its high word is
 	     * 0x10: [64 GiB, 68 GiB)), shorter than 4 GiB, MAP_FIXED. */
@@ -636,6 +660,17 @@ static void install_filter(void)
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAKE, 0, 1),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    TRAP,
+	    /* madvise: MADV_DONTNEED only, below the top of the mapping
+	     * window, shorter than 4 GiB (restores: a guest that calls it
+	     * drops its own pages, which then read as its last restore's). */
+	    ARG_HI(0),
+	    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)((MOTE_MAP_LIMIT - 1) >> 32), 5, 0),
+	    ARG_HI(1),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+	    ARG_LO(2),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_DONTNEED, 0, 1),
+	    ALLOW,
 	    TRAP,
 	};
 #undef LD
@@ -678,6 +713,8 @@ static SETUP_CODE void set_up_sandbox(void)
 		setup_failed("mailbox: mapping table outside the mailbox", -22);
 	if (mb->nfds > MOTE_STUB_MAX_FDS)
 		setup_failed("too many files", -22);
+	reset_capacity =
+	    (uint32_t)((size - MOTE_STUB_MAILBOX_HEADER) / sizeof(struct mote_stub_range));
 	int fds[MOTE_STUB_MAX_FDS];
 	long got = mb->nfds ? receive_fds(fds, (int)mb->nfds) : 0;
 	if (got != (long)mb->nfds)

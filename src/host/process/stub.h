@@ -55,6 +55,7 @@ enum {
 	MOTE_STUB_CMD_RUN = 1,     /* load `cpu`, run the guest until it exits */
 	MOTE_STUB_CMD_MAP = 2,     /* map the file sent on the socket: `map` */
 	MOTE_STUB_CMD_UNMAP = 3,   /* unmap `map.addr`, `map.len` */
+	MOTE_STUB_CMD_RESET = 6,   /* drop guest memory's pages in the `nresets` ranges */
 };
 
 /* Reports, stub -> host. */
@@ -66,6 +67,7 @@ enum {
 	MOTE_STUB_INTERRUPTED = 5,  /* the host's kick signal stopped the guest */
 	MOTE_STUB_IN = 6,           /* the guest executed `in` from `port` */
 	MOTE_STUB_MAPPED = 7,       /* MAP or UNMAP done; `error_code`: 0 or -errno */
+	MOTE_STUB_RESET_DONE = 8,   /* RESET done; `error_code`: 0 or -errno */
 };
 
 /* Features the stub found (READY). */
@@ -96,6 +98,12 @@ struct mote_stub_map {
 	uint32_t prot;   /* PROT_* */
 	uint32_t shared; /* MAP_SHARED rather than MAP_PRIVATE */
 	uint32_t pad;
+};
+
+/* RESET: a range of guest memory whose pages the stub drops
+ * (MADV_DONTNEED), so that they read from what backs them again. */
+struct mote_stub_range {
+	uint64_t addr, len;
 };
 
 /* One CPUID answer the stub gives when CPUID faulting is on. */
@@ -135,6 +143,9 @@ struct mote_mailbox {
 
 	/* MAP, UNMAP: in the file-mapping window only. */
 	struct mote_stub_map map;
+	/* RESET: ranges at MOTE_STUB_MAILBOX_HEADER (where the setup's
+	 * mappings were), in guest RAM only. */
+	uint32_t nresets;
 
 	/* READY. */
 	uint64_t exit_entry;

@@ -438,6 +438,29 @@ MOTE_FN4(u64, stub_gadget, u64, nr, u64, a0, u64, a1, u64, a2)
 	register uint64_t r9 __asm__("r9") = 0;
 	uint64_t ret;
 	__asm__ volatile("lea 1f(%%rip), %%r11\n\t"
+	                 "push %%r11\n\t"
+	                 "jmp *%[gadget]\n"
+	                 "1:"
+	                 : "=a"(ret)
+	                 : [gadget] "r"(p + i), "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10),
+	                   "r"(r8), "r"(r9)
+	                 : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* The same through a `syscall; ret` of the stub's, which comes back here
+ * with the system call's result when the filter lets it through. */
+MOTE_FN4(u64, stub_gadget_ret, u64, nr, u64, a0, u64, a1, u64, a2)
+{
+	const uint8_t *p = (const uint8_t *)(uintptr_t)STUB_TEXT;
+	size_t i = 0;
+	while (i < 65536 && !(p[i] == 0x0f && p[i + 1] == 0x05 && p[i + 2] == 0xc3))
+		i++;
+	register uint64_t r10 __asm__("r10") = 0;
+	register uint64_t r8 __asm__("r8") = 0;
+	register uint64_t r9 __asm__("r9") = 0;
+	uint64_t ret;
+	__asm__ volatile("lea 1f(%%rip), %%r11\n\t"
 			 "push %%r11\n\t"
 			 "jmp *%[gadget]\n"
 			 "1:"
