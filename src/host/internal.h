@@ -118,10 +118,8 @@ void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
  * mote_layout_write_system (0 if none); `mem` is guest memory. */
 uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va);
 /* The same, and in *span the bytes from va on that the entry (or the hole
- * where nothing is mapped) covers, to walk large ranges quickly. */
-uint64_t mote_layout_leaf(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span);
-/* The same, with *span extended over the entries after it in its table that
- * map alike (or leave unmapped): one walk per run rather than per entry. */
+ * where nothing is mapped) covers together with the entries after it in its
+ * table that map alike: one walk per run of them, not per entry. */
 uint64_t mote_layout_leaf_run(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span);
 #define MOTE_PTE_PRESENT 0x1ull
 #define MOTE_PTE_WRITE 0x2ull

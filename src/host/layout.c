@@ -279,60 +279,52 @@ void mote_layout_initial_state(const struct mote_layout *lay, uint64_t entry,
 	/* fxsave left zero: the CPU's reset state. */
 }
 
-uint64_t mote_layout_leaf(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span)
+/* The entry that maps `va` (a leaf, or the non-present entry where the walk
+ * stops; 0 past the tables), with the table and level it sits at. */
+static uint64_t walk_to_leaf(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *table,
+                             int *level)
 {
-	uint64_t table = MOTE_PGTABLE_ADDR;
-	for (int level = 3; level >= 0; level--) {
-		unsigned shift = 12 + 9 * (unsigned)level;
-		unsigned idx = (unsigned)(va >> shift) & 511;
-		uint64_t at = table + idx * 8ull, e = 0;
-		/* What this entry covers from va on: the rest of its page, or
-		 * of the hole where nothing is mapped. */
-		*span = (((va >> shift) + 1) << shift) - va;
+	uint64_t t = MOTE_PGTABLE_ADDR;
+	for (int l = 3; l >= 0; l--) {
+		uint64_t at = t + (((va >> (12 + 9 * (unsigned)l)) & 511) * 8ull), e = 0;
 		if (at + 8 <= mem_size)
 			memcpy(&e, mem + at, 8);
-		if (!(e & PTE_P))
-			return 0;
-		if (level == 0 || (level <= 2 && (e & PTE_PS))) /* 4 KiB, or a 2 MiB/1 GiB page */
+		if (!(e & PTE_P) || l == 0 || (l <= 2 && (e & PTE_PS))) { /* 4 KiB, 2 MiB, 1 GiB */
+			*table = t;
+			*level = l;
 			return e;
-		table = e & PTE_ADDR;
+		}
+		t = e & PTE_ADDR;
 	}
+	*table = t; /* not reached: level 0 is always a leaf */
+	*level = 0;
 	return 0;
 }
 
 uint64_t mote_layout_leaf_run(const uint8_t *mem, uint64_t mem_size, uint64_t va, uint64_t *span)
 {
 	const uint64_t alike = PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_NX;
-	uint64_t table = MOTE_PGTABLE_ADDR;
-	for (int level = 3; level >= 0; level--) {
-		unsigned shift = 12 + 9 * (unsigned)level;
-		unsigned idx = (unsigned)(va >> shift) & 511;
-		uint64_t at = table + idx * 8ull, e = 0;
-		if (at + 8 <= mem_size)
-			memcpy(&e, mem + at, 8);
-		bool leaf = !(e & PTE_P) || level == 0 || (level <= 2 && (e & PTE_PS));
-		if (!leaf) {
-			table = e & PTE_ADDR;
-			continue;
-		}
-		/* This entry, then those after it in the table that are alike. */
-		unsigned end = idx + 1;
-		for (; end < 512; end++) {
-			uint64_t next = 0, next_at = table + end * 8ull;
-			if (next_at + 8 <= mem_size)
-				memcpy(&next, mem + next_at, 8);
-			if ((next & alike) != (e & alike))
-				break;
-		}
-		*span = (((va >> shift) - idx + end) << shift) - va;
-		return e & PTE_P ? e : 0;
+	uint64_t table;
+	int level;
+	uint64_t e = walk_to_leaf(mem, mem_size, va, &table, &level);
+	unsigned shift = 12 + 9 * (unsigned)level, idx = (unsigned)(va >> shift) & 511;
+	/* This entry, then those after it in the table that are alike. */
+	unsigned end = idx + 1;
+	for (; end < 512; end++) {
+		uint64_t next = 0, next_at = table + end * 8ull;
+		if (next_at + 8 <= mem_size)
+			memcpy(&next, mem + next_at, 8);
+		if ((next & alike) != (e & alike))
+			break;
 	}
-	*span = MOTE_PAGE_SIZE;
-	return 0;
+	*span = (((va >> shift) - idx + end) << shift) - va;
+	return e & PTE_P ? e : 0;
 }
 
 uint64_t mote_layout_leaf_pte(const uint8_t *mem, uint64_t mem_size, uint64_t va)
 {
-	uint64_t span;
-	return mote_layout_leaf(mem, mem_size, va, &span);
+	uint64_t table;
+	int level;
+	uint64_t e = walk_to_leaf(mem, mem_size, va, &table, &level);
+	return e & PTE_P ? e : 0;
 }

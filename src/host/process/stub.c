@@ -663,7 +663,7 @@ static void install_filter(void)
 	    TRAP,
 	    /* madvise: MADV_DONTNEED only, below the top of the mapping
 	     * window, shorter than 4 GiB (restores: a guest that calls it
-	     * drops its own pages, which then read as its last restore's). */
+	     * drops its own pages, which then read as what backs them). */
 	    ARG_HI(0),
 	    BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)((MOTE_MAP_LIMIT - 1) >> 32), 5, 0),
 	    ARG_HI(1),

@@ -424,38 +424,23 @@ MOTE_FN0(void, do_sysenter)
 #define STUB_TEXT 0x7e0000001000ull
 #define STUB_MAILBOX 0x7e0000400000ull
 
-/* Find a `syscall` instruction in the stub's code and jump to it with the
- * registers of a system call the stub's filter must refuse from anyone:
- * nr, then the first three arguments. */
-MOTE_FN4(u64, stub_gadget, u64, nr, u64, a0, u64, a1, u64, a2)
+/* Jump to the stub's first `syscall` instruction followed by `tail_len`
+ * bytes of `tail` with the registers of a system call: nr, then the first
+ * three arguments, and a return address after the jump pushed. */
+static uint64_t jump_to_stub_syscall(const uint8_t *tail, size_t tail_len, uint64_t nr, uint64_t a0,
+                                     uint64_t a1, uint64_t a2)
 {
 	const uint8_t *p = (const uint8_t *)(uintptr_t)STUB_TEXT;
 	size_t i = 0;
-	while (i < 65536 && !(p[i] == 0x0f && p[i + 1] == 0x05))
-		i++;
-	register uint64_t r10 __asm__("r10") = 0;
-	register uint64_t r8 __asm__("r8") = 0;
-	register uint64_t r9 __asm__("r9") = 0;
-	uint64_t ret;
-	__asm__ volatile("lea 1f(%%rip), %%r11\n\t"
-	                 "push %%r11\n\t"
-	                 "jmp *%[gadget]\n"
-	                 "1:"
-	                 : "=a"(ret)
-	                 : [gadget] "r"(p + i), "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10),
-	                   "r"(r8), "r"(r9)
-	                 : "rcx", "r11", "memory");
-	return ret;
-}
-
-/* The same through a `syscall; ret` of the stub's, which comes back here
- * with the system call's result when the filter lets it through. */
-MOTE_FN4(u64, stub_gadget_ret, u64, nr, u64, a0, u64, a1, u64, a2)
-{
-	const uint8_t *p = (const uint8_t *)(uintptr_t)STUB_TEXT;
-	size_t i = 0;
-	while (i < 65536 && !(p[i] == 0x0f && p[i + 1] == 0x05 && p[i + 2] == 0xc3))
-		i++;
+	for (; i < 65536; i++) {
+		if (p[i] != 0x0f || p[i + 1] != 0x05)
+			continue;
+		size_t k = 0;
+		while (k < tail_len && p[i + 2 + k] == tail[k])
+			k++;
+		if (k == tail_len)
+			break;
+	}
 	register uint64_t r10 __asm__("r10") = 0;
 	register uint64_t r8 __asm__("r8") = 0;
 	register uint64_t r9 __asm__("r9") = 0;
@@ -469,6 +454,21 @@ MOTE_FN4(u64, stub_gadget_ret, u64, nr, u64, a0, u64, a1, u64, a2)
 			   "r"(r8), "r"(r9)
 			 : "rcx", "r11", "memory");
 	return ret;
+}
+
+/* A system call the stub's filter must refuse from anyone, through the
+ * first `syscall` of the stub's code. */
+MOTE_FN4(u64, stub_gadget, u64, nr, u64, a0, u64, a1, u64, a2)
+{
+	return jump_to_stub_syscall(NULL, 0, nr, a0, a1, a2);
+}
+
+/* The same through a `syscall; ret` of the stub's, which comes back here
+ * with the system call's result when the filter lets it through. */
+MOTE_FN4(u64, stub_gadget_ret, u64, nr, u64, a0, u64, a1, u64, a2)
+{
+	static const uint8_t ret = 0xc3;
+	return jump_to_stub_syscall(&ret, 1, nr, a0, a1, a2);
 }
 
 /* Write a byte at an address of the stub's (code, data, mailbox). */
