@@ -172,9 +172,10 @@ again:;
 	/* Spin a little first after an exit (a host call, a full log, the end
 	 * of a call: the host often answers at once, and sleeping costs a wake
 	 * on both sides, across CPUs tens of microseconds inside a VM). Before
-	 * the host changes the page tables under a spinning stub (restores,
-	 * write tracking), whose CPU a TLB flush would then interrupt, it
-	 * parks it (`park`). */
+	 * the host protects pages again under a spinning stub (after a
+	 * snapshot or a write of its own), whose CPU a TLB flush would then
+	 * interrupt, it parks it (`park`); a restore's RESET it sends to the
+	 * stub itself. */
 	int spin = what == MOTE_STUB_EXIT || what == MOTE_STUB_RESET_DONE ? 2000
 	           : what == MOTE_STUB_READY                              ? 4000
 	                                                                  : 0;
