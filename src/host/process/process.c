@@ -525,6 +525,20 @@ static uint32_t prot_of(uint64_t pte)
 	return prot;
 }
 
+/* The guest ranges the host shares with the child through one memfd: the
+ * boot-info page at its offset 0, the call buffers (input, output, log)
+ * after it. */
+struct window {
+	uint64_t lo, hi, offset;
+};
+
+static void shared_windows(const struct mote_sandbox *sb, struct window w[2])
+{
+	const struct mote_layout *l = &sb->layout;
+	w[0] = (struct window){MOTE_BOOTINFO_ADDR, MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE, 0};
+	w[1] = (struct window){l->in_buf, l->log_buf + l->log_size, MOTE_PAGE_SIZE};
+}
+
 /* Where the content of a guest range comes from: a piece of guest memory
  * or the shared window. */
 struct source {
@@ -586,7 +600,6 @@ static int add_range(struct setup *s, uint64_t lo, uint64_t hi, const struct sou
  * setup its filter lets no mmap land outside the file-mapping window. */
 static int plan_address_space(struct mote_sandbox *sb, struct proc_sandbox *p, struct setup *s)
 {
-	const struct mote_layout *l = &sb->layout;
 	size_t n = 0;
 	struct source *src = mote_malloc((sb->npieces + 2) * sizeof(*src));
 	if (!src)
@@ -595,10 +608,10 @@ static int plan_address_space(struct mote_sandbox *sb, struct proc_sandbox *p, s
 		const struct mote_mem_piece *pc = &sb->pieces[i];
 		src[n++] = (struct source){pc->gpa, pc->gpa + pc->size, pc->offset, pc->fd, false};
 	}
-	src[n++] = (struct source){MOTE_BOOTINFO_ADDR, MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE, 0,
-	                           p->shared_fd, true};
-	src[n++] = (struct source){l->in_buf, l->log_buf + l->log_size, MOTE_PAGE_SIZE,
-	                           p->shared_fd, true};
+	struct window w[2];
+	shared_windows(sb, w);
+	for (int i = 0; i < 2; i++)
+		src[n++] = (struct source){w[i].lo, w[i].hi, w[i].offset, p->shared_fd, true};
 	/* Nothing lives below MOTE_SYSTEM_BASE (mmap_min_addr). */
 	int rc = 0;
 	uint64_t run_lo = MOTE_SYSTEM_BASE, span;
@@ -660,8 +673,9 @@ static int fill_shared(struct mote_sandbox *sb, uint64_t gpa, uint64_t len)
  * here while the stub sets up. */
 static int size_window(struct mote_sandbox *sb, struct proc_sandbox *p)
 {
-	const struct mote_layout *l = &sb->layout;
-	p->shared_size = MOTE_PAGE_SIZE + (l->log_buf + l->log_size - l->in_buf);
+	struct window w[2];
+	shared_windows(sb, w);
+	p->shared_size = w[1].offset + (w[1].hi - w[1].lo);
 	if (ftruncate(p->shared_fd, (off_t)p->shared_size) < 0)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot size the shared memory: %s",
 		                         strerror(errno));
@@ -670,25 +684,26 @@ static int size_window(struct mote_sandbox *sb, struct proc_sandbox *p)
 
 static int share_window(struct mote_sandbox *sb, struct proc_sandbox *p)
 {
-	const struct mote_layout *l = &sb->layout;
-	uint64_t bufs = p->shared_size - MOTE_PAGE_SIZE;
-	if (mmap(sb->mem + MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE, PROT_READ | PROT_WRITE,
-	         MAP_SHARED | MAP_FIXED, p->shared_fd, 0) == MAP_FAILED ||
-	    mmap(sb->mem + l->in_buf, bufs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-	         p->shared_fd, MOTE_PAGE_SIZE) == MAP_FAILED)
-		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map shared memory: %s",
-		                         strerror(errno));
-	if (fill_shared(sb, MOTE_BOOTINFO_ADDR, MOTE_PAGE_SIZE) || fill_shared(sb, l->in_buf, bufs))
-		return mote_sandbox_fail(sb, -MOTE_EIO, "cannot fill shared memory: %s",
-		                         strerror(errno));
+	struct window w[2];
+	shared_windows(sb, w);
+	for (int i = 0; i < 2; i++) {
+		uint64_t len = w[i].hi - w[i].lo;
+		if (mmap(sb->mem + w[i].lo, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		         p->shared_fd, (off_t)w[i].offset) == MAP_FAILED)
+			return mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map shared memory: %s",
+			                         strerror(errno));
+		if (fill_shared(sb, w[i].lo, len))
+			return mote_sandbox_fail(sb, -MOTE_EIO, "cannot fill shared memory: %s",
+			                         strerror(errno));
+	}
 	return 0;
 }
 
 static bool shared_page(const struct mote_sandbox *sb, uint64_t gpa, uint64_t len)
 {
-	const struct mote_layout *l = &sb->layout;
-	return (gpa >= MOTE_BOOTINFO_ADDR && gpa + len <= MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE) ||
-	       (gpa >= l->in_buf && gpa + len <= l->log_buf + l->log_size);
+	struct window w[2];
+	shared_windows(sb, w);
+	return (gpa >= w[0].lo && gpa + len <= w[0].hi) || (gpa >= w[1].lo && gpa + len <= w[1].hi);
 }
 
 /* Writes are tracked where the guest may write: its data segments, the
@@ -1545,9 +1560,8 @@ static int proc_reset(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 		return proc_write(sb, v, n); /* its tracking is cleared all at once */
 	if (p->dead)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
-	const struct mote_layout *l = &sb->layout;
-	const uint64_t shared[2][2] = {{MOTE_BOOTINFO_ADDR, MOTE_BOOTINFO_ADDR + MOTE_PAGE_SIZE},
-	                               {l->in_buf, l->log_buf + l->log_size}};
+	struct window shared[2];
+	shared_windows(sb, shared);
 	struct mote_stub_range *r =
 	    (struct mote_stub_range *)((uint8_t *)p->mb + MOTE_STUB_MAILBOX_HEADER);
 	size_t cap = (p->mb_size - MOTE_STUB_MAILBOX_HEADER) / sizeof(*r), k = 0;
@@ -1559,13 +1573,13 @@ static int proc_reset(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 			uint64_t end = hi;
 			int in = -1;
 			for (int w = 0; w < 2; w++) {
-				if (lo >= shared[w][0] && lo < shared[w][1])
+				if (lo >= shared[w].lo && lo < shared[w].hi)
 					in = w;
-				else if (shared[w][0] > lo && shared[w][0] < end)
-					end = shared[w][0];
+				else if (shared[w].lo > lo && shared[w].lo < end)
+					end = shared[w].lo;
 			}
 			if (in >= 0) {
-				end = end < shared[in][1] ? end : shared[in][1];
+				end = end < shared[in].hi ? end : shared[in].hi;
 				const uint8_t *src = v[i].buf;
 				if (src)
 					memcpy(sb->mem + lo, src + (lo - v[i].gpa), end - lo);
