@@ -1350,6 +1350,17 @@ static bool on_process_backend(void)
 	return p;
 }
 
+/* For a test about the process backend's stub: false, with the test
+ * counted as skipped, on the KVM backend. */
+static bool stub_exists(const char *test)
+{
+	if (on_process_backend())
+		return true;
+	test_skipped_current = 1;
+	printf("SKIP %s: the stub exists on the process backend only\n", test);
+	return false;
+}
+
 /* libmote, for this test only: SETUP's wake arrives twice. */
 void mote__process_duplicate_setup_wake(bool on);
 
@@ -1360,12 +1371,8 @@ void mote__process_duplicate_setup_wake(bool on);
  * setup: each sandbox must still answer its calls. */
 TEST(a_setup_command_seen_twice_runs_no_guest_code)
 {
-	if (!on_process_backend()) {
-		test_skipped_current = 1;
-		printf("SKIP a_setup_command_seen_twice_runs_no_guest_code: the stub exists on the "
-		       "process backend only\n");
+	if (!stub_exists("a_setup_command_seen_twice_runs_no_guest_code"))
 		return;
-	}
 	const int64_t want = (int64_t)address_of("syscall_at");
 	mote__process_duplicate_setup_wake(true);
 	for (int i = 0; i < 20; i++) {
@@ -1454,12 +1461,8 @@ TEST(stub_drops_only_guest_pages)
 	 * guest's jump into the stub do so too: through a `syscall; ret`, the
 	 * call comes back with 0. It only returns the guest's own page to what
 	 * its last restore left, and restores stay exact. */
-	if (!on_process_backend()) {
-		test_skipped_current = 1;
-		printf("SKIP stub_drops_only_guest_pages: the stub exists on the process backend "
-		       "only\n");
+	if (!stub_exists("stub_drops_only_guest_pages"))
 		return;
-	}
 	mote_sandbox *sb = open_hostile();
 	REQUIRE(sb);
 	mote_snapshot *snap;
