@@ -175,10 +175,12 @@ again:;
 	 * the host protects pages again under a spinning stub (after a
 	 * snapshot or a write of its own), whose CPU a TLB flush would then
 	 * interrupt, it parks it (`park`); a restore's RESET it sends to the
-	 * stub itself. */
-	int spin = what == MOTE_STUB_EXIT || what == MOTE_STUB_RESET_DONE ? 2000
-	           : what == MOTE_STUB_READY                              ? 4000
-	                                                                  : 0;
+	 * stub itself. A page fault is often the guest's first touch of lazy
+	 * heap memory, which the host answers at once too. */
+	bool page_fault = what == MOTE_STUB_FAULT && mb->vector == 14; /* lazy memory */
+	int spin = what == MOTE_STUB_EXIT || what == MOTE_STUB_RESET_DONE || page_fault ? 2000
+	           : what == MOTE_STUB_READY                                            ? 4000
+	                                                                                : 0;
 	for (int i = 0; i < spin && !__atomic_load_n(&mb->park, __ATOMIC_RELAXED); i++) {
 		if (__atomic_load_n(&mb->to_stub, __ATOMIC_ACQUIRE) != seen_to_stub)
 			goto woken;
@@ -517,7 +519,8 @@ static void open_uffd(void)
 		return;
 	}
 	struct uffdio_api api = {.api = UFFD_API,
-	                         .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+	                         .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
+	                                     UFFD_FEATURE_SIGBUS};
 	long r = sys3(__NR_ioctl, fd, UFFDIO_API, &api);
 	if (!r) {
 		r = sys3(__NR_dup3, fd, MOTE_STUB_FD_UFFD, 02000000);
@@ -530,6 +533,47 @@ static void open_uffd(void)
 	uffd_error = uffd < 0 ? r : 0;
 }
 
+static SETUP_CODE void register_range(uint64_t lo, uint64_t hi, uint64_t mode)
+{
+	struct uffdio_register reg = {.range = {.start = lo, .len = hi - lo}, .mode = mode};
+	long r = sys3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg);
+	if (r)
+		setup_failed("UFFDIO_REGISTER", r);
+}
+
+/* A lazy range: its anonymous mappings are registered for missing pages
+ * only, so the guest's first touch of one raises SIGBUS (the host then
+ * registers that part for write tracking: "opens" it, process.c) and the
+ * host's scans skip the rest without walking it. Mappings from files are
+ * tracked at once (a missing-page registration cannot cover them). Runs of
+ * one kind are registered in one call. */
+static SETUP_CODE void register_lazy(uint64_t lo, uint64_t hi)
+{
+	const struct mote_stub_map *m =
+	    (const struct mote_stub_map *)((const uint8_t *)mb + mb->maps_offset);
+	uint64_t run_lo = 0, run_hi = 0, run_mode = 0;
+	for (uint32_t i = 0; i <= mb->nmaps; i++) {
+		uint64_t a = 0, b = 0, mode = 0;
+		if (i < mb->nmaps) {
+			a = m[i].addr > lo ? m[i].addr : lo;
+			b = m[i].addr + m[i].len < hi ? m[i].addr + m[i].len : hi;
+			if (a >= b)
+				continue;
+			mode = m[i].fd < 0 && !m[i].shared ? UFFDIO_REGISTER_MODE_MISSING
+			                                   : UFFDIO_REGISTER_MODE_WP;
+			if (run_hi == a && mode == run_mode) {
+				run_hi = b;
+				continue;
+			}
+		}
+		if (run_hi > run_lo)
+			register_range(run_lo, run_hi, run_mode);
+		run_lo = a;
+		run_hi = b;
+		run_mode = mode;
+	}
+}
+
 static SETUP_CODE void track_writes(void)
 {
 	if (uffd < 0)
@@ -539,11 +583,11 @@ static SETUP_CODE void track_writes(void)
 		uint64_t lo = mb->tracked[i][0], hi = mb->tracked[i][1];
 		if (hi <= lo || !guest_range(lo, hi - lo))
 			setup_failed("tracked range outside guest memory", -22);
-		struct uffdio_register reg = {.range = {.start = lo, .len = hi - lo},
-		                              .mode = UFFDIO_REGISTER_MODE_WP};
-		long r = sys3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg);
-		if (r)
-			setup_failed("UFFDIO_REGISTER", r);
+		if (mb->tracked_lazy & (1u << i)) {
+			register_lazy(lo, hi);
+			continue;
+		}
+		register_range(lo, hi, UFFDIO_REGISTER_MODE_WP);
 		/* Private memory needs no initial protection: pages not yet in
 		 * the page tables cost nothing to scan, and a page the guest
 		 * wrote is anonymous, which is how the host tells it from one
@@ -553,7 +597,7 @@ static SETUP_CODE void track_writes(void)
 			continue;
 		struct uffdio_writeprotect wp = {.range = {.start = lo, .len = hi - lo},
 		                                 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-		r = sys3(__NR_ioctl, uffd, UFFDIO_WRITEPROTECT, &wp);
+		long r = sys3(__NR_ioctl, uffd, UFFDIO_WRITEPROTECT, &wp);
 		if (r)
 			setup_failed("UFFDIO_WRITEPROTECT", r);
 	}

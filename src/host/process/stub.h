@@ -160,6 +160,7 @@ struct mote_mailbox {
 	uint64_t prefault[2]; /* guest range to read into the page tables at setup */
 	uint32_t ntracked;
 	uint32_t tracked_shared; /* bit i: range i is shared memory (write-protect it now) */
+	uint32_t tracked_lazy;   /* bit i: range i's anonymous memory is opened lazily */
 	uint64_t tracked[8][2];  /* guest RAM to track writes in: [start, end) */
 	uint64_t size;           /* bytes of the mailbox, maps included */
 	struct mote_stub_cpuid cpuid[MOTE_STUB_MAX_CPUID];
