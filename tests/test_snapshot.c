@@ -421,6 +421,23 @@ TEST(file_roundtrip_is_exact)
  * backend drops the guest's copies of them, so what backs them must be the
  * snapshot's: the first restore after a snapshot of a running guest starts
  * it over from the snapshot instead). */
+/* Save `snap` as `name`, open the file and start a sandbox from it; NULL
+ * (the test failed) on any error. */
+static mote_sandbox *start_from_saved(mote_snapshot *snap, const char *name, mote_snapshot **opened)
+{
+	const char *path = tmp_path(name);
+	mote_sandbox *sb = NULL;
+	*opened = NULL;
+	int rc = path ? mote_snapshot_save(snap, path, 0) : -MOTE_ENOMEM;
+	if (!rc)
+		rc = mote_snapshot_open(path, 0, opened);
+	if (!rc)
+		rc = mote_sandbox_from_snapshot(*opened, NULL, NULL, &sb);
+	if (rc)
+		TEST_FAILF("start from %s: %s: %s", name, mote_strerror(rc), mote_last_error());
+	return sb;
+}
+
 static void check_restores_exact(mote_sandbox *sb, mote_snapshot *snap, const struct image *want)
 {
 	for (uint32_t round = 0; round < 4; round++) {
@@ -453,13 +470,9 @@ TEST(restores_in_place_are_exact)
 	check_restores_exact(sb, snap, &want);
 
 	/* Started from the snapshot's file, every restore is in place. */
-	const char *path = tmp_path("in-place.snap");
-	REQUIRE(path);
-	CHECK_EQ_INT(mote_snapshot_save(snap, path, 0), 0);
 	mote_snapshot *opened;
-	REQUIRE(mote_snapshot_open(path, 0, &opened) == 0);
-	mote_sandbox *copy;
-	REQUIRE(mote_sandbox_from_snapshot(opened, NULL, NULL, &copy) == 0);
+	mote_sandbox *copy = start_from_saved(snap, "in-place.snap", &opened);
+	REQUIRE(copy);
 	check_restores_exact(copy, opened, &want);
 
 	/* And a layer over it: written pages over the file's. */
@@ -530,13 +543,9 @@ TEST(fresh_memory_restores_exact)
 	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
 	check_fresh_pages_restored(sb, snap, npages);
 
-	const char *path = tmp_path("fresh.snap");
-	REQUIRE(path);
-	CHECK_EQ_INT(mote_snapshot_save(snap, path, 0), 0);
 	mote_snapshot *opened;
-	REQUIRE(mote_snapshot_open(path, 0, &opened) == 0);
-	mote_sandbox *copy;
-	REQUIRE(mote_sandbox_from_snapshot(opened, NULL, NULL, &copy) == 0);
+	mote_sandbox *copy = start_from_saved(snap, "fresh.snap", &opened);
+	REQUIRE(copy);
 	check_fresh_pages_restored(copy, opened, npages);
 	mote_sandbox_free(copy);
 	mote_snapshot_free(opened);
