@@ -553,6 +553,30 @@ TEST(fresh_memory_restores_exact)
 	mote_sandbox_free(sb);
 }
 
+/* The same where the host could not get the stub's userfaultfd (a ptrace
+ * policy can refuse pidfd_getfd): the heap is then tracked from the start. */
+TEST(fresh_memory_restores_exact_tracked_eagerly)
+{
+	mote__process_eager_heap(true);
+	mote_sandbox *sb = new_snap_guest(48 << 20, NULL);
+	if (sb && mote_sandbox_backend(sb) != MOTE_BACKEND_PROCESS) {
+		test_skipped_current = 1;
+		printf("SKIP fresh_memory_restores_exact_tracked_eagerly: process backend only\n");
+	} else if (sb) {
+		uint32_t npages = (uint32_t)call_i(sb, "pages", 0, 0, 0);
+		call_i(sb, "write_pattern", 0, 4, 1);
+		mote_snapshot *snap;
+		if (mote_sandbox_snapshot(sb, &snap) == 0) {
+			check_fresh_pages_restored(sb, snap, npages);
+			mote_snapshot_free(snap);
+		} else {
+			TEST_FAILF("snapshot: %s", mote_last_error());
+		}
+	}
+	mote__process_eager_heap(false);
+	mote_sandbox_free(sb);
+}
+
 /* Sandboxes started from one opened file restore (and save) it from
  * several threads at once: the snapshot's memory view, mapped at the first
  * use, is mapped once for all of them. */

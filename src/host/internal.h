@@ -341,5 +341,9 @@ void mote__backend_quiesce(void);
  * from now on gets SETUP's wake a second time after READY, as a spare that
  * read PREPARE's wake late does (see stub.c, wait_for_host). */
 void mote__process_duplicate_setup_wake(bool on);
+/* For a test of the fallback when the host cannot get the stub's
+ * userfaultfd: the process backend tracks every new sandbox's heap from the
+ * start instead of as the guest first touches it. */
+void mote__process_eager_heap(bool on);
 
 #endif

@@ -214,6 +214,13 @@ void mote__process_duplicate_setup_wake(bool on)
 	__atomic_store_n(&duplicate_setup_wake, on, __ATOMIC_RELAXED);
 }
 
+static bool eager_heap;
+
+void mote__process_eager_heap(bool on)
+{
+	__atomic_store_n(&eager_heap, on, __ATOMIC_RELAXED);
+}
+
 /* A ready stub for a new sandbox, waiting for the spawner if the pool is
  * empty (and for at least one fresh attempt if the last one failed). 0 or
  * an errno. */
@@ -775,8 +782,8 @@ static void plan_tracking(struct mote_sandbox *sb, struct proc_sandbox *p)
 static int plan_lazy(struct mote_sandbox *sb, struct proc_sandbox *p, const struct setup *s)
 {
 	const struct mote_layout *l = &sb->layout;
-	if (p->soft_dirty || p->uffd < 0 || l->heap_base >= l->mem_size ||
-	    p->tracked[p->ntracked - 1][0] != l->heap_base)
+	if (p->soft_dirty || p->uffd < 0 || __atomic_load_n(&eager_heap, __ATOMIC_RELAXED) ||
+	    l->heap_base >= l->mem_size || p->tracked[p->ntracked - 1][0] != l->heap_base)
 		return 0;
 	size_t n = 0;
 	for (size_t i = 0; i < s->n; i++) {
