@@ -769,6 +769,11 @@ static void plan_tracking(struct mote_sandbox *sb, struct proc_sandbox *p)
 	}
 }
 
+static bool in_lazy_heap(const struct mote_layout *l, const struct mote_stub_map *m)
+{
+	return mote_stub_map_is_lazy(m) && m->addr + m->len > l->heap_base;
+}
+
 /* The heap's anonymous memory (the guest's fresh pages) is opened
  * lazily: registered for missing pages only, it costs the host's scans
  * nothing until the guest touches it, and the kernel cannot let the guest
@@ -786,11 +791,8 @@ static int plan_lazy(struct mote_sandbox *sb, struct proc_sandbox *p, const stru
 	    l->heap_base >= l->mem_size || p->tracked[p->ntracked - 1][0] != l->heap_base)
 		return 0;
 	size_t n = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct mote_stub_map *m = &s->maps[i];
-		if (m->fd < 0 && !m->shared && m->addr + m->len > l->heap_base)
-			n++;
-	}
+	for (size_t i = 0; i < s->n; i++)
+		n += in_lazy_heap(l, &s->maps[i]);
 	if (!n)
 		return 0;
 	size_t words = (l->mem_size / LAZY_CHUNK + 64) / 64;
@@ -800,7 +802,7 @@ static int plan_lazy(struct mote_sandbox *sb, struct proc_sandbox *p, const stru
 		return -MOTE_ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct mote_stub_map *m = &s->maps[i];
-		if (m->fd < 0 && !m->shared && m->addr + m->len > l->heap_base)
+		if (in_lazy_heap(l, m))
 			p->lazy[p->nlazy++] = (struct lazy_run){
 			    m->addr > l->heap_base ? m->addr : l->heap_base, m->addr + m->len};
 	}

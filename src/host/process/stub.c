@@ -559,8 +559,8 @@ static SETUP_CODE void register_lazy(uint64_t lo, uint64_t hi)
 			b = m[i].addr + m[i].len < hi ? m[i].addr + m[i].len : hi;
 			if (a >= b)
 				continue;
-			mode = m[i].fd < 0 && !m[i].shared ? UFFDIO_REGISTER_MODE_MISSING
-			                                   : UFFDIO_REGISTER_MODE_WP;
+			mode = mote_stub_map_is_lazy(&m[i]) ? UFFDIO_REGISTER_MODE_MISSING
+			                                    : UFFDIO_REGISTER_MODE_WP;
 			if (run_hi == a && mode == run_mode) {
 				run_hi = b;
 				continue;

@@ -26,6 +26,7 @@
 
 #ifndef __ASSEMBLER__
 #include <linux/userfaultfd.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,15 @@ struct mote_stub_map {
 	uint32_t shared; /* MAP_SHARED rather than MAP_PRIVATE */
 	uint32_t pad;
 };
+
+/* Whether a mapping in a lazy tracked range (mb->tracked_lazy) joins write
+ * tracking only when first touched: anonymous private memory, which the
+ * stub registers for missing pages and the host opens (process.c,
+ * open_chunks). Both sides decide with this. */
+static inline bool mote_stub_map_is_lazy(const struct mote_stub_map *m)
+{
+	return m->fd < 0 && !m->shared;
+}
 
 /* RESET: a range of guest memory whose pages the stub drops
  * (MADV_DONTNEED), so that they read from what backs them again. */
