@@ -89,12 +89,14 @@ struct mote_backend_ops {
 	int (*set_state)(struct mote_sandbox *sb, const struct mote_cpu_state *st);
 
 	/* OR into `bitmap` (one bit per 4 KiB page from guest address 0) the
-	 * pages the guest wrote since the last call, and forget them.
+	 * pages the guest wrote since the last call, and forget them; set
+	 * the bits of `summary` (mote_summary_next) of the words it set.
 	 * `written_back`: the caller writes every page reported back with
 	 * write() or reset() before the guest runs again, which forgets them
 	 * too (the process backend then skips one round of write
 	 * protection). */
-	int (*dirty_pages)(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back);
+	int (*dirty_pages)(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back,
+	                   uint64_t *summary);
 
 	/* Guest memory the host cannot reach through sb->mem. */
 	int (*read)(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n);

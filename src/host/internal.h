@@ -218,9 +218,13 @@ struct mote_sandbox {
 	bool backed_by_base;
 	uint64_t *touched;          /* pages that may differ from zero */
 	uint64_t *dirty;            /* pages written since `base` was set */
+	uint64_t *collected;        /* zeros: what the backend reports lands here */
 	uint64_t *dirty_log;        /* scratch for the backend's dirty pages */
 	size_t bitmap_words;
-	void *bitmaps;      /* the block the three live in */
+	/* Summaries (see mote_summary_next) of `dirty` and `collected`. */
+	uint64_t *dirty_summary, *collected_summary;
+	size_t summary_words;
+	void *bitmaps;      /* the block they all live in */
 	size_t bitmaps_len; /* its length if mapped; 0 if allocated */
 
 	struct mote_file_map maps[MOTE_MAX_MAPPINGS];
@@ -239,6 +243,47 @@ static inline void mote_bitmap_set_range(uint64_t *bm, uint64_t first, uint64_t 
 {
 	for (uint64_t p = first; p < first + count; p++)
 		bm[p / 64] |= 1ull << (p % 64);
+}
+
+/* A page bitmap's summary has a bit per word of the bitmap, set where that
+ * word may be nonzero. Passes over a large guest's bitmap then cost what
+ * was written, not the guest's size: a 256 MiB guest's bitmap is 1024
+ * words, and three passes over all of it were ~1.6 us of a ~20 us restore
+ * (a call writes pages at both ends of guest memory, so no one range of
+ * words bounds them). */
+static inline size_t mote_summary_words(size_t bitmap_words)
+{
+	return (bitmap_words + 63) / 64;
+}
+
+/* Set pages [first, first + count), and their words' summary bits where
+ * there is a summary. */
+static inline void mote_bitmap_set_noted(uint64_t *bm, uint64_t *summary, uint64_t first,
+                                         uint64_t count)
+{
+	if (!count)
+		return;
+	mote_bitmap_set_range(bm, first, count);
+	if (summary)
+		mote_bitmap_set_range(summary, first / 64,
+		                      (first + count - 1) / 64 - first / 64 + 1);
+}
+
+/* The first word at or after *w whose summary bit is set; false if none:
+ * for (size_t w = 0; mote_summary_next(summary, n, &w); w++) ... */
+static inline bool mote_summary_next(const uint64_t *summary, size_t summary_words, size_t *w)
+{
+	size_t s = *w / 64;
+	if (s >= summary_words)
+		return false;
+	uint64_t bits = summary[s] & (~0ull << (*w % 64));
+	while (!bits) {
+		if (++s >= summary_words)
+			return false;
+		bits = summary[s];
+	}
+	*w = s * 64 + (size_t)__builtin_ctzll(bits);
+	return true;
 }
 
 /* Word at a time: it runs on every snapshot and restore. */
@@ -281,7 +326,7 @@ static inline void mote_sandbox_mark_written(struct mote_sandbox *sb, uint64_t g
 	if (!len || !sb->dirty)
 		return;
 	uint64_t first = gpa / MOTE_PAGE_SIZE, last = (gpa + len - 1) / MOTE_PAGE_SIZE;
-	mote_bitmap_set_range(sb->dirty, first, last - first + 1);
+	mote_bitmap_set_noted(sb->dirty, sb->dirty_summary, first, last - first + 1);
 	mote_bitmap_set_range(sb->touched, first, last - first + 1);
 }
 
@@ -316,6 +361,8 @@ int mote_sandbox_create_guest(struct mote_sandbox *sb, uint64_t core_end);
  * `any`: was any page written since `base` was set? `written_back`: the
  * caller writes every dirty page back (a restore). */
 int mote_sandbox_collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back);
+/* Forget every dirty page. */
+void mote_sandbox_clear_dirty(struct mote_sandbox *sb);
 /* Complete an exit the guest is parked in (backend settle). */
 int mote_sandbox_settle(struct mote_sandbox *sb);
 void mote_snapshot_release(struct mote_snapshot *snap);

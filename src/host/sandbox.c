@@ -683,17 +683,18 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 	return sb;
 }
 
-/* The three page bitmaps, in one block. For a large guest it is an
+/* The page bitmaps and their summaries, in one block. For a large guest it is an
  * anonymous mapping: pages of it that stay zero, most of them for a guest
  * that touches little, are neither allocated nor cleared (a 1 GiB guest's
- * 96 KiB of bitmaps cost ~20 us to allocate and clear at every start).
- * Small ones come from the allocator: a mapping costs more than they do. */
+ * bitmaps are 32 KiB each: three cost ~20 us to allocate and clear at
+ * every start). Small ones come from the allocator: a mapping costs more than they do. */
 #define BITMAPS_MAPPED_FROM (64u << 10)
 int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb)
 {
 	uint64_t pages = sb->mem_size / MOTE_PAGE_SIZE;
 	sb->bitmap_words = (size_t)((pages + 63) / 64);
-	size_t bytes = 3 * sb->bitmap_words * sizeof(uint64_t);
+	sb->summary_words = mote_summary_words(sb->bitmap_words);
+	size_t bytes = (4 * sb->bitmap_words + 2 * sb->summary_words) * sizeof(uint64_t);
 	void *m;
 	if (bytes < BITMAPS_MAPPED_FROM) {
 		m = mote_calloc(1, bytes);
@@ -711,7 +712,10 @@ int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb)
 	sb->bitmaps = m;
 	sb->touched = m;
 	sb->dirty = sb->touched + sb->bitmap_words;
-	sb->dirty_log = sb->dirty + sb->bitmap_words;
+	sb->collected = sb->dirty + sb->bitmap_words;
+	sb->dirty_log = sb->collected + sb->bitmap_words;
+	sb->dirty_summary = sb->dirty_log + sb->bitmap_words;
+	sb->collected_summary = sb->dirty_summary + sb->summary_words;
 	return 0;
 }
 

@@ -286,21 +286,33 @@ static int regions_from_bitmap(const uint64_t *bm, uint64_t pages, struct mote_s
  * `written_back`: the caller writes every dirty page back (a restore). */
 int mote_sandbox_collect_dirty(struct mote_sandbox *sb, bool *any, bool written_back)
 {
-	uint64_t *log = mote_calloc(sb->bitmap_words, sizeof(uint64_t));
-	if (!log)
-		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
-	int rc = sb->be->dirty_pages(sb, log, written_back);
-	uint64_t acc = 0;
-	for (size_t i = 0; !rc && i < sb->bitmap_words; i++) {
-		if (log[i]) { /* untouched words stay unallocated */
-			sb->dirty[i] |= log[i];
-			sb->touched[i] |= log[i];
+	uint64_t *log = sb->collected, *noted = sb->collected_summary;
+	int rc = sb->be->dirty_pages(sb, log, written_back, noted);
+	for (size_t w = 0; mote_summary_next(noted, sb->summary_words, &w); w++) {
+		if (log[w]) { /* untouched words stay unallocated */
+			if (!rc) {
+				sb->dirty[w] |= log[w];
+				sb->touched[w] |= log[w];
+			}
+			log[w] = 0;
 		}
-		acc |= sb->dirty[i];
+		if (!rc)
+			sb->dirty_summary[w / 64] |= 1ull << (w % 64);
 	}
-	mote_free(log);
+	memset(noted, 0, sb->summary_words * sizeof(uint64_t));
+	uint64_t acc = 0;
+	for (size_t w = 0; !rc && mote_summary_next(sb->dirty_summary, sb->summary_words, &w); w++)
+		acc |= sb->dirty[w];
 	*any = acc != 0;
 	return rc;
+}
+
+void mote_sandbox_clear_dirty(struct mote_sandbox *sb)
+{
+	for (size_t w = 0; mote_summary_next(sb->dirty_summary, sb->summary_words, &w); w++)
+		if (sb->dirty[w])
+			sb->dirty[w] = 0;
+	memset(sb->dirty_summary, 0, sb->summary_words * sizeof(uint64_t));
 }
 
 static bool same_layout(const struct mote_layout *a, const struct mote_layout *b)
@@ -442,7 +454,7 @@ int mote_sandbox_snapshot(mote_sandbox *sb, mote_snapshot **out)
 	snapshot_retain(snap);
 	sb->base = snap;
 	sb->backed_by_base = false;
-	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
+	mote_sandbox_clear_dirty(sb);
 	*out = snap;
 	return 0;
 fail:
@@ -450,9 +462,10 @@ fail:
 	return rc;
 }
 
-/* Make every page set in `pages` equal to the snapshot's, a batch of runs
- * at a time (one backend call each). */
-static int copy_back(struct mote_sandbox *sb, struct mote_snapshot *snap, const uint64_t *pages)
+/* Make every page set in `pages` (the words `summary` marks) equal to the
+ * snapshot's, a batch of runs at a time (one backend call each). */
+static int copy_back(struct mote_sandbox *sb, struct mote_snapshot *snap, const uint64_t *pages,
+                     const uint64_t *summary)
 {
 	int (*put)(struct mote_sandbox *, const struct mote_mem_copy *, size_t) =
 	    sb->backed_by_base && snap == sb->base && sb->be->reset ? sb->be->reset : sb->be->write;
@@ -463,7 +476,7 @@ static int copy_back(struct mote_sandbox *sb, struct mote_snapshot *snap, const 
 	struct mote_mem_copy v[64];
 	size_t n = 0;
 	int rc = 0;
-	for (size_t w = 0; w < sb->bitmap_words && !rc; w++) {
+	for (size_t w = 0; !rc && mote_summary_next(summary, sb->summary_words, &w); w++) {
 		uint64_t bits = pages[w];
 		while (bits && !rc) {
 			unsigned b = (unsigned)__builtin_ctzll(bits);
@@ -553,7 +566,7 @@ static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
 		return rc;
 	}
 	mote_bitmap_assign(sb->touched, snap->present, sb->bitmap_words);
-	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
+	mote_sandbox_clear_dirty(sb);
 	if (snap != sb->base) {
 		snapshot_retain(snap);
 		mote_snapshot_release(sb->base);
@@ -596,12 +609,13 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 		return rc;
 	if (snap == sb->base) {
 		if (any)
-			rc = copy_back(sb, snap, sb->dirty);
+			rc = copy_back(sb, snap, sb->dirty, sb->dirty_summary);
 	} else {
 		/* Another snapshot: every page either side may have written. */
 		for (size_t i = 0; i < sb->bitmap_words; i++)
 			sb->dirty[i] = sb->touched[i] | snap->present[i];
-		rc = copy_back(sb, snap, sb->dirty);
+		mote_bitmap_set_range(sb->dirty_summary, 0, sb->bitmap_words);
+		rc = copy_back(sb, snap, sb->dirty, sb->dirty_summary);
 		if (rc) {
 			sb->poisoned = true;
 			return rc;
@@ -618,7 +632,7 @@ int mote_sandbox_restore(mote_sandbox *sb, const mote_snapshot *csnap)
 		sb->poisoned = true;
 		return rc;
 	}
-	mote_bitmap_clear(sb->dirty, sb->bitmap_words);
+	mote_sandbox_clear_dirty(sb);
 	rc = mote_mappings_reconcile(sb, snap->maps, snap->nmaps);
 	if (!rc)
 		rc = sb->be->set_state(sb, &snap->meta.cpu);

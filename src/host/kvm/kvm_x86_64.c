@@ -332,7 +332,8 @@ static int kvm_settle(struct mote_sandbox *sb)
 	return 0;
 }
 
-static int kvm_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)
+static int kvm_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back,
+                           uint64_t *summary)
 {
 	(void)written_back; /* KVM_GET_DIRTY_LOG forgets as it reads */
 	uint64_t *log = sb->dirty_log;
@@ -347,8 +348,12 @@ static int kvm_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool writt
 	 * layers and restores cost only the pages the guest wrote. */
 	mote_bitmap_clear_range(log, MOTE_PGTABLE_ADDR / MOTE_PAGE_SIZE,
 	                        (MOTE_IMAGE_BASE - MOTE_PGTABLE_ADDR) / MOTE_PAGE_SIZE);
-	for (size_t i = 0; i < sb->bitmap_words; i++)
-		bitmap[i] |= log[i];
+	for (size_t i = 0; i < sb->bitmap_words; i++) {
+		if (log[i]) {
+			bitmap[i] |= log[i];
+			summary[i / 64] |= 1ull << (i % 64);
+		}
+	}
 	return 0;
 }
 

@@ -1287,7 +1287,7 @@ enum range_kind {
  * is asked only where the range is a file's: restores leave the heap pages
  * they zeroed present, in anonymous memory. */
 static int scan_range(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo, uint64_t hi,
-                      enum range_kind kind, bool rearm, uint64_t *bitmap)
+                      enum range_kind kind, bool rearm, uint64_t *bitmap, uint64_t *summary)
 {
 	uint32_t not_these = kind == RANGE_FILE    ? PAGE_IS_FILE | PAGE_IS_PFNZERO
 	                     : kind == RANGE_ZEROS ? PAGE_IS_PFNZERO
@@ -1321,7 +1321,8 @@ static int scan_range(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t 
 			uint64_t s = v[i].start, e = v[i].end;
 			if (s < lo || e > hi || s >= e)
 				continue;
-			mote_bitmap_set_range(bitmap, s / MOTE_PAGE_SIZE, (e - s) / MOTE_PAGE_SIZE);
+			mote_bitmap_set_noted(bitmap, summary, s / MOTE_PAGE_SIZE,
+			                      (e - s) / MOTE_PAGE_SIZE);
 		}
 		if (a.walk_end <= start)
 			break;
@@ -1351,7 +1352,7 @@ static int clear_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p)
 /* As scan_range: in private memory a written page is one the guest made
  * its own (anonymous, not the zero page, which is never soft-dirty). */
 static int scan_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo,
-                           uint64_t hi, bool shared, uint64_t *bitmap)
+                           uint64_t hi, bool shared, uint64_t *bitmap, uint64_t *summary)
 {
 	uint64_t entries[1024];
 	for (uint64_t page = lo / MOTE_PAGE_SIZE, end = hi / MOTE_PAGE_SIZE; page < end;) {
@@ -1370,15 +1371,13 @@ static int scan_soft_dirty(struct mote_sandbox *sb, struct proc_sandbox *p, uint
 			    shared ? (e & (PM_PRESENT | PM_SWAPPED)) != 0
 			           : (e & PM_SWAPPED) || ((e & PM_PRESENT) && !(e & PM_FILE));
 			if (written)
-				bitmap[(page + i) / 64] |= 1ull << ((page + i) % 64);
+				mote_bitmap_set_noted(bitmap, summary, page + i, 1);
 		}
 		page += (uint64_t)n / sizeof(uint64_t);
 	}
 	return 0;
 }
 
-/* Every tracked page written since the last scan into `bitmap`; with
- * `rearm`, the marks cleared too. */
 /* Whether guest [a, ...) is a file's, and where that may change. */
 static bool file_at(const struct mote_sandbox *sb, uint64_t a, uint64_t *next)
 {
@@ -1398,7 +1397,7 @@ static bool file_at(const struct mote_sandbox *sb, uint64_t a, uint64_t *next)
 
 /* A private range, scanned a run of file or anonymous memory at a time. */
 static int scan_private(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_t lo, uint64_t hi,
-                        bool rearm, uint64_t *bitmap)
+                        bool rearm, uint64_t *bitmap, uint64_t *summary)
 {
 	for (uint64_t a = lo; a < hi;) {
 		uint64_t end = hi;
@@ -1410,7 +1409,8 @@ static int scan_private(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_
 				break;
 			}
 		}
-		int rc = scan_range(sb, p, a, end, file ? RANGE_FILE : RANGE_ZEROS, rearm, bitmap);
+		int rc = scan_range(sb, p, a, end, file ? RANGE_FILE : RANGE_ZEROS, rearm, bitmap,
+		                    summary);
 		if (rc)
 			return rc;
 		a = end;
@@ -1418,14 +1418,17 @@ static int scan_private(struct mote_sandbox *sb, struct proc_sandbox *p, uint64_
 	return 0;
 }
 
-static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm, uint64_t *bitmap)
+/* Every tracked page written since the last scan into `bitmap` (and its
+ * words into `summary`, if any); with `rearm`, the marks cleared too. */
+static int scan_all(struct mote_sandbox *sb, struct proc_sandbox *p, bool rearm, uint64_t *bitmap,
+                    uint64_t *summary)
 {
 	for (unsigned i = 0; i < p->ntracked; i++) {
 		uint64_t lo = p->tracked[i][0], hi = p->tracked[i][1];
 		bool shared = p->tracked_shared & (1u << i);
-		int rc = p->soft_dirty ? scan_soft_dirty(sb, p, lo, hi, shared, bitmap)
-		         : shared      ? scan_range(sb, p, lo, hi, RANGE_SHARED, rearm, bitmap)
-		                       : scan_private(sb, p, lo, hi, rearm, bitmap);
+		int rc = p->soft_dirty ? scan_soft_dirty(sb, p, lo, hi, shared, bitmap, summary)
+		         : shared ? scan_range(sb, p, lo, hi, RANGE_SHARED, rearm, bitmap, summary)
+		                  : scan_private(sb, p, lo, hi, rearm, bitmap, summary);
 		if (rc)
 			return rc;
 	}
@@ -1448,7 +1451,8 @@ static void park_stub(struct proc_sandbox *p)
 		spin_round(i);
 }
 
-static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back)
+static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back,
+                            uint64_t *summary)
 {
 	struct proc_sandbox *p = ps(sb);
 	if (p->dead)
@@ -1456,12 +1460,16 @@ static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool writ
 	/* Only a scan that protects pages again changes the page tables. */
 	if (!written_back || p->soft_dirty)
 		park_stub(p);
-	int rc = scan_all(sb, p, !written_back, bitmap);
+	int rc = scan_all(sb, p, !written_back, bitmap, summary);
 	if (rc || !p->pending)
 		return rc;
-	for (size_t w = 0; w < sb->bitmap_words; w++)
-		bitmap[w] |= p->pending[w];
-	memset(p->pending, 0, sb->bitmap_words * sizeof(uint64_t));
+	for (size_t w = 0; w < sb->bitmap_words; w++) {
+		if (p->pending[w]) {
+			bitmap[w] |= p->pending[w];
+			p->pending[w] = 0;
+			summary[w / 64] |= 1ull << (w % 64);
+		}
+	}
 	p->scanned = true;
 	return 0;
 }
@@ -1649,7 +1657,7 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 	if (p->soft_dirty) {
 		/* Clearing the bits is all or nothing: keep what the guest
 		 * wrote since the last scan first. */
-		int rc = p->scanned ? 0 : scan_all(sb, p, false, p->pending);
+		int rc = p->scanned ? 0 : scan_all(sb, p, false, p->pending, NULL);
 		if (!rc)
 			p->scanned = true;
 		if (!rc)
@@ -1680,9 +1688,10 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 				}
 			}
 			if (hi && (p->tracked_shared & (1u << t)))
-				rc = scan_range(sb, p, lo, hi, RANGE_SHARED, true, sb->dirty_log);
+				rc = scan_range(sb, p, lo, hi, RANGE_SHARED, true, sb->dirty_log,
+				                NULL);
 			else if (hi)
-				rc = scan_private(sb, p, lo, hi, true, sb->dirty_log);
+				rc = scan_private(sb, p, lo, hi, true, sb->dirty_log, NULL);
 			lo = s0;
 			hi = e0;
 		}
