@@ -1,11 +1,14 @@
-/* Sandbox behaviour on real KVM: value round trips, host functions, output,
- * configuration, many calls and many sandboxes. */
+/* Sandbox behaviour on each backend: value round trips, host functions,
+ * output, configuration, many calls and many sandboxes. */
 #include <math.h>
+#include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "host/internal.h"
 #include "mote.h"
 #include "test.h"
 
@@ -655,3 +658,68 @@ TEST(out_of_memory_is_an_error)
 }
 
 TEST_MAIN()
+
+/* The CPU `pid` last ran on (/proc/PID/stat, field 39), or -1. */
+static int last_cpu_of(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	char *field = strrchr(buf, ')'); /* field 2 ends there */
+	for (int i = 2; field && i < 39; i++)
+		field = strchr(field + 1, ' ');
+	return field ? atoi(field + 1) : -1;
+}
+
+/* On the process backend, a stub that shares the host's CPU is moved to
+ * another: every report across one CPU is a switch of address spaces.
+ * Forced onto this thread's CPU, it is moved within a few calls (the
+ * scheduler would move it too, but only at its next balancing; that
+ * coming first is why there are three tries), and its own affinity is
+ * then what it was. */
+TEST(stub_moves_off_the_hosts_cpu)
+{
+	cpu_set_t mine, here, stub_mask, now;
+	if (sched_getaffinity(0, sizeof(mine), &mine) || CPU_COUNT(&mine) < 2) {
+		test_skipped_current = 1;
+		printf("SKIP stub_moves_off_the_hosts_cpu: this thread may use one CPU only\n");
+		return;
+	}
+	/* Stubs may run where this process's main thread (this thread) may
+	 * when the library starts its spawner: started before the pin. */
+	mote_sandbox_free(new_basic(NULL, NULL));
+	int cpu = 0;
+	while (!CPU_ISSET(cpu, &mine))
+		cpu++;
+	CPU_ZERO(&here);
+	CPU_SET(cpu, &here);
+	REQUIRE(sched_setaffinity(0, sizeof(here), &here) == 0);
+	mote_sandbox *sb = new_basic(NULL, NULL);
+	int pid = sb ? mote__process_pid(sb) : -1;
+	if (sb && pid < 0) {
+		test_skipped_current = 1;
+		printf("SKIP stub_moves_off_the_hosts_cpu: process backend only\n");
+	} else if (sb) {
+		mote_value args[2] = {mote_i32(2), mote_i32(40)}, r;
+		CHECK_EQ_INT(sched_getaffinity(pid, sizeof(stub_mask), &stub_mask), 0);
+		for (int try = 0; try < 3 && !mote__process_moves(sb); try++) {
+			CHECK_EQ_INT(sched_setaffinity(pid, sizeof(here), &here), 0);
+			CHECK_EQ_INT(mote_sandbox_call(sb, "add", args, 2, &r), 0);
+			CHECK_EQ_INT(last_cpu_of(pid), cpu);
+			CHECK_EQ_INT(sched_setaffinity(pid, sizeof(stub_mask), &stub_mask), 0);
+			for (int i = 0; i < 20; i++)
+				CHECK_EQ_INT(mote_sandbox_call(sb, "add", args, 2, &r), 0);
+		}
+		CHECK(mote__process_moves(sb) >= 1);
+		CHECK(last_cpu_of(pid) != cpu);
+		CHECK_EQ_INT(sched_getaffinity(pid, sizeof(now), &now), 0);
+		CHECK(CPU_EQUAL(&now, &stub_mask));
+	}
+	mote_sandbox_free(sb);
+	sched_setaffinity(0, sizeof(mine), &mine);
+}

@@ -392,5 +392,10 @@ void mote__process_duplicate_setup_wake(bool on);
  * userfaultfd: the process backend tracks every new sandbox's heap from the
  * start instead of as the guest first touches it. */
 void mote__process_eager_heap(bool on);
+/* For a test of keep_apart (process.c): the process of a process-backend
+ * sandbox (-1 on another backend), and how often it was moved off the
+ * host's CPU. */
+int mote__process_pid(const mote_sandbox *sb);
+unsigned mote__process_moves(const mote_sandbox *sb);
 
 #endif

@@ -156,8 +156,24 @@ static void spin_round(int i)
 static uint32_t do_map_command(uint32_t cmd);
 static uint32_t do_reset(void);
 
+/* The CPU this runs on, read as the vDSO's getcpu does without RDPID:
+ * Linux puts it in the limit of a per-CPU GDT entry. The host moves a
+ * stub that keeps sharing its CPU (process.c, keep_apart). */
+#define LINUX_CPUNODE_SELECTOR (15 * 8 + 3)
+static uint32_t current_cpu(void)
+{
+	uint32_t limit = 0;
+	uint8_t ok;
+	__asm__ volatile("lsl %[sel], %[limit]\n\tsetz %[ok]"
+	                 : [limit] "=r"(limit), [ok] "=q"(ok)
+	                 : [sel] "r"((uint32_t)LINUX_CPUNODE_SELECTOR)
+	                 : "cc");
+	return ok ? limit & 0xfff : UINT32_MAX;
+}
+
 static void report(uint32_t what)
 {
+	__atomic_store_n(&mb->stub_cpu, current_cpu(), __ATOMIC_RELAXED);
 	__atomic_store_n(&mb->report, what, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&mb->to_host, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&mb->host_sleeping, __ATOMIC_SEQ_CST))

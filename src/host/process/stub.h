@@ -136,6 +136,7 @@ struct mote_mailbox {
 	uint32_t park;
 	uint32_t cmd;
 	uint32_t report; /* MOTE_STUB_READY ... */
+	uint32_t stub_cpu; /* the CPU the last report came from (a hint) */
 	/* Set (and woken) by a spare when it is done with everything that
 	 * does not depend on a sandbox, or failed at it: it then spins for a
 	 * while before it sleeps (stub.c). The spawner waits for it. */
