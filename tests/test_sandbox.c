@@ -723,3 +723,23 @@ TEST(stub_moves_off_the_hosts_cpu)
 	mote_sandbox_free(sb);
 	sched_setaffinity(0, sizeof(mine), &mine);
 }
+
+/* A process-backend sandbox's process shows in ps and top by name. */
+TEST(stub_process_is_named)
+{
+	mote_sandbox *sb = new_basic(NULL, NULL);
+	int pid = sb ? mote__process_pid(sb) : -1;
+	if (sb && pid < 0) {
+		test_skipped_current = 1;
+		printf("SKIP stub_process_is_named: process backend only\n");
+	} else if (sb) {
+		char path[64], name[32] = "";
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		FILE *f = fopen(path, "r");
+		CHECK(f && fgets(name, sizeof(name), f));
+		if (f)
+			fclose(f);
+		CHECK_EQ_STR(name, "mote-stub\n");
+	}
+	mote_sandbox_free(sb);
+}

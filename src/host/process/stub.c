@@ -817,6 +817,9 @@ void mote_stub_main(unsigned long *sp)
 	unsigned long none = 0;
 	sys6(__NR_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none), 0, 0);
 	sys3(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+	/* Named for ps and top rather than after the descriptor it was
+	 * executed from ("5"). */
+	sys3(__NR_prctl, PR_SET_NAME, (long)"mote-stub", 0);
 	long r = sys6(__NR_mmap, MOTE_STUB_MAILBOX, MOTE_STUB_MAILBOX_SPARE, PROT_READ | PROT_WRITE,
 	              MAP_SHARED | MAP_FIXED_NOREPLACE, MOTE_STUB_FD_MAILBOX, 0);
 	if (r != (long)MOTE_STUB_MAILBOX)
