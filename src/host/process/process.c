@@ -489,8 +489,8 @@ static void spin_round(int i)
 }
 
 /* Host and stub on one CPU hand every report over through a switch of
- * address spaces, which is costly inside a VM: a restore measured ~42 us
- * so instead of ~19 on two vCPUs. The scheduler keeps such a pair
+ * address spaces, which is costly inside a VM: a restore took ~42 us so
+ * instead of ~19 on two vCPUs. The scheduler keeps such a pair
  * together while both keep running, so after a run of reports from this
  * very CPU the stub is moved: its affinity set without this CPU, then back
  * (a stub spinning after its report moves at once, and stays). Backs off
