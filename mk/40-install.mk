@@ -19,7 +19,7 @@ FORCE:
 
 install: all $(BUILD)/install/mote-cc
 	@mkdir -p $(BUILD)/install
-	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: mote\nDescription: micro-VM sandboxes on KVM\nVersion: %s\nLibs: -L$${libdir} -lmote\nLibs.private: -lcrypto -lpthread -lm -ldw -lelf\nCflags: -I$${includedir}\n' \
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: mote\nDescription: micro-VM sandboxes, on KVM or in a sandboxed process\nVersion: %s\nLibs: -L$${libdir} -lmote\nLibs.private: -lcrypto -lpthread -lm -ldw -lelf\nCflags: -I$${includedir}\n' \
 		'$(PREFIX)' '$(LIBDIR)' '$(INCDIR)' '$(VERSION)' > $(BUILD)/install/mote.pc
 	install -d $(DESTDIR)$(INCDIR)/mote $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(SHAREDIR)

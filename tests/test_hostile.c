@@ -1243,7 +1243,6 @@ __attribute__((destructor)) static void remove_tmpdir(void)
  * Each ends as an exact typed error on both backends, and leaves nothing
  * behind: no child process, zombie, file descriptor or mapping. */
 
-/* Processes whose parent is us (children and zombies alike). */
 /* The next child of this process in the /proc listing `d`, or 0. */
 static int next_child(DIR *d)
 {
@@ -1269,6 +1268,7 @@ static int next_child(DIR *d)
 	return 0;
 }
 
+/* Processes whose parent is us (children and zombies alike). */
 static int count_children(void)
 {
 	mote__backend_quiesce();

@@ -1,4 +1,4 @@
-/* Snapshots on real KVM: exact restore of memory and vCPU state, poison
+/* Snapshots, on each backend: exact restore of memory and CPU state, poison
  * clearing, sharing one snapshot between sandboxes, host-function
  * requirements, and the file round trip. */
 #include <fcntl.h>
