@@ -4,9 +4,9 @@
  * TEST_MAIN(). Each check that fails records the file, line and values and
  * marks the test failed; the program prints "PASS name" / "FAIL name" per
  * test and a closing "N passed, M failed" line, and exits non-zero if any
- * test failed. A test that cannot run here sets test_skipped_current after
- * printing why: it prints "SKIP name" and counts as neither (the closing line
- * then adds ", K skipped"). tests/run.sh adds the per-program counts into
+ * test failed. A test that cannot run here says why with TEST_SKIP: it
+ * prints "SKIP name" and counts as neither (the closing line then adds
+ * ", K skipped"). tests/run.sh adds the per-program counts into
  * one total.
  */
 #ifndef MOTE_TEST_H
@@ -63,6 +63,16 @@ static struct test_case test_cases[TEST_MAX];
 static int test_count;
 static int test_failed_current;
 static int test_skipped_current;
+static const char *test_name_current;
+
+/* This test cannot run here: "SKIP name: why", counted as skipped. */
+#define TEST_SKIP(...)                                                                             \
+	do {                                                                                       \
+		test_skipped_current = 1;                                                          \
+		printf("SKIP %s: ", test_name_current);                                            \
+		printf(__VA_ARGS__);                                                               \
+		printf("\n");                                                                      \
+	} while (0)
 
 #define TEST(name)                                                                                   \
 	static void test_##name(void);                                                               \
@@ -137,6 +147,7 @@ static inline int test_main(int argc, char **argv)
 			continue;
 		test_failed_current = 0;
 		test_skipped_current = 0;
+		test_name_current = test_cases[i].name;
 		test_cases[i].fn();
 		if (test_skipped_current && !test_failed_current) {
 			skipped++;

@@ -1352,12 +1352,11 @@ static bool on_process_backend(void)
 
 /* For a test about the process backend's stub: false, with the test
  * counted as skipped, on the KVM backend. */
-static bool stub_exists(const char *test)
+static bool stub_exists(void)
 {
 	if (on_process_backend())
 		return true;
-	test_skipped_current = 1;
-	printf("SKIP %s: the stub exists on the process backend only\n", test);
+	TEST_SKIP("the stub exists on the process backend only");
 	return false;
 }
 
@@ -1371,7 +1370,7 @@ void mote__process_duplicate_setup_wake(bool on);
  * setup: each sandbox must still answer its calls. */
 TEST(a_setup_command_seen_twice_runs_no_guest_code)
 {
-	if (!stub_exists("a_setup_command_seen_twice_runs_no_guest_code"))
+	if (!stub_exists())
 		return;
 	const int64_t want = (int64_t)address_of("syscall_at");
 	mote__process_duplicate_setup_wake(true);
@@ -1461,7 +1460,7 @@ TEST(stub_drops_only_guest_pages)
 	 * guest's jump into the stub do so too: through a `syscall; ret`, the
 	 * call comes back with 0. It only returns the guest's own page to what
 	 * its last restore left, and restores stay exact. */
-	if (!stub_exists("stub_drops_only_guest_pages"))
+	if (!stub_exists())
 		return;
 	mote_sandbox *sb = open_hostile();
 	REQUIRE(sb);

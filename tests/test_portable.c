@@ -144,8 +144,8 @@ static bool both_backends(void)
 	static const mote_backend all[] = {MOTE_BACKEND_KVM, MOTE_BACKEND_PROCESS};
 	for (size_t i = 0; i < 2; i++) {
 		if (mote_backend_check(all[i], NULL)) {
-			printf("SKIP files between backends: %s backend unavailable here: %s\n",
-			       mote_backend_name(all[i]), mote_last_error());
+			TEST_SKIP("the %s backend is unavailable here: %s",
+			          mote_backend_name(all[i]), mote_last_error());
 			return false;
 		}
 	}
@@ -174,9 +174,9 @@ TEST(file_saved_for_the_other_backend)
 	if (!out || !*out ||
 	    (mote_backend_check(MOTE_BACKEND_KVM, NULL) == 0 &&
 	     mote_backend_check(MOTE_BACKEND_PROCESS, NULL) == 0)) {
-		test_skipped_current = 1; /* nothing to hand over: see the tests below */
-		printf("SKIP handing files over: %s\n",
-		       out && *out ? "both backends run here" : "MOTE_PORTABLE_DIR not set");
+		/* Nothing to hand over: see the tests below. */
+		TEST_SKIP("%s",
+		          out && *out ? "both backends run here" : "MOTE_PORTABLE_DIR not set");
 		return;
 	}
 	mote_backend b = this_backend();
@@ -211,9 +211,7 @@ TEST(file_saved_by_the_other_backend_starts_here)
 	bool kvm = mote_backend_check(MOTE_BACKEND_KVM, NULL) == 0;
 	bool process = mote_backend_check(MOTE_BACKEND_PROCESS, NULL) == 0;
 	if (!in || !*in || (kvm && process)) {
-		test_skipped_current = 1;
-		printf("SKIP starting a handed-over file: %s\n",
-		       in && *in ? "both backends run here" : "MOTE_PORTABLE_DIR not set");
+		TEST_SKIP("%s", in && *in ? "both backends run here" : "MOTE_PORTABLE_DIR not set");
 		return;
 	}
 	mote_backend here = this_backend();
@@ -225,9 +223,7 @@ TEST(file_saved_by_the_other_backend_starts_here)
 	if (!f || access(file, R_OK)) {
 		if (f)
 			fclose(f);
-		test_skipped_current = 1;
-		printf("SKIP starting a handed-over file: none saved by the %s backend yet\n",
-		       mote_backend_name(other));
+		TEST_SKIP("none saved by the %s backend yet", mote_backend_name(other));
 		return;
 	}
 	long long bump;
@@ -263,16 +259,12 @@ TEST(kvm_file_starts_on_process)
 {
 	if (both_backends())
 		move(MOTE_BACKEND_KVM, MOTE_BACKEND_PROCESS);
-	else
-		test_skipped_current = 1;
 }
 
 TEST(process_file_starts_on_kvm)
 {
 	if (both_backends())
 		move(MOTE_BACKEND_PROCESS, MOTE_BACKEND_KVM);
-	else
-		test_skipped_current = 1;
 }
 
 TEST_MAIN()

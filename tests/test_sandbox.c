@@ -123,9 +123,8 @@ TEST(guest_cpuid_is_trimmed)
 {
 	mote_sandbox *sb = new_basic(NULL, NULL);
 	if (mote_sandbox_backend(sb) == MOTE_BACKEND_PROCESS && !cpuid_faults()) {
-		test_skipped_current = 1;
-		printf("SKIP guest_cpuid_is_trimmed: this CPU has no CPUID faulting, so a "
-		       "process-backend guest sees the host's CPUID (docs/architecture.md)\n");
+		TEST_SKIP("this CPU has no CPUID faulting, so a process-backend guest sees the "
+		          "host's CPUID (docs/architecture.md)");
 		mote_sandbox_free(sb);
 		return;
 	}
@@ -679,15 +678,13 @@ static int last_cpu_of(int pid)
 /* On the process backend, a stub that shares the host's CPU is moved to
  * another: every report across one CPU is a switch of address spaces.
  * Forced onto this thread's CPU, it is moved within a few calls (the
- * scheduler would move it too, but only at its next balancing; that
- * coming first is why there are three tries), and its own affinity is
- * then what it was. */
+ * scheduler may move it first, at its next balancing: hence three tries),
+ * and its own affinity is then what it was. */
 TEST(stub_moves_off_the_hosts_cpu)
 {
 	cpu_set_t mine, here, stub_mask, now;
 	if (sched_getaffinity(0, sizeof(mine), &mine) || CPU_COUNT(&mine) < 2) {
-		test_skipped_current = 1;
-		printf("SKIP stub_moves_off_the_hosts_cpu: this thread may use one CPU only\n");
+		TEST_SKIP("this thread may use one CPU only");
 		return;
 	}
 	/* Stubs may run where this process's main thread (this thread) may
@@ -702,8 +699,7 @@ TEST(stub_moves_off_the_hosts_cpu)
 	mote_sandbox *sb = new_basic(NULL, NULL);
 	int pid = sb ? mote__process_pid(sb) : -1;
 	if (sb && pid < 0) {
-		test_skipped_current = 1;
-		printf("SKIP stub_moves_off_the_hosts_cpu: process backend only\n");
+		TEST_SKIP("process backend only");
 	} else if (sb) {
 		mote_value args[2] = {mote_i32(2), mote_i32(40)}, r;
 		CHECK_EQ_INT(sched_getaffinity(pid, sizeof(stub_mask), &stub_mask), 0);
@@ -715,8 +711,9 @@ TEST(stub_moves_off_the_hosts_cpu)
 			for (int i = 0; i < 20; i++)
 				CHECK_EQ_INT(mote_sandbox_call(sb, "add", args, 2, &r), 0);
 		}
+		/* Where it runs after that is the scheduler's choice (back here,
+		 * when the other CPUs are busy). */
 		CHECK(mote__process_moves(sb) >= 1);
-		CHECK(last_cpu_of(pid) != cpu);
 		CHECK_EQ_INT(sched_getaffinity(pid, sizeof(now), &now), 0);
 		CHECK(CPU_EQUAL(&now, &stub_mask));
 	}
@@ -730,8 +727,7 @@ TEST(stub_process_is_named)
 	mote_sandbox *sb = new_basic(NULL, NULL);
 	int pid = sb ? mote__process_pid(sb) : -1;
 	if (sb && pid < 0) {
-		test_skipped_current = 1;
-		printf("SKIP stub_process_is_named: process backend only\n");
+		TEST_SKIP("process backend only");
 	} else if (sb) {
 		char path[64], name[32] = "";
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);

@@ -560,8 +560,7 @@ TEST(fresh_memory_restores_exact_tracked_eagerly)
 	mote__process_eager_heap(true);
 	mote_sandbox *sb = new_snap_guest(48 << 20, NULL);
 	if (sb && mote_sandbox_backend(sb) != MOTE_BACKEND_PROCESS) {
-		test_skipped_current = 1;
-		printf("SKIP fresh_memory_restores_exact_tracked_eagerly: process backend only\n");
+		TEST_SKIP("process backend only");
 	} else if (sb) {
 		uint32_t npages = (uint32_t)call_i(sb, "pages", 0, 0, 0);
 		call_i(sb, "write_pattern", 0, 4, 1);
