@@ -207,12 +207,19 @@ static inline void put64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* Eight bytes at a time: it checks up to a page of padding in every file
+ * opened (a byte at a time, half of the parse of a small file). */
 static inline bool all_zero(const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
+	uint64_t any = 0, word;
+	size_t i = 0;
+	for (; i + sizeof(word) <= n; i += sizeof(word)) {
+		memcpy(&word, p + i, sizeof(word));
+		any |= word;
+	}
+	for (; i < n; i++)
+		any |= p[i];
+	return any == 0;
 }
 
 static inline uint64_t align_up(uint64_t x, uint64_t a)
