@@ -192,13 +192,15 @@ static int run_floors(const struct bench_opts *o, struct floors *f)
 static const uint64_t evolve_heaps[] = {128ull << 10, 8ull << 20, 64ull << 20, 256ull << 20};
 #define NHEAPS (sizeof(evolve_heaps) / sizeof(evolve_heaps[0]))
 
+/* The sizes take turns, one start each (see bench_coldstart). */
 static int run_evolve(const struct bench_opts *o, const struct floors *f, double *medians)
 {
-	double *v = calloc((size_t)o->runs, sizeof(double));
+	int runs = o->runs;
+	double *v = calloc(NHEAPS * (size_t)runs, sizeof(double));
 	if (!v)
 		return 1;
-	for (size_t h = 0; h < NHEAPS; h++) {
-		for (int i = 0; i < o->runs; i++) {
+	for (int i = 0; i < runs; i++) {
+		for (size_t h = 0; h < NHEAPS; h++) {
 			mote_sandbox *sb;
 			double t0 = bench_now_us();
 			if (bench_new_sandbox(evolve_heaps[h], NULL, &sb)) {
@@ -206,20 +208,24 @@ static int run_evolve(const struct bench_opts *o, const struct floors *f, double
 				return 1;
 			}
 			int rc = mote_sandbox_call(sb, "noop", NULL, 0, NULL);
-			v[i] = bench_now_us() - t0;
+			v[h * (size_t)runs + (size_t)i] = bench_now_us() - t0;
+			if (rc)
+				fprintf(stderr, "mote bench: noop: %s\n",
+				        mote_sandbox_last_error(sb));
 			mote_sandbox_free(sb);
 			if (rc) {
-				fprintf(stderr, "mote bench: noop: %s\n", mote_strerror(rc));
 				free(v);
 				return 1;
 			}
 		}
-		struct stats s = bench_summarize(v, o->runs);
+	}
+	for (size_t h = 0; h < NHEAPS; h++) {
+		struct stats s = bench_summarize(v + h * (size_t)runs, runs);
 		medians[h] = s.median;
 		char note[96], hs[32];
 		snprintf(note, sizeof(note), "heap %s: %.2f x %s",
-			 human_size(evolve_heaps[h], hs, sizeof(hs)), s.median / f->coldstart.median,
-			 bench_floor_name(false));
+		         human_size(evolve_heaps[h], hs, sizeof(hs)),
+		         s.median / f->coldstart.median, bench_floor_name(false));
 		bench_report(o, "evolve", evolve_heaps[h], s, note);
 	}
 	free(v);
