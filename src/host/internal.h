@@ -256,6 +256,12 @@ static inline size_t mote_summary_words(size_t bitmap_words)
 	return (bitmap_words + 63) / 64;
 }
 
+/* Word `w` of the bitmap that `summary` summarizes may be nonzero. */
+static inline void mote_summary_note(uint64_t *summary, size_t w)
+{
+	summary[w / 64] |= 1ull << (w % 64);
+}
+
 /* Set pages [first, first + count), and their words' summary bits where
  * there is a summary. */
 static inline void mote_bitmap_set_noted(uint64_t *bm, uint64_t *summary, uint64_t first,

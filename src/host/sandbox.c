@@ -683,11 +683,12 @@ struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 	return sb;
 }
 
-/* The page bitmaps and their summaries, in one block. For a large guest it is an
- * anonymous mapping: pages of it that stay zero, most of them for a guest
- * that touches little, are neither allocated nor cleared (a 1 GiB guest's
- * bitmaps are 32 KiB each: three cost ~20 us to allocate and clear at
- * every start). Small ones come from the allocator: a mapping costs more than they do. */
+/* The page bitmaps and their summaries, in one block. For a large guest
+ * it is an anonymous mapping: pages of it that stay zero, most of them for
+ * a guest that touches little, are neither allocated nor cleared (a 1 GiB
+ * guest's bitmaps are 32 KiB each: three cost ~20 us to allocate and clear
+ * at every start). Small ones come from the allocator: a mapping costs
+ * more than they do. */
 #define BITMAPS_MAPPED_FROM (64u << 10)
 int mote_sandbox_alloc_bitmaps(struct mote_sandbox *sb)
 {

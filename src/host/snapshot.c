@@ -297,7 +297,7 @@ int mote_sandbox_collect_dirty(struct mote_sandbox *sb, bool *any, bool written_
 			log[w] = 0;
 		}
 		if (!rc)
-			sb->dirty_summary[w / 64] |= 1ull << (w % 64);
+			mote_summary_note(sb->dirty_summary, w);
 	}
 	memset(noted, 0, sb->summary_words * sizeof(uint64_t));
 	uint64_t acc = 0;

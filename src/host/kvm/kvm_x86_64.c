@@ -351,7 +351,7 @@ static int kvm_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool writt
 	for (size_t i = 0; i < sb->bitmap_words; i++) {
 		if (log[i]) {
 			bitmap[i] |= log[i];
-			summary[i / 64] |= 1ull << (i % 64);
+			mote_summary_note(summary, i);
 		}
 	}
 	return 0;

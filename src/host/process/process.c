@@ -1526,7 +1526,7 @@ static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool writ
 		if (p->pending[w]) {
 			bitmap[w] |= p->pending[w];
 			p->pending[w] = 0;
-			summary[w / 64] |= 1ull << (w % 64);
+			mote_summary_note(summary, w);
 		}
 	}
 	p->scanned = true;
