@@ -474,6 +474,13 @@ TEST(restores_in_place_are_exact)
 	mote_sandbox *copy = start_from_saved(snap, "in-place.snap", &opened);
 	REQUIRE(copy);
 	check_restores_exact(copy, opened, &want);
+	/* The process backend's first restores try both of its ways of
+	 * putting pages back (process.c, proc_reset): both were exact. (With
+	 * soft-dirty bits it has one way only.) */
+	if (mote__process_pid(copy) >= 0 && mote_process_tracking() == MOTE_TRACK_USERFAULTFD) {
+		CHECK_EQ_INT(mote__process_restores(copy, 0), 2);
+		CHECK_EQ_INT(mote__process_restores(copy, 1), 2);
+	}
 
 	/* And a layer over it: written pages over the file's. */
 	call_i(copy, "write_pattern", 7, 20, 3);
@@ -486,6 +493,49 @@ TEST(restores_in_place_are_exact)
 	mote_snapshot_free(layer);
 	mote_sandbox_free(copy);
 	mote_snapshot_free(opened);
+	free(want.mem);
+	mote_snapshot_free(snap);
+	mote_sandbox_free(sb);
+}
+
+/* Restores that write pages back leave the pages every call writes
+ * unprotected (process.c, choose_hot): still exact, when a page joins
+ * them, while it stays, and after the guest stops writing it. */
+TEST(restores_that_keep_pages_unprotected_are_exact)
+{
+	mote_sandbox *sb = new_snap_guest(2 << 20, NULL);
+	REQUIRE(sb);
+	if (mote__process_pid(sb) < 0 || mote_process_tracking() != MOTE_TRACK_USERFAULTFD) {
+		TEST_SKIP("the process backend with userfaultfd tracking only");
+		mote_sandbox_free(sb);
+		return;
+	}
+	call_i(sb, "write_pattern", 0, 12, 1);
+	mote_snapshot *snap;
+	REQUIRE(mote_sandbox_snapshot(sb, &snap) == 0);
+	struct image want;
+	REQUIRE(capture(sb, &want) == 0);
+	mote__process_force_restore_way(1);
+	unsigned most = 0;
+	for (uint32_t round = 0; round < 12; round++) {
+		call_i(sb, "write_pattern", 20, 3, 7 + round);
+		if (round < 6)
+			call_i(sb, "write_pattern", 40, 2, 3 + round);
+		CHECK_EQ_INT(mote_sandbox_restore(sb, snap), 0);
+		unsigned hot = mote__process_hot_pages(sb);
+		most = hot > most ? hot : most;
+		struct image got;
+		if (capture(sb, &got)) {
+			TEST_FAILF("capture after round %u", round);
+			break;
+		}
+		check_same(&want, &got);
+		free(got.mem);
+	}
+	mote__process_force_restore_way(-1);
+	/* Pages 20-22 and 40-41, and the stack's: written every round. */
+	CHECK(most >= 5);
+	CHECK(mote__process_hot_pages(sb) < most);
 	free(want.mem);
 	mote_snapshot_free(snap);
 	mote_sandbox_free(sb);

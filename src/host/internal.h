@@ -403,5 +403,13 @@ void mote__process_eager_heap(bool on);
  * host's CPU. */
 int mote__process_pid(const mote_sandbox *sb);
 unsigned mote__process_moves(const mote_sandbox *sb);
+/* Restores of a process-backend sandbox that put pages back `way` (0: the
+ * stub dropped them, 1: the host wrote them). */
+unsigned mote__process_restores(const mote_sandbox *sb, int way);
+/* Every later restore of a process-backend sandbox puts pages back `way`
+ * (-1: the way measured cheaper), and the pages the last one left
+ * unprotected because every call writes them. */
+void mote__process_force_restore_way(int way);
+unsigned mote__process_hot_pages(const mote_sandbox *sb);
 
 #endif

@@ -61,6 +61,9 @@ struct pm_scan_arg {
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 
 #define MAX_TRACKED 8
+/* Most pages a sandbox leaves unprotected because every call writes them
+ * (write_back). */
+#define HOT_MAX 16
 
 /* Lazily opened heap memory (see open_chunks): the unit it opens, and the
  * most one fault opens (a fault opens as much as is open already, up to
@@ -106,6 +109,21 @@ struct proc_sandbox {
 	int clear_refs_fd;
 	bool scanned;      /* no guest code ran since the last scan */
 	uint64_t *pending; /* written pages seen by a scan, not yet reported */
+	bool any_pending;
+	/* The two ways a restore puts pages back (proc_reset): what each
+	 * cost lately, per page plus a fixed share, and how often each ran. */
+	uint64_t put_cost[2];
+	unsigned put_runs[2], restores;
+	/* Restores that write pages back leave the pages every call writes
+	 * unprotected (write_back): the pages the last two wrote back, and
+	 * those the last one left unprotected. */
+	struct page_list {
+		uint64_t *page; /* ascending */
+		size_t n, cap;
+	} written_back[3]; /* [2]: scratch */
+	uint64_t hot[HOT_MAX];
+	unsigned nhot;
+	uint8_t *hot_buf; /* HOT_MAX pages, to compare */
 	/* Reports in a row that came from the host's own CPU, how many make
 	 * the host move the stub, and the moves made (keep_apart). */
 	unsigned together, apart_after, moves;
@@ -232,6 +250,24 @@ int mote__process_pid(const mote_sandbox *sb)
 unsigned mote__process_moves(const mote_sandbox *sb)
 {
 	return sb->be == &mote_process_backend ? ((struct proc_sandbox *)sb->be_data)->moves : 0;
+}
+
+static int forced_way = -1;
+
+void mote__process_force_restore_way(int way)
+{
+	__atomic_store_n(&forced_way, way, __ATOMIC_RELAXED);
+}
+
+unsigned mote__process_hot_pages(const mote_sandbox *sb)
+{
+	return sb->be == &mote_process_backend ? ((struct proc_sandbox *)sb->be_data)->nhot : 0;
+}
+
+unsigned mote__process_restores(const mote_sandbox *sb, int way)
+{
+	return sb->be == &mote_process_backend ? ((struct proc_sandbox *)sb->be_data)->put_runs[way]
+	                                       : 0;
 }
 
 /* A ready stub for a new sandbox, waiting for the spawner if the pool is
@@ -983,7 +1019,7 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	p->apart_after = APART_AFTER;
 	sb->be_data = p;
 	p->soft_dirty = mote_process_tracking() == MOTE_TRACK_SOFT_DIRTY;
-	if (p->soft_dirty && !(p->pending = mote_calloc(sb->bitmap_words, sizeof(uint64_t))))
+	if (!(p->pending = mote_calloc(sb->bitmap_words, sizeof(uint64_t))))
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
 	/* Take a spare and tell it a setup is coming: waking a sleeping
 	 * process costs up to tens of microseconds inside a VM, which then
@@ -1135,6 +1171,9 @@ static void proc_destroy(struct mote_sandbox *sb)
 	mote_free(p->lazy);
 	mote_free(p->opened);
 	mote_free(p->pending);
+	for (int i = 0; i < 3; i++)
+		mote_free(p->written_back[i].page);
+	mote_free(p->hot_buf);
 	if (p->mb)
 		munmap(p->mb, p->mb_size);
 	if (p->mailbox_fd >= 0)
@@ -1520,16 +1559,20 @@ static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool writ
 	if (!written_back || p->soft_dirty)
 		park_stub(p);
 	int rc = scan_all(sb, p, !written_back, bitmap, summary);
-	if (rc || !p->pending)
+	if (rc)
 		return rc;
-	for (size_t w = 0; w < sb->bitmap_words; w++) {
-		if (p->pending[w]) {
-			bitmap[w] |= p->pending[w];
-			p->pending[w] = 0;
-			mote_summary_note(summary, w);
+	if (p->any_pending) {
+		for (size_t w = 0; w < sb->bitmap_words; w++) {
+			if (p->pending[w]) {
+				bitmap[w] |= p->pending[w];
+				p->pending[w] = 0;
+				mote_summary_note(summary, w);
+			}
 		}
+		p->any_pending = false;
 	}
-	p->scanned = true;
+	if (p->soft_dirty)
+		p->scanned = true;
 	return 0;
 }
 
@@ -1706,10 +1749,102 @@ static int proc_poke(struct mote_sandbox *sb, uint64_t gpa, const void *buf, siz
 
 #define CLUSTER_GAP (64 * 1024)
 
-/* The host's own writes into the child (restores) count as written pages
- * too; protect them again at once, or every later scan would report them
- * and every restore copy them once more. */
-static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
+static bool in_page_list(const struct page_list *l, uint64_t page)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->page[mid] == page)
+			return true;
+		if (l->page[mid] < page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static bool is_hot(const struct proc_sandbox *p, uint64_t page)
+{
+	for (unsigned i = 0; i < p->nhot; i++)
+		if (p->hot[i] == page)
+			return true;
+	return false;
+}
+
+/* Guest RAM whose writes are tracked in the child's private memory. */
+static bool private_tracked(const struct proc_sandbox *p, uint64_t gpa)
+{
+	for (unsigned i = 0; i < p->ntracked; i++)
+		if (!(p->tracked_shared & (1u << i)) && gpa >= p->tracked[i][0] &&
+		    gpa < p->tracked[i][1])
+			return true;
+	return false;
+}
+
+/* The pages of `v` a restore that writes them back leaves unprotected:
+ * the stack's and the runtime's pages that every call writes again, whose
+ * protection would cost a TLB flush and a fault a page each call for
+ * nothing. A page joins when the last two such restores wrote it back too
+ * and stays while its content keeps differing from what is written back
+ * (compared first: an unprotected page is reported at every scan, written
+ * or not). At most HOT_MAX pages. Updates the history; 0 or an error. */
+static int choose_hot(struct mote_sandbox *sb, struct proc_sandbox *p,
+                      const struct mote_mem_copy *v, size_t n, uint64_t *hot, unsigned *nhot)
+{
+	static const uint8_t zero_page[MOTE_PAGE_SIZE];
+	struct page_list *cur = &p->written_back[2];
+	struct mote_mem_copy reads[HOT_MAX];
+	const uint8_t *want[HOT_MAX];
+	size_t nreads = 0;
+	*nhot = 0;
+	cur->n = 0;
+	if (!p->hot_buf && !(p->hot_buf = mote_malloc(HOT_MAX * MOTE_PAGE_SIZE)))
+		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		for (uint64_t a = v[i].gpa; a < v[i].gpa + v[i].len; a += MOTE_PAGE_SIZE) {
+			uint64_t page = a / MOTE_PAGE_SIZE;
+			if (cur->n == cur->cap) {
+				size_t cap = cur->cap ? cur->cap * 2 : 64;
+				uint64_t *grown = mote_realloc(cur->page, cap * sizeof(uint64_t));
+				if (!grown)
+					return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+				cur->page = grown;
+				cur->cap = cap;
+			}
+			cur->page[cur->n++] = page;
+			if (!private_tracked(p, a))
+				continue;
+			const uint8_t *src = v[i].buf ? v[i].buf + (a - v[i].gpa) : zero_page;
+			if (is_hot(p, page)) {
+				reads[nreads] = (struct mote_mem_copy){
+				    a, p->hot_buf + nreads * MOTE_PAGE_SIZE, MOTE_PAGE_SIZE};
+				want[nreads++] = src;
+			} else if (*nhot + nreads < HOT_MAX &&
+			           in_page_list(&p->written_back[0], page) &&
+			           in_page_list(&p->written_back[1], page)) {
+				hot[(*nhot)++] = page;
+			}
+		}
+	}
+	struct page_list oldest = p->written_back[1];
+	p->written_back[1] = p->written_back[0];
+	p->written_back[0] = *cur;
+	*cur = oldest;
+	int rc = nreads ? vm_copy(sb, reads, nreads, false) : 0;
+	for (size_t r = 0; !rc && r < nreads; r++)
+		if (memcmp(reads[r].buf, want[r], MOTE_PAGE_SIZE) && *nhot < HOT_MAX)
+			hot[(*nhot)++] = reads[r].gpa / MOTE_PAGE_SIZE;
+	return rc;
+}
+
+/* The host's own writes into the child (restores, a debugger's) count as
+ * written pages too; protect them again at once, or every later scan would
+ * report them and every restore copy them once more. A restore leaves the
+ * pages every call writes unprotected (choose_hot); the shared window
+ * stays unprotected, as drop_pages leaves it. */
+static int write_back(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n,
+                      bool restore)
 {
 	struct proc_sandbox *p = ps(sb);
 	park_stub(p);
@@ -1718,44 +1853,82 @@ static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 		 * wrote since the last scan first. */
 		int rc = p->scanned ? 0 : scan_all(sb, p, false, p->pending, NULL);
 		if (!rc)
-			p->scanned = true;
+			p->scanned = p->any_pending = true;
 		if (!rc)
 			rc = vm_copy(sb, v, n, true);
 		return rc ? rc : clear_soft_dirty(sb, p);
 	}
-	int rc = vm_copy(sb, v, n, true);
+	uint64_t hot[HOT_MAX];
+	unsigned nhot = 0;
+	int rc = restore ? choose_hot(sb, p, v, n, hot, &nhot) : 0;
+	if (!rc)
+		rc = vm_copy(sb, v, n, true);
 	if (rc)
 		return rc;
+	memcpy(p->hot, hot, sizeof(hot));
+	p->nhot = nhot;
 	/* Protected a cluster of nearby runs at a time: one scan over the
 	 * hull of runs far apart (a heap's first and last pages) would walk
-	 * every page in memory between them. */
-	mote_bitmap_clear(sb->dirty_log, sb->bitmap_words);
+	 * every page in memory between them. Hot pages split runs. */
+	uint64_t *seen = sb->dirty_log;
+	mote_bitmap_clear(seen, sb->bitmap_words);
 	for (unsigned t = 0; !rc && t < p->ntracked; t++) {
-		uint64_t lo = 0, hi = 0;
+		if (p->tracked_shared & (1u << t))
+			continue;
+		uint64_t lo = 0, hi = 0, tlo = p->tracked[t][0], thi = p->tracked[t][1];
 		for (size_t i = 0; !rc && i <= n; i++) {
-			uint64_t s0 = 0, e0 = 0;
-			if (i < n) {
-				s0 = v[i].gpa & ~(MOTE_PAGE_SIZE - 1);
-				e0 = v[i].gpa + v[i].len;
-				s0 = s0 < p->tracked[t][0] ? p->tracked[t][0] : s0;
-				e0 = e0 > p->tracked[t][1] ? p->tracked[t][1] : e0;
-				if (s0 >= e0)
-					continue;
-				if (hi && s0 >= lo && s0 <= hi + CLUSTER_GAP) {
-					hi = e0 > hi ? e0 : hi;
-					continue;
+			uint64_t s0 = i < n ? v[i].gpa & ~(MOTE_PAGE_SIZE - 1) : 0;
+			uint64_t end = i < n ? v[i].gpa + v[i].len : 0;
+			s0 = s0 < tlo ? tlo : s0;
+			end = end > thi ? thi : end;
+			/* Each piece of the run between hot pages, then (i == n)
+			 * the last cluster. */
+			while (!rc && (s0 < end || i == n)) {
+				uint64_t e0 = end;
+				if (i < n) {
+					while (s0 < end && is_hot(p, s0 / MOTE_PAGE_SIZE))
+						s0 += MOTE_PAGE_SIZE;
+					for (e0 = s0; e0 < end && !is_hot(p, e0 / MOTE_PAGE_SIZE);)
+						e0 += MOTE_PAGE_SIZE;
+					e0 = e0 > end ? end : e0;
+					if (s0 >= e0)
+						break;
+					if (hi && s0 >= lo && s0 <= hi + CLUSTER_GAP) {
+						hi = e0 > hi ? e0 : hi;
+						s0 = e0;
+						continue;
+					}
 				}
+				if (hi)
+					rc = scan_private(sb, p, lo, hi, true, seen, NULL);
+				lo = s0;
+				hi = e0;
+				s0 = e0;
+				if (i == n)
+					break;
 			}
-			if (hi && (p->tracked_shared & (1u << t)))
-				rc = scan_range(sb, p, lo, hi, RANGE_SHARED, true, sb->dirty_log,
-				                NULL);
-			else if (hi)
-				rc = scan_private(sb, p, lo, hi, true, sb->dirty_log, NULL);
-			lo = s0;
-			hi = e0;
+		}
+	}
+	/* What the guest wrote beside these runs, and no scan reported yet,
+	 * the next scan reports. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = v[i].gpa / MOTE_PAGE_SIZE;
+		uint64_t last = (v[i].gpa + v[i].len - 1) / MOTE_PAGE_SIZE;
+		if (v[i].len)
+			mote_bitmap_clear_range(seen, first, last - first + 1);
+	}
+	for (size_t w = 0; w < sb->bitmap_words; w++) {
+		if (seen[w]) {
+			p->pending[w] |= seen[w];
+			p->any_pending = true;
 		}
 	}
 	return rc;
+}
+
+static int proc_write(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
+{
+	return write_back(sb, v, n, false);
 }
 
 /* The stub drops `n` ranges of guest memory (mailbox, after the header). */
@@ -1780,21 +1953,18 @@ static int reset_command(struct mote_sandbox *sb, struct proc_sandbox *p, uint32
 	return 0;
 }
 
-/* A restore where what backs guest memory holds the content wanted
- * (backend.h): the stub drops the pages the guest made its own, which then
- * read from the snapshot's file again (zeros where it stored none). Nothing
- * is written into the child and nothing protected again from outside: no
- * TLB flush interrupts the CPU the stub last ran on (on these VMs 30-40 us
- * when it sleeps), and the stub need not be parked. Dropped pages count as
- * written only once written again. The shared window's content the host
- * writes itself, and leaves its pages unprotected: they are reported at
- * every restore from then on, a few pages of call buffers that a memcpy
- * puts back for less than an madvise would drop them (~2.5 us each). */
-static int proc_reset(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
+/* Drop the pages the guest made its own, in the stub, so that they read
+ * from the snapshot's file again (zeros where it stored none). Nothing is
+ * written into the child and nothing protected again from outside: no TLB
+ * flush interrupts the CPU the stub last ran on, and the stub need not be
+ * parked. Dropped pages count as written only once written again. The
+ * shared window's content the host writes itself, and leaves its pages
+ * unprotected: they are reported at every restore from then on, a few
+ * pages of call buffers that a memcpy puts back for less than an madvise
+ * would drop them (~2.5 us each). */
+static int drop_pages(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
 {
 	struct proc_sandbox *p = ps(sb);
-	if (p->soft_dirty)
-		return proc_write(sb, v, n); /* its tracking is cleared all at once */
 	if (p->dead)
 		return mote_sandbox_fail(sb, -MOTE_EBACKEND, "the sandbox's process is gone");
 	struct window shared[2];
@@ -1835,6 +2005,61 @@ static int proc_reset(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 		}
 	}
 	return rc || !k ? rc : reset_command(sb, p, (uint32_t)k);
+}
+
+/* A restore where what backs guest memory holds the content wanted
+ * (backend.h) puts pages back one of two ways: the stub drops them
+ * (drop_pages) or the host writes them and protects them again while the
+ * stub sleeps (proc_write). Which costs less depends on the machine, by
+ * several times either way: where the VM has hardware nested paging, a
+ * drop is a few microseconds a page and the host's protection a TLB flush
+ * that interrupts the stub's CPU (tens of microseconds); where the VM's
+ * own page tables are shadowed by its hypervisor, every change the stub
+ * makes to its page tables while the host's thread runs on the other vCPU
+ * costs ~20 us a page, and changes made from outside while the stub
+ * sleeps ~1 us (docs/architecture.md). So each sandbox measures both: its
+ * first restores alternate, then it takes the cheaper, and tries the
+ * other again every PUT_PROBE_EVERY restores. A cost is per page restored
+ * plus PUT_FIXED_PAGES, so restores of different sizes compare. */
+enum { PUT_DROP, PUT_WRITE };
+#define PUT_CALIBRATE   4
+#define PUT_PROBE_EVERY 64
+#define PUT_FIXED_PAGES 8
+
+static int put_way(struct proc_sandbox *p)
+{
+	unsigned r = p->restores++;
+	int forced = __atomic_load_n(&forced_way, __ATOMIC_RELAXED);
+	if (forced >= 0)
+		return forced;
+	if (r < PUT_CALIBRATE)
+		return r % 2 ? PUT_WRITE : PUT_DROP;
+	int cheaper = p->put_cost[PUT_WRITE] < p->put_cost[PUT_DROP] ? PUT_WRITE : PUT_DROP;
+	return r % PUT_PROBE_EVERY == 0 ? !cheaper : cheaper;
+}
+
+static void note_put_cost(struct proc_sandbox *p, int way, uint64_t ns, uint64_t pages)
+{
+	uint64_t cost = ns / (pages + PUT_FIXED_PAGES);
+	/* A moving average (weight 1/4), the first sample taken whole. */
+	p->put_cost[way] =
+	    p->put_runs[way]++ ? p->put_cost[way] - p->put_cost[way] / 4 + cost / 4 : cost;
+}
+
+static int proc_reset(struct mote_sandbox *sb, const struct mote_mem_copy *v, size_t n)
+{
+	struct proc_sandbox *p = ps(sb);
+	if (p->soft_dirty)
+		return proc_write(sb, v, n); /* its tracking is cleared all at once */
+	uint64_t pages = 0;
+	for (size_t i = 0; i < n; i++)
+		pages += (v[i].len + MOTE_PAGE_SIZE - 1) / MOTE_PAGE_SIZE;
+	int way = put_way(p);
+	uint64_t t0 = now_ns();
+	int rc = way == PUT_WRITE ? write_back(sb, v, n, true) : drop_pages(sb, v, n);
+	if (!rc)
+		note_put_cost(p, way, now_ns() - t0, pages);
+	return rc;
 }
 
 /* Map and unmap commands, run by the stub while it is parked. */
