@@ -582,6 +582,23 @@ static void check_fresh_pages_restored(mote_sandbox *sb, mote_snapshot *snap, ui
 	}
 }
 
+/* A freed sandbox's view of guest memory is kept for the next one of its
+ * size (sandbox.c, view_map): the next gets it, and none of the content. */
+TEST(kept_memory_view_starts_empty)
+{
+	mote_sandbox *a = new_snap_guest(2 << 20, NULL);
+	REQUIRE(a);
+	call_i(a, "write_pattern", 0, 8, 5);
+	CHECK_EQ_U64(guest_sum(a, 0, 8), pattern_sum(0, 8, 5));
+	const uint8_t *was = ((struct mote_sandbox *)a)->mem;
+	mote_sandbox_free(a);
+	mote_sandbox *b = new_snap_guest(2 << 20, NULL);
+	REQUIRE(b);
+	CHECK(((struct mote_sandbox *)b)->mem == was);
+	CHECK_EQ_U64(guest_sum(b, 0, 8), pattern_sum(0, 8, 0));
+	mote_sandbox_free(b);
+}
+
 TEST(fresh_memory_restores_exact)
 {
 	mote_sandbox *sb = new_snap_guest(48 << 20, NULL);

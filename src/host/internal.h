@@ -356,6 +356,8 @@ const char *mote_write_tracking_name(enum mote_write_tracking t);
  * nothing), with the huge-page setting applied to the heap; `image`: the
  * host will write the guest's first memory into it (an ELF's segments). */
 int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image);
+/* Unmaps sb->mem (kept for the next sandbox of its size: sandbox.c). */
+void mote_sandbox_unmap_memory(struct mote_sandbox *sb);
 void mote_sandbox_advise_heap(struct mote_sandbox *sb);
 struct mote_sandbox *mote_sandbox_alloc(const mote_config *config,
 					const mote_host_functions *host_functions, int *rc);

@@ -4,6 +4,7 @@
  * mote_guest_ptr() and validated before use. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -789,6 +790,139 @@ void mote_sandbox_free_pieces(struct mote_sandbox *sb)
 	sb->npieces = sb->pieces_cap = 0;
 }
 
+/* ---- Host views of guest memory ----
+ * A view is new at every start, and its first touches cost page faults and
+ * the page tables under them: inside a VM whose page tables its hypervisor
+ * shadows, 20-90 us for each region of a view, and a large guest's view
+ * has two far apart (the system area and image at its bottom, the stack
+ * and call buffers at its top). Freed views of a size are kept for the
+ * next sandbox of that size (VIEW_SLOTS of them, least recently used
+ * first out): reserved without access, their pages gone, and with a page
+ * of reservation beside each end inside the same 2 MiB, which keeps the
+ * kernel from freeing the page tables of the two regions a start touches.
+ * The view begins one page into a 2 MiB block, so guest addresses below
+ * 2 MiB - 4 KiB (the system area) share that block's table. */
+#define VIEW_SLOTS 8
+struct view_slot {
+	uint8_t *res; /* the whole reservation */
+	uint64_t res_len, size;
+	uint64_t used; /* a clock: larger is more recent */
+	bool busy;
+};
+static struct view_slot view_slots[VIEW_SLOTS];
+static uint64_t view_clock;
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint8_t *view_base(const struct view_slot *v)
+{
+	return v->res + (((uintptr_t) - (uintptr_t)v->res) & (MOTE_LARGE_PAGE_SIZE - 1)) +
+	       MOTE_PAGE_SIZE;
+}
+
+static void *map_view_at(void *at, uint64_t size)
+{
+	return mmap(at, size, PROT_READ | PROT_WRITE,
+	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (at ? MAP_FIXED : 0), -1, 0);
+}
+
+/* Anonymous zeros, `size` bytes, readable and writable: a kept view if
+ * there is one of that size, else a new one (kept when freed if a slot is
+ * free or idle). MAP_FAILED if none. */
+static void *view_map(uint64_t size)
+{
+	/* A kept view of this size, the most recently used; else where a new
+	 * one is kept: an empty slot, or the least recently used idle one. */
+	pthread_mutex_lock(&view_lock);
+	struct view_slot *v = NULL;
+	for (int i = 0; i < VIEW_SLOTS; i++) {
+		struct view_slot *s = &view_slots[i];
+		if (!s->busy && s->res && s->size == size && (!v || s->used > v->used))
+			v = s;
+	}
+	if (v)
+		v->busy = true;
+	pthread_mutex_unlock(&view_lock);
+	if (v) {
+		void *m = map_view_at(view_base(v), size);
+		pthread_mutex_lock(&view_lock);
+		v->used = ++view_clock;
+		v->busy = m != MAP_FAILED;
+		pthread_mutex_unlock(&view_lock);
+		if (m != MAP_FAILED)
+			return m;
+	}
+	uint64_t res_len = size + MOTE_LARGE_PAGE_SIZE + 2 * MOTE_PAGE_SIZE;
+	uint8_t *res =
+	    mmap(NULL, res_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return map_view_at(NULL, size); /* no room for the reserve: a plain view */
+	struct view_slot fresh = {res, res_len, size, 0, true};
+	uint8_t *m = map_view_at(view_base(&fresh), size);
+	if (m == MAP_FAILED) {
+		munmap(res, res_len);
+		return m;
+	}
+	struct view_slot old = {0};
+	bool kept = false;
+	pthread_mutex_lock(&view_lock);
+	struct view_slot *slot = NULL;
+	for (int i = 0; i < VIEW_SLOTS; i++) {
+		struct view_slot *s = &view_slots[i];
+		if (s->busy)
+			continue;
+		if (!s->res) {
+			slot = s;
+			break;
+		}
+		if (!slot || s->used < slot->used)
+			slot = s;
+	}
+	if (slot) {
+		old = *slot;
+		fresh.used = ++view_clock;
+		*slot = fresh;
+		kept = true;
+	}
+	pthread_mutex_unlock(&view_lock);
+	if (old.res)
+		munmap(old.res, old.res_len);
+	if (!kept) { /* every slot busy: a plain view, unmapped whole when freed */
+		munmap(res, (uint64_t)(m - res));
+		munmap(m + size, (uint64_t)(res + res_len - (m + size)));
+	}
+	return m;
+}
+
+static void view_unmap(void *mem, uint64_t size)
+{
+	pthread_mutex_lock(&view_lock);
+	for (int i = 0; i < VIEW_SLOTS; i++) {
+		struct view_slot *s = &view_slots[i];
+		if (s->busy && s->res && view_base(s) == mem && s->size == size) {
+			/* Its pages go, its reservation stays. */
+			void *r =
+			    mmap(mem, size, PROT_NONE,
+			         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+			if (r == MAP_FAILED) {
+				munmap(s->res, s->res_len);
+				s->res = NULL;
+			}
+			s->busy = false;
+			pthread_mutex_unlock(&view_lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&view_lock);
+	munmap(mem, size);
+}
+
+void mote_sandbox_unmap_memory(struct mote_sandbox *sb)
+{
+	if (sb->mem)
+		view_unmap(sb->mem, sb->mem_size);
+	sb->mem = NULL;
+}
+
 int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image)
 {
 	/* A backend that runs the guest elsewhere maps what the host writes
@@ -813,12 +947,11 @@ int mote_sandbox_map_memory(struct mote_sandbox *sb, bool image)
 						 (unsigned long long)image_size, strerror(errno));
 		}
 	}
-	void *mem = mmap(NULL, sb->mem_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *mem = view_map(sb->mem_size);
 	if (mem != MAP_FAILED && fd >= 0 &&
 	    mmap(mem, image_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
 		    MAP_FAILED) {
-		munmap(mem, sb->mem_size);
+		view_unmap(mem, sb->mem_size);
 		mem = MAP_FAILED;
 	}
 	if (mem == MAP_FAILED) {
@@ -970,8 +1103,7 @@ void mote_sandbox_free(mote_sandbox *sb)
 	if (sb->be)
 		sb->be->destroy(sb);
 	mote_sandbox_free_pieces(sb);
-	if (sb->mem)
-		munmap(sb->mem, sb->mem_size);
+	mote_sandbox_unmap_memory(sb);
 	if (sb->have_timer)
 		timer_delete(sb->timer);
 	for (size_t i = 0; i < sb->nfns; i++)

@@ -545,8 +545,7 @@ static int rebuild_from(struct mote_sandbox *sb, struct mote_snapshot *snap)
 	mote_mappings_clear(sb);
 	sb->be->destroy(sb);
 	mote_sandbox_free_pieces(sb);
-	munmap(sb->mem, sb->mem_size);
-	sb->mem = NULL;
+	mote_sandbox_unmap_memory(sb);
 	int rc = mote_sandbox_map_memory(sb, false);
 	if (!rc && map_chain(snap, sb->mem, PROT_READ | PROT_WRITE, MAP_PRIVATE, host_view_end(sb)))
 		rc = mote_sandbox_fail(sb, -MOTE_ENOMEM, "cannot map snapshot memory: %s",
