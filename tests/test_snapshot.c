@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -597,6 +598,46 @@ TEST(kept_memory_view_starts_empty)
 	CHECK(((struct mote_sandbox *)b)->mem == was);
 	CHECK_EQ_U64(guest_sum(b, 0, 8), pattern_sum(0, 8, 0));
 	mote_sandbox_free(b);
+}
+
+/* This process's address space, in bytes (VmSize). */
+static uint64_t address_space_used(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long kib = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %llu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kib << 10;
+}
+
+/* Kept views count against RLIMIT_AS; where a new one does not fit, they
+ * are given back rather than the start failing. */
+TEST(kept_memory_views_yield_to_an_address_space_limit)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	TEST_SKIP("ASan's own mappings move the address space used");
+	return;
+#endif
+	mote_sandbox *big = new_snap_guest(1ull << 30, NULL);
+	REQUIRE(big);
+	mote_sandbox_free(big); /* its 1 GiB view is kept */
+	struct rlimit old;
+	REQUIRE(getrlimit(RLIMIT_AS, &old) == 0);
+	struct rlimit tight = old;
+	tight.rlim_cur = address_space_used() + (100ull << 20);
+	REQUIRE(setrlimit(RLIMIT_AS, &tight) == 0);
+	mote_sandbox *sb = new_snap_guest(256ull << 20, NULL);
+	setrlimit(RLIMIT_AS, &old);
+	CHECK(sb != NULL);
+	if (sb) {
+		call_i(sb, "write_pattern", 0, 4, 3);
+		CHECK_EQ_U64(guest_sum(sb, 0, 4), pattern_sum(0, 4, 3));
+	}
+	mote_sandbox_free(sb);
 }
 
 TEST(fresh_memory_restores_exact)

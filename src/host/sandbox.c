@@ -825,9 +825,29 @@ static void *map_view_at(void *at, uint64_t size)
 	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (at ? MAP_FIXED : 0), -1, 0);
 }
 
+/* Gives back every kept view not in use: their address space counts
+ * against RLIMIT_AS. true if there was any. */
+static bool release_idle_views(void)
+{
+	struct view_slot idle[VIEW_SLOTS];
+	int n = 0;
+	pthread_mutex_lock(&view_lock);
+	for (int i = 0; i < VIEW_SLOTS; i++) {
+		if (view_slots[i].res && !view_slots[i].busy) {
+			idle[n++] = view_slots[i];
+			view_slots[i].res = NULL;
+		}
+	}
+	pthread_mutex_unlock(&view_lock);
+	for (int i = 0; i < n; i++)
+		munmap(idle[i].res, idle[i].res_len);
+	return n > 0;
+}
+
 /* Anonymous zeros, `size` bytes, readable and writable: a kept view if
  * there is one of that size, else a new one (kept when freed if a slot is
- * free or idle). MAP_FAILED if none. */
+ * free or idle). MAP_FAILED if none, also after giving back the kept ones
+ * (they may be what a limit on address space counted). */
 static void *view_map(uint64_t size)
 {
 	/* A kept view of this size, the most recently used; else where a new
@@ -854,8 +874,11 @@ static void *view_map(uint64_t size)
 	uint64_t res_len = size + MOTE_LARGE_PAGE_SIZE + 2 * MOTE_PAGE_SIZE;
 	uint8_t *res =
 	    mmap(NULL, res_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (res == MAP_FAILED)
-		return map_view_at(NULL, size); /* no room for the reserve: a plain view */
+	if (res == MAP_FAILED) { /* no room for the reserve: a plain view */
+		void *plain = map_view_at(NULL, size);
+		return plain == MAP_FAILED && release_idle_views() ? map_view_at(NULL, size)
+		                                                   : plain;
+	}
 	struct view_slot fresh = {res, res_len, size, 0, true};
 	uint8_t *m = map_view_at(view_base(&fresh), size);
 	if (m == MAP_FAILED) {
