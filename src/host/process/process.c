@@ -109,7 +109,8 @@ struct proc_sandbox {
 	int clear_refs_fd;
 	bool scanned;      /* no guest code ran since the last scan */
 	uint64_t *pending; /* written pages seen by a scan, not yet reported */
-	bool any_pending;
+	uint64_t *pending_summary;
+	uint64_t *seen_summary; /* of sb->dirty_log, the pages a host write's scan saw */
 	/* The two ways a restore puts pages back (proc_reset): what each
 	 * cost lately, per page plus a fixed share, and how often each ran. */
 	uint64_t put_cost[2];
@@ -1019,8 +1020,11 @@ static int proc_create(struct mote_sandbox *sb, uint64_t core_end)
 	p->apart_after = APART_AFTER;
 	sb->be_data = p;
 	p->soft_dirty = mote_process_tracking() == MOTE_TRACK_SOFT_DIRTY;
-	if (!(p->pending = mote_calloc(sb->bitmap_words, sizeof(uint64_t))))
+	p->pending = mote_calloc(sb->bitmap_words + 2 * sb->summary_words, sizeof(uint64_t));
+	if (!p->pending)
 		return mote_sandbox_fail(sb, -MOTE_ENOMEM, "out of memory");
+	p->pending_summary = p->pending + sb->bitmap_words;
+	p->seen_summary = p->pending_summary + sb->summary_words;
 	/* Take a spare and tell it a setup is coming: waking a sleeping
 	 * process costs up to tens of microseconds inside a VM, which then
 	 * overlaps the work below. */
@@ -1549,6 +1553,22 @@ static void park_stub(struct proc_sandbox *p)
 		spin_round(i);
 }
 
+/* The words of `from` that its summary notes, ORed into `to` (noted in
+ * `to_summary`); `from` and its summary are left all zeros. */
+static void move_noted(uint64_t *to, uint64_t *to_summary, uint64_t *from, uint64_t *from_summary,
+                       size_t summary_words)
+{
+	for (size_t w = 0; mote_summary_next(from_summary, summary_words, &w); w++) {
+		if (from[w]) {
+			to[w] |= from[w];
+			from[w] = 0;
+			if (to_summary)
+				mote_summary_note(to_summary, w);
+		}
+	}
+	memset(from_summary, 0, summary_words * sizeof(uint64_t));
+}
+
 static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool written_back,
                             uint64_t *summary)
 {
@@ -1561,16 +1581,7 @@ static int proc_dirty_pages(struct mote_sandbox *sb, uint64_t *bitmap, bool writ
 	int rc = scan_all(sb, p, !written_back, bitmap, summary);
 	if (rc)
 		return rc;
-	if (p->any_pending) {
-		for (size_t w = 0; w < sb->bitmap_words; w++) {
-			if (p->pending[w]) {
-				bitmap[w] |= p->pending[w];
-				p->pending[w] = 0;
-				mote_summary_note(summary, w);
-			}
-		}
-		p->any_pending = false;
-	}
+	move_noted(bitmap, summary, p->pending, p->pending_summary, sb->summary_words);
 	if (p->soft_dirty)
 		p->scanned = true;
 	return 0;
@@ -1851,9 +1862,9 @@ static int write_back(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 	if (p->soft_dirty) {
 		/* Clearing the bits is all or nothing: keep what the guest
 		 * wrote since the last scan first. */
-		int rc = p->scanned ? 0 : scan_all(sb, p, false, p->pending, NULL);
+		int rc = p->scanned ? 0 : scan_all(sb, p, false, p->pending, p->pending_summary);
 		if (!rc)
-			p->scanned = p->any_pending = true;
+			p->scanned = true;
 		if (!rc)
 			rc = vm_copy(sb, v, n, true);
 		return rc ? rc : clear_soft_dirty(sb, p);
@@ -1869,9 +1880,9 @@ static int write_back(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 	p->nhot = nhot;
 	/* Protected a cluster of nearby runs at a time: one scan over the
 	 * hull of runs far apart (a heap's first and last pages) would walk
-	 * every page in memory between them. Hot pages split runs. */
+	 * every page in memory between them. Hot pages split runs. What the
+	 * scans see goes to `seen` (all zeros between host writes). */
 	uint64_t *seen = sb->dirty_log;
-	mote_bitmap_clear(seen, sb->bitmap_words);
 	for (unsigned t = 0; !rc && t < p->ntracked; t++) {
 		if (p->tracked_shared & (1u << t))
 			continue;
@@ -1900,7 +1911,8 @@ static int write_back(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 					}
 				}
 				if (hi)
-					rc = scan_private(sb, p, lo, hi, true, seen, NULL);
+					rc = scan_private(sb, p, lo, hi, true, seen,
+					                  p->seen_summary);
 				lo = s0;
 				hi = e0;
 				s0 = e0;
@@ -1917,12 +1929,7 @@ static int write_back(struct mote_sandbox *sb, const struct mote_mem_copy *v, si
 		if (v[i].len)
 			mote_bitmap_clear_range(seen, first, last - first + 1);
 	}
-	for (size_t w = 0; w < sb->bitmap_words; w++) {
-		if (seen[w]) {
-			p->pending[w] |= seen[w];
-			p->any_pending = true;
-		}
-	}
+	move_noted(p->pending, p->pending_summary, seen, p->seen_summary, sb->summary_words);
 	return rc;
 }
 
